@@ -1,0 +1,49 @@
+# msm — make help lists the targets.
+TEMPORAL_VERSION     := v1.5.1
+STATICCHECK_VERSION  := v0.8.2
+WORKFLOWCHECK_VERSION := v0.6.0
+GO    ?= go
+BIN   := $(CURDIR)/bin
+# Tools are installed from the module proxy with `go install pkg@version`,
+# which keeps them out of this module's dependency graph.
+TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
+
+.DEFAULT_GOAL := help
+.PHONY: help build dev test check bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/msm and bin/demo (the example MicroService)
+	$(GO) build -o bin/msm ./cmd/msm
+	$(GO) build -o bin/demo ./examples/demo
+
+bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once; ~7-11 min the first time
+	$(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+bin/staticcheck:
+	$(TOOL_INSTALL) honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+bin/workflowcheck:
+	$(TOOL_INSTALL) go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
+dev: build bin/temporal ## run Temporal (Web UI :8233), the Manager, local nodes and the example catalog
+	bin/msm dev --catalog examples/catalog.yaml
+
+test: build bin/temporal ## run every test with -race (unit, workflow, replay, end-to-end)
+	MSM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
+
+check: bin/staticcheck bin/workflowcheck ## gofmt, go vet, staticcheck, workflowcheck, go mod tidy leaves no diff
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+	bin/staticcheck ./...
+	bin/workflowcheck ./workflows/...
+	$(GO) mod tidy
+	@git diff --quiet -- go.mod go.sum || { echo "go mod tidy changed go.mod/go.sum: commit the result"; git --no-pager diff -- go.mod go.sum; exit 1; }
+
+bench: ## benchmarks (see issue 7: not written yet)
+	@echo "make bench: the benchmarks are not written yet (issue 7)"
+
+clean: ## remove built binaries (keeps bin/temporal, which is slow to build) and .msm state
+	rm -f bin/msm bin/demo bin/staticcheck bin/workflowcheck
+	rm -rf .msm

@@ -1,0 +1,50 @@
+// Package activities holds the manager-side activities: calls to the
+// provider of the Manager's kind. They run on the manager task queue.
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/standalone"
+	"github.com/msm-project/msm/workflows"
+)
+
+// Activities are registered once per worker.
+type Activities struct {
+	// Providers by kind, for kinds whose provider is built at start. The
+	// standalone provider is built from each request's server, which comes
+	// from the catalog in force.
+	Providers map[string]providers.Provider
+}
+
+// LaunchServer asks the provider for the server. It is idempotent by
+// in.Key: a retry after a crash finds the server already launched.
+func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServerInput) (workflows.LaunchServerResult, error) {
+	var p providers.Provider
+	switch in.Kind {
+	case catalog.KindStandalone, "":
+		s := in.Server
+		p = standalone.New([]catalog.Server{{Name: s.ID, Address: s.Address, Slots: s.Slots, Ports: s.Ports}})
+	default:
+		p = a.Providers[in.Kind]
+	}
+	if p == nil {
+		return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("this worker has no provider for kind %q; run a worker built with it", in.Kind),
+			workflows.ErrUnknownKind, nil)
+	}
+	s, err := p.Create(ctx, in.Key, providers.Spec{Owner: in.Manager, Name: in.Server.ID})
+	if err != nil {
+		if providers.IsNoCapacity(err) {
+			return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("launching server %s, %v", in.Server.ID, err), workflows.ErrNoCapacity, err)
+		}
+		return workflows.LaunchServerResult{}, fmt.Errorf("launching server %s, %w", in.Server.ID, err)
+	}
+	return workflows.LaunchServerResult{ID: s.ID, Address: s.Address}, nil
+}

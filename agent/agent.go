@@ -1,0 +1,241 @@
+// Package agent is the container agent (`msm agent`): a Temporal worker on
+// the container's own task queue. It registers with the Manager when it
+// starts, loads the MicroService it is told to on the port it was leased,
+// health-checks it, and stops it when the agent stops.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/workflows"
+)
+
+// Config names the container.
+type Config struct {
+	Container string
+	Server    string
+	Manager   string
+	Log       *slog.Logger
+}
+
+// Agent is a running container agent.
+type Agent struct {
+	cfg Config
+
+	mu      sync.Mutex
+	loaded  *loaded
+	healthy http.Client
+}
+
+// loaded is the MicroService this container runs.
+type loaded struct {
+	service string
+	port    int
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process exits
+	out     *tail
+}
+
+// New checks cfg.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Container == "" || cfg.Manager == "" {
+		return nil, errors.New("an agent needs its container ID and manager name (--container, --manager)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Agent{cfg: cfg}, nil
+}
+
+// Run serves the container's task queue, registers with the Manager, and
+// stops the MicroService when ctx ends.
+func (a *Agent) Run(ctx context.Context, c client.Client) error {
+	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
+	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting agent worker on %s, %w", workflows.ContainerQueue(a.cfg.Container), err)
+	}
+	defer w.Stop()
+	reg := workflows.RegisterSignal{Container: a.cfg.Container, Server: a.cfg.Server, PID: os.Getpid()}
+	if err := c.SignalWorkflow(ctx, workflows.ManagerID(a.cfg.Manager), "", workflows.SignalRegister, reg); err != nil {
+		return fmt.Errorf("registering with manager %s, %w", a.cfg.Manager, err)
+	}
+	a.cfg.Log.Info("agent registered", "container", a.cfg.Container, "server", a.cfg.Server)
+	<-ctx.Done()
+	a.unload()
+	return nil
+}
+
+// LoadService starts the MicroService on the leased port and returns once
+// it answers its health check. Loading the same service on the same port
+// again returns the running one, so retries are harmless.
+func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
+	begin := time.Now()
+	a.mu.Lock()
+	cur := a.loaded
+	a.mu.Unlock()
+	if cur != nil && !exited(cur) {
+		if cur.service != in.Service.Name || cur.port != in.Port {
+			return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("container %s already runs %s on port %d; unload it first", a.cfg.Container, cur.service, cur.port),
+				workflows.ErrLoadFailed, nil)
+		}
+		if err := a.waitHealthy(ctx, in, cur); err != nil {
+			return workflows.LoadServiceResult{}, err
+		}
+		return workflows.LoadServiceResult{PID: cur.cmd.Process.Pid, Healthy: true, Took: time.Since(begin), Attached: true}, nil
+	}
+	name, args, env, err := in.Service.Render(catalog.TemplateData{
+		Port: in.Port, Service: in.Service.Name, Container: in.Container, Server: in.Server, Address: in.Address,
+	})
+	if err != nil {
+		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("rendering the command of %s, %v", in.Service.Name, err), workflows.ErrLoadFailed, err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
+	cmd.Env = append(cmd.Env, env...)
+	out := &tail{max: 4096}
+	cmd.Stdout = io.MultiWriter(os.Stdout, out)
+	cmd.Stderr = io.MultiWriter(os.Stderr, out)
+	// The MicroService dies with its agent, so no orphan keeps its port.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("starting %s (%s), %v: check the service's command in the catalog", in.Service.Name, name, err),
+			workflows.ErrLoadFailed, err)
+	}
+	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out}
+	go func() { _ = cmd.Wait(); close(l.done) }()
+	a.mu.Lock()
+	a.loaded = l
+	a.mu.Unlock()
+	a.cfg.Log.Info("loading", "service", in.Service.Name, "port", in.Port, "pid", cmd.Process.Pid)
+	if err := a.waitHealthy(ctx, in, l); err != nil {
+		a.unload()
+		return workflows.LoadServiceResult{}, err
+	}
+	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
+}
+
+// waitHealthy polls the health check until it passes, the process exits
+// (non-retryable: the command is wrong), or ctx ends.
+func (a *Agent) waitHealthy(ctx context.Context, in workflows.LoadServiceInput, l *loaded) error {
+	h := in.Service.Health
+	host := in.Address
+	if host == "" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + h.Path
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	lastErr := errors.New("no answer yet")
+	for {
+		if err := a.check(ctx, url, timeout); err == nil {
+			return nil
+		} else {
+			lastErr = err
+		}
+		activity.RecordHeartbeat(ctx, lastErr.Error())
+		select {
+		case <-l.done:
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s exited before it was healthy (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()),
+				workflows.ErrLoadFailed, nil)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to answer %s, last error: %v, %w", in.Service.Name, url, lastErr, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) check(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.healthy.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return nil
+}
+
+// unload stops the MicroService: SIGTERM, then SIGKILL after a grace period.
+func (a *Agent) unload() {
+	a.mu.Lock()
+	l := a.loaded
+	a.loaded = nil
+	a.mu.Unlock()
+	if l == nil || exited(l) {
+		return
+	}
+	_ = l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.done:
+	case <-time.After(5 * time.Second):
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	}
+}
+
+func exited(l *loaded) bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(bytes.TrimSpace(t.buf))
+}

@@ -1,0 +1,88 @@
+// Package catalog owns the list of MicroServices the whole service needs and
+// the Manager settings that come with it: the schema, loading it from YAML
+// with file:line errors, and validating it before anything is started.
+//
+// The types here travel inside workflow inputs and history, so they are plain
+// data that round-trips through JSON.
+package catalog
+
+import "time"
+
+// Kinds of Manager: the provider the Manager runs on.
+const (
+	KindStandalone = "standalone"
+	KindDocker     = "docker"
+	KindEC2        = "ec2"
+	KindAzure      = "azure"
+)
+
+// Catalog is one whole catalog file: the Manager section and the services.
+type Catalog struct {
+	Manager  Manager   `yaml:"manager" json:"manager"`
+	Services []Service `yaml:"services" json:"services"`
+}
+
+// Manager holds the settings of the Manager itself.
+type Manager struct {
+	// Kind is the provider: standalone (default), docker, ec2 or azure.
+	Kind string `yaml:"kind" json:"kind"`
+	// WarmPool is how many waiting containers the Manager keeps ready.
+	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
+	// Servers lists the hosts of the standalone kind.
+	Servers []Server `yaml:"servers" json:"servers,omitempty"`
+}
+
+// Server is one standalone host.
+type Server struct {
+	Name    string    `yaml:"name" json:"name"`
+	Address string    `yaml:"address" json:"address"`
+	Slots   int       `yaml:"slots" json:"slots"`
+	Ports   PortRange `yaml:"ports" json:"ports"`
+}
+
+// PortRange is an inclusive range of ports, written "20000-20099" in YAML.
+type PortRange struct {
+	First int `json:"first"`
+	Last  int `json:"last"`
+}
+
+// Service is one MicroService.
+type Service struct {
+	Name string `yaml:"name" json:"name"`
+	// Command and Args start the service on process kinds (standalone, ec2,
+	// azure). Both are Go templates over TemplateData, e.g. "--port={{.Port}}".
+	Command string   `yaml:"command" json:"command,omitempty"`
+	Args    []string `yaml:"args" json:"args,omitempty"`
+	// Image is the container image on the docker kind.
+	Image string `yaml:"image" json:"image,omitempty"`
+	// Env values are templates over TemplateData too.
+	Env      map[string]string `yaml:"env" json:"env,omitempty"`
+	Health   HealthCheck       `yaml:"health" json:"health"`
+	Replicas Replicas          `yaml:"replicas" json:"replicas"`
+	// Slots is what one instance uses of its server's slots (default 1).
+	Slots int `yaml:"slots" json:"slots"`
+}
+
+// HealthCheck is an HTTP check against the service's own port.
+type HealthCheck struct {
+	Path             string        `yaml:"path" json:"path"`
+	Interval         time.Duration `yaml:"interval" json:"interval"`
+	Timeout          time.Duration `yaml:"timeout" json:"timeout"`
+	FailureThreshold int           `yaml:"failure_threshold" json:"failure_threshold"`
+}
+
+// Replicas bounds the instances of a service.
+type Replicas struct {
+	Min     int `yaml:"min" json:"min"`
+	Initial int `yaml:"initial" json:"initial"`
+	Max     int `yaml:"max" json:"max"`
+}
+
+// TemplateData is what Command, Args and Env templates may use.
+type TemplateData struct {
+	Port      int    // the leased port
+	Service   string // the service name
+	Container string // the container ID
+	Server    string // the server name
+	Address   string // the server's address
+}

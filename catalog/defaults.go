@@ -1,0 +1,55 @@
+package catalog
+
+import "time"
+
+// Defaults for fields a catalog may leave out.
+const (
+	DefaultKind             = KindStandalone
+	DefaultServiceSlots     = 1
+	DefaultHealthPath       = "/healthz"
+	DefaultHealthInterval   = 2 * time.Second
+	DefaultHealthTimeout    = 1 * time.Second
+	DefaultFailureThreshold = 3
+)
+
+// Default fills the fields left at their zero value. It is idempotent, and
+// Parse calls it before Validate; a catalog built in code should call it too.
+//
+// Replicas: initial defaults to min, and max to the larger of initial and
+// min. So a service that sets only "initial: 2" runs 2 and never scales, and
+// one that sets nothing gets max 0, which Validate rejects: every service
+// must say how far it may scale.
+func (c *Catalog) Default() {
+	if c.Manager.Kind == "" {
+		c.Manager.Kind = DefaultKind
+	}
+	for i := range c.Services {
+		c.Services[i].defaults()
+	}
+}
+
+func (s *Service) defaults() {
+	if s.Slots == 0 {
+		s.Slots = DefaultServiceSlots
+	}
+	h := &s.Health
+	if h.Path == "" {
+		h.Path = DefaultHealthPath
+	}
+	if h.Interval == 0 {
+		h.Interval = DefaultHealthInterval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = DefaultHealthTimeout
+	}
+	if h.FailureThreshold == 0 {
+		h.FailureThreshold = DefaultFailureThreshold
+	}
+	r := &s.Replicas
+	if r.Initial == 0 {
+		r.Initial = r.Min
+	}
+	if r.Max == 0 {
+		r.Max = max(r.Initial, r.Min)
+	}
+}

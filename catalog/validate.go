@@ -1,0 +1,337 @@
+package catalog
+
+import (
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Validate checks a defaulted catalog (see Default) and returns every
+// problem found, nil if there are none. It does no I/O; the problems carry
+// fields but no lines (Parse adds those).
+func (c *Catalog) Validate() []Problem {
+	return c.validate(nil)
+}
+
+// validate is Validate with a way to find the line of a field, so that a
+// message about two fields (a duplicate name, overlapping ports) can point
+// at the other one too.
+func (c *Catalog) validate(lineOf func(field string) int) []Problem {
+	v := validator{c: c, lineOf: lineOf}
+	v.manager()
+	v.servers()
+	v.services()
+	v.capacity()
+	return v.ps
+}
+
+type validator struct {
+	c      *Catalog
+	lineOf func(string) int
+	ps     problems
+}
+
+// kinds lists the kinds of Manager msm knows, in the order docs name them.
+var kinds = []string{KindStandalone, KindDocker, KindEC2, KindAzure}
+
+// processKind reports whether services run as processes started from
+// Command (rather than as Docker containers from Image).
+func processKind(kind string) bool {
+	return kind == KindStandalone || kind == KindEC2 || kind == KindAzure
+}
+
+var (
+	// A name goes into task queue names and container IDs, so it keeps to
+	// the DNS label alphabet, which every provider also accepts.
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+const maxNameLen = 63
+
+// where names a field for a message about another one, with its line when
+// known.
+func (v *validator) where(field string) string {
+	if v.lineOf != nil {
+		if l := v.lineOf(field); l > 0 {
+			return fmt.Sprintf("%s (line %d)", field, l)
+		}
+	}
+	return field
+}
+
+func (v *validator) manager() {
+	m := v.c.Manager
+	if !slices.Contains(kinds, m.Kind) {
+		v.ps.add("manager.kind", "%q is not a kind of Manager; use one of %s", m.Kind, strings.Join(kinds, ", "))
+	}
+	if m.WarmPool < 0 {
+		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
+	}
+}
+
+// name checks the name of a server or service; seen maps the names so far
+// to the item that took them first.
+func (v *validator) name(item, name, what, example string, seen map[string]string) {
+	field := item + ".name"
+	switch {
+	case name == "":
+		v.ps.add(field, "the %s has no name; give it one such as %q", what, example)
+		return
+	case len(name) > maxNameLen || !dnsLabel.MatchString(name):
+		v.ps.add(field, "%q is not a valid %s name; use up to %d lowercase letters, digits and '-', starting and ending with a letter or digit (it becomes part of task queue names)", name, what, maxNameLen)
+	}
+	if first, ok := seen[name]; ok {
+		v.ps.add(field, "%q is also the name of %s; give each %s its own name", name, v.where(first), what)
+		return
+	}
+	seen[name] = item
+}
+
+func (v *validator) servers() {
+	m := v.c.Manager
+	if m.Kind != KindStandalone {
+		if len(m.Servers) > 0 && slices.Contains(kinds, m.Kind) {
+			v.ps.add("manager.servers", "the %s kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone", m.Kind)
+		}
+		return
+	}
+	if len(m.Servers) == 0 {
+		v.ps.add("manager.servers", "the standalone kind needs at least one server; list the hosts msm may run containers on under manager.servers")
+		return
+	}
+	seen := map[string]string{}
+	for i, s := range m.Servers {
+		item := fmt.Sprintf("manager.servers[%d]", i)
+		v.name(item, s.Name, "server", "local-1", seen)
+		if strings.TrimSpace(s.Address) == "" {
+			v.ps.add(item+".address", "the server has no address; set the host name or IP address its node agent and services are reached at, e.g. \"127.0.0.1\"")
+		}
+		if s.Slots < 1 {
+			v.ps.add(item+".slots", "%d is less than 1; set how many slots the server offers to containers, e.g. 4", s.Slots)
+		}
+		v.ports(item+".ports", s)
+	}
+	v.overlaps()
+}
+
+// validPorts reports whether r is a usable range.
+func validPorts(r PortRange) bool {
+	return r.First >= MinPort && r.Last <= MaxPort && r.First <= r.Last
+}
+
+func (v *validator) ports(field string, s Server) {
+	r := s.Ports
+	switch {
+	case r.IsZero():
+		v.ps.add(field, "the server has no port range; set the ports its containers may use, e.g. \"21000-21099\"")
+	case r.First < MinPort || r.First > MaxPort || r.Last < MinPort || r.Last > MaxPort:
+		v.ps.add(field, "%s is outside %d-%d; keep both ends of the range within it", r, MinPort, MaxPort)
+	case r.First > r.Last:
+		v.ps.add(field, "first port %d is greater than last port %d; write the lower port first: \"%d-%d\"", r.First, r.Last, r.Last, r.First)
+	case s.Slots >= 1 && r.Size() < s.Slots:
+		v.ps.add(field, "%s holds %s for %d slots, and each container needs its own port; widen the range to at least %d ports or lower slots", r, plural(r.Size(), "port"), s.Slots, s.Slots)
+	}
+}
+
+// overlaps reports servers on one address whose port ranges share ports:
+// two containers there could be leased the same port.
+func (v *validator) overlaps() {
+	servers := v.c.Manager.Servers
+	for j, b := range servers {
+		if !validPorts(b.Ports) {
+			continue
+		}
+		for i, a := range servers[:j] {
+			if !validPorts(a.Ports) || !sameAddress(a.Address, b.Address) {
+				continue
+			}
+			x, ok := a.Ports.overlap(b.Ports)
+			if !ok {
+				continue
+			}
+			ports := fmt.Sprintf("ports %s are", x)
+			if x.First == x.Last {
+				ports = fmt.Sprintf("port %d is", x.First)
+			}
+			v.ps.add(fmt.Sprintf("manager.servers[%d].ports", j),
+				"%s also in the range %s of server %q (%s) at the same address %s; give each server on one address its own ports",
+				ports, a.Ports, a.Name, v.where(fmt.Sprintf("manager.servers[%d]", i)), strings.TrimSpace(b.Address))
+		}
+	}
+}
+
+// sameAddress compares server addresses; the usual names of this machine
+// count as one, since they reach the same ports.
+func sameAddress(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.TrimSpace(s))
+		switch s {
+		case "localhost", "127.0.0.1", "::1", "[::1]":
+			return "localhost"
+		}
+		return s
+	}
+	return a != "" && norm(a) == norm(b)
+}
+
+func (v *validator) services() {
+	if len(v.c.Services) == 0 {
+		v.ps.add("services", "the catalog has no services; list at least one MicroService under services")
+		return
+	}
+	seen := map[string]string{}
+	for i, s := range v.c.Services {
+		item := fmt.Sprintf("services[%d]", i)
+		v.name(item, s.Name, "service", "web", seen)
+		v.artifact(item, s)
+		v.replicas(item+".replicas", s.Replicas)
+		if s.Slots < 1 {
+			v.ps.add(item+".slots", "%d is less than 1; set how many of a server's slots one instance uses, e.g. 1", s.Slots)
+		}
+		v.health(item+".health", s.Health)
+		v.templates(item, s)
+	}
+}
+
+// artifact checks that the service says what to run on this kind.
+func (v *validator) artifact(item string, s Service) {
+	kind := v.c.Manager.Kind
+	switch {
+	case processKind(kind) && strings.TrimSpace(s.Command) == "":
+		v.ps.add(item+".command", "the %s kind starts services as processes and needs a command; set command to the program to run, e.g. \"bin/demo\"", kind)
+	case kind == KindDocker && strings.TrimSpace(s.Image) == "":
+		v.ps.add(item+".image", "the docker kind runs services as containers and needs an image; set image, e.g. \"ghcr.io/acme/web:1.2\"")
+	}
+}
+
+func (v *validator) replicas(field string, r Replicas) {
+	negative := false
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"min", r.Min}, {"initial", r.Initial}, {"max", r.Max}} {
+		if f.n < 0 {
+			v.ps.add(field+"."+f.name, "%s %d is negative; set 0 or more", f.name, f.n)
+			negative = true
+		}
+	}
+	switch {
+	case negative:
+	case r.Max < 1:
+		v.ps.add(field+".max", "max %d allows no instances; set max to at least 1", r.Max)
+	case r.Min > r.Max:
+		v.ps.add(field, "min %d is greater than max %d; lower min or raise max", r.Min, r.Max)
+	case r.Initial < r.Min:
+		v.ps.add(field, "initial %d is less than min %d; raise initial or lower min", r.Initial, r.Min)
+	case r.Initial > r.Max:
+		v.ps.add(field, "initial %d is greater than max %d; lower initial or raise max", r.Initial, r.Max)
+	}
+}
+
+// validReplicas reports whether r passes the replicas rules.
+func validReplicas(r Replicas) bool {
+	return r.Min >= 0 && r.Min <= r.Initial && r.Initial <= r.Max && r.Max >= 1
+}
+
+func (v *validator) health(field string, h HealthCheck) {
+	if !strings.HasPrefix(h.Path, "/") {
+		v.ps.add(field+".path", "%q does not start with \"/\"; write it as %q", h.Path, "/"+h.Path)
+	}
+	if h.Interval <= 0 {
+		v.ps.add(field+".interval", "%s is not a positive duration; set one such as \"2s\"", h.Interval)
+	}
+	if h.Timeout <= 0 {
+		v.ps.add(field+".timeout", "%s is not a positive duration; set one such as \"1s\"", h.Timeout)
+	}
+	if h.FailureThreshold < 1 {
+		v.ps.add(field+".failure_threshold", "%d is less than 1; set how many failed checks in a row make an instance unhealthy, e.g. 3", h.FailureThreshold)
+	}
+}
+
+// sampleData stands in for a real container when templates are checked.
+func sampleData(service string) TemplateData {
+	return TemplateData{Port: 21000, Service: service, Container: "sample-1", Server: "sample", Address: "127.0.0.1"}
+}
+
+// templates checks that Command, Args and Env render, so that a typo shows
+// up when the catalog is loaded rather than when a container starts.
+func (v *validator) templates(item string, s Service) {
+	d := sampleData(s.Name)
+	if msg := checkTemplate(s.Command, d); msg != "" {
+		v.ps.add(item+".command", "%s", msg)
+	} else if s.Command != "" && processKind(v.c.Manager.Kind) {
+		if out, _ := renderTemplate(s.Command, d); strings.TrimSpace(out) == "" {
+			v.ps.add(item+".command", "%q renders to an empty command; make it name the program to run", s.Command)
+		}
+	}
+	for i, a := range s.Args {
+		if msg := checkTemplate(a, d); msg != "" {
+			v.ps.add(fmt.Sprintf("%s.args[%d]", item, i), "%s", msg)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		field := item + ".env." + k
+		if !envName.MatchString(k) {
+			v.ps.add(field, "%q is not a valid environment variable name; use letters, digits and '_', not starting with a digit", k)
+		}
+		if msg := checkTemplate(s.Env[k], d); msg != "" {
+			v.ps.add(field, "%s", msg)
+		}
+	}
+}
+
+// capacity checks that a standalone catalog can start: the servers are
+// fixed, so what the services start with (and the warm pool, one slot per
+// waiting container) must fit in them.
+func (v *validator) capacity() {
+	m := v.c.Manager
+	if m.Kind != KindStandalone {
+		return
+	}
+	// A sum over numbers already reported wrong would only add a confusing
+	// second message, so the sums skip them, or give up.
+	total, largest, largestName := 0, 0, ""
+	for _, s := range m.Servers {
+		if s.Slots < 1 {
+			return
+		}
+		total += s.Slots
+		if s.Slots > largest {
+			largest, largestName = s.Slots, s.Name
+		}
+	}
+	if total == 0 {
+		return // no servers: already reported
+	}
+	need := max(m.WarmPool, 0)
+	var parts []string
+	for i, s := range v.c.Services {
+		if s.Slots < 1 {
+			continue
+		}
+		if s.Slots > largest {
+			v.ps.add(fmt.Sprintf("services[%d].slots", i), "one instance needs %d slots but the largest server, %q, has %d; lower slots or give a server more slots", s.Slots, largestName, largest)
+		}
+		if r := s.Replicas; r.Initial > 0 && validReplicas(r) {
+			need += r.Initial * s.Slots
+			parts = append(parts, fmt.Sprintf("%s %d×%d", s.Name, r.Initial, s.Slots))
+		}
+	}
+	if m.WarmPool > 0 {
+		parts = append(parts, fmt.Sprintf("warm pool %d", m.WarmPool))
+	}
+	if need > total {
+		v.ps.add("manager.servers", "starting needs %d slots (%s) but the servers have %d; add a server, give servers more slots, or lower replicas.initial or warm_pool", need, strings.Join(parts, ", "), total)
+	}
+}
+
+// plural writes "1 port", "2 ports".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

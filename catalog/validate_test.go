@@ -1,0 +1,384 @@
+package catalog
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// validCatalog is a small standalone catalog with no problems; each case
+// below breaks one thing in a copy of it.
+func validCatalog() *Catalog {
+	c := &Catalog{
+		Manager: Manager{
+			Kind:     KindStandalone,
+			WarmPool: 1,
+			Servers: []Server{
+				{Name: "local-1", Address: "127.0.0.1", Slots: 4, Ports: PortRange{21000, 21099}},
+				{Name: "local-2", Address: "127.0.0.1", Slots: 4, Ports: PortRange{21100, 21199}},
+			},
+		},
+		Services: []Service{
+			{Name: "web", Command: "bin/demo", Args: []string{"--port={{.Port}}"}, Replicas: Replicas{Min: 1, Initial: 2, Max: 4}},
+			{Name: "api", Command: "bin/demo", Env: map[string]string{"NAME": "{{.Service}}"}, Replicas: Replicas{Min: 1, Max: 2}},
+		},
+	}
+	c.Default()
+	return c
+}
+
+// want is one expected problem: the exact field and a part of the message.
+type want struct {
+	field, msg string
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Catalog)
+		want   []want
+	}{
+		{
+			name:   "valid",
+			modify: func(*Catalog) {},
+		},
+		// manager
+		{
+			name:   "unknown kind",
+			modify: func(c *Catalog) { c.Manager.Kind = "k8s" },
+			want:   []want{{"manager.kind", `"k8s" is not a kind of Manager; use one of standalone, docker, ec2, azure`}},
+		},
+		{
+			name:   "negative warm pool",
+			modify: func(c *Catalog) { c.Manager.WarmPool = -1 },
+			want:   []want{{"manager.warm_pool", "-1 is negative; set 0 for no warm pool"}},
+		},
+		{
+			name:   "zero warm pool is fine",
+			modify: func(c *Catalog) { c.Manager.WarmPool = 0 },
+		},
+		// servers
+		{
+			name:   "standalone without servers",
+			modify: func(c *Catalog) { c.Manager.Servers = nil },
+			want:   []want{{"manager.servers", "the standalone kind needs at least one server; list the hosts"}},
+		},
+		{
+			name: "servers on another kind",
+			modify: func(c *Catalog) {
+				c.Manager.Kind = KindEC2
+			},
+			want: []want{{"manager.servers", "the ec2 kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone"}},
+		},
+		{
+			name:   "server without name",
+			modify: func(c *Catalog) { c.Manager.Servers[1].Name = "" },
+			want:   []want{{"manager.servers[1].name", `the server has no name; give it one such as "local-1"`}},
+		},
+		{
+			name:   "server name not a DNS label",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Name = "Local_1" },
+			want:   []want{{"manager.servers[0].name", `"Local_1" is not a valid server name; use up to 63 lowercase letters, digits and '-'`}},
+		},
+		{
+			name:   "server name ends in a dash",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Name = "local-" },
+			want:   []want{{"manager.servers[0].name", `"local-" is not a valid server name`}},
+		},
+		{
+			name: "server name too long",
+			modify: func(c *Catalog) {
+				c.Manager.Servers[0].Name = "a123456789012345678901234567890123456789012345678901234567890123"
+			},
+			want: []want{{"manager.servers[0].name", "is not a valid server name"}},
+		},
+		{
+			name:   "duplicate server name",
+			modify: func(c *Catalog) { c.Manager.Servers[1].Name = "local-1" },
+			want:   []want{{"manager.servers[1].name", `"local-1" is also the name of manager.servers[0]; give each server its own name`}},
+		},
+		{
+			name:   "server without address",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Address = " " },
+			want:   []want{{"manager.servers[0].address", "the server has no address; set the host name or IP address"}},
+		},
+		{
+			name:   "server without slots",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Slots = 0; c.Manager.Servers[1].Slots = 5 },
+			want:   []want{{"manager.servers[0].slots", "0 is less than 1; set how many slots the server offers"}},
+		},
+		{
+			name:   "server without ports",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Ports = PortRange{} },
+			want:   []want{{"manager.servers[0].ports", `the server has no port range; set the ports its containers may use, e.g. "21000-21099"`}},
+		},
+		{
+			name:   "port zero",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Ports = PortRange{0, 10} },
+			want:   []want{{"manager.servers[0].ports", "0-10 is outside 1-65535; keep both ends of the range within it"}},
+		},
+		{
+			name:   "port above 65535",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Ports = PortRange{65530, 65540} },
+			want:   []want{{"manager.servers[0].ports", "65530-65540 is outside 1-65535"}},
+		},
+		{
+			name:   "reversed ports",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Ports = PortRange{21099, 21000} },
+			want:   []want{{"manager.servers[0].ports", `first port 21099 is greater than last port 21000; write the lower port first: "21000-21099"`}},
+		},
+		{
+			name:   "fewer ports than slots",
+			modify: func(c *Catalog) { c.Manager.Servers[0].Ports = PortRange{21000, 21002} },
+			want:   []want{{"manager.servers[0].ports", "21000-21002 holds 3 ports for 4 slots, and each container needs its own port; widen the range to at least 4 ports or lower slots"}},
+		},
+		{
+			name:   "overlapping ports on one address",
+			modify: func(c *Catalog) { c.Manager.Servers[1].Ports = PortRange{21050, 21149} },
+			want:   []want{{"manager.servers[1].ports", `ports 21050-21099 are also in the range 21000-21099 of server "local-1" (manager.servers[0]) at the same address 127.0.0.1; give each server on one address its own ports`}},
+		},
+		{
+			name: "one shared port, localhost and 127.0.0.1 are one address",
+			modify: func(c *Catalog) {
+				c.Manager.Servers[1].Address = "localhost"
+				c.Manager.Servers[1].Ports = PortRange{21099, 21199}
+			},
+			want: []want{{"manager.servers[1].ports", `port 21099 is also in the range 21000-21099 of server "local-1"`}},
+		},
+		{
+			name: "overlapping ports on different addresses are fine",
+			modify: func(c *Catalog) {
+				c.Manager.Servers[1].Address = "10.0.0.2"
+				c.Manager.Servers[1].Ports = PortRange{21000, 21099}
+			},
+		},
+		// services
+		{
+			name:   "no services",
+			modify: func(c *Catalog) { c.Services = nil },
+			want:   []want{{"services", "the catalog has no services; list at least one MicroService under services"}},
+		},
+		{
+			name:   "service without name",
+			modify: func(c *Catalog) { c.Services[0].Name = "" },
+			want:   []want{{"services[0].name", `the service has no name; give it one such as "web"`}},
+		},
+		{
+			name:   "service name with a dot",
+			modify: func(c *Catalog) { c.Services[1].Name = "api.v2" },
+			want:   []want{{"services[1].name", `"api.v2" is not a valid service name`}},
+		},
+		{
+			name:   "duplicate service name",
+			modify: func(c *Catalog) { c.Services[1].Name = "web" },
+			want:   []want{{"services[1].name", `"web" is also the name of services[0]; give each service its own name`}},
+		},
+		{
+			name:   "process kind without command",
+			modify: func(c *Catalog) { c.Services[1].Command = "" },
+			want:   []want{{"services[1].command", `the standalone kind starts services as processes and needs a command; set command to the program to run`}},
+		},
+		{
+			name: "azure kind without command",
+			modify: func(c *Catalog) {
+				c.Manager.Kind = KindAzure
+				c.Manager.Servers = nil
+				c.Services[0].Command = ""
+			},
+			want: []want{{"services[0].command", "the azure kind starts services as processes and needs a command"}},
+		},
+		{
+			name: "docker kind without image",
+			modify: func(c *Catalog) {
+				c.Manager.Kind = KindDocker
+				c.Manager.Servers = nil
+				c.Services[0].Image = "ghcr.io/acme/web:1"
+			},
+			want: []want{{"services[1].image", "the docker kind runs services as containers and needs an image; set image"}},
+		},
+		{
+			name: "docker kind needs no command",
+			modify: func(c *Catalog) {
+				c.Manager.Kind = KindDocker
+				c.Manager.Servers = nil
+				for i := range c.Services {
+					c.Services[i].Command = ""
+					c.Services[i].Image = "demo:1"
+				}
+			},
+		},
+		{
+			name:   "command renders empty",
+			modify: func(c *Catalog) { c.Services[0].Command = "{{if false}}x{{end}}" },
+			want:   []want{{"services[0].command", `"{{if false}}x{{end}}" renders to an empty command`}},
+		},
+		// replicas
+		{
+			name:   "min greater than max",
+			modify: func(c *Catalog) { c.Services[1].Replicas = Replicas{Min: 3, Initial: 3, Max: 2} },
+			want:   []want{{"services[1].replicas", "min 3 is greater than max 2; lower min or raise max"}},
+		},
+		{
+			name:   "initial below min",
+			modify: func(c *Catalog) { c.Services[0].Replicas = Replicas{Min: 2, Initial: 1, Max: 4} },
+			want:   []want{{"services[0].replicas", "initial 1 is less than min 2; raise initial or lower min"}},
+		},
+		{
+			name:   "initial above max",
+			modify: func(c *Catalog) { c.Services[0].Replicas = Replicas{Min: 1, Initial: 5, Max: 4} },
+			want:   []want{{"services[0].replicas", "initial 5 is greater than max 4; lower initial or raise max"}},
+		},
+		{
+			name:   "max zero",
+			modify: func(c *Catalog) { c.Services[0].Replicas = Replicas{} },
+			want:   []want{{"services[0].replicas.max", "max 0 allows no instances; set max to at least 1"}},
+		},
+		{
+			name:   "negative replicas",
+			modify: func(c *Catalog) { c.Services[0].Replicas = Replicas{Min: -1, Initial: 1, Max: -2} },
+			want: []want{
+				{"services[0].replicas.min", "min -1 is negative; set 0 or more"},
+				{"services[0].replicas.max", "max -2 is negative; set 0 or more"},
+			},
+		},
+		{
+			name:   "min zero is fine",
+			modify: func(c *Catalog) { c.Services[0].Replicas = Replicas{Min: 0, Initial: 0, Max: 3} },
+		},
+		{
+			name:   "negative service slots",
+			modify: func(c *Catalog) { c.Services[0].Slots = -1 },
+			want:   []want{{"services[0].slots", "-1 is less than 1; set how many of a server's slots one instance uses"}},
+		},
+		// health
+		{
+			name:   "health path without slash",
+			modify: func(c *Catalog) { c.Services[0].Health.Path = "healthz" },
+			want:   []want{{"services[0].health.path", `"healthz" does not start with "/"; write it as "/healthz"`}},
+		},
+		{
+			name:   "negative interval",
+			modify: func(c *Catalog) { c.Services[0].Health.Interval = -time.Second },
+			want:   []want{{"services[0].health.interval", `-1s is not a positive duration; set one such as "2s"`}},
+		},
+		{
+			name:   "negative timeout",
+			modify: func(c *Catalog) { c.Services[0].Health.Timeout = -time.Second },
+			want:   []want{{"services[0].health.timeout", `-1s is not a positive duration; set one such as "1s"`}},
+		},
+		{
+			name:   "failure threshold below 1",
+			modify: func(c *Catalog) { c.Services[0].Health.FailureThreshold = -3 },
+			want:   []want{{"services[0].health.failure_threshold", "-3 is less than 1; set how many failed checks in a row make an instance unhealthy"}},
+		},
+		// templates
+		{
+			name:   "unknown field in command",
+			modify: func(c *Catalog) { c.Services[0].Command = "bin/{{.Prot}}" },
+			want:   []want{{"services[0].command", "unknown template field .Prot; use one of .Port, .Service, .Container, .Server, .Address"}},
+		},
+		{
+			name:   "unknown field in an arg",
+			modify: func(c *Catalog) { c.Services[0].Args = []string{"--name={{.Service}}", "--port={{.Prot}}"} },
+			want:   []want{{"services[0].args[1]", "unknown template field .Prot"}},
+		},
+		{
+			name:   "template syntax error in an arg",
+			modify: func(c *Catalog) { c.Services[0].Args = []string{"--port={{.Port}"} },
+			want:   []want{{"services[0].args[0]", "invalid template: "}},
+		},
+		{
+			name:   "unknown function in env",
+			modify: func(c *Catalog) { c.Services[1].Env = map[string]string{"NAME": "{{upper .Service}}"} },
+			want:   []want{{"services[1].env.NAME", `invalid template: function "upper" not defined; fix the {{ }} syntax`}},
+		},
+		{
+			name:   "template failing on execution",
+			modify: func(c *Catalog) { c.Services[1].Env = map[string]string{"NAME": "{{index .Service 99}}"} },
+			want:   []want{{"services[1].env.NAME", "template fails on sample data ("}},
+		},
+		{
+			name:   "bad env name",
+			modify: func(c *Catalog) { c.Services[1].Env = map[string]string{"1X": "v", "A-B": "v", "OK_1": "v"} },
+			want: []want{
+				{"services[1].env.1X", `"1X" is not a valid environment variable name`},
+				{"services[1].env.A-B", `"A-B" is not a valid environment variable name`},
+			},
+		},
+		// capacity
+		{
+			name: "initial instances do not fit",
+			modify: func(c *Catalog) {
+				c.Manager.WarmPool = 3
+				c.Services[0].Replicas = Replicas{Min: 1, Initial: 6, Max: 8}
+			},
+			want: []want{{"manager.servers", "starting needs 10 slots (web 6×1, api 1×1, warm pool 3) but the servers have 8; add a server, give servers more slots, or lower replicas.initial or warm_pool"}},
+		},
+		{
+			name: "exactly full fits",
+			modify: func(c *Catalog) {
+				c.Manager.WarmPool = 2
+				c.Services[0].Replicas = Replicas{Min: 1, Initial: 5, Max: 8}
+			},
+		},
+		{
+			name:   "one instance larger than any server",
+			modify: func(c *Catalog) { c.Services[1].Slots = 5; c.Services[1].Replicas = Replicas{Min: 0, Max: 1} },
+			want:   []want{{"services[1].slots", `one instance needs 5 slots but the largest server, "local-1", has 4; lower slots or give a server more slots`}},
+		},
+		// several at once
+		{
+			name: "several problems, all reported in order",
+			modify: func(c *Catalog) {
+				c.Manager.WarmPool = -2
+				c.Manager.Servers[1].Name = "local-1"
+				c.Services[0].Command = ""
+				c.Services[1].Health.Path = "ready"
+			},
+			want: []want{
+				{"manager.warm_pool", "-2 is negative"},
+				{"manager.servers[1].name", `"local-1" is also the name of manager.servers[0]`},
+				{"services[0].command", "needs a command"},
+				{"services[1].health.path", `write it as "/ready"`},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validCatalog()
+			tc.modify(c)
+			got := c.Validate()
+			require.Len(t, got, len(tc.want), "problems: %v", got)
+			for i, w := range tc.want {
+				assert.Equal(t, w.field, got[i].Field)
+				assert.Contains(t, got[i].Message, w.msg)
+				assert.Zero(t, got[i].Line, "Validate knows no lines")
+				assert.Empty(t, got[i].File)
+			}
+		})
+	}
+}
+
+// Every message says what to do, after a semicolon, so a reader never gets
+// a bare "invalid".
+func TestValidateMessagesSayWhatToDo(t *testing.T) {
+	c := &Catalog{
+		Manager: Manager{Kind: KindStandalone, WarmPool: -1, Servers: []Server{
+			{Name: "A", Slots: 0, Ports: PortRange{9, 1}},
+			{Name: "A", Address: "h", Slots: 1, Ports: PortRange{0, 1}},
+		}},
+		Services: []Service{
+			{Name: "x_y", Command: "{{.Nope}}", Args: []string{"{{"}, Env: map[string]string{"9": "{{.X}}"}, Replicas: Replicas{Min: 2, Max: 1}, Slots: -1,
+				Health: HealthCheck{Path: "p", Interval: -1, Timeout: -1, FailureThreshold: -1}},
+			{Name: "x_y", Replicas: Replicas{Min: -1}},
+		},
+	}
+	got := c.Validate()
+	require.GreaterOrEqual(t, len(got), 15)
+	for _, p := range got {
+		assert.Contains(t, p.Message, "; ", "%s: %s", p.Field, p.Message)
+		assert.NotEmpty(t, p.Field)
+	}
+}

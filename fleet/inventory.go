@@ -1,0 +1,152 @@
+// Package fleet is the Manager's pure model of its world: the inventory of
+// servers and containers, port leases, and the placement decisions made over
+// them. Nothing here does I/O or imports Temporal, so every rule is covered by
+// table tests and the Manager workflow can call it deterministically.
+package fleet
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// ContainerState is where a container is in its life.
+type ContainerState string
+
+// Container states, as shown by `msm status`.
+const (
+	Starting ContainerState = "starting" // process asked for, agent not yet registered or service not yet loaded
+	Waiting  ContainerState = "waiting"  // registered, no service: part of the warm pool
+	Loaded   ContainerState = "loaded"   // a service is assigned; Healthy says whether it answers
+	Draining ContainerState = "draining" // being unloaded or destroyed
+	Failed   ContainerState = "failed"   // start or load failed; Error says why
+)
+
+// ServerState is where a server is in its life.
+type ServerState string
+
+// Server states.
+const (
+	ServerLaunching ServerState = "launching" // asked of the provider
+	ServerReady     ServerState = "ready"     // its node agent can take containers
+	ServerFailed    ServerState = "failed"    // the provider could not launch it
+)
+
+// Server is one machine the Manager uses.
+type Server struct {
+	ID      string            `json:"id"`
+	Address string            `json:"address"`
+	Slots   int               `json:"slots"`
+	Ports   catalog.PortRange `json:"ports"`
+	State   ServerState       `json:"state"`
+	// Blocked are ports of the range that the node found held by a process
+	// msm does not own; they are never leased.
+	Blocked []int  `json:"blocked,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Container is one `msm agent` process and its port lease.
+type Container struct {
+	ID     string `json:"id"`
+	Server string `json:"server"`
+	// Port is the container's lease on its server: no other live container
+	// on the same server holds it. The lease lives as long as this record.
+	Port    int            `json:"port"`
+	State   ContainerState `json:"state"`
+	Service string         `json:"service,omitempty"`
+	Healthy bool           `json:"healthy"`
+	// PID is the agent's process ID once its node reported the start.
+	PID        int    `json:"pid,omitempty"`
+	Registered bool   `json:"registered,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Inventory is everything the Manager owns. Slices, not maps, so that every
+// walk over it is in a fixed order (workflow code must be deterministic).
+type Inventory struct {
+	Servers    []Server    `json:"servers"`
+	Containers []Container `json:"containers"`
+	// Seq numbers containers; it only grows, so IDs are never reused.
+	Seq int `json:"seq"`
+}
+
+// Server returns the server with the given ID, or nil.
+func (inv *Inventory) Server(id string) *Server {
+	for i := range inv.Servers {
+		if inv.Servers[i].ID == id {
+			return &inv.Servers[i]
+		}
+	}
+	return nil
+}
+
+// Container returns the container with the given ID, or nil.
+func (inv *Inventory) Container(id string) *Container {
+	for i := range inv.Containers {
+		if inv.Containers[i].ID == id {
+			return &inv.Containers[i]
+		}
+	}
+	return nil
+}
+
+// AddServer records a server, keeping servers sorted by ID.
+func (inv *Inventory) AddServer(s Server) {
+	if inv.Server(s.ID) != nil {
+		return
+	}
+	inv.Servers = append(inv.Servers, s)
+	slices.SortFunc(inv.Servers, func(a, b Server) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// RemoveContainer forgets a container, which releases its port lease.
+func (inv *Inventory) RemoveContainer(id string) {
+	inv.Containers = slices.DeleteFunc(inv.Containers, func(c Container) bool { return c.ID == id })
+}
+
+// NextContainerID returns a new container ID, unique within the manager and
+// across continue-as-new, and so usable as the idempotency key of its start.
+func (inv *Inventory) NextContainerID(manager string) string {
+	inv.Seq++
+	return manager + "-c" + strconv.Itoa(inv.Seq)
+}
+
+// OnServer returns the containers on one server, in ID order.
+func (inv *Inventory) OnServer(server string) []Container {
+	var out []Container
+	for _, c := range inv.Containers {
+		if c.Server == server {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Instances counts the containers assigned to a service (starting, loaded or
+// failed: a failed instance is replaced by recovery, not by provisioning) and
+// how many of them are healthy.
+func (inv *Inventory) Instances(service string) (assigned, ready int) {
+	for _, c := range inv.Containers {
+		if c.Service != service || c.State == Draining {
+			continue
+		}
+		assigned++
+		if c.State == Loaded && c.Healthy {
+			ready++
+		}
+	}
+	return assigned, ready
+}
+
+// WarmPool counts containers that are, or will be, waiting.
+func (inv *Inventory) WarmPool() int {
+	n := 0
+	for _, c := range inv.Containers {
+		if c.Service == "" && (c.State == Waiting || c.State == Starting) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,171 @@
+package fleet
+
+import (
+	"fmt"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// Plan is a decided set of changes for one Provision operation. The Manager
+// records it in the inventory before the operation runs, so the leases and
+// container IDs it holds are never handed out twice, whatever crashes.
+type Plan struct {
+	// Servers to launch before their containers start.
+	Servers []Server `json:"servers,omitempty"`
+	// Starts are new containers; Service is "" for a warm-pool container.
+	Starts []Container `json:"starts,omitempty"`
+	// Loads are waiting containers told to load a service.
+	Loads []Container `json:"loads,omitempty"`
+	// Unplaced says, per service, what could not be placed and why.
+	Unplaced []Unplaced `json:"unplaced,omitempty"`
+}
+
+// Unplaced is demand that no server could take.
+type Unplaced struct {
+	Service string `json:"service"` // "" for the warm pool
+	Count   int    `json:"count"`
+	Reason  string `json:"reason"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Servers)+len(p.Starts)+len(p.Loads) == 0 }
+
+// Services returns the services the plan touches, in catalog order.
+func (p Plan) Services() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, c := range p.Loads {
+		add(c.Service)
+	}
+	for _, c := range p.Starts {
+		add(c.Service)
+	}
+	return out
+}
+
+// PlanProvision decides how to bring every catalog service up to its
+// initial replicas and the warm pool up to its size, and applies the decision
+// to inv (new containers are recorded as starting, loads as loaded and not yet
+// healthy). For each missing instance it uses, in order: a waiting container;
+// a new container on a ready server with free slots (spread: the server with
+// the most free slots first); a new container on a catalog server not yet in
+// use, which the plan launches.
+func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
+	var plan Plan
+	slots := map[string]int{}
+	for _, s := range cat.Services {
+		slots[s.Name] = s.Slots
+	}
+	used := func(server string) int {
+		n := 0
+		for _, c := range inv.Containers {
+			if c.Server == server {
+				n += slotsOf(c.Service, slots)
+			}
+		}
+		return n
+	}
+	// place finds a server for a new container needing need slots, launching
+	// a catalog server if none in use has room.
+	place := func(need int) (*Server, string) {
+		var best *Server
+		bestFree := 0
+		for i := range inv.Servers {
+			s := &inv.Servers[i]
+			if s.State == ServerFailed {
+				continue
+			}
+			free := s.Slots - used(s.ID)
+			if free >= need && free > bestFree {
+				best, bestFree = s, free
+			}
+		}
+		if best != nil {
+			return best, ""
+		}
+		for _, cs := range cat.Manager.Servers {
+			if inv.Server(cs.Name) != nil || cs.Slots < need {
+				continue
+			}
+			s := Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerLaunching}
+			inv.AddServer(s)
+			plan.Servers = append(plan.Servers, s)
+			return inv.Server(s.ID), ""
+		}
+		return nil, fmt.Sprintf("no server has %d free slots and every listed server is in use", need)
+	}
+	start := func(service string, need int) string {
+		s, why := place(need)
+		if s == nil {
+			return why
+		}
+		ports, err := inv.Ports(s.ID)
+		if err != nil {
+			return err.Error()
+		}
+		id := inv.NextContainerID(manager)
+		port, err := ports.Lease(id)
+		if err != nil {
+			return fmt.Sprintf("server %s: %v", s.ID, err)
+		}
+		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service}
+		inv.Containers = append(inv.Containers, c)
+		plan.Starts = append(plan.Starts, c)
+		return ""
+	}
+
+	for _, svc := range cat.Services {
+		assigned, _ := inv.Instances(svc.Name)
+		missing := svc.Replicas.Initial - assigned
+		for missing > 0 {
+			if c := inv.waitingFor(svc.Slots, slots, used); c != nil {
+				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
+				plan.Loads = append(plan.Loads, *c)
+				missing--
+				continue
+			}
+			if why := start(svc.Name, svc.Slots); why != "" {
+				plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
+				break
+			}
+			missing--
+		}
+	}
+	for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0; missing-- {
+		if why := start("", 1); why != "" {
+			plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
+			break
+		}
+	}
+	return plan
+}
+
+// waitingFor returns a registered waiting container whose server has room for
+// a service of need slots (a waiting container holds one slot), or nil.
+func (inv *Inventory) waitingFor(need int, slots map[string]int, used func(string) int) *Container {
+	for i := range inv.Containers {
+		c := &inv.Containers[i]
+		if c.State != Waiting || c.Service != "" {
+			continue
+		}
+		s := inv.Server(c.Server)
+		if s == nil || s.State != ServerReady || s.Slots-used(s.ID)+1 < need {
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+func slotsOf(service string, slots map[string]int) int {
+	if n, ok := slots[service]; ok && n > 0 {
+		return n
+	}
+	return 1
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/node"
+	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows"
+)
+
+func (e *env) dev(args []string) error {
+	var c common
+	fs := e.flags("dev", &c)
+	path := fs.String("catalog", e.or("MSM_CATALOG", "examples/catalog.yaml"), "catalog `file`")
+	temporalBin := fs.String("temporal", e.getenv("MSM_TEMPORAL"), "Temporal CLI `binary` (default: temporal beside msm, then bin/temporal)")
+	uiPort := fs.Int("ui-port", 8233, "Web UI `port` of the dev server msm starts")
+	state := fs.String("state", ".msm", "`dir` for the dev server's database, node state and logs")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cat, err := e.loadCatalog(*path)
+	if err != nil {
+		return err
+	}
+	if cat.Manager.Kind != catalog.KindStandalone {
+		return fmt.Errorf("msm dev runs the standalone kind, and %s says kind %q; use `msm worker` for other kinds", *path, cat.Manager.Kind)
+	}
+	if err := os.MkdirAll(*state, 0o755); err != nil {
+		return fmt.Errorf("creating %s, %w", *state, err)
+	}
+	log := e.logger(&c)
+	ctx, stop := interrupted()
+	defer stop()
+
+	if devserver.Answers(ctx, c.address) {
+		fmt.Fprintf(e.stdout, "Using the Temporal server already answering at %s\n", c.address)
+	} else {
+		bin, err := findTemporal(*temporalBin)
+		if err != nil {
+			return err
+		}
+		logf, err := os.OpenFile(filepath.Join(*state, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logf.Close()
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		srv, err := devserver.Start(sctx, devserver.Options{
+			Binary: bin, Address: c.address, UIPort: *uiPort, Namespace: c.namespace,
+			DBFile: filepath.Join(*state, "temporal.db"), SearchAttributes: workflows.SearchAttributeTypes,
+			Output: logf,
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("starting the Temporal dev server, %w", err)
+		}
+		defer func() {
+			fmt.Fprintln(e.stdout, "Stopping the Temporal dev server")
+			_ = srv.Stop()
+		}()
+		fmt.Fprintf(e.stdout, "Temporal dev server on %s (state in %s), Web UI at %s\n",
+			srv.Address(), filepath.Join(*state, "temporal.db"), srv.UIURL())
+	}
+	cl, err := e.dial(ctx, &c, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	// Node agents for the servers on this machine, then the Manager.
+	var nodes []*node.Node
+	rctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cat.Manager.Servers)+1)
+	for _, s := range cat.Manager.Servers {
+		if !isLocal(s.Address) {
+			fmt.Fprintf(e.stdout, "Server %s at %s is not on this machine: start `msm node --server %s` there\n", s.Name, s.Address, s.Name)
+			continue
+		}
+		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name))
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Run(rctx, cl); err != nil {
+				errs <- fmt.Errorf("node %s, %w", s.Name, err)
+			}
+		}()
+	}
+	defer func() {
+		cancelRun()
+		wg.Wait()
+		fmt.Fprintln(e.stdout, "Stopping containers")
+		for _, n := range nodes {
+			if err := n.StopAll(); err != nil {
+				log.Error("stopping containers", "error", err)
+			}
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runWorker(rctx, cl, &c, cat, *path, e); err != nil {
+			errs <- fmt.Errorf("worker, %w", err)
+		}
+	}()
+
+	began := time.Now()
+	done := false
+	last := ""
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(e.stdout, "\nInterrupted: stopping everything msm dev started")
+			return nil
+		case err := <-errs:
+			return err
+		case <-tick.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := starter.Status(qctx, cl, c.manager)
+		cancel()
+		if err != nil {
+			continue
+		}
+		if line := progress(st); line != last {
+			fmt.Fprintf(e.stdout, "[%5.1fs] %s\n", time.Since(began).Seconds(), line)
+			last = line
+		}
+		if !done && converged(st, cat) {
+			done = true
+			fmt.Fprintf(e.stdout, "\nAll %d services healthy in %.1fs.\n\n", len(st.Services), time.Since(began).Seconds())
+			printStatus(e.stdout, st)
+			fmt.Fprintf(e.stdout, "\nTry:  bin/msm status        curl http://127.0.0.1:%d/\n", firstPort(st))
+			fmt.Fprintln(e.stdout, "Ctrl-C stops the dev server, the Manager and every container.")
+		}
+	}
+}
+
+// findTemporal locates the Temporal CLI without ever downloading it.
+func findTemporal(flagValue string) (string, error) {
+	var candidates []string
+	if flagValue != "" {
+		candidates = append(candidates, flagValue)
+	} else {
+		if self, err := os.Executable(); err == nil {
+			candidates = append(candidates, filepath.Join(filepath.Dir(self), "temporal"))
+		}
+		candidates = append(candidates, filepath.Join("bin", "temporal"))
+	}
+	for _, p := range candidates {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no Temporal CLI at %s: build it with `make bin/temporal` (or pass --temporal)", strings.Join(candidates, " or "))
+}
+
+func isLocal(address string) bool {
+	if address == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(address)
+	return ip != nil && ip.IsLoopback()
+}
+
+func progress(st workflows.Status) string {
+	var parts []string
+	for _, s := range st.Services {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", s.Name, s.Ready, s.Desired))
+	}
+	waiting := 0
+	for _, c := range st.Containers {
+		if c.State == "waiting" {
+			waiting++
+		}
+	}
+	parts = append(parts, fmt.Sprintf("warm pool %d", waiting))
+	return strings.Join(parts, ", ")
+}
+
+func converged(st workflows.Status, cat *catalog.Catalog) bool {
+	for _, s := range st.Services {
+		if s.Ready < s.Desired {
+			return false
+		}
+	}
+	waiting := 0
+	for _, c := range st.Containers {
+		if c.State == "waiting" {
+			waiting++
+		}
+	}
+	return len(st.Services) == len(cat.Services) && waiting >= cat.Manager.WarmPool
+}
+
+func firstPort(st workflows.Status) int {
+	i := slices.IndexFunc(st.Containers, func(c workflows.ContainerStatus) bool { return c.Healthy })
+	if i < 0 {
+		return 0
+	}
+	return st.Containers[i].Port
+}

@@ -1,0 +1,264 @@
+// Package node is the node agent: one per server, a Temporal worker on the
+// server's own task queue that starts and stops container processes (`msm
+// agent`), verifies that a leased port is really free before a container gets
+// it, and re-attaches to the containers still running when it restarts.
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// Config is what a node agent needs.
+type Config struct {
+	Server  string
+	Manager string
+	// StateDir keeps one record per container, so a restarted node finds
+	// its containers again; container logs are written beside them.
+	StateDir string
+	// AgentCommand starts a container agent, e.g. ["/usr/local/bin/msm", "agent"].
+	AgentCommand []string
+	// AgentEnv is added to each agent's environment (Temporal settings).
+	AgentEnv []string
+	Log      *slog.Logger
+}
+
+// record is what the node keeps of a container it started.
+type record struct {
+	Container string    `json:"container"`
+	Server    string    `json:"server"`
+	Manager   string    `json:"manager"`
+	Port      int       `json:"port"`
+	PID       int       `json:"pid"`
+	Start     uint64    `json:"start"` // process start time, to tell a reused PID apart
+	Started   time.Time `json:"started"`
+}
+
+// Node is a running node agent.
+type Node struct {
+	cfg Config
+	mu  sync.Mutex
+}
+
+// New checks cfg and prepares the state directory.
+func New(cfg Config) (*Node, error) {
+	if cfg.Server == "" || cfg.Manager == "" {
+		return nil, errors.New("a node needs its server name and manager name")
+	}
+	if len(cfg.AgentCommand) == 0 {
+		return nil, errors.New("a node needs the command that starts `msm agent`")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating node state directory, %w", err)
+	}
+	return &Node{cfg: cfg}, nil
+}
+
+// Run re-attaches to the containers still running, tells the Manager which
+// they are, and serves the node's task queue until ctx ends. Containers keep
+// running when the node stops.
+func (n *Node) Run(ctx context.Context, c client.Client) error {
+	kept, err := n.Reattach()
+	if err != nil {
+		return err
+	}
+	n.cfg.Log.Info("node agent up", "server", n.cfg.Server, "reattached", len(kept))
+	up := workflows.NodeUpSignal{Server: n.cfg.Server, Containers: kept}
+	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalNodeUp, up); err != nil {
+		// No Manager yet: it has nothing to reconcile either.
+		n.cfg.Log.Info("manager not running yet", "manager", n.cfg.Manager, "error", err)
+	}
+	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{})
+	w.RegisterActivityWithOptions(n.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	w.RegisterActivityWithOptions(n.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("starting node worker on %s, %w", workflows.NodeQueue(n.cfg.Server), err)
+	}
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+// StartContainer starts the agent process of one container. The container
+// ID is the idempotency key: if it already runs, its PID is returned and
+// nothing new is started. A port held by a process msm does not own fails
+// with the non-retryable PortInUse, so the Manager leases another.
+func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r, err := n.load(in.Container); err == nil && alive(r.PID, r.Start) {
+		return workflows.StartContainerResult{PID: r.PID, Attached: true}, nil
+	}
+	if err := portFree(in.Port); err != nil {
+		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("server %s: %v", n.cfg.Server, err), workflows.ErrPortInUse, err)
+	}
+	logf, err := os.OpenFile(n.path(in.Container, ".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return workflows.StartContainerResult{}, fmt.Errorf("opening container log, %w", err)
+	}
+	defer logf.Close()
+	args := append(slices.Clone(n.cfg.AgentCommand[1:]),
+		"--container", in.Container, "--server", in.Server, "--manager", in.Manager)
+	cmd := exec.Command(n.cfg.AgentCommand[0], args...)
+	cmd.Env = append(os.Environ(), n.cfg.AgentEnv...)
+	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: the agent and its MicroService outlive this
+	// node (re-attached on restart) and are stopped together.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return workflows.StartContainerResult{}, fmt.Errorf("starting agent for %s, %w", in.Container, err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it; a restarted node leaves that to init
+	start, err := startTime(cmd.Process.Pid)
+	if err != nil {
+		return workflows.StartContainerResult{}, fmt.Errorf("reading agent process of %s, %w", in.Container, err)
+	}
+	r := record{Container: in.Container, Server: in.Server, Manager: in.Manager, Port: in.Port,
+		PID: cmd.Process.Pid, Start: start, Started: time.Now()}
+	if err := n.save(r); err != nil {
+		stopGroup(r.PID, r.Start, time.Second)
+		return workflows.StartContainerResult{}, err
+	}
+	activity.GetLogger(ctx).Info("container started", "container", in.Container, "pid", r.PID, "port", in.Port)
+	return workflows.StartContainerResult{PID: r.PID}, nil
+}
+
+// StopContainer stops a container's agent and MicroService. A container that
+// is already gone counts as stopped.
+func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInput) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r, err := n.load(in.Container)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	stopGroup(r.PID, r.Start, 5*time.Second)
+	return n.forget(in.Container)
+}
+
+// Reattach reads the container records and returns the containers still
+// running, in ID order; records of dead ones are removed. Calling it twice
+// changes nothing.
+func (n *Node) Reattach() ([]string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	recs, err := n.records()
+	if err != nil {
+		return nil, err
+	}
+	var kept []string
+	for _, r := range recs {
+		if alive(r.PID, r.Start) {
+			kept = append(kept, r.Container)
+			continue
+		}
+		if err := n.forget(r.Container); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
+}
+
+// StopAll stops every container of this node (used by `msm dev` on exit).
+func (n *Node) StopAll() error {
+	n.mu.Lock()
+	recs, err := n.records()
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, r := range recs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = n.StopContainer(context.Background(), workflows.StopContainerInput{Container: r.Container})
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (n *Node) path(container, ext string) string {
+	return filepath.Join(n.cfg.StateDir, container+ext)
+}
+
+func (n *Node) load(container string) (record, error) {
+	var r record
+	b, err := os.ReadFile(n.path(container, ".json"))
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("reading record of %s, %w", container, err)
+	}
+	return r, nil
+}
+
+func (n *Node) save(r record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := n.path(r.Container, ".json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("saving record of %s, %w", r.Container, err)
+	}
+	return os.Rename(tmp, n.path(r.Container, ".json"))
+}
+
+func (n *Node) forget(container string) error {
+	err := os.Remove(n.path(container, ".json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing record of %s, %w", container, err)
+	}
+	return nil
+}
+
+func (n *Node) records() ([]record, error) {
+	entries, err := os.ReadDir(n.cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("reading node state, %w", err)
+	}
+	var out []record
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		r, err := n.load(name)
+		if err != nil {
+			return nil, err
+		}
+		if r.Manager == n.cfg.Manager && r.Server == n.cfg.Server {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,152 @@
+// Package starter holds the client side of msm: connecting to Temporal with
+// clear errors and backoff, registering search attributes, starting the
+// Manager with its catalog, and reading its status.
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/workflows"
+)
+
+// Options says where Temporal is.
+type Options struct {
+	Address   string // host:port, default 127.0.0.1:7233
+	Namespace string // default "default"
+	// Wait is how long Dial keeps retrying an unreachable server; 0 tries once.
+	Wait time.Duration
+	Log  *slog.Logger
+}
+
+// Dial connects to Temporal, retrying with backoff for up to o.Wait, and
+// says which address it tried when it gives up.
+func Dial(ctx context.Context, o Options) (client.Client, error) {
+	if o.Address == "" {
+		o.Address = "127.0.0.1:7233"
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	deadline := time.Now().Add(o.Wait)
+	delay := 200 * time.Millisecond
+	for {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := client.DialContext(dctx, client.Options{
+			HostPort:  o.Address,
+			Namespace: o.Namespace,
+			Logger:    newLogger(o.Log),
+		})
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
+			return nil, fmt.Errorf("Temporal is not reachable at %s (namespace %s): %v; start it with `make dev`, or set TEMPORAL_ADDRESS", o.Address, o.Namespace, err)
+		}
+		o.Log.Warn("Temporal not reachable yet, retrying", "address", o.Address, "in", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// EnsureSearchAttributes registers msm's search attributes in the
+// namespace; existing ones are left as they are.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("listing search attributes, %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributeTypes {
+		if _, ok := resp.GetCustomAttributes()[name]; ok {
+			continue
+		}
+		missing[name] = enumspb.IndexedValueType(enumspb.IndexedValueType_value["INDEXED_VALUE_TYPE_"+upper(typ)])
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("registering search attributes %v (an operator can add them with `temporal operator search-attribute create`), %w", keys(missing), err)
+	}
+	return nil
+}
+
+// StartManager starts the Manager if it is not running and hands it the
+// catalog, in one call, so a Manager never runs without a catalog.
+func StartManager(ctx context.Context, c client.Client, manager string, cat *catalog.Catalog, source string) error {
+	_, err := c.SignalWithStartWorkflow(ctx, workflows.ManagerID(manager), workflows.SignalCatalog,
+		workflows.CatalogSignal{Catalog: *cat, Source: source},
+		client.StartWorkflowOptions{
+			ID:        workflows.ManagerID(manager),
+			TaskQueue: workflows.TaskQueue,
+			// Ended runs (terminated by hand) may be started again.
+			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		},
+		workflows.Manager, workflows.ManagerInput{Manager: manager})
+	if err != nil {
+		return fmt.Errorf("starting manager %s, %w", manager, err)
+	}
+	return nil
+}
+
+// Status queries the Manager.
+func Status(ctx context.Context, c client.Client, manager string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, workflows.ManagerID(manager), "", workflows.QueryStatus)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return st, fmt.Errorf("manager %q is not running: start it with `msm worker --catalog FILE` (or `make dev`)", manager)
+		}
+		return st, fmt.Errorf("querying manager %s, %w", manager, err)
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decoding status, %w", err)
+	}
+	return st, nil
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	out := make([]byte, 0, len(b)+2)
+	for i, ch := range b {
+		if i > 0 && ch >= 'A' && ch <= 'Z' {
+			out = append(out, '_')
+		}
+		if ch >= 'a' && ch <= 'z' {
+			ch -= 'a' - 'A'
+		}
+		out = append(out, ch)
+	}
+	return string(out)
+}
+
+func keys(m map[string]enumspb.IndexedValueType) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

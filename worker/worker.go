@@ -1,0 +1,28 @@
+// Package worker wires the Manager's task queue: it registers the workflows
+// and the manager-side activities on one Temporal worker.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/msm-project/msm/activities"
+	"github.com/msm-project/msm/workflows"
+)
+
+// New returns a worker for the manager task queue, not yet started.
+func New(c client.Client, acts *activities.Activities) worker.Worker {
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	Register(w, acts)
+	return w
+}
+
+// Register adds msm's workflows and manager-side activities to w; tests and
+// the replayer use the same list.
+func Register(w worker.Registry, acts *activities.Activities) {
+	w.RegisterWorkflow(workflows.Manager)
+	w.RegisterWorkflow(workflows.Provision)
+	if acts != nil {
+		w.RegisterActivity(acts)
+	}
+}

@@ -1,0 +1,212 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+)
+
+// TaskQueue is where the Manager's workflows and manager-side activities run.
+const TaskQueue = "msm"
+
+// NodeQueue is the task queue of the node agent of one server.
+func NodeQueue(server string) string { return "msm-node-" + server }
+
+// ContainerQueue is the task queue of one container's agent.
+func ContainerQueue(container string) string { return "msm-container-" + container }
+
+// ManagerID is the workflow ID of a Manager's entity workflow.
+func ManagerID(manager string) string { return "msm/" + manager }
+
+// Names of the Manager's messages. Agents and watchers signal; operators
+// update, because their requests need a validated answer.
+const (
+	SignalCatalog   = "catalog"  // CatalogSignal: the catalog in force
+	SignalRegister  = "register" // RegisterSignal: an agent came up
+	SignalNodeUp    = "node-up"  // NodeUpSignal: a node agent (re)started
+	SignalResult    = "result"   // StepResult: an operation finished a step
+	UpdateProvision = "provision"
+	QueryStatus     = "status"
+)
+
+// Activity names. Workflows call activities by name because the packages
+// that implement them (activities, node, agent) sit above this one.
+const (
+	ActivityLaunchServer   = "LaunchServer"   // manager queue
+	ActivityStartContainer = "StartContainer" // node queue
+	ActivityStopContainer  = "StopContainer"  // node queue
+	ActivityLoadService    = "LoadService"    // container queue
+)
+
+// Error types of non-retryable application errors.
+const (
+	ErrPortInUse      = "PortInUse"
+	ErrInvalidCatalog = "InvalidCatalog"
+	ErrLoadFailed     = "LoadFailed"
+	ErrUnknownKind    = "UnknownKind"
+	ErrNoCapacity     = "NoCapacity"
+)
+
+// Search attributes that make runs easy to find in the Web UI:
+// MsmManager = "local", MsmOperation = "provision", MsmService IN ("web").
+var (
+	AttrManager   = temporal.NewSearchAttributeKeyKeyword("MsmManager")
+	AttrOperation = temporal.NewSearchAttributeKeyKeyword("MsmOperation")
+	AttrService   = temporal.NewSearchAttributeKeyKeywordList("MsmService")
+)
+
+// SearchAttributeTypes lists the attributes to register, name to type.
+var SearchAttributeTypes = map[string]string{
+	"MsmManager":   "Keyword",
+	"MsmOperation": "Keyword",
+	"MsmService":   "KeywordList",
+}
+
+// ManagerInput starts (or continues) a Manager.
+type ManagerInput struct {
+	Manager string           `json:"manager"`
+	Catalog *catalog.Catalog `json:"catalog,omitempty"`
+	// CatalogSource names where the catalog came from (a file path).
+	CatalogSource string          `json:"catalog_source,omitempty"`
+	Inventory     fleet.Inventory `json:"inventory"`
+	Ops           int             `json:"ops"`
+	Pending       bool            `json:"pending"`
+	// Events is the tail of the Manager's event log, kept across
+	// continue-as-new for `msm status`.
+	Events []Event `json:"events,omitempty"`
+	// HistoryLimit is the history length at which the Manager continues as
+	// new; 0 means DefaultHistoryLimit. Tests set it low.
+	HistoryLimit int `json:"history_limit,omitempty"`
+}
+
+// CatalogSignal carries a validated catalog to the Manager.
+type CatalogSignal struct {
+	Catalog catalog.Catalog `json:"catalog"`
+	Source  string          `json:"source"`
+}
+
+// RegisterSignal is sent by an agent when it starts.
+type RegisterSignal struct {
+	Container string `json:"container"`
+	Server    string `json:"server"`
+	PID       int    `json:"pid"`
+}
+
+// NodeUpSignal is sent by a node agent when it starts, with the containers
+// it found still running on its server and re-attached to.
+type NodeUpSignal struct {
+	Server     string   `json:"server"`
+	Containers []string `json:"containers"`
+}
+
+// ProvisionUpdate asks the Manager to provision now; Services limits it.
+type ProvisionUpdate struct {
+	Services []string `json:"services,omitempty"`
+}
+
+// ProvisionAccepted answers a ProvisionUpdate.
+type ProvisionAccepted struct {
+	Message string `json:"message"`
+}
+
+// Step kinds reported by operations.
+const (
+	StepServer    = "server"
+	StepStart     = "start"
+	StepLoad      = "load"
+	StepOperation = "operation"
+)
+
+// StepResult reports one finished step of an operation to the Manager, which
+// records it: operations carry out plans, only the Manager writes state.
+type StepResult struct {
+	Op        string `json:"op"`
+	Step      string `json:"step"`
+	Server    string `json:"server,omitempty"`
+	Container string `json:"container,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	PID       int    `json:"pid,omitempty"`
+	OK        bool   `json:"ok"`
+	ErrorType string `json:"error_type,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ProvisionInput is the plan a Provision operation carries out.
+type ProvisionInput struct {
+	Op       string            `json:"op"`
+	Manager  string            `json:"manager"`
+	Kind     string            `json:"kind"`
+	Plan     fleet.Plan        `json:"plan"`
+	Services []catalog.Service `json:"services"` // specs of the services the plan loads
+	// Addresses of the servers the plan uses, by server ID.
+	Addresses map[string]string `json:"addresses"`
+}
+
+// ProvisionResult summarizes a Provision for the Web UI.
+type ProvisionResult struct {
+	Servers int `json:"servers"`
+	Started int `json:"started"`
+	Loaded  int `json:"loaded"`
+	Failed  int `json:"failed"`
+}
+
+// LaunchServerInput asks the provider for a server; Key makes it idempotent.
+type LaunchServerInput struct {
+	Manager string       `json:"manager"`
+	Kind    string       `json:"kind"`
+	Key     string       `json:"key"`
+	Server  fleet.Server `json:"server"`
+}
+
+// LaunchServerResult is the server as the provider knows it.
+type LaunchServerResult struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+// StartContainerInput asks a node to start one container process. The
+// container ID is the idempotency key: a second start of the same ID returns
+// the running process.
+type StartContainerInput struct {
+	Manager   string `json:"manager"`
+	Container string `json:"container"`
+	Server    string `json:"server"`
+	Port      int    `json:"port"`
+}
+
+// StartContainerResult is the started (or already running) container.
+type StartContainerResult struct {
+	PID      int  `json:"pid"`
+	Attached bool `json:"attached"` // it was already running
+}
+
+// StopContainerInput asks a node to stop a container; already gone is success.
+type StopContainerInput struct {
+	Container string `json:"container"`
+}
+
+// LoadServiceInput tells a container which MicroService to load and where.
+type LoadServiceInput struct {
+	Container string          `json:"container"`
+	Server    string          `json:"server"`
+	Address   string          `json:"address"`
+	Port      int             `json:"port"`
+	Service   catalog.Service `json:"service"`
+}
+
+// LoadServiceResult is a loaded, healthy service.
+type LoadServiceResult struct {
+	PID      int           `json:"pid"`
+	Healthy  bool          `json:"healthy"`
+	Took     time.Duration `json:"took"`
+	Attached bool          `json:"attached"` // it was already loaded
+}
+
+// Event is one line of the Manager's recent history, for status.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
+}

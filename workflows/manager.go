@@ -1,0 +1,411 @@
+// Package workflows holds the Manager entity workflow and the operations it
+// runs as child workflows. The Manager decides (with the pure functions of
+// package fleet) and records; operations carry out a decided plan through
+// activities and report each step back. Everything here is deterministic.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+)
+
+// DefaultHistoryLimit is the history length at which the Manager continues
+// as new even if the server has not suggested it yet.
+const DefaultHistoryLimit = 4000
+
+// maxEvents is how many recent events status keeps.
+const maxEvents = 50
+
+type manager struct {
+	st      ManagerInput
+	running int
+	// unplaced is the last decision's demand that found no room.
+	unplaced []fleet.Unplaced
+	// HistoryLimit is read once from the input; 0 means the default.
+	historyLimit int
+}
+
+// Manager is the entity workflow of one Manager (ID msm/<manager>): the
+// single writer of servers, containers, assignments and port leases.
+func Manager(ctx workflow.Context, in ManagerInput) error {
+	m := &manager{st: in, historyLimit: in.HistoryLimit}
+	if m.historyLimit <= 0 {
+		m.historyLimit = DefaultHistoryLimit
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		AttrManager.ValueSet(in.Manager), AttrOperation.ValueSet("manager")); err != nil {
+		return fmt.Errorf("setting search attributes, %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, m.status); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProvision, m.provisionUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateProvision}); err != nil {
+		return err
+	}
+	catalogCh := workflow.GetSignalChannel(ctx, SignalCatalog)
+	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
+	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
+	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
+
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var s CatalogSignal
+			catalogCh.Receive(ctx, &s)
+			m.onCatalog(ctx, s)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var s RegisterSignal
+			registerCh.Receive(ctx, &s)
+			m.onRegister(ctx, s)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var s NodeUpSignal
+			nodeUpCh.Receive(ctx, &s)
+			m.onNodeUp(ctx, s)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var r StepResult
+			resultCh.Receive(ctx, &r)
+			m.onResult(ctx, r)
+		}
+	})
+
+	for {
+		err := workflow.Await(ctx, func() bool {
+			return (m.st.Pending && m.running == 0 && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+		})
+		if err != nil {
+			return err
+		}
+		if m.shouldContinueAsNew(ctx) {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			// Signals not yet taken by the loops above would be lost with
+			// this run: take them here.
+			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
+			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
+		}
+		m.st.Pending = false
+		m.decide(ctx)
+	}
+}
+
+func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
+	if m.running > 0 {
+		return false
+	}
+	info := workflow.GetInfo(ctx)
+	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= m.historyLimit
+}
+
+func (m *manager) drain(ctx workflow.Context, chs ...workflow.ReceiveChannel) {
+	for {
+		took := false
+		for _, ch := range chs {
+			switch ch.Name() {
+			case SignalCatalog:
+				var s CatalogSignal
+				for ch.ReceiveAsync(&s) {
+					took = true
+					m.onCatalog(ctx, s)
+				}
+			case SignalRegister:
+				var s RegisterSignal
+				for ch.ReceiveAsync(&s) {
+					took = true
+					m.onRegister(ctx, s)
+				}
+			case SignalNodeUp:
+				var s NodeUpSignal
+				for ch.ReceiveAsync(&s) {
+					took = true
+					m.onNodeUp(ctx, s)
+				}
+			case SignalResult:
+				var r StepResult
+				for ch.ReceiveAsync(&r) {
+					took = true
+					m.onResult(ctx, r)
+				}
+			}
+		}
+		if !took {
+			return
+		}
+	}
+}
+
+// decide plans what the catalog needs and runs it as a Provision operation.
+func (m *manager) decide(ctx workflow.Context) {
+	plan := fleet.PlanProvision(&m.st.Inventory, m.st.Catalog, m.st.Manager)
+	m.unplaced = plan.Unplaced
+	for _, u := range plan.Unplaced {
+		what := "warm pool"
+		if u.Service != "" {
+			what = "service " + u.Service
+		}
+		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
+	}
+	if plan.Empty() {
+		return
+	}
+	m.st.Ops++
+	id := fmt.Sprintf("%s/provision/%d", ManagerID(m.st.Manager), m.st.Ops)
+	var specs []catalog.Service
+	for _, name := range plan.Services() {
+		if s := m.service(name); s != nil {
+			specs = append(specs, *s)
+		}
+	}
+	addrs := map[string]string{}
+	for _, s := range m.st.Inventory.Servers {
+		addrs[s.ID] = s.Address
+	}
+	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs}
+	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
+		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
+	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet("provision")}
+	if svcs := plan.Services(); len(svcs) > 0 {
+		attrs = append(attrs, AttrService.ValueSet(svcs))
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		TaskQueue:             TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+	})
+	m.running++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { m.running-- }()
+		var res ProvisionResult
+		err := workflow.ExecuteChildWorkflow(cctx, Provision, in).Get(ctx, &res)
+		if err != nil {
+			m.event(ctx, fmt.Sprintf("%s failed: %v", id, err))
+			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
+		} else {
+			m.event(ctx, fmt.Sprintf("%s done: %d started, %d loaded, %d failed", id, res.Started, res.Loaded, res.Failed))
+		}
+		// Whatever happened, look again: a blocked port or a failed server
+		// may leave demand that another decision can place.
+		m.st.Pending = true
+	})
+}
+
+// failUnfinished marks what an operation that ended early left half done.
+func (m *manager) failUnfinished(plan fleet.Plan, why string) {
+	for _, p := range slices.Concat(plan.Starts, plan.Loads) {
+		c := m.st.Inventory.Container(p.ID)
+		if c != nil && (c.State == fleet.Starting || (c.State == fleet.Loaded && !c.Healthy)) {
+			c.State, c.Error = fleet.Failed, why
+		}
+	}
+}
+
+func (m *manager) service(name string) *catalog.Service {
+	if m.st.Catalog == nil {
+		return nil
+	}
+	for i := range m.st.Catalog.Services {
+		if m.st.Catalog.Services[i].Name == name {
+			return &m.st.Catalog.Services[i]
+		}
+	}
+	return nil
+}
+
+func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
+	c := s.Catalog
+	m.st.Catalog = &c
+	m.st.CatalogSource = s.Source
+	m.st.Pending = true
+	m.event(ctx, fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services)))
+}
+
+func (m *manager) onRegister(ctx workflow.Context, s RegisterSignal) {
+	c := m.st.Inventory.Container(s.Container)
+	if c == nil {
+		m.event(ctx, fmt.Sprintf("unknown container %s registered from server %s (pid %d)", s.Container, s.Server, s.PID))
+		return
+	}
+	c.Registered = true
+	if s.PID != 0 {
+		c.PID = s.PID
+	}
+	if c.State == fleet.Starting && c.Service == "" {
+		c.State = fleet.Waiting
+	}
+}
+
+func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
+	var gone []string
+	for _, c := range m.st.Inventory.OnServer(s.Server) {
+		// A container the node never confirmed starting (PID 0) may still be
+		// on its way; only a confirmed one can be missing.
+		if c.PID != 0 && !slices.Contains(s.Containers, c.ID) {
+			gone = append(gone, c.ID)
+		}
+	}
+	for _, id := range gone {
+		m.st.Inventory.RemoveContainer(id)
+	}
+	if len(gone) > 0 {
+		m.event(ctx, fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone))
+		m.st.Pending = true
+	}
+}
+
+func (m *manager) onResult(ctx workflow.Context, r StepResult) {
+	inv := &m.st.Inventory
+	switch r.Step {
+	case StepServer:
+		s := inv.Server(r.Server)
+		if s == nil {
+			return
+		}
+		if r.OK {
+			s.State, s.Error = fleet.ServerReady, ""
+		} else {
+			s.State, s.Error = fleet.ServerFailed, r.Error
+			m.event(ctx, fmt.Sprintf("server %s failed to launch: %s", r.Server, r.Error))
+		}
+	case StepStart:
+		c := inv.Container(r.Container)
+		if c == nil {
+			return
+		}
+		switch {
+		case r.OK:
+			c.PID = r.PID
+			if c.Registered && c.Service == "" && c.State == fleet.Starting {
+				c.State = fleet.Waiting
+			}
+		case r.ErrorType == ErrPortInUse:
+			// Never handed out: block the port and place the container anew.
+			if s := inv.Server(c.Server); s != nil && !slices.Contains(s.Blocked, c.Port) {
+				s.Blocked = append(s.Blocked, c.Port)
+			}
+			m.event(ctx, fmt.Sprintf("port %d on %s is held by another process: skipped", c.Port, c.Server))
+			inv.RemoveContainer(c.ID)
+			m.st.Pending = true
+		default:
+			c.State, c.Error = fleet.Failed, r.Error
+			m.event(ctx, fmt.Sprintf("container %s failed to start on %s: %s", c.ID, c.Server, r.Error))
+		}
+	case StepLoad:
+		c := inv.Container(r.Container)
+		if c == nil {
+			return
+		}
+		if r.OK {
+			c.State, c.Healthy, c.Error = fleet.Loaded, true, ""
+			if r.PID != 0 && c.PID == 0 {
+				c.PID = r.PID
+			}
+		} else {
+			c.State, c.Healthy, c.Error = fleet.Failed, false, r.Error
+			m.event(ctx, fmt.Sprintf("container %s failed to load %s: %s", c.ID, c.Service, r.Error))
+		}
+	}
+}
+
+func (m *manager) validateProvision(u ProvisionUpdate) error {
+	if m.st.Catalog == nil {
+		return errors.New("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	}
+	for _, name := range u.Services {
+		if m.service(name) == nil {
+			return fmt.Errorf("unknown service %q: the catalog has %v", name, m.serviceNames())
+		}
+	}
+	return nil
+}
+
+func (m *manager) provisionUpdate(ctx workflow.Context, u ProvisionUpdate) (ProvisionAccepted, error) {
+	m.st.Pending = true
+	what := "every service"
+	if len(u.Services) > 0 {
+		what = fmt.Sprintf("%v", u.Services)
+	}
+	return ProvisionAccepted{Message: "provisioning " + what + " up to its initial replicas and the warm pool"}, nil
+}
+
+func (m *manager) serviceNames() []string {
+	var out []string
+	for _, s := range m.st.Catalog.Services {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func (m *manager) event(ctx workflow.Context, msg string) {
+	workflow.GetLogger(ctx).Info(msg)
+	m.st.Events = append(m.st.Events, Event{Time: workflow.Now(ctx), Message: msg})
+	if len(m.st.Events) > maxEvents {
+		m.st.Events = slices.Clone(m.st.Events[len(m.st.Events)-maxEvents:])
+	}
+}
+
+func (m *manager) status() (Status, error) {
+	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.st.Events,
+		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
+	inv := &m.st.Inventory
+	if m.st.Catalog != nil {
+		st.Kind = m.st.Catalog.Manager.Kind
+		for _, s := range m.st.Catalog.Services {
+			_, ready := inv.Instances(s.Name)
+			st.Services = append(st.Services, ServiceStatus{Name: s.Name, Desired: s.Replicas.Initial, Ready: ready})
+		}
+	}
+	for _, s := range inv.Servers {
+		used := 0
+		for _, c := range inv.Containers {
+			if c.Server == s.ID {
+				used += m.slotsOf(c.Service)
+			}
+		}
+		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address, Slots: s.Slots, Used: used})
+	}
+	for _, c := range inv.Containers {
+		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
+			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error})
+	}
+	return st, nil
+}
+
+func (m *manager) slotsOf(service string) int {
+	if s := m.service(service); s != nil && s.Slots > 0 {
+		return s.Slots
+	}
+	return 1
+}
+
+// rootMessage is the message a user needs from a Temporal error chain: the
+// first application error's own message, else the innermost one.
+func rootMessage(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Message() != "" {
+		return app.Message()
+	}
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

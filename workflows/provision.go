@@ -1,0 +1,186 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+)
+
+// Timeouts of the Provision steps. ScheduleToStart on an agent's queue is how
+// long a command waits for an agent that is not (yet) polling.
+const (
+	launchTimeout    = 5 * time.Minute
+	nodeWaitTimeout  = time.Minute
+	startTimeout     = 30 * time.Second
+	agentWaitTimeout = 30 * time.Second
+	loadTimeout      = 2 * time.Minute
+	loadHeartbeat    = 10 * time.Second
+)
+
+// Provision carries out a decided plan: launch the new servers, start the new
+// container processes through each server's node agent, and tell each
+// container with a service to load it on its leased port. Steps for different
+// containers run side by side; each finished step is reported to the Manager
+// at once, so status shows progress while the operation runs.
+func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
+	var res ProvisionResult
+	report := func(ctx workflow.Context, r StepResult) {
+		r.Op = in.Op
+		// The Manager is a long-lived entity: its current run gets the signal.
+		err := workflow.SignalExternalWorkflow(ctx, ManagerID(in.Manager), "", SignalResult, r).Get(ctx, nil)
+		if err != nil {
+			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
+		}
+	}
+
+	// Launch servers side by side; containers on a server wait for it.
+	launched := map[string]workflow.Future{}
+	for _, s := range in.Plan.Servers {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:           TaskQueue,
+			StartToCloseTimeout: launchTimeout,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        time.Second,
+				MaximumAttempts:        10,
+				NonRetryableErrorTypes: []string{ErrUnknownKind, ErrNoCapacity},
+			},
+		})
+		f, set := workflow.NewFuture(ctx)
+		launched[s.ID] = f
+		in := LaunchServerInput{Manager: in.Manager, Kind: in.Kind, Key: in.Manager + "/" + s.ID, Server: s}
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			var out LaunchServerResult
+			err := workflow.ExecuteActivity(actx, ActivityLaunchServer, in).Get(ctx, &out)
+			r := StepResult{Step: StepServer, Server: in.Server.ID, OK: err == nil}
+			if err != nil {
+				r.ErrorType, r.Error = errorType(err), rootMessage(err)
+				res.Failed++
+			} else {
+				res.Servers++
+			}
+			report(ctx, r)
+			set.Set(nil, err)
+		})
+	}
+	specs := map[string]catalog.Service{}
+	for _, s := range in.Services {
+		specs[s.Name] = s
+	}
+
+	wg := workflow.NewWaitGroup(ctx)
+	for _, c := range in.Plan.Starts {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			if f, ok := launched[c.Server]; ok {
+				if err := f.Get(ctx, nil); err != nil {
+					res.Failed++
+					report(ctx, StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port,
+						ErrorType: errorType(err), Error: "server " + c.Server + " did not launch: " + rootMessage(err)})
+					return
+				}
+			}
+			pid, err := startContainer(ctx, in.Manager, c)
+			r := StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port, PID: pid, OK: err == nil}
+			if err != nil {
+				r.ErrorType, r.Error = errorType(err), rootMessage(err)
+				res.Failed++
+				report(ctx, r)
+				return
+			}
+			res.Started++
+			report(ctx, r)
+			if c.Service != "" {
+				loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report)
+			}
+		})
+	}
+	for _, c := range in.Plan.Loads {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report)
+		})
+	}
+	wg.Wait(ctx)
+	return res, nil
+}
+
+func startContainer(ctx workflow.Context, manager string, c fleet.Container) (int, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              NodeQueue(c.Server),
+		ScheduleToStartTimeout: nodeWaitTimeout,
+		StartToCloseTimeout:    startTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        200 * time.Millisecond,
+			MaximumAttempts:        5,
+			NonRetryableErrorTypes: []string{ErrPortInUse},
+		},
+	})
+	var out StartContainerResult
+	err := workflow.ExecuteActivity(actx, ActivityStartContainer, StartContainerInput{
+		Manager: manager, Container: c.ID, Server: c.Server, Port: c.Port,
+	}).Get(ctx, &out)
+	if isScheduleToStartTimeout(err) {
+		return 0, temporal.NewNonRetryableApplicationError(
+			"the node agent of server "+c.Server+" did not take the start within "+nodeWaitTimeout.String()+
+				": is `msm node --server "+c.Server+"` running and connected to this namespace?", "NodeAway", err)
+	}
+	return out.PID, err
+}
+
+func loadService(ctx workflow.Context, c fleet.Container, address string, spec catalog.Service, res *ProvisionResult, report func(workflow.Context, StepResult)) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              ContainerQueue(c.ID),
+		ScheduleToStartTimeout: agentWaitTimeout,
+		StartToCloseTimeout:    loadTimeout,
+		HeartbeatTimeout:       loadHeartbeat,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        500 * time.Millisecond,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: []string{ErrLoadFailed},
+		},
+	})
+	var out LoadServiceResult
+	err := workflow.ExecuteActivity(actx, ActivityLoadService, LoadServiceInput{
+		Container: c.ID, Server: c.Server, Address: address, Port: c.Port, Service: spec,
+	}).Get(ctx, &out)
+	if isScheduleToStartTimeout(err) {
+		err = temporal.NewNonRetryableApplicationError(
+			"container "+c.ID+" did not come up on "+c.Server+" within "+agentWaitTimeout.String()+
+				": its `msm agent` process never polled "+ContainerQueue(c.ID)+"; see the node agent's log", "AgentAway", err)
+	}
+	r := StepResult{Step: StepLoad, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
+	if err != nil {
+		r.ErrorType, r.Error = errorType(err), rootMessage(err)
+		res.Failed++
+	} else {
+		res.Loaded++
+	}
+	report(ctx, r)
+}
+
+func isScheduleToStartTimeout(err error) bool {
+	var timeout *temporal.TimeoutError
+	return errors.As(err, &timeout) && timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START
+}
+
+// errorType is the type name of an application error in err's chain, or "".
+func errorType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "Timeout"
+	}
+	return ""
+}

@@ -1,0 +1,45 @@
+package workflows
+
+import "github.com/msm-project/msm/fleet"
+
+// Status is what `msm status -o json` prints (schema in docs/cli.md).
+type Status struct {
+	Manager    string            `json:"manager"`
+	Kind       string            `json:"kind"`
+	Servers    []ServerStatus    `json:"servers"`
+	Containers []ContainerStatus `json:"containers"`
+	Services   []ServiceStatus   `json:"services"`
+	// Unplaced is demand the last decision could not place, with the reason.
+	Unplaced []fleet.Unplaced `json:"unplaced,omitempty"`
+	// Events are the Manager's most recent decisions and outcomes.
+	Events []Event `json:"events,omitempty"`
+	// Operations counts the operations in flight.
+	Operations int `json:"operations"`
+}
+
+// ServerStatus is one server in Status.
+type ServerStatus struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Address string `json:"address"`
+	Slots   int    `json:"slots"`
+	Used    int    `json:"used"`
+}
+
+// ContainerStatus is one container in Status.
+type ContainerStatus struct {
+	ID      string `json:"id"`
+	Server  string `json:"server"`
+	State   string `json:"state"`
+	Service string `json:"service"`
+	Port    int    `json:"port"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
+}
+
+// ServiceStatus is one catalog service in Status.
+type ServiceStatus struct {
+	Name    string `json:"name"`
+	Desired int    `json:"desired"`
+	Ready   int    `json:"ready"`
+}
