@@ -13,16 +13,14 @@ import (
 // New returns a worker for the manager task queue, not yet started.
 func New(c client.Client, acts *activities.Activities) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	Register(w, acts)
+	RegisterWorkflows(w)
+	w.RegisterActivity(acts)
 	return w
 }
 
-// Register adds msm's workflows and manager-side activities to w; tests and
-// the replayer use the same list.
-func Register(w worker.Registry, acts *activities.Activities) {
-	w.RegisterWorkflow(workflows.Manager)
-	w.RegisterWorkflow(workflows.Provision)
-	if acts != nil {
-		w.RegisterActivity(acts)
-	}
+// RegisterWorkflows adds msm's workflows to r; the worker, tests and the
+// replayer use the same list.
+func RegisterWorkflows(r worker.WorkflowRegistry) {
+	r.RegisterWorkflow(workflows.Manager)
+	r.RegisterWorkflow(workflows.Provision)
 }

@@ -239,16 +239,21 @@ func (s *Server) Stop() error { return s.stop(syscall.SIGTERM, s.grace) }
 func (s *Server) Kill() error { return s.stop(syscall.SIGKILL, 0) }
 
 func (s *Server) stop(sig syscall.Signal, grace time.Duration) error {
+	// The lock covers the decision and the signal, not the wait, so a Kill
+	// is not held up by a Stop that is waiting out its grace period.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	select {
 	case <-s.exited:
-		return s.unexpectedExit()
+		err := s.unexpectedExit()
+		s.mu.Unlock()
+		return err
 	default:
 	}
 	s.signaled = true
 	pgid := -s.cmd.Process.Pid
-	if err := syscall.Kill(pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	err := syscall.Kill(pgid, sig)
+	s.mu.Unlock()
+	if err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signaling dev server, %w", err)
 	}
 	if grace > 0 {

@@ -263,6 +263,21 @@ func TestStopEscalates(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond, "child %s in the group is gone too", child)
 }
 
+// TestKillDuringStop: Kill does not wait out a Stop's grace period.
+func TestKillDuringStop(t *testing.T) {
+	dir := t.TempDir()
+	s := startUnready(t, fakeCLI(t, dir, "stubborn", `trap '' TERM; echo up; while :; do sleep 0.05; done`))
+	require.Eventually(t, func() bool { return strings.Contains(s.tail.quote(), "up") }, 5*time.Second, 10*time.Millisecond)
+
+	began := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop() }() // would wait the full 10 s grace
+	time.Sleep(100 * time.Millisecond)
+	require.NoError(t, s.Kill())
+	require.NoError(t, <-stopped)
+	require.Less(t, time.Since(began), 5*time.Second)
+}
+
 // TestStopReportsCrash: Stop on a server that died by itself says so, once.
 func TestStopReportsCrash(t *testing.T) {
 	dir := t.TempDir()

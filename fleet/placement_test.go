@@ -1,0 +1,483 @@
+package fleet
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+const mgr = "m"
+
+// cat builds a defaulted catalog for the standalone kind.
+func cat(warm int, servers []catalog.Server, services ...catalog.Service) *catalog.Catalog {
+	c := &catalog.Catalog{
+		Manager:  catalog.Manager{Kind: catalog.KindStandalone, WarmPool: warm, Servers: servers},
+		Services: services,
+	}
+	c.Default()
+	return c
+}
+
+func svc(name string, initial, slots int) catalog.Service {
+	return catalog.Service{
+		Name:     name,
+		Command:  "/bin/" + name,
+		Slots:    slots,
+		Replicas: catalog.Replicas{Min: initial, Initial: initial, Max: initial + 2},
+	}
+}
+
+func host(name string, slots, first, last int) catalog.Server {
+	return catalog.Server{Name: name, Address: "10.0.0." + name[len(name)-1:], Slots: slots, Ports: catalog.PortRange{First: first, Last: last}}
+}
+
+// ready is the inventory record of a catalog server that is up.
+func ready(cs catalog.Server, blocked ...int) Server {
+	return Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerReady, Blocked: blocked}
+}
+
+// launched is the inventory record the plan makes for a catalog server.
+func launched(cs catalog.Server) Server {
+	return Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerLaunching}
+}
+
+func starting(id, server string, port int, service string) Container {
+	return Container{ID: id, Server: server, Port: port, State: Starting, Service: service}
+}
+
+func waiting(id, server string, port int) Container {
+	return Container{ID: id, Server: server, Port: port, State: Waiting, Registered: true, PID: 100 + port%100}
+}
+
+func loaded(id, server string, port int, service string) Container {
+	return Container{ID: id, Server: server, Port: port, State: Loaded, Service: service, Healthy: true, Registered: true}
+}
+
+type unplacedWant struct {
+	service string
+	count   int
+	reason  []string // substrings of Reason
+}
+
+var (
+	s1 = host("s1", 2, 20000, 20009)
+	s2 = host("s2", 2, 21000, 21009)
+	s3 = host("s3", 2, 22000, 22009)
+	b4 = host("b4", 4, 20000, 20003) // big, and its range is the size of its slots
+)
+
+func TestPlanProvision(t *testing.T) {
+	tests := []struct {
+		name         string
+		cat          *catalog.Catalog
+		inv          Inventory
+		wantServers  []Server
+		wantStarts   []Container
+		wantLoads    []Container
+		wantUnplaced []unplacedWant
+	}{
+		{
+			name:        "empty inventory, one server is enough",
+			cat:         cat(0, []catalog.Server{b4, s2}, svc("web", 2, 1)),
+			wantServers: []Server{launched(b4)},
+			wantStarts:  []Container{starting("m-c1", "b4", 20000, "web"), starting("m-c2", "b4", 20001, "web")},
+		},
+		{
+			name:        "empty inventory, the next listed server when slots run out",
+			cat:         cat(0, []catalog.Server{s1, s2, s3}, svc("web", 3, 1)),
+			wantServers: []Server{launched(s1), launched(s2)},
+			wantStarts: []Container{
+				starting("m-c1", "s1", 20000, "web"), starting("m-c2", "s1", 20001, "web"),
+				starting("m-c3", "s2", 21000, "web"),
+			},
+		},
+		{
+			name: "servers are launched in catalog order, not name order",
+			cat: cat(0, []catalog.Server{host("z9", 1, 20000, 20000), host("a1", 1, 20000, 20000)},
+				svc("web", 1, 1)),
+			wantServers: []Server{launched(host("z9", 1, 20000, 20000))},
+			wantStarts:  []Container{starting("m-c1", "z9", 20000, "web")},
+		},
+		{
+			name:        "services in catalog order, then the warm pool",
+			cat:         cat(2, []catalog.Server{b4, s2}, svc("web", 1, 1), svc("db", 1, 2), svc("zero", 0, 1)),
+			wantServers: []Server{launched(b4), launched(s2)},
+			wantStarts: []Container{
+				starting("m-c1", "b4", 20000, "web"),
+				starting("m-c2", "b4", 20001, "db"),
+				starting("m-c3", "b4", 20002, ""),
+				starting("m-c4", "s2", 21000, ""),
+			},
+		},
+		{
+			name: "a waiting container is loaded before a new one starts",
+			cat:  cat(0, []catalog.Server{s1}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(s1)},
+				Containers: []Container{waiting("m-c1", "s1", 20000)},
+				Seq:        1,
+			},
+			wantLoads: []Container{{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "web", Registered: true, PID: 100}},
+		},
+		{
+			name: "loading a waiting container refills the warm pool",
+			cat:  cat(1, []catalog.Server{s1}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(s1)},
+				Containers: []Container{waiting("m-c1", "s1", 20000)},
+				Seq:        1,
+			},
+			wantLoads:  []Container{{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "web", Registered: true, PID: 100}},
+			wantStarts: []Container{starting("m-c2", "s1", 20001, "")},
+		},
+		{
+			name: "a starting warm container is not loaded yet: a new one starts",
+			cat:  cat(1, []catalog.Server{b4}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(b4)},
+				Containers: []Container{starting("m-c1", "b4", 20000, "")},
+				Seq:        1,
+			},
+			wantStarts: []Container{starting("m-c2", "b4", 20001, "web")},
+		},
+		{
+			name: "a waiting container on a server without room for the service is not used",
+			cat:  cat(0, []catalog.Server{s1, b4}, svc("web", 1, 1), svc("db", 1, 2)),
+			inv: Inventory{
+				// s1: 2 slots, web (1) + waiting (1): turning the waiting
+				// container into db (2) would need 3.
+				Servers:    []Server{ready(s1)},
+				Containers: []Container{loaded("m-c1", "s1", 20000, "web"), waiting("m-c2", "s1", 20001)},
+				Seq:        2,
+			},
+			wantServers: []Server{launched(b4)},
+			wantStarts:  []Container{starting("m-c3", "b4", 20000, "db")},
+		},
+		{
+			name: "a waiting container holding the last free slot takes a 2-slot service",
+			cat:  cat(0, []catalog.Server{s1}, svc("db", 1, 2)),
+			inv: Inventory{
+				Servers:    []Server{ready(s1)},
+				Containers: []Container{waiting("m-c1", "s1", 20000)},
+				Seq:        1,
+			},
+			wantLoads: []Container{{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "db", Registered: true, PID: 100}},
+		},
+		{
+			name: "assigned instances count: starting, loaded, failed",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 3, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(b4)},
+				Containers: []Container{
+					starting("m-c1", "b4", 20000, "web"),
+					loaded("m-c2", "b4", 20001, "web"),
+					{ID: "m-c3", Server: "b4", Port: 20002, State: Failed, Service: "web", Error: "crashed"},
+				},
+				Seq: 3,
+			},
+		},
+		{
+			name: "a draining instance does not count",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(b4)},
+				Containers: []Container{{ID: "m-c1", Server: "b4", Port: 20000, State: Draining, Service: "web"}},
+				Seq:        1,
+			},
+			// The draining container still holds its port and its slot.
+			wantStarts: []Container{starting("m-c2", "b4", 20001, "web")},
+		},
+		{
+			name: "warm pool filled to size",
+			cat:  cat(3, []catalog.Server{b4}),
+			inv: Inventory{
+				Servers:    []Server{ready(b4)},
+				Containers: []Container{waiting("m-c1", "b4", 20000)},
+				Seq:        1,
+			},
+			wantStarts: []Container{starting("m-c2", "b4", 20001, ""), starting("m-c3", "b4", 20002, "")},
+		},
+		{
+			name: "warm pool not filled beyond its size",
+			cat:  cat(1, []catalog.Server{b4}),
+			inv: Inventory{
+				Servers:    []Server{ready(b4)},
+				Containers: []Container{waiting("m-c1", "b4", 20000), starting("m-c2", "b4", 20001, "")},
+				Seq:        2,
+			},
+		},
+		{
+			name: "a 2-slot service does not go on a server with 1 free slot",
+			cat:  cat(0, []catalog.Server{s1, s2}, svc("db", 1, 2)),
+			inv: Inventory{
+				Servers:    []Server{ready(s1)},
+				Containers: []Container{loaded("m-c1", "s1", 20000, "other")},
+				Seq:        1,
+			},
+			wantServers: []Server{launched(s2)},
+			wantStarts:  []Container{starting("m-c2", "s2", 21000, "db")},
+		},
+		{
+			name: "the server with the most free slots first",
+			cat:  cat(0, []catalog.Server{b4, s2}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(b4), ready(s2)},
+				Containers: []Container{loaded("m-c1", "b4", 20000, "x"), loaded("m-c2", "b4", 20001, "x"), loaded("m-c3", "b4", 20002, "x")},
+				Seq:        3,
+			},
+			wantStarts: []Container{starting("m-c4", "s2", 21000, "web")},
+		},
+		{
+			name: "blocked ports are skipped",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 2, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(b4, 20000, 20002)},
+				Seq:     7,
+			},
+			wantStarts: []Container{starting("m-c8", "b4", 20001, "web"), starting("m-c9", "b4", 20003, "web")},
+		},
+		{
+			name: "a failed server is not used",
+			cat:  cat(0, []catalog.Server{b4, s2}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers: []Server{{ID: "b4", Address: b4.Address, Slots: 4, Ports: b4.Ports, State: ServerFailed, Error: "no capacity"}},
+			},
+			wantServers: []Server{launched(s2)},
+			wantStarts:  []Container{starting("m-c1", "s2", 21000, "web")},
+		},
+		{
+			name: "a waiting container on a failed server is not loaded",
+			cat:  cat(0, []catalog.Server{s1, s2}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{{ID: "s1", Slots: 2, Ports: s1.Ports, State: ServerFailed}},
+				Containers: []Container{waiting("m-c1", "s1", 20000)},
+				Seq:        1,
+			},
+			wantServers: []Server{launched(s2)},
+			wantStarts:  []Container{starting("m-c2", "s2", 21000, "web")},
+		},
+		{
+			name: "a launching server takes containers before another is launched",
+			cat:  cat(0, []catalog.Server{b4, s2}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers:    []Server{launched(b4)},
+				Containers: []Container{starting("m-c1", "b4", 20000, "")},
+				Seq:        1,
+			},
+			wantStarts: []Container{starting("m-c2", "b4", 20001, "web")},
+		},
+		{
+			name:        "not enough slots: what fits is placed, the rest is unplaced",
+			cat:         cat(1, []catalog.Server{s1}, svc("web", 3, 1)),
+			wantServers: []Server{launched(s1)},
+			wantStarts:  []Container{starting("m-c1", "s1", 20000, "web"), starting("m-c2", "s1", 20001, "web")},
+			wantUnplaced: []unplacedWant{
+				{service: "web", count: 1, reason: []string{"1 free slot"}},
+				{service: "", count: 1, reason: []string{"1 free slot"}},
+			},
+		},
+		{
+			name:         "a service larger than any server",
+			cat:          cat(0, []catalog.Server{s1, b4}, svc("big", 2, 8)),
+			wantUnplaced: []unplacedWant{{service: "big", count: 2, reason: []string{"8 free slots"}}},
+		},
+		{
+			name: "one service unplaced, the next still placed",
+			cat:  cat(0, []catalog.Server{s1}, svc("big", 1, 3), svc("web", 1, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(s1)},
+			},
+			wantStarts:   []Container{starting("m-c1", "s1", 20000, "web")},
+			wantUnplaced: []unplacedWant{{service: "big", count: 1, reason: []string{"3 free slots"}}},
+		},
+		{
+			name: "a server with free slots but no free port is passed over",
+			cat:  cat(0, []catalog.Server{b4, s2}, svc("web", 1, 1)),
+			inv: Inventory{
+				// b4 has the most free slots (3), but its one port left is
+				// blocked.
+				Servers:    []Server{ready(b4, 20001, 20002, 20003), ready(s2)},
+				Containers: []Container{loaded("m-c1", "b4", 20000, "x"), loaded("m-c2", "s2", 21000, "x")},
+				Seq:        2,
+			},
+			wantStarts: []Container{starting("m-c3", "s2", 21001, "web")},
+		},
+		{
+			name: "a server with no free port makes way for a new one",
+			cat:  cat(0, []catalog.Server{b4, s2}, svc("web", 2, 1)),
+			inv: Inventory{
+				Servers:    []Server{ready(b4, 20000, 20001, 20002)},
+				Containers: []Container{loaded("m-c1", "b4", 20003, "x")},
+				Seq:        1,
+			},
+			wantServers: []Server{launched(s2)},
+			wantStarts:  []Container{starting("m-c2", "s2", 21000, "web"), starting("m-c3", "s2", 21001, "web")},
+		},
+		{
+			name: "no free port anywhere: unplaced, with the ports as the reason",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(b4, 20000, 20001, 20002, 20003)},
+			},
+			wantUnplaced: []unplacedWant{{service: "web", count: 1, reason: []string{"b4", "20000-20003"}}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := tc.inv
+			before := inv.Seq
+			plan := PlanProvision(&inv, tc.cat, mgr)
+
+			assert.Equal(t, tc.wantServers, plan.Servers, "servers")
+			assert.Equal(t, tc.wantStarts, plan.Starts, "starts")
+			assert.Equal(t, tc.wantLoads, plan.Loads, "loads")
+			require.Len(t, plan.Unplaced, len(tc.wantUnplaced), "unplaced: %+v", plan.Unplaced)
+			for i, w := range tc.wantUnplaced {
+				u := plan.Unplaced[i]
+				assert.Equal(t, w.service, u.Service)
+				assert.Equal(t, w.count, u.Count)
+				for _, s := range w.reason {
+					assert.Contains(t, u.Reason, s)
+				}
+			}
+			assert.Equal(t, len(tc.wantServers)+len(tc.wantStarts)+len(tc.wantLoads) == 0, plan.Empty())
+
+			// The plan is recorded in the inventory.
+			for _, s := range plan.Servers {
+				got := inv.Server(s.ID)
+				require.NotNil(t, got, "server %s", s.ID)
+				assert.Equal(t, s, *got)
+			}
+			for _, c := range plan.Starts {
+				got := inv.Container(c.ID)
+				require.NotNil(t, got, "container %s", c.ID)
+				assert.Equal(t, Starting, got.State)
+				assert.Equal(t, c, *got)
+			}
+			for _, c := range plan.Loads {
+				got := inv.Container(c.ID)
+				require.NotNil(t, got, "container %s", c.ID)
+				assert.Equal(t, Loaded, got.State)
+				assert.False(t, got.Healthy)
+				assert.Equal(t, c, *got)
+			}
+			assert.GreaterOrEqual(t, inv.Seq, before+len(plan.Starts))
+			checkInventory(t, &inv, tc.cat)
+
+			// Deciding again on the result decides nothing new.
+			snapshot := cloneInventory(inv)
+			again := PlanProvision(&inv, tc.cat, mgr)
+			assert.True(t, again.Empty(), "second plan: %+v", again)
+			assert.Equal(t, snapshot.Servers, inv.Servers)
+			assert.Equal(t, snapshot.Containers, inv.Containers)
+		})
+	}
+}
+
+func TestPlanProvisionNeverReusesIDs(t *testing.T) {
+	c := cat(0, []catalog.Server{b4}, svc("web", 2, 1))
+	var inv Inventory
+	plan := PlanProvision(&inv, c, mgr)
+	require.Len(t, plan.Starts, 2)
+	assert.Equal(t, "m-c1", plan.Starts[0].ID)
+	assert.Equal(t, "m-c2", plan.Starts[1].ID)
+
+	// m-c2 is gone (destroyed or lost): its replacement is a new ID and gets
+	// the port back, since the lease went with the record.
+	inv.RemoveContainer("m-c2")
+	plan = PlanProvision(&inv, c, mgr)
+	assert.Equal(t, []Container{starting("m-c3", "b4", 20001, "web")}, plan.Starts)
+
+	// Even with every container gone, numbering goes on.
+	inv.RemoveContainer("m-c1")
+	inv.RemoveContainer("m-c3")
+	plan = PlanProvision(&inv, c, mgr)
+	assert.Equal(t, []Container{starting("m-c4", "b4", 20000, "web"), starting("m-c5", "b4", 20001, "web")}, plan.Starts)
+	assert.Equal(t, 5, inv.Seq)
+}
+
+func TestPlanProvisionIDsCarryTheManager(t *testing.T) {
+	var inv Inventory
+	plan := PlanProvision(&inv, cat(1, []catalog.Server{s1}, svc("web", 1, 1)), "prod-eu")
+	require.Len(t, plan.Starts, 2)
+	assert.Equal(t, "prod-eu-c1", plan.Starts[0].ID)
+	assert.Equal(t, "prod-eu-c2", plan.Starts[1].ID)
+}
+
+func TestPlanServices(t *testing.T) {
+	p := Plan{
+		Loads:  []Container{{ID: "a", Service: "db"}},
+		Starts: []Container{{ID: "b", Service: "web"}, {ID: "c"}, {ID: "d", Service: "db"}},
+	}
+	assert.Equal(t, []string{"db", "web"}, p.Services())
+	assert.False(t, p.Empty())
+	assert.True(t, Plan{Unplaced: []Unplaced{{Service: "x", Count: 1}}}.Empty())
+}
+
+// checkInventory asserts invariant 1 and the slot limit over a whole
+// inventory: no two containers on one server share a port, every port is in
+// its server's range and not blocked, no server has more slots in use than
+// it offers, and no two containers share an ID.
+func checkInventory(t *testing.T, inv *Inventory, c *catalog.Catalog) {
+	t.Helper()
+	for _, msg := range inventoryProblems(inv, c) {
+		t.Error(msg)
+	}
+}
+
+func inventoryProblems(inv *Inventory, c *catalog.Catalog) []string {
+	var out []string
+	slots := map[string]int{}
+	for _, s := range c.Services {
+		slots[s.Name] = s.Slots
+	}
+	ids := map[string]bool{}
+	for _, ct := range inv.Containers {
+		if ids[ct.ID] {
+			out = append(out, fmt.Sprintf("container ID %s is used twice", ct.ID))
+		}
+		ids[ct.ID] = true
+		if inv.Server(ct.Server) == nil {
+			out = append(out, fmt.Sprintf("container %s is on unknown server %s", ct.ID, ct.Server))
+		}
+	}
+	for _, s := range inv.Servers {
+		holder := map[int]string{}
+		used := 0
+		for _, ct := range inv.OnServer(s.ID) {
+			used += max(slots[ct.Service], 1)
+			if h, ok := holder[ct.Port]; ok {
+				out = append(out, fmt.Sprintf("server %s: port %d leased to both %s and %s", s.ID, ct.Port, h, ct.ID))
+			}
+			holder[ct.Port] = ct.ID
+			if !s.Ports.Contains(ct.Port) {
+				out = append(out, fmt.Sprintf("server %s: container %s has port %d outside %s", s.ID, ct.ID, ct.Port, s.Ports))
+			}
+			for _, b := range s.Blocked {
+				if b == ct.Port {
+					out = append(out, fmt.Sprintf("server %s: container %s has blocked port %d", s.ID, ct.ID, ct.Port))
+				}
+			}
+		}
+		if used > s.Slots {
+			out = append(out, fmt.Sprintf("server %s: %d slots in use of %d", s.ID, used, s.Slots))
+		}
+		if _, err := inv.Ports(s.ID); err != nil {
+			out = append(out, fmt.Sprintf("server %s: port book: %v", s.ID, err))
+		}
+	}
+	return out
+}
+
+func cloneInventory(inv Inventory) Inventory {
+	out := Inventory{Seq: inv.Seq, Containers: append([]Container(nil), inv.Containers...)}
+	for _, s := range inv.Servers {
+		s.Blocked = append([]int(nil), s.Blocked...)
+		out.Servers = append(out.Servers, s)
+	}
+	return out
+}

@@ -1,0 +1,342 @@
+// Package e2e runs msm for real: the Temporal dev server from bin/temporal,
+// `msm worker` and `msm node` processes, real `msm agent` and MicroService
+// processes. Tests assert what a user sees: `msm status -o json`, the
+// services' own answers on their ports, and the processes on the host.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/workflows"
+)
+
+// bins holds the paths of msm, demo and temporal.
+var bins struct{ msm, demo, temporal string }
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		panic(err)
+	}
+	dir := os.Getenv("MSM_BIN")
+	if dir == "" {
+		// `go test` without make: build msm and demo here; temporal must
+		// already be built (make bin/temporal), it is never downloaded.
+		tmp, err := os.MkdirTemp("", "msm-e2e-bin")
+		if err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(tmp)
+		for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"demo", "./examples/demo"}} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, b[0]), b[1])
+			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintln(os.Stderr, "building", b[1], err)
+				return 1
+			}
+		}
+		bins.msm, bins.demo = filepath.Join(tmp, "msm"), filepath.Join(tmp, "demo")
+		bins.temporal = filepath.Join(root, "bin", "temporal")
+	} else {
+		bins.msm, bins.demo, bins.temporal = filepath.Join(dir, "msm"), filepath.Join(dir, "demo"), filepath.Join(dir, "temporal")
+	}
+	for _, p := range []string{bins.msm, bins.demo, bins.temporal} {
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %s is missing: run `make test` (it builds bin/temporal once)\n", p)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// cluster is one test's world: a dev server, a catalog, msm processes.
+type cluster struct {
+	t       *testing.T
+	dir     string
+	srv     *devserver.Server
+	client  client.Client
+	manager string
+	catalog string
+	base    int // first port of s1; s<i> has base+(i-1)*20 .. +19
+	procs   map[string]*exec.Cmd
+}
+
+// spec shapes the catalog of a test.
+type spec struct {
+	servers      int
+	slots        int
+	warmPool     int
+	services     map[string]int // name -> initial replicas
+	order        []string
+	startupDelay time.Duration
+}
+
+func newCluster(t *testing.T, s spec) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		Binary: bins.temporal, SearchAttributes: workflows.SearchAttributeTypes,
+		Output: logFile(t, dir, "temporal.log"),
+	})
+	require.NoError(t, err)
+	c := &cluster{t: t, dir: dir, srv: srv, manager: fmt.Sprintf("e2e%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}}
+	c.client, err = client.Dial(client.Options{HostPort: srv.Address(), Logger: quiet{}})
+	require.NoError(t, err)
+	c.catalog = filepath.Join(dir, "catalog.yaml")
+	require.NoError(t, os.WriteFile(c.catalog, []byte(c.catalogYAML(s)), 0o644))
+	t.Cleanup(c.close)
+	return c
+}
+
+// catalogYAML writes servers s1..sN on 127.0.0.1 with disjoint port ranges
+// in a randomly chosen block, so parallel runs rarely meet.
+func (c *cluster) catalogYAML(s spec) string {
+	base := 30000 + rand.IntN(300)*100
+	c.base = base
+	var b strings.Builder
+	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  servers:\n", s.warmPool)
+	for i := 1; i <= s.servers; i++ {
+		first := base + (i-1)*20
+		fmt.Fprintf(&b, "    - {name: s%d, address: 127.0.0.1, slots: %d, ports: %d-%d}\n", i, s.slots, first, first+19)
+	}
+	b.WriteString("services:\n")
+	for _, name := range s.order {
+		args := fmt.Sprintf(`["--port={{.Port}}", "--name={{.Service}}", "--startup-delay=%s"]`, s.startupDelay)
+		fmt.Fprintf(&b, "  - name: %s\n    command: %s\n    args: %s\n    replicas: {min: 1, initial: %d, max: 8}\n",
+			name, bins.demo, args, s.services[name])
+	}
+	return b.String()
+}
+
+func (c *cluster) env() []string {
+	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager)
+}
+
+// start runs `msm ARGS...` in the background under name.
+func (c *cluster) start(name string, args ...string) {
+	c.t.Helper()
+	cmd := exec.Command(bins.msm, args...)
+	cmd.Dir = c.dir
+	cmd.Env = c.env()
+	out := logFile(c.t, c.dir, name+".log")
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(c.t, cmd.Start())
+	c.procs[name] = cmd
+	go func() { _ = cmd.Wait() }()
+}
+
+// kill9 kills a background msm process with SIGKILL, as a crash would.
+func (c *cluster) kill9(name string) {
+	c.t.Helper()
+	cmd := c.procs[name]
+	require.NotNil(c.t, cmd, name)
+	require.NoError(c.t, cmd.Process.Kill())
+	delete(c.procs, name)
+}
+
+// msm runs `msm ARGS...` to completion and returns its stdout.
+func (c *cluster) msm(args ...string) (string, error) {
+	cmd := exec.Command(bins.msm, args...)
+	cmd.Dir, cmd.Env = c.dir, c.env()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("msm %v: %v: %s", args, err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// status is `msm status -o json`, decoded.
+func (c *cluster) status() (workflows.Status, error) {
+	var st workflows.Status
+	out, err := c.msm("status", "-o", "json")
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+// waitFor polls status until ok holds, failing the test after timeout.
+func (c *cluster) waitFor(what string, timeout time.Duration, ok func(workflows.Status) bool) workflows.Status {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last workflows.Status
+	var lastErr error
+	for time.Now().Before(deadline) {
+		st, err := c.status()
+		if err == nil {
+			last = st
+			if ok(st) {
+				return st
+			}
+		}
+		lastErr = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, _ := json.MarshalIndent(last, "", "  ")
+	c.t.Fatalf("timed out after %s waiting for %s; last error %v; last status:\n%s\nlogs in %s", timeout, what, lastErr, b, c.dir)
+	return last
+}
+
+// converged: every service has ready == desired and the warm pool is full.
+func converged(warm int) func(workflows.Status) bool {
+	return func(st workflows.Status) bool {
+		if len(st.Services) == 0 || st.Operations > 0 {
+			return false
+		}
+		for _, s := range st.Services {
+			if s.Ready != s.Desired {
+				return false
+			}
+		}
+		return count(st, "waiting") == warm
+	}
+}
+
+func count(st workflows.Status, state string) int {
+	n := 0
+	for _, c := range st.Containers {
+		if c.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// proc is an msm-owned process found on the host.
+type proc struct {
+	pid       int
+	container string
+	agent     bool // the `msm agent` itself, else its MicroService
+}
+
+// procs lists the processes of this test's manager, read from /proc.
+func (c *cluster) hostProcs() []proc {
+	var out []proc
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue
+		}
+		vars := strings.Split(string(env), "\x00")
+		if !contains(vars, "MSM_MANAGER="+c.manager) {
+			continue
+		}
+		container := ""
+		for _, v := range vars {
+			if s, ok := strings.CutPrefix(v, "MSM_CONTAINER="); ok {
+				container = s
+			}
+		}
+		if container == "" {
+			continue // a node or worker
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+			continue // exited, not yet reaped
+		}
+		out = append(out, proc{pid: pid, container: container, agent: len(args) > 1 && args[1] == "agent"})
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// get fetches a URL on loopback.
+func get(url string) (int, []byte, error) {
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (c *cluster) close() {
+	for name, cmd := range c.procs {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		delete(c.procs, name)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Nodes leave their containers running by design; this test owns them.
+	for _, p := range c.hostProcs() {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	if c.client != nil {
+		c.client.Close()
+	}
+	_ = c.srv.Stop()
+	if c.t.Failed() {
+		for _, name := range []string{"worker.log", "worker2.log", "s1.log", "s2.log"} {
+			if b, err := os.ReadFile(filepath.Join(c.dir, name)); err == nil {
+				c.t.Logf("--- %s (last 3000 bytes)\n%s", name, tailOf(b, 3000))
+			}
+		}
+	}
+}
+
+func tailOf(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func logFile(t *testing.T, dir, name string) *os.File {
+	f, err := os.Create(filepath.Join(dir, name))
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// quiet drops the SDK's client logs.
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
+
+type historyBuilder struct{ h historypb.History }
