@@ -236,8 +236,12 @@ type proc struct {
 	agent     bool // the `msm agent` itself, else its MicroService
 }
 
-// procs lists the processes of this test's manager, read from /proc.
-func (c *cluster) hostProcs() []proc {
+// hostProcs lists the container processes of this test's manager.
+func (c *cluster) hostProcs() []proc { return managerProcs(c.manager) }
+
+// managerProcs lists the container processes (agents and MicroServices) of
+// a manager, read from /proc.
+func managerProcs(manager string) []proc {
 	var out []proc
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -250,7 +254,7 @@ func (c *cluster) hostProcs() []proc {
 			continue
 		}
 		vars := strings.Split(string(env), "\x00")
-		if !contains(vars, "MSM_MANAGER="+c.manager) {
+		if !contains(vars, "MSM_MANAGER="+manager) {
 			continue
 		}
 		container := ""

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +186,29 @@ func (c *cluster) saveHistory(id, path string) {
 	require.NoError(c.t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(c.t, os.WriteFile(path, b, 0o644))
 	c.t.Logf("wrote %s (%d events)", path, len(hist.h.Events))
+}
+
+// TestNodeRestartReattaches: a node agent killed and started again finds
+// its running containers and adopts them: nothing is started twice and the
+// Manager replaces nothing.
+func TestNodeRestartReattaches(t *testing.T) {
+	c := newCluster(t, standard)
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("every service healthy", 60*time.Second, converged(1))
+	procs := len(c.hostProcs())
+
+	c.kill9("s1")
+	c.start("s1b", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.dir, "s1b.log"))
+		return strings.Contains(string(b), "reattached=3")
+	}, 20*time.Second, 100*time.Millisecond, "the restarted node re-attaches to the 3 containers of s1")
+	// Let the Manager take the node-up signal, then compare.
+	time.Sleep(time.Second)
+	after := c.waitFor("still converged", 10*time.Second, converged(1))
+	assert.Equal(t, before.Containers, after.Containers, "the Manager kept every container")
+	assert.Equal(t, procs, len(c.hostProcs()), "no process started twice")
+	c.assertFleet(after, 4)
 }

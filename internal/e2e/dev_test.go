@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/workflows"
+)
+
+// devRun is one `msm dev` process.
+type devRun struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+// syncBuffer is a buffer the test reads while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDevBringsUpTheExampleCatalog runs `msm dev` on the example catalog as
+// `make dev` does: every service healthy on the port status reports, the
+// warm pool waiting, the runs in the Web UI; Ctrl-C leaves no process
+// behind; a second `msm dev` on the same state resumes and converges again.
+func TestDevBringsUpTheExampleCatalog(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	// The example catalog runs bin/demo from the working directory.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	require.NoError(t, os.Symlink(bins.demo, filepath.Join(dir, "bin", "demo")))
+	port, err := devserver.FreePort()
+	require.NoError(t, err)
+	uiPort, err := devserver.FreePort()
+	require.NoError(t, err)
+	address := "127.0.0.1:" + strconv.Itoa(port)
+	manager := fmt.Sprintf("dev%d", rand.IntN(1e6))
+	env := append(os.Environ(), "MSM_MANAGER="+manager, "TEMPORAL_ADDRESS="+address)
+	status := func() (workflows.Status, error) {
+		var st workflows.Status
+		cmd := exec.Command(bins.msm, "status", "-o", "json")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			return st, err
+		}
+		return st, json.Unmarshal(out, &st)
+	}
+	start := func() *devRun {
+		cmd := exec.Command(bins.msm, "dev", "--catalog", filepath.Join(root, "examples", "catalog.yaml"),
+			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"))
+		cmd.Dir, cmd.Env = dir, env
+		r := &devRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+		cmd.Stdout, cmd.Stderr = r.out, r.out
+		require.NoError(t, cmd.Start())
+		go func() { r.done <- cmd.Wait() }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			for _, p := range managerProcs(manager) {
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		})
+		return r
+	}
+	waitHealthy := func(r *devRun) workflows.Status {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			st, err := status()
+			if err == nil && converged(1)(st) {
+				return st
+			}
+			select {
+			case err := <-r.done:
+				t.Fatalf("msm dev exited early: %v\n%s", err, r.out)
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		t.Fatalf("msm dev did not bring the catalog up within 60 s:\n%s", r.out)
+		return workflows.Status{}
+	}
+	stop := func(r *devRun) {
+		require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
+		select {
+		case err := <-r.done:
+			require.NoError(t, err, "msm dev exits 0 on Ctrl-C:\n%s", r.out)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("msm dev did not stop within 30 s of Ctrl-C:\n%s", r.out)
+		}
+		assert.Empty(t, managerProcs(manager), "container processes left after Ctrl-C")
+		assert.False(t, devserver.Answers(context.Background(), address), "the dev server still answers after Ctrl-C")
+	}
+
+	began := time.Now()
+	first := start()
+	st := waitHealthy(first)
+	t.Logf("example catalog healthy in %s", time.Since(began))
+	assert.Equal(t, "standalone", st.Kind)
+	assert.Equal(t, []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+	ports := checkServing(t, st)
+
+	// The Web UI's own API lists the Manager and the Provision runs.
+	for _, q := range []string{
+		fmt.Sprintf("WorkflowId = 'msm/%s'", manager),
+		fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'provision'", manager),
+	} {
+		u := fmt.Sprintf("http://127.0.0.1:%d/api/v1/namespaces/default/workflows?query=%s", uiPort, url.QueryEscape(q))
+		assert.Eventually(t, func() bool {
+			code, body, err := get(u)
+			return err == nil && code == 200 && strings.Contains(string(body), "msm/"+manager)
+		}, 10*time.Second, 200*time.Millisecond, "Web UI lists %s", q)
+	}
+	assert.Contains(t, first.out.String(), "All 2 services healthy")
+	stop(first)
+	for _, p := range ports {
+		_, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", p))
+		assert.Error(t, err, "port %d still answers after Ctrl-C", p)
+	}
+
+	// Restart: the Manager resumes from .msm and replaces the containers
+	// that Ctrl-C stopped.
+	second := start()
+	st = waitHealthy(second)
+	checkServing(t, st)
+	for _, c := range st.Containers {
+		n, _ := strconv.Atoi(strings.TrimPrefix(c.ID, manager+"-c"))
+		assert.Greater(t, n, 4, "container %s is new, not a stale record", c.ID)
+	}
+	stop(second)
+}
+
+// checkServing asserts every loaded container answers as its service on its
+// port, ports are unique per server, and returns the ports.
+func checkServing(t *testing.T, st workflows.Status) []int {
+	t.Helper()
+	var ports []int
+	seen := map[string]bool{}
+	waiting := 0
+	for _, c := range st.Containers {
+		key := c.Server + ":" + strconv.Itoa(c.Port)
+		require.False(t, seen[key], "port %s leased twice", key)
+		seen[key] = true
+		ports = append(ports, c.Port)
+		if c.State == "waiting" {
+			waiting++
+			continue
+		}
+		require.Equal(t, "loaded", c.State, "%s: %s", c.ID, c.Error)
+		code, body, err := get(fmt.Sprintf("http://127.0.0.1:%d/", c.Port))
+		require.NoError(t, err)
+		require.Equal(t, 200, code)
+		assert.Contains(t, string(body), `"service":"`+c.Service+`"`)
+	}
+	assert.Equal(t, 1, waiting, "warm pool")
+	return ports
+}
