@@ -152,12 +152,10 @@ func (a *Agent) waitHealthy(ctx context.Context, in workflows.LoadServiceInput, 
 	}
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
-	lastErr := errors.New("no answer yet")
 	for {
-		if err := a.check(ctx, url, timeout); err == nil {
+		lastErr := a.check(ctx, url, timeout)
+		if lastErr == nil {
 			return nil
-		} else {
-			lastErr = err
 		}
 		activity.RecordHeartbeat(ctx, lastErr.Error())
 		select {

@@ -380,8 +380,8 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, KindStandalone, c.Manager.Kind)
 	assert.Equal(t, 1, c.Manager.WarmPool)
 	assert.Equal(t, []Server{
-		{Name: "local-1", Address: "127.0.0.1", Slots: 6, Ports: PortRange{21000, 21099}},
-		{Name: "local-2", Address: "127.0.0.1", Slots: 6, Ports: PortRange{21100, 21199}},
+		{Name: "local-1", Address: "127.0.0.1", Slots: 3, Ports: PortRange{21000, 21099}},
+		{Name: "local-2", Address: "127.0.0.1", Slots: 3, Ports: PortRange{21100, 21199}},
 	}, c.Manager.Servers)
 	require.Len(t, c.Services, 2)
 	web, api := c.Services[0], c.Services[1]
