@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReadmeTemporalRecipes runs the exact temporal CLI commands the README
+// shows, against a real Manager, and checks what each prints.
+func TestReadmeTemporalRecipes(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var cmds []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "bin/temporal ") {
+			cmds = append(cmds, line)
+		}
+	}
+	want := []struct {
+		ok       bool
+		contains []string
+	}{
+		{true, []string{`"services"`, `"web"`, `"api"`}},
+		{true, []string{"provisioning [web]"}},
+		{false, []string{`unknown service \"nope\"`}},
+		{true, []string{"/provision/1"}},
+		{true, []string{"ActivityTaskCompleted", "WorkflowExecutionCompleted", `"loaded":3`}},
+	}
+	require.Len(t, cmds, len(want), "README recipes: %q", cmds)
+
+	c := newCluster(t, standard)
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("every service healthy", 60*time.Second, converged(1))
+	// Visibility is eventually consistent: wait until the list can see the run.
+	c.assertVisible("MsmManager = '" + c.manager + "' AND MsmOperation = 'provision'")
+
+	for i, line := range cmds {
+		line = strings.ReplaceAll(line, "msm/local", "msm/"+c.manager)
+		line = strings.ReplaceAll(line, "'local'", "'"+c.manager+"'")
+		line = bins.temporal + strings.TrimPrefix(line, "bin/temporal")
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address())
+		out, err := cmd.CombinedOutput()
+		if want[i].ok {
+			assert.NoError(t, err, "%s\n%s", cmds[i], out)
+		} else {
+			assert.Error(t, err, "%s must fail\n%s", cmds[i], out)
+		}
+		for _, s := range want[i].contains {
+			assert.Contains(t, string(out), s, cmds[i])
+		}
+	}
+}
