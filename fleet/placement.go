@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/msm-project/msm/catalog"
 )
@@ -53,9 +54,9 @@ func (p Plan) Services() []string {
 // initial replicas and the warm pool up to its size, and applies the decision
 // to inv (new containers are recorded as starting, loads as loaded and not yet
 // healthy). For each missing instance it uses, in order: a waiting container;
-// a new container on a ready server with free slots (spread: the server with
-// the most free slots first); a new container on a catalog server not yet in
-// use, which the plan launches.
+// a new container on a server in use with free slots and a free port (spread:
+// the server with the most free slots first); a new container on a catalog
+// server not yet in use, which the plan launches.
 func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 	var plan Plan
 	slots := map[string]int{}
@@ -71,23 +72,40 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 		}
 		return n
 	}
-	// place finds a server for a new container needing need slots, launching
-	// a catalog server if none in use has room.
-	place := func(need int) (*Server, string) {
-		var best *Server
-		bestFree := 0
+	// place finds a server for a new container needing need slots: one in
+	// use with that many free slots and a port left to lease, else a catalog
+	// server not yet in use, which the plan launches. It returns the server
+	// with its port book, or why there is none.
+	place := func(need int) (*Server, *PortIndex, string) {
+		var (
+			best      *Server
+			bestPorts *PortIndex
+			bestFree  int
+			noPort    []string // servers with the slots but no port to lease
+		)
 		for i := range inv.Servers {
 			s := &inv.Servers[i]
 			if s.State == ServerFailed {
 				continue
 			}
 			free := s.Slots - used(s.ID)
-			if free >= need && free > bestFree {
-				best, bestFree = s, free
+			if free < need || free <= bestFree {
+				continue
 			}
+			// Free slots are not room without a free port: such a server
+			// would fail the lease on every decision while others have room.
+			ports, err := inv.Ports(s.ID)
+			if err == nil && ports.free() == 0 {
+				err = ports.exhausted()
+			}
+			if err != nil {
+				noPort = append(noPort, fmt.Sprintf("server %s: %v", s.ID, err))
+				continue
+			}
+			best, bestPorts, bestFree = s, ports, free
 		}
 		if best != nil {
-			return best, ""
+			return best, bestPorts, ""
 		}
 		for _, cs := range cat.Manager.Servers {
 			if inv.Server(cs.Name) != nil || cs.Slots < need {
@@ -96,18 +114,18 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 			s := Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerLaunching}
 			inv.AddServer(s)
 			plan.Servers = append(plan.Servers, s)
-			return inv.Server(s.ID), ""
+			return inv.Server(s.ID), NewPortIndex(s.Ports), ""
 		}
-		return nil, fmt.Sprintf("no server has %d free slots and every listed server is in use", need)
+		why := fmt.Sprintf("no server in use has %d free slot(s) and a free port, and no listed server not yet in use has %d slot(s)", need, need)
+		if len(noPort) > 0 {
+			why += " (" + strings.Join(noPort, "; ") + ")"
+		}
+		return nil, nil, why
 	}
 	start := func(service string, need int) string {
-		s, why := place(need)
+		s, ports, why := place(need)
 		if s == nil {
 			return why
-		}
-		ports, err := inv.Ports(s.ID)
-		if err != nil {
-			return err.Error()
 		}
 		id := inv.NextContainerID(manager)
 		port, err := ports.Lease(id)
@@ -121,16 +139,19 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 	}
 
 	for _, svc := range cat.Services {
+		// need counts slots the way used does, so an undefaulted Slots of 0
+		// is one slot in both.
+		need := slotsOf(svc.Name, slots)
 		assigned, _ := inv.Instances(svc.Name)
 		missing := svc.Replicas.Initial - assigned
 		for missing > 0 {
-			if c := inv.waitingFor(svc.Slots, slots, used); c != nil {
+			if c := inv.waitingFor(need, slots, used); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
 				plan.Loads = append(plan.Loads, *c)
 				missing--
 				continue
 			}
-			if why := start(svc.Name, svc.Slots); why != "" {
+			if why := start(svc.Name, need); why != "" {
 				plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
 				break
 			}

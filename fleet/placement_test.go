@@ -124,6 +124,17 @@ func TestPlanProvision(t *testing.T) {
 			wantLoads: []Container{{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "web", Registered: true, PID: 100}},
 		},
 		{
+			name: "a waiting container that served before is loaded as not yet healthy",
+			cat:  cat(0, []catalog.Server{s1}, svc("web", 1, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(s1)},
+				// Returned to the pool by a shrink, with its old health left.
+				Containers: []Container{{ID: "m-c1", Server: "s1", Port: 20005, State: Waiting, Healthy: true, Registered: true, PID: 7}},
+				Seq:        1,
+			},
+			wantLoads: []Container{{ID: "m-c1", Server: "s1", Port: 20005, State: Loaded, Service: "web", Registered: true, PID: 7}},
+		},
+		{
 			name: "loading a waiting container refills the warm pool",
 			cat:  cat(1, []catalog.Server{s1}, svc("web", 1, 1)),
 			inv: Inventory{
@@ -283,7 +294,7 @@ func TestPlanProvision(t *testing.T) {
 		{
 			name:         "a service larger than any server",
 			cat:          cat(0, []catalog.Server{s1, b4}, svc("big", 2, 8)),
-			wantUnplaced: []unplacedWant{{service: "big", count: 2, reason: []string{"8 free slots"}}},
+			wantUnplaced: []unplacedWant{{service: "big", count: 2, reason: []string{"8 free slot"}}},
 		},
 		{
 			name: "one service unplaced, the next still placed",
@@ -292,7 +303,7 @@ func TestPlanProvision(t *testing.T) {
 				Servers: []Server{ready(s1)},
 			},
 			wantStarts:   []Container{starting("m-c1", "s1", 20000, "web")},
-			wantUnplaced: []unplacedWant{{service: "big", count: 1, reason: []string{"3 free slots"}}},
+			wantUnplaced: []unplacedWant{{service: "big", count: 1, reason: []string{"3 free slot"}}},
 		},
 		{
 			name: "a server with free slots but no free port is passed over",
@@ -323,7 +334,7 @@ func TestPlanProvision(t *testing.T) {
 			inv: Inventory{
 				Servers: []Server{ready(b4, 20000, 20001, 20002, 20003)},
 			},
-			wantUnplaced: []unplacedWant{{service: "web", count: 1, reason: []string{"b4", "20000-20003"}}},
+			wantUnplaced: []unplacedWant{{service: "web", count: 1, reason: []string{"server b4", "no free port", "20000-20003"}}},
 		},
 	}
 	for _, tc := range tests {
@@ -376,6 +387,34 @@ func TestPlanProvision(t *testing.T) {
 			assert.Equal(t, snapshot.Containers, inv.Containers)
 		})
 	}
+}
+
+func TestPlanProvisionPassesOverABrokenPortBook(t *testing.T) {
+	// Two records on one port must never happen; if it does, placement
+	// neither hides it nor adds to it, and says why it skipped the server.
+	c := cat(0, []catalog.Server{b4}, svc("web", 3, 1))
+	inv := Inventory{
+		Servers: []Server{ready(b4)},
+		Containers: []Container{
+			loaded("m-c1", "b4", 20000, "web"),
+			loaded("m-c2", "b4", 20000, "web"),
+		},
+		Seq: 2,
+	}
+	plan := PlanProvision(&inv, c, mgr)
+	assert.True(t, plan.Empty(), "%+v", plan)
+	require.Len(t, plan.Unplaced, 1)
+	assert.Equal(t, Unplaced{Service: "web", Count: 1, Reason: plan.Unplaced[0].Reason}, plan.Unplaced[0])
+	assert.Contains(t, plan.Unplaced[0].Reason, "server b4")
+	assert.Contains(t, plan.Unplaced[0].Reason, "port 20000 is already leased to m-c1, not to m-c2")
+	assert.Len(t, inv.Containers, 2)
+
+	// With another listed server, the demand goes there.
+	c = cat(0, []catalog.Server{b4, s2}, svc("web", 3, 1))
+	plan = PlanProvision(&inv, c, mgr)
+	assert.Equal(t, []Server{launched(s2)}, plan.Servers)
+	assert.Equal(t, []Container{starting("m-c3", "s2", 21000, "web")}, plan.Starts)
+	assert.Empty(t, plan.Unplaced)
 }
 
 func TestPlanProvisionNeverReusesIDs(t *testing.T) {

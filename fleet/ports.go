@@ -72,8 +72,24 @@ func (p *PortIndex) Lease(holder string) (int, error) {
 		p.holders[port] = holder
 		return port, nil
 	}
-	return 0, fmt.Errorf("%w: all %d ports of %d-%d are leased or blocked",
-		ErrNoPort, p.Range.Last-p.Range.First+1, p.Range.First, p.Range.Last)
+	return 0, p.exhausted()
+}
+
+// free counts the ports of the range that are neither leased nor blocked.
+func (p *PortIndex) free() int {
+	n := 0
+	for port := p.Range.First; port <= p.Range.Last; port++ {
+		if _, held := p.holders[port]; !held && !p.blocked[port] {
+			n++
+		}
+	}
+	return n
+}
+
+// exhausted is the error of a lease from a book with no free port.
+func (p *PortIndex) exhausted() error {
+	return fmt.Errorf("%w: all %d ports of %d-%d are leased or blocked",
+		ErrNoPort, p.Range.Size(), p.Range.First, p.Range.Last)
 }
 
 // Holder returns who leases the port, or "".

@@ -55,34 +55,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
 	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
 
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var s CatalogSignal
-			catalogCh.Receive(ctx, &s)
-			m.onCatalog(ctx, s)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var s RegisterSignal
-			registerCh.Receive(ctx, &s)
-			m.onRegister(ctx, s)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var s NodeUpSignal
-			nodeUpCh.Receive(ctx, &s)
-			m.onNodeUp(ctx, s)
-		}
-	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var r StepResult
-			resultCh.Receive(ctx, &r)
-			m.onResult(ctx, r)
-		}
-	})
+	listen(ctx, catalogCh, m.onCatalog)
+	listen(ctx, registerCh, m.onRegister)
+	listen(ctx, nodeUpCh, m.onNodeUp)
+	listen(ctx, resultCh, m.onResult)
 
 	for {
 		err := workflow.Await(ctx, func() bool {
@@ -114,40 +90,37 @@ func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= m.historyLimit
 }
 
-func (m *manager) drain(ctx workflow.Context, chs ...workflow.ReceiveChannel) {
-	for {
-		took := false
-		for _, ch := range chs {
-			switch ch.Name() {
-			case SignalCatalog:
-				var s CatalogSignal
-				for ch.ReceiveAsync(&s) {
-					took = true
-					m.onCatalog(ctx, s)
-				}
-			case SignalRegister:
-				var s RegisterSignal
-				for ch.ReceiveAsync(&s) {
-					took = true
-					m.onRegister(ctx, s)
-				}
-			case SignalNodeUp:
-				var s NodeUpSignal
-				for ch.ReceiveAsync(&s) {
-					took = true
-					m.onNodeUp(ctx, s)
-				}
-			case SignalResult:
-				var r StepResult
-				for ch.ReceiveAsync(&r) {
-					took = true
-					m.onResult(ctx, r)
-				}
-			}
+// drain takes the signals not yet taken. One pass takes them all: no signal
+// arrives while workflow code runs, and handling one sends none.
+func (m *manager) drain(ctx workflow.Context, catalogCh, registerCh, nodeUpCh, resultCh workflow.ReceiveChannel) {
+	takeAll(ctx, catalogCh, m.onCatalog)
+	takeAll(ctx, registerCh, m.onRegister)
+	takeAll(ctx, nodeUpCh, m.onNodeUp)
+	takeAll(ctx, resultCh, m.onResult)
+}
+
+// listen hands the values signalled on ch to fn as they come. It waits for a
+// value instead of blocking in Receive: a blocked Receive takes a signal off
+// the channel before its own coroutine runs, so a continue-as-new decided in
+// the same workflow task would find the channel empty and lose the signal.
+func listen[T any](ctx workflow.Context, ch workflow.ReceiveChannel, fn func(workflow.Context, T)) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for workflow.Await(ctx, func() bool { return ch.Len() > 0 }) == nil {
+			takeAll(ctx, ch, fn)
 		}
-		if !took {
+	})
+}
+
+// takeAll hands every value waiting on ch to fn. Each value is decoded into
+// a fresh T: decoding into a reused one would keep the fields the next value
+// omits (omitempty) and share slices with the value before.
+func takeAll[T any](ctx workflow.Context, ch workflow.ReceiveChannel, fn func(workflow.Context, T)) {
+	for {
+		var v T
+		if !ch.ReceiveAsync(&v) {
 			return
 		}
+		fn(ctx, v)
 	}
 }
 

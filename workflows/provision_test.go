@@ -1,0 +1,451 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows"
+)
+
+// The fixtures below are shared by provision_test.go and manager_test.go.
+
+const tfManager = "m1"
+
+var (
+	tfWeb = catalog.Service{Name: "web", Command: "web-server", Args: []string{"--port={{.Port}}"},
+		Health:   catalog.HealthCheck{Path: "/healthz", Interval: time.Second, Timeout: time.Second, FailureThreshold: 3},
+		Replicas: catalog.Replicas{Min: 1, Initial: 2, Max: 4}, Slots: 1}
+	tfAPI = catalog.Service{Name: "api", Command: "api-server",
+		Health:   catalog.HealthCheck{Path: "/ready", Interval: time.Second, Timeout: time.Second, FailureThreshold: 3},
+		Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 2}, Slots: 1}
+	tfS1 = catalog.Server{Name: "s1", Address: "10.0.0.1", Slots: 4, Ports: catalog.PortRange{First: 20000, Last: 20009}}
+	tfS2 = catalog.Server{Name: "s2", Address: "10.0.0.2", Slots: 4, Ports: catalog.PortRange{First: 21000, Last: 21009}}
+)
+
+// tfCatalog is two servers of 4 slots, web ×2, api ×1 and a warm pool of 1:
+// a first Provision puts all four containers on s1.
+func tfCatalog() catalog.Catalog {
+	return catalog.Catalog{
+		Manager:  catalog.Manager{Kind: catalog.KindStandalone, WarmPool: 1, Servers: []catalog.Server{tfS1, tfS2}},
+		Services: []catalog.Service{tfWeb, tfAPI},
+	}
+}
+
+func tfServer(cs catalog.Server, state fleet.ServerState) fleet.Server {
+	return fleet.Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: state}
+}
+
+// tfCall is one activity call as the fake fleet saw it.
+type tfCall struct {
+	Activity string
+	Queue    string
+	Key      string // server ID for LaunchServer, container ID otherwise
+	Done     bool   // false: the call began; true: it returned
+	Input    any
+}
+
+// tfFleet fakes the provider, the node agents and the container agents,
+// records every call in order, and fails the calls its maps say to fail.
+// Activities run on their own goroutines, hence the mutex.
+type tfFleet struct {
+	mu    sync.Mutex
+	calls []tfCall
+	// launchErr fails LaunchServer by server ID.
+	launchErr map[string]error
+	// startErr fails StartContainer by "server:port".
+	startErr map[string]error
+	// loadErr fails LoadService by container ID.
+	loadErr map[string]error
+}
+
+func (f *tfFleet) record(c tfCall) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, c)
+}
+
+// tfSeq is the number of a container ID "m1-c7" (7): PIDs derive from it so
+// that they are the same whatever order the activities run in.
+func tfSeq(id string) int {
+	n, _ := strconv.Atoi(id[strings.LastIndex(id, "-c")+2:])
+	return n
+}
+
+func tfAgentPID(id string) int   { return 1000 + tfSeq(id) }
+func tfServicePID(id string) int { return 5000 + tfSeq(id) }
+
+func (f *tfFleet) LaunchServer(ctx context.Context, in workflows.LaunchServerInput) (workflows.LaunchServerResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityLaunchServer, Queue: q, Key: in.Server.ID, Input: in})
+	// Long enough that a container start not waiting for its server would
+	// be seen beginning before the launch returned.
+	time.Sleep(20 * time.Millisecond)
+	defer f.record(tfCall{Activity: workflows.ActivityLaunchServer, Queue: q, Key: in.Server.ID, Done: true})
+	if err := f.launchErr[in.Server.ID]; err != nil {
+		return workflows.LaunchServerResult{}, err
+	}
+	return workflows.LaunchServerResult{ID: in.Server.ID, Address: in.Server.Address}, nil
+}
+
+func (f *tfFleet) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityStartContainer, Queue: q, Key: in.Container, Input: in})
+	defer f.record(tfCall{Activity: workflows.ActivityStartContainer, Queue: q, Key: in.Container, Done: true})
+	if err := f.startErr[in.Server+":"+strconv.Itoa(in.Port)]; err != nil {
+		return workflows.StartContainerResult{}, err
+	}
+	return workflows.StartContainerResult{PID: tfAgentPID(in.Container)}, nil
+}
+
+func (f *tfFleet) LoadService(ctx context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityLoadService, Queue: q, Key: in.Container, Input: in})
+	defer f.record(tfCall{Activity: workflows.ActivityLoadService, Queue: q, Key: in.Container, Done: true})
+	if err := f.loadErr[in.Container]; err != nil {
+		return workflows.LoadServiceResult{}, err
+	}
+	return workflows.LoadServiceResult{PID: tfServicePID(in.Container), Healthy: true, Took: time.Second}, nil
+}
+
+func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
+	env.RegisterActivityWithOptions(f.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	env.RegisterActivityWithOptions(f.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
+}
+
+// began returns the calls of one activity that began, in order.
+func (f *tfFleet) began(name string) []tfCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []tfCall
+	for _, c := range f.calls {
+		if c.Activity == name && !c.Done {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// keys returns the keys of the calls of one activity that began, sorted.
+func (f *tfFleet) keys(name string) []string {
+	var out []string
+	for _, c := range f.began(name) {
+		out = append(out, c.Key)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// index is the position in the call log of the first matching call, or -1.
+func (f *tfFleet) index(name, key string, done bool) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.IndexFunc(f.calls, func(c tfCall) bool { return c.Activity == name && c.Key == key && c.Done == done })
+}
+
+// input returns the input of the single call of an activity for key.
+func (f *tfFleet) input(name, key string) (any, int) {
+	var in any
+	n := 0
+	for _, c := range f.began(name) {
+		if c.Key == key {
+			in, n = c.Input, n+1
+		}
+	}
+	return in, n
+}
+
+// ProvisionSuite runs Provision alone; its reports to the Manager are caught
+// by a SignalExternalWorkflow mock.
+type ProvisionSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+}
+
+func TestProvisionSuite(t *testing.T) { suite.Run(t, new(ProvisionSuite)) }
+
+const tfOp = "msm/m1/provision/1"
+
+// provision runs one Provision of plan against fake and returns its result,
+// the step results it reported (in the order reported) and its error.
+func (s *ProvisionSuite) provision(fake *tfFleet, plan fleet.Plan) (workflows.ProvisionResult, []workflows.StepResult, error) {
+	env := s.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(30 * time.Second)
+	fake.register(env)
+	var mu sync.Mutex
+	var reported []workflows.StepResult
+	env.OnSignalExternalWorkflow(mock.Anything, workflows.ManagerID(tfManager), "", workflows.SignalResult, mock.Anything).Return(
+		func(namespace, workflowID, runID, signalName string, arg any) error {
+			mu.Lock()
+			defer mu.Unlock()
+			reported = append(reported, arg.(workflows.StepResult))
+			return nil
+		})
+	env.ExecuteWorkflow(workflows.Provision, workflows.ProvisionInput{
+		Op: tfOp, Manager: tfManager, Kind: catalog.KindStandalone, Plan: plan,
+		Services:  []catalog.Service{tfWeb, tfAPI},
+		Addresses: map[string]string{"s1": tfS1.Address, "s2": tfS2.Address},
+	})
+	s.Require().True(env.IsWorkflowCompleted())
+	var res workflows.ProvisionResult
+	err := env.GetWorkflowError()
+	if err == nil {
+		s.Require().NoError(env.GetWorkflowResult(&res))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return res, slices.Clone(reported), err
+}
+
+func tfStart(id, server string, port int, service string) fleet.Container {
+	return fleet.Container{ID: tfManager + "-" + id, Server: server, Port: port, State: fleet.Starting, Service: service}
+}
+
+func tfStartOK(id, server string, port int) workflows.StepResult {
+	id = tfManager + "-" + id
+	return workflows.StepResult{Op: tfOp, Step: workflows.StepStart, Server: server, Container: id, Port: port, PID: tfAgentPID(id), OK: true}
+}
+
+func tfLoadOK(id, server string, port int) workflows.StepResult {
+	id = tfManager + "-" + id
+	return workflows.StepResult{Op: tfOp, Step: workflows.StepLoad, Server: server, Container: id, Port: port, PID: tfServicePID(id), OK: true}
+}
+
+func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {
+	fake := &tfFleet{}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c1", "s2", 21000, "web"), tfStart("c2", "s2", 21001, "")},
+	})
+	s.Require().NoError(err)
+
+	launches := fake.began(workflows.ActivityLaunchServer)
+	s.Require().Len(launches, 1)
+	s.Equal(workflows.TaskQueue, launches[0].Queue)
+	s.Equal(workflows.LaunchServerInput{Manager: tfManager, Kind: catalog.KindStandalone, Key: "m1/s2",
+		Server: tfServer(tfS2, fleet.ServerLaunching)}, launches[0].Input)
+
+	launched := fake.index(workflows.ActivityLaunchServer, "s2", true)
+	s.Require().GreaterOrEqual(launched, 0)
+	for _, id := range []string{"m1-c1", "m1-c2"} {
+		started := fake.index(workflows.ActivityStartContainer, id, false)
+		s.Require().GreaterOrEqual(started, 0, "%s was never started", id)
+		s.Greater(started, launched, "%s started before its server s2 was launched", id)
+	}
+	// The Manager hears of the server before any container on it.
+	s.Require().NotEmpty(reported)
+	s.Equal(workflows.StepResult{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true}, reported[0])
+	s.ElementsMatch([]workflows.StepResult{
+		{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true},
+		tfStartOK("c1", "s2", 21000), tfLoadOK("c1", "s2", 21000),
+		tfStartOK("c2", "s2", 21001),
+	}, reported)
+	s.Equal(workflows.ProvisionResult{Servers: 1, Started: 2, Loaded: 1}, res)
+}
+
+func (s *ProvisionSuite) TestNewContainerWithServiceIsStartedThenLoadedWithSpecPortAndAddress() {
+	fake := &tfFleet{}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "api")},
+	})
+	s.Require().NoError(err)
+	s.Empty(fake.began(workflows.ActivityLaunchServer), "s1 is not in Plan.Servers: nothing to launch")
+
+	for _, tc := range []struct {
+		id   string
+		port int
+		spec catalog.Service
+	}{{"m1-c1", 20000, tfWeb}, {"m1-c2", 20001, tfAPI}} {
+		start, n := fake.input(workflows.ActivityStartContainer, tc.id)
+		s.Require().Equal(1, n, "starts of %s", tc.id)
+		s.Equal(workflows.StartContainerInput{Manager: tfManager, Container: tc.id, Server: "s1", Port: tc.port}, start)
+		load, n := fake.input(workflows.ActivityLoadService, tc.id)
+		s.Require().Equal(1, n, "loads of %s", tc.id)
+		s.Equal(workflows.LoadServiceInput{Container: tc.id, Server: "s1", Address: "10.0.0.1", Port: tc.port, Service: tc.spec}, load)
+
+		startDone := fake.index(workflows.ActivityStartContainer, tc.id, true)
+		loadBegan := fake.index(workflows.ActivityLoadService, tc.id, false)
+		s.Greater(loadBegan, startDone, "%s was loaded before its start returned", tc.id)
+	}
+	for _, c := range fake.began(workflows.ActivityStartContainer) {
+		s.Equal(workflows.NodeQueue("s1"), c.Queue, "start of %s", c.Key)
+	}
+	for _, c := range fake.began(workflows.ActivityLoadService) {
+		s.Equal(workflows.ContainerQueue(c.Key), c.Queue, "load of %s", c.Key)
+	}
+	s.ElementsMatch([]workflows.StepResult{
+		tfStartOK("c1", "s1", 20000), tfLoadOK("c1", "s1", 20000),
+		tfStartOK("c2", "s1", 20001), tfLoadOK("c2", "s1", 20001),
+	}, reported)
+	// Each container's start is reported before its load.
+	for _, id := range []string{"m1-c1", "m1-c2"} {
+		start := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepStart })
+		load := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepLoad })
+		s.Less(start, load, id)
+	}
+	s.Equal(workflows.ProvisionResult{Started: 2, Loaded: 2}, res)
+}
+
+func (s *ProvisionSuite) TestWarmPoolContainerIsStartedButNotLoaded() {
+	fake := &tfFleet{}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Starts: []fleet.Container{tfStart("c3", "s1", 20002, ""), tfStart("c4", "s1", 20003, "")},
+	})
+	s.Require().NoError(err)
+	s.Equal([]string{"m1-c3", "m1-c4"}, fake.keys(workflows.ActivityStartContainer))
+	s.Empty(fake.began(workflows.ActivityLoadService))
+	s.ElementsMatch([]workflows.StepResult{tfStartOK("c3", "s1", 20002), tfStartOK("c4", "s1", 20003)}, reported)
+	s.Equal(workflows.ProvisionResult{Started: 2}, res)
+}
+
+func (s *ProvisionSuite) TestWaitingContainerInLoadsIsLoadedWithoutStart() {
+	fake := &tfFleet{}
+	waiting := fleet.Container{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4"), Registered: true}
+	res, reported, err := s.provision(fake, fleet.Plan{Loads: []fleet.Container{waiting}})
+	s.Require().NoError(err)
+	s.Empty(fake.began(workflows.ActivityStartContainer))
+	load, n := fake.input(workflows.ActivityLoadService, "m1-c4")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s1", Address: "10.0.0.1", Port: 20003, Service: tfWeb}, load)
+	s.Equal([]workflows.StepResult{tfLoadOK("c4", "s1", 20003)}, reported)
+	s.Equal(workflows.ProvisionResult{Loaded: 1}, res)
+}
+
+func (s *ProvisionSuite) TestPortInUseIsReportedAndNotLoaded() {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"non-retryable", temporal.NewNonRetryableApplicationError("port 20001 is held by pid 77", workflows.ErrPortInUse, nil)},
+		// The retry policy must stop at the type even if the node forgot
+		// to mark it non-retryable: a held port stays held.
+		{"retryable by the node", temporal.NewApplicationError("port 20001 is held by pid 77", workflows.ErrPortInUse)},
+	} {
+		s.Run(tc.name, func() {
+			fake := &tfFleet{startErr: map[string]error{"s1:20001": tc.err}}
+			res, reported, err := s.provision(fake, fleet.Plan{
+				Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "web")},
+			})
+			s.Require().NoError(err)
+			_, n := fake.input(workflows.ActivityStartContainer, "m1-c2")
+			s.Equal(1, n, "a port held by another process is not retried")
+			s.Equal([]string{"m1-c1"}, fake.keys(workflows.ActivityLoadService))
+			s.ElementsMatch([]workflows.StepResult{
+				tfStartOK("c1", "s1", 20000), tfLoadOK("c1", "s1", 20000),
+				{Op: tfOp, Step: workflows.StepStart, Server: "s1", Container: "m1-c2", Port: 20001,
+					ErrorType: workflows.ErrPortInUse, Error: "port 20001 is held by pid 77"},
+			}, reported)
+			s.Equal(workflows.ProvisionResult{Started: 1, Loaded: 1, Failed: 1}, res)
+		})
+	}
+}
+
+func (s *ProvisionSuite) TestFailedLaunchFailsThatServersContainersWithoutStartingThem() {
+	fake := &tfFleet{launchErr: map[string]error{
+		"s2": temporal.NewNonRetryableApplicationError("no capacity for s2", workflows.ErrNoCapacity, nil),
+	}}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts: []fleet.Container{
+			tfStart("c1", "s2", 21000, "web"), tfStart("c2", "s2", 21001, ""),
+			tfStart("c3", "s1", 20000, "api"), // on a ready server: unaffected
+		},
+	})
+	s.Require().NoError(err)
+	s.Len(fake.began(workflows.ActivityLaunchServer), 1, "NoCapacity is not retried")
+	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityLoadService))
+	notLaunched := "server s2 did not launch: no capacity for s2"
+	s.ElementsMatch([]workflows.StepResult{
+		{Op: tfOp, Step: workflows.StepServer, Server: "s2", ErrorType: workflows.ErrNoCapacity, Error: "no capacity for s2"},
+		{Op: tfOp, Step: workflows.StepStart, Server: "s2", Container: "m1-c1", Port: 21000, ErrorType: workflows.ErrNoCapacity, Error: notLaunched},
+		{Op: tfOp, Step: workflows.StepStart, Server: "s2", Container: "m1-c2", Port: 21001, ErrorType: workflows.ErrNoCapacity, Error: notLaunched},
+		tfStartOK("c3", "s1", 20000), tfLoadOK("c3", "s1", 20000),
+	}, reported)
+	s.Equal(workflows.ProvisionResult{Started: 1, Loaded: 1, Failed: 3}, res)
+}
+
+func (s *ProvisionSuite) TestFailedLoadIsReportedWithItsType() {
+	fake := &tfFleet{loadErr: map[string]error{
+		"m1-c1": temporal.NewNonRetryableApplicationError("web exited with status 2", workflows.ErrLoadFailed, nil),
+	}}
+	res, reported, err := s.provision(fake, fleet.Plan{Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web")}})
+	s.Require().NoError(err)
+	_, n := fake.input(workflows.ActivityLoadService, "m1-c1")
+	s.Equal(1, n, "LoadFailed is not retried")
+	s.ElementsMatch([]workflows.StepResult{
+		tfStartOK("c1", "s1", 20000),
+		{Op: tfOp, Step: workflows.StepLoad, Server: "s1", Container: "m1-c1", Port: 20000,
+			ErrorType: workflows.ErrLoadFailed, Error: "web exited with status 2"},
+	}, reported)
+	s.Equal(workflows.ProvisionResult{Started: 1, Failed: 1}, res)
+}
+
+func (s *ProvisionSuite) TestResultCountsMatchTheStepsReported() {
+	fake := &tfFleet{startErr: map[string]error{
+		"s1:20001": temporal.NewNonRetryableApplicationError("port 20001 is held", workflows.ErrPortInUse, nil),
+	}}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts: []fleet.Container{
+			tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, ""), tfStart("c7", "s1", 20001, "api"),
+		},
+		Loads: []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web"}},
+	})
+	s.Require().NoError(err)
+	s.Equal(workflows.ProvisionResult{Servers: 1, Started: 2, Loaded: 2, Failed: 1}, res)
+
+	var got workflows.ProvisionResult
+	for _, r := range reported {
+		s.Equal(tfOp, r.Op)
+		switch {
+		case r.Step == workflows.StepServer && r.OK:
+			got.Servers++
+		case r.Step == workflows.StepStart && r.OK:
+			got.Started++
+		case r.Step == workflows.StepLoad && r.OK:
+			got.Loaded++
+		case !r.OK:
+			got.Failed++
+		}
+	}
+	s.Equal(res, got, "the result counts what was reported")
+	s.Len(reported, 6) // s2, three starts, two loads (c5 and c4)
+	s.Equal([]string{"m1-c5", "m1-c6", "m1-c7"}, fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c4", "m1-c5"}, fake.keys(workflows.ActivityLoadService))
+}
+
+func (s *ProvisionSuite) TestUnreachableManagerDoesNotFailTheOperation() {
+	// The Manager is gone (reset, or a new run not yet up): the steps are
+	// done all the same, and the outcome is in the result.
+	fake := &tfFleet{}
+	env := s.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(30 * time.Second)
+	fake.register(env)
+	env.OnSignalExternalWorkflow(mock.Anything, mock.Anything, mock.Anything, mock.Anything, mock.Anything).
+		Return(errors.New("unknown external workflow execution"))
+	env.ExecuteWorkflow(workflows.Provision, workflows.ProvisionInput{
+		Op: tfOp, Manager: tfManager, Kind: catalog.KindStandalone,
+		Plan:     fleet.Plan{Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web")}},
+		Services: []catalog.Service{tfWeb}, Addresses: map[string]string{"s1": tfS1.Address},
+	})
+	s.Require().True(env.IsWorkflowCompleted())
+	s.Require().NoError(env.GetWorkflowError())
+	var res workflows.ProvisionResult
+	s.Require().NoError(env.GetWorkflowResult(&res))
+	s.Equal(workflows.ProvisionResult{Started: 1, Loaded: 1}, res)
+}
