@@ -52,10 +52,21 @@ type record struct {
 	Started   time.Time `json:"started"`
 }
 
+// stopGrace is how long a container gets to leave after SIGTERM before SIGKILL.
+const stopGrace = 5 * time.Second
+
 // Node is a running node agent.
 type Node struct {
 	cfg Config
 	mu  sync.Mutex
+	// locks keeps the starts and stops of one container apart, while those
+	// of different containers (StopAll's, each up to stopGrace) overlap.
+	locks map[string]*containerLock
+}
+
+type containerLock struct {
+	sync.Mutex
+	users int
 }
 
 // New checks cfg and prepares the state directory.
@@ -72,7 +83,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating node state directory, %w", err)
 	}
-	return &Node{cfg: cfg}, nil
+	return &Node{cfg: cfg, locks: map[string]*containerLock{}}, nil
 }
 
 // Run re-attaches to the containers still running, tells the Manager which
@@ -105,10 +116,14 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 // nothing new is started. A port held by a process msm does not own fails
 // with the non-retryable PortInUse, so the Manager leases another.
 func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if r, err := n.load(in.Container); err == nil && alive(r.PID, r.Start) {
-		return workflows.StartContainerResult{PID: r.PID, Attached: true}, nil
+	defer n.lock(in.Container)()
+	if r, err := n.load(in.Container); err == nil {
+		if alive(r.PID, r.Start) {
+			return workflows.StartContainerResult{PID: r.PID, Attached: true}, nil
+		}
+		// Its agent died: stop what it left running (its MicroService may
+		// hold the port) before the record that finds it is overwritten.
+		stopGroup(r.PID, r.Start, stopGrace)
 	}
 	if err := portFree(in.Port); err != nil {
 		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
@@ -149,8 +164,7 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 // StopContainer stops a container's agent and MicroService. A container that
 // is already gone counts as stopped.
 func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInput) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	defer n.lock(in.Container)()
 	r, err := n.load(in.Container)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -158,38 +172,51 @@ func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInpu
 	if err != nil {
 		return err
 	}
-	stopGroup(r.PID, r.Start, 5*time.Second)
+	stopGroup(r.PID, r.Start, stopGrace)
 	return n.forget(in.Container)
 }
 
 // Reattach reads the container records and returns the containers still
-// running, in ID order; records of dead ones are removed. Calling it twice
-// changes nothing.
+// running, in ID order; records of dead ones are removed, and what their
+// agent left running (its MicroService) is stopped, since nothing could find
+// it again. Calling it twice changes nothing.
 func (n *Node) Reattach() ([]string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	recs, err := n.records()
 	if err != nil {
 		return nil, err
 	}
 	var kept []string
 	for _, r := range recs {
-		if alive(r.PID, r.Start) {
-			kept = append(kept, r.Container)
-			continue
-		}
-		if err := n.forget(r.Container); err != nil {
+		ok, err := n.reattach(r.Container)
+		if err != nil {
 			return nil, err
+		}
+		if ok {
+			kept = append(kept, r.Container)
 		}
 	}
 	return kept, nil
 }
 
+func (n *Node) reattach(container string) (bool, error) {
+	defer n.lock(container)()
+	r, err := n.load(container) // again, under the container's lock
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if alive(r.PID, r.Start) {
+		return true, nil
+	}
+	stopGroup(r.PID, r.Start, stopGrace)
+	return false, n.forget(container)
+}
+
 // StopAll stops every container of this node (used by `msm dev` on exit).
 func (n *Node) StopAll() error {
-	n.mu.Lock()
 	recs, err := n.records()
-	n.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -203,6 +230,27 @@ func (n *Node) StopAll() error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// lock takes the lock of one container and returns its release.
+func (n *Node) lock(container string) (unlock func()) {
+	n.mu.Lock()
+	l := n.locks[container]
+	if l == nil {
+		l = &containerLock{}
+		n.locks[container] = l
+	}
+	l.users++
+	n.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		n.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(n.locks, container)
+		}
+		n.mu.Unlock()
+	}
 }
 
 func (n *Node) path(container, ext string) string {
@@ -253,6 +301,9 @@ func (n *Node) records() ([]record, error) {
 			continue
 		}
 		r, err := n.load(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // stopped since the directory was read
+		}
 		if err != nil {
 			return nil, err
 		}
