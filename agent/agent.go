@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -118,14 +119,14 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	cmd.Stdout = io.MultiWriter(os.Stdout, out)
 	cmd.Stderr = io.MultiWriter(os.Stderr, out)
 	// The MicroService dies with its agent, so no orphan keeps its port.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	exited, err := proc.StartTied(cmd)
+	if err != nil {
 		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("starting %s (%s), %v: check the service's command in the catalog", in.Service.Name, name, err),
 			workflows.ErrLoadFailed, err)
 	}
 	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out}
-	go func() { _ = cmd.Wait(); close(l.done) }()
+	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l
 	a.mu.Unlock()

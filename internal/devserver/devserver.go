@@ -27,6 +27,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
+
+	"github.com/msm-project/msm/internal/proc"
 )
 
 const (
@@ -198,11 +200,13 @@ func launch(bin string, args []string, output io.Writer, address, uiURL, ns stri
 	// goroutine, so Output need not be safe for concurrent writes.
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group, so Stop and Kill reach anything it spawns and
-	// a Ctrl-C meant for the parent does not hit it twice.
+	// a Ctrl-C meant for the parent does not hit it twice; and tied to this
+	// process, so a parent killed with SIGKILL leaves no server behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Don't let a stray holder of the output pipe block Wait forever.
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
+	waited, err := proc.StartTied(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s, %w", bin, err)
 	}
 	s := &Server{
@@ -215,7 +219,7 @@ func launch(bin string, args []string, output io.Writer, address, uiURL, ns stri
 		exited:    make(chan struct{}),
 	}
 	go func() {
-		s.exitErr = cmd.Wait()
+		s.exitErr = <-waited
 		close(s.exited)
 	}()
 	return s, nil
