@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -42,8 +43,18 @@ func fencedBlocks(t *testing.T, path string) []block {
 	return blocks
 }
 
-// validateOutput is what `msm catalog validate` prints for a parse result.
+// validateOutput is what `msm catalog validate` prints for a parse result:
+// the problems and their count on stderr, or one line on stdout.
+// internal/cli's TestDocsValidate runs the real command on the same blocks.
 func validateOutput(name string, c *Catalog, err error) string {
+	var cerr *Error
+	if errors.As(err, &cerr) {
+		plural := "s"
+		if len(cerr.Problems) == 1 {
+			plural = ""
+		}
+		return fmt.Sprintf("%s\n%s: %d problem%s", cerr.Error(), name, len(cerr.Problems), plural)
+	}
 	if err != nil {
 		return err.Error()
 	}

@@ -29,7 +29,8 @@ type Options struct {
 }
 
 // Dial connects to Temporal, retrying with backoff for up to o.Wait, and
-// says which address it tried when it gives up.
+// says which address it tried when it gives up. If ctx is cancelled first,
+// the error wraps context.Canceled.
 func Dial(ctx context.Context, o Options) (client.Client, error) {
 	if o.Address == "" {
 		o.Address = "127.0.0.1:7233"
@@ -39,6 +40,15 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	// giveUp explains why Dial stops: an interrupt wraps context.Canceled;
+	// anything else says where Temporal was not found and how to start it.
+	giveUp := func(err error) error {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("stopped connecting to Temporal at %s, %w", o.Address, ctx.Err())
+		}
+		//lint:ignore ST1005 Temporal is a name, and the message is shown as it is.
+		return fmt.Errorf("Temporal is not reachable at %s (namespace %s): %w; start it with `make dev`, or set TEMPORAL_ADDRESS", o.Address, o.Namespace, err)
 	}
 	deadline := time.Now().Add(o.Wait)
 	delay := 200 * time.Millisecond
@@ -53,14 +63,19 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 		if err == nil {
 			return c, nil
 		}
-		if ctx.Err() != nil || time.Now().Add(delay).After(deadline) {
-			return nil, fmt.Errorf("Temporal is not reachable at %s (namespace %s): %v; start it with `make dev`, or set TEMPORAL_ADDRESS", o.Address, o.Namespace, err)
+		// The last wait is cut to the deadline, so Dial keeps trying for
+		// all of o.Wait rather than giving up when the next backoff would
+		// overshoot it.
+		left := time.Until(deadline)
+		if ctx.Err() != nil || left <= 0 {
+			return nil, giveUp(err)
 		}
-		o.Log.Warn("Temporal not reachable yet, retrying", "address", o.Address, "in", delay, "error", err)
+		wait := min(delay, left)
+		o.Log.Warn("Temporal not reachable yet, retrying", "address", o.Address, "in", wait, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+			return nil, giveUp(err)
+		case <-time.After(wait):
 		}
 		delay = min(delay*2, 5*time.Second)
 	}

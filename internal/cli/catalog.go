@@ -21,7 +21,7 @@ func (e *env) catalog(args []string) error {
 		return errUsage
 	}
 	path := fs.Arg(0)
-	cat, err := e.loadCatalog(path)
+	cat, err := e.loadCatalog(path, false)
 	if err != nil {
 		return err
 	}
@@ -29,8 +29,10 @@ func (e *env) catalog(args []string) error {
 	return nil
 }
 
-// loadCatalog loads and validates a catalog, printing every problem.
-func (e *env) loadCatalog(path string) (*catalog.Catalog, error) {
+// loadCatalog loads and validates a catalog, printing every problem and a
+// count of them. starts says the command would have started something,
+// which the count line then says it did not.
+func (e *env) loadCatalog(path string, starts bool) (*catalog.Catalog, error) {
 	cat, err := catalog.Load(path)
 	if err == nil {
 		return cat, nil
@@ -38,7 +40,14 @@ func (e *env) loadCatalog(path string) (*catalog.Catalog, error) {
 	var cerr *catalog.Error
 	if errors.As(err, &cerr) {
 		fmt.Fprintln(e.stderr, cerr.Error())
-		fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was started\n", path, len(cerr.Problems))
+		summary := fmt.Sprintf("%s: %d problem", path, len(cerr.Problems))
+		if len(cerr.Problems) != 1 {
+			summary += "s"
+		}
+		if starts {
+			summary += "; nothing was started"
+		}
+		fmt.Fprintln(e.stderr, summary)
 		return nil, &exitError{code: 1}
 	}
 	return nil, err

@@ -28,7 +28,7 @@ func (e *env) dev(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cat, err := e.loadCatalog(*path)
+	cat, err := e.loadCatalog(*path, true)
 	if err != nil {
 		return err
 	}

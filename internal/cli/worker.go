@@ -24,7 +24,7 @@ func (e *env) worker(args []string) error {
 		fmt.Fprintln(e.stderr, "msm worker: --catalog FILE is required (or set MSM_CATALOG)")
 		return errUsage
 	}
-	cat, err := e.loadCatalog(*path)
+	cat, err := e.loadCatalog(*path, true)
 	if err != nil {
 		return err
 	}
