@@ -93,7 +93,11 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		if _, ok := resp.GetCustomAttributes()[name]; ok {
 			continue
 		}
-		missing[name] = enumspb.IndexedValueType(enumspb.IndexedValueType_value["INDEXED_VALUE_TYPE_"+upper(typ)])
+		v, err := enumspb.IndexedValueTypeFromString(typ)
+		if err != nil {
+			return fmt.Errorf("search attribute %s has type %q, %w", name, typ, err)
+		}
+		missing[name] = v
 	}
 	if len(missing) == 0 {
 		return nil
@@ -141,21 +145,6 @@ func Status(ctx context.Context, c client.Client, manager string) (workflows.Sta
 		return st, fmt.Errorf("decoding status, %w", err)
 	}
 	return st, nil
-}
-
-func upper(s string) string {
-	b := []byte(s)
-	out := make([]byte, 0, len(b)+2)
-	for i, ch := range b {
-		if i > 0 && ch >= 'A' && ch <= 'Z' {
-			out = append(out, '_')
-		}
-		if ch >= 'a' && ch <= 'z' {
-			ch -= 'a' - 'A'
-		}
-		out = append(out, ch)
-	}
-	return string(out)
 }
 
 func keys(m map[string]enumspb.IndexedValueType) []string {
