@@ -122,8 +122,9 @@ func TestRestartOnDBFileKeepsWorkflows(t *testing.T) {
 
 	second := start(t, Options{Binary: bin, DBFile: db, SearchAttributes: map[string]string{"MsmService": "Keyword", "MsmServer": "Keyword"}})
 	c2 := dialTest(t, second, DefaultNamespace)
-	desc, err := c2.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	d, err := c2.DescribeWorkflow(ctx, run.GetID(), run.GetRunID())
 	require.NoError(t, err)
+	desc := d.RawResponse
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
 	require.Equal(t, "NoSuchWorkflow", desc.GetWorkflowExecutionInfo().GetType().GetName())
 
