@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/workflows"
 )
 
 // TestReadmeTemporalRecipes runs the exact temporal CLI commands the README
@@ -49,7 +52,12 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 		line = bins.temporal + strings.TrimPrefix(line, "bin/temporal")
 		cmd := exec.Command("sh", "-c", line)
 		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address())
+		before := c.historyLength(workflows.ManagerID(c.manager))
 		out, err := cmd.CombinedOutput()
+		if !want[i].ok {
+			assert.Equal(t, before, c.historyLength(workflows.ManagerID(c.manager)),
+				"a rejected update leaves no event in the Manager's history")
+		}
 		if want[i].ok {
 			assert.NoError(t, err, "%s\n%s", cmds[i], out)
 		} else {
@@ -59,4 +67,17 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 			assert.Contains(t, string(out), s, cmds[i])
 		}
 	}
+}
+
+// historyLength counts the events of a workflow's current run.
+func (c *cluster) historyLength(id string) int {
+	c.t.Helper()
+	iter := c.client.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	n := 0
+	for iter.HasNext() {
+		_, err := iter.Next()
+		require.NoError(c.t, err)
+		n++
+	}
+	return n
 }
