@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,7 +153,6 @@ func TestCommandUsageErrors(t *testing.T) {
 				assert.Contains(t, r.stderr, s)
 			}
 			assert.NotContains(t, r.stderr, "not reachable")
-			assert.Less(t, r.took, time.Second)
 		})
 	}
 }
@@ -351,7 +351,22 @@ func TestWorkerBadCatalog(t *testing.T) {
 	problems := strings.TrimSuffix(validate.stderr, bad+": 1 problem\n")
 	require.NotEqual(t, validate.stderr, problems, "validate ends with the count")
 
-	addr := closedAddress(t) // nothing answers here, and a dial would say so
+	// A listener that counts connections: the worker must make none.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	var dials atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			conn.Close()
+		}
+	}()
+	addr := l.Addr().String()
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -369,7 +384,7 @@ func TestWorkerBadCatalog(t *testing.T) {
 			assert.Empty(t, r.stdout)
 			assert.Equal(t, problems+bad+": 1 problem; nothing was started\n", r.stderr)
 			assert.NotContains(t, r.stderr, "not reachable")
-			assert.Less(t, r.took, 500*time.Millisecond, "it must not have tried to reach Temporal")
+			assert.Zero(t, dials.Load(), "it must not have tried to reach Temporal")
 		})
 	}
 }
@@ -404,7 +419,6 @@ func TestStatusUnreachable(t *testing.T) {
 			if tc.notAddrOf != "" {
 				assert.NotContains(t, r.stderr, tc.notAddrOf)
 			}
-			assert.Less(t, r.took, 3*time.Second)
 		})
 	}
 }
