@@ -70,6 +70,42 @@ type Inventory struct {
 	Containers []Container `json:"containers"`
 	// Seq numbers containers; it only grows, so IDs are never reused.
 	Seq int `json:"seq"`
+	// Failed are the most recent containers that failed and were destroyed:
+	// they hold no port and no slot, and are kept only to show what
+	// happened. A failed container that could not be destroyed stays in
+	// Containers, holding its lease.
+	Failed []Container `json:"failed,omitempty"`
+}
+
+// MaxFailed is how many destroyed failed containers the inventory keeps.
+const MaxFailed = 10
+
+// Destroyed moves a container that failed and was stopped out of the
+// inventory, releasing its lease, and keeps it in Failed with why.
+func (inv *Inventory) Destroyed(id, why string) {
+	c := inv.Container(id)
+	if c == nil {
+		return
+	}
+	gone := *c
+	gone.State, gone.Healthy, gone.Error = Failed, false, why
+	inv.RemoveContainer(id)
+	inv.Failed = append(inv.Failed, gone)
+	if len(inv.Failed) > MaxFailed {
+		inv.Failed = slices.Clone(inv.Failed[len(inv.Failed)-MaxFailed:])
+	}
+}
+
+// Used is the slots the containers on a server hold, with slots giving
+// each service's slots per instance (a waiting container holds one).
+func (inv *Inventory) Used(server string, slots func(service string) int) int {
+	n := 0
+	for _, c := range inv.Containers {
+		if c.Server == server {
+			n += slots(c.Service)
+		}
+	}
+	return n
 }
 
 // Server returns the server with the given ID, or nil.
@@ -124,12 +160,12 @@ func (inv *Inventory) OnServer(server string) []Container {
 	return out
 }
 
-// Instances counts the containers assigned to a service (starting, loaded or
-// failed: a failed instance is replaced by recovery, not by provisioning) and
-// how many of them are healthy.
+// Instances counts the containers assigned to a service (starting or
+// loaded: a failed or draining one is not an instance, so it gets replaced)
+// and how many of them are healthy.
 func (inv *Inventory) Instances(service string) (assigned, ready int) {
 	for _, c := range inv.Containers {
-		if c.Service != service || c.State == Draining {
+		if c.Service != service || c.State == Draining || c.State == Failed {
 			continue
 		}
 		assigned++

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/msm-project/msm/catalog"
@@ -57,20 +58,17 @@ func (p Plan) Services() []string {
 // a new container on a server in use with free slots and a free port (spread:
 // the server with the most free slots first); a new container on a catalog
 // server not yet in use, which the plan launches.
-func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
+//
+// Services named in hold (in crash-loop back-off; "" is the warm pool) get
+// nothing this time.
+func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string, hold ...string) Plan {
 	var plan Plan
 	slots := map[string]int{}
 	for _, s := range cat.Services {
 		slots[s.Name] = s.Slots
 	}
 	used := func(server string) int {
-		n := 0
-		for _, c := range inv.Containers {
-			if c.Server == server {
-				n += slotsOf(c.Service, slots)
-			}
-		}
-		return n
+		return inv.Used(server, func(svc string) int { return slotsOf(svc, slots) })
 	}
 	// place finds a server for a new container needing need slots: one in
 	// use with that many free slots and a port left to lease, else a catalog
@@ -139,6 +137,9 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 	}
 
 	for _, svc := range cat.Services {
+		if slices.Contains(hold, svc.Name) {
+			continue
+		}
 		// need counts slots the way used does, so an undefaulted Slots of 0
 		// is one slot in both.
 		need := slotsOf(svc.Name, slots)
@@ -158,7 +159,7 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string) Plan {
 			missing--
 		}
 	}
-	for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0; missing-- {
+	for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !slices.Contains(hold, ""); missing-- {
 		if why := start("", 1); why != "" {
 			plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
 			break

@@ -179,17 +179,31 @@ func TestPlanProvision(t *testing.T) {
 			wantLoads: []Container{{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "db", Registered: true, PID: 100}},
 		},
 		{
-			name: "assigned instances count: starting, loaded, failed",
-			cat:  cat(0, []catalog.Server{b4}, svc("web", 3, 1)),
+			name: "assigned instances count: starting, loaded",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 2, 1)),
 			inv: Inventory{
 				Servers: []Server{ready(b4)},
 				Containers: []Container{
 					starting("m-c1", "b4", 20000, "web"),
 					loaded("m-c2", "b4", 20001, "web"),
-					{ID: "m-c3", Server: "b4", Port: 20002, State: Failed, Service: "web", Error: "crashed"},
 				},
-				Seq: 3,
+				Seq: 2,
 			},
+		},
+		{
+			// A failed container that could not be destroyed still holds its
+			// port and slot, but is no instance: it is replaced.
+			name: "a failed instance is replaced, its lease kept",
+			cat:  cat(0, []catalog.Server{b4}, svc("web", 2, 1)),
+			inv: Inventory{
+				Servers: []Server{ready(b4)},
+				Containers: []Container{
+					loaded("m-c1", "b4", 20000, "web"),
+					{ID: "m-c2", Server: "b4", Port: 20001, State: Failed, Service: "web", Error: "crashed"},
+				},
+				Seq: 2,
+			},
+			wantStarts: []Container{starting("m-c3", "b4", 20002, "web")},
 		},
 		{
 			name: "a draining instance does not count",

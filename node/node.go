@@ -100,7 +100,9 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 		// No Manager yet: it has nothing to reconcile either.
 		n.cfg.Log.Info("manager not running yet", "manager", n.cfg.Manager, "error", err)
 	}
-	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{})
+	// In-flight starts finish before Run returns, so a StopAll after it
+	// finds every container it must stop.
+	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{WorkerStopTimeout: 10 * time.Second})
 	w.RegisterActivityWithOptions(n.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
 	w.RegisterActivityWithOptions(n.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	if err := w.Start(); err != nil {
@@ -118,11 +120,12 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
 	defer n.lock(in.Container)()
 	if r, err := n.load(in.Container); err == nil {
-		if alive(r.PID, r.Start) {
+		if alive(r.PID, r.Start) && r.Port == in.Port && r.Manager == in.Manager {
 			return workflows.StartContainerResult{PID: r.PID, Attached: true}, nil
 		}
-		// Its agent died: stop what it left running (its MicroService may
-		// hold the port) before the record that finds it is overwritten.
+		// Its agent died, or it is a stale container of the same ID from an
+		// earlier Manager run (another port): stop what is left running (a
+		// MicroService may hold the port) before its record is overwritten.
 		stopGroup(r.PID, r.Start, stopGrace)
 	}
 	if err := portFree(in.Port); err != nil {

@@ -670,3 +670,28 @@ func TestAgentEnvironmentAndLog(t *testing.T) {
 	})
 	assert.Equal(t, want, got)
 }
+
+// TestStartContainerReplacesAStaleContainerOfTheSameID: a live record of the
+// same ID with another port (left by an earlier Manager run) is stopped and
+// a new agent started, instead of being adopted with the wrong port.
+func TestStartContainerReplacesAStaleContainerOfTheSameID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	n := f.node("s1", "m1", graceful)
+	id := f.id("c1")
+	first, err := start(t, n, id, freePort(t))
+	require.NoError(t, err)
+	second, err := start(t, n, id, freePort(t))
+	require.NoError(t, err)
+	assert.False(t, second.Attached)
+	assert.NotEqual(t, first.PID, second.PID)
+	assert.Equal(t, []int{second.PID}, agents(id))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
