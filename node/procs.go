@@ -105,8 +105,19 @@ func stopGroup(pid int, start uint64, grace time.Duration) {
 	}
 	// The group may hold a MicroService that ignored SIGTERM even after its
 	// agent left.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if syscall.Kill(-pid, syscall.SIGKILL) != nil {
+		return
+	}
+	// Wait until the group is gone, so a caller that releases the port
+	// lease next never hands out a port a dying process still holds.
+	deadline = time.Now().Add(killWait)
+	for time.Now().Before(deadline) && groupRunning(pid) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
+
+// killWait bounds the wait for SIGKILLed processes to be gone.
+const killWait = 5 * time.Second
 
 // portFree reports whether nothing on this host listens on port, on any
 // address: binding the wildcard address fails if any address holds it.
