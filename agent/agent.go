@@ -42,10 +42,21 @@ type Config struct {
 type Agent struct {
 	cfg Config
 
+	// loading admits one LoadService at a time. Attempts can overlap: the
+	// server retries a load whose heartbeat timed out while that attempt
+	// still waits for health here. Serialized, the retry attaches to the
+	// first attempt's process instead of starting a second one on the same
+	// port (which would fail, and whose failure unloaded the first).
+	loading chan struct{}
+
 	mu      sync.Mutex
 	loaded  *loaded
 	healthy http.Client
 }
+
+// outputDelay is how long the agent keeps reading a MicroService's output
+// after the MicroService exited.
+const outputDelay = time.Second
 
 // loaded is the MicroService this container runs.
 type loaded struct {
@@ -64,7 +75,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Agent{cfg: cfg}, nil
+	return &Agent{cfg: cfg, loading: make(chan struct{}, 1)}, nil
 }
 
 // Run serves the container's task queue, registers with the Manager, and
@@ -91,6 +102,10 @@ func (a *Agent) Run(ctx context.Context, c client.Client) error {
 // again returns the running one, so retries are harmless.
 func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
 	begin := time.Now()
+	if err := a.admit(ctx, in.Service.Name); err != nil {
+		return workflows.LoadServiceResult{}, err
+	}
+	defer func() { <-a.loading }()
 	a.mu.Lock()
 	cur := a.loaded
 	a.mu.Unlock()
@@ -118,6 +133,9 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	out := &tail{max: 4096}
 	cmd.Stdout = io.MultiWriter(os.Stdout, out)
 	cmd.Stderr = io.MultiWriter(os.Stderr, out)
+	// A child the service leaves behind may hold the output pipes open for
+	// ever; without a limit, Wait (and so the exit, and unload) waits for it.
+	cmd.WaitDelay = outputDelay
 	// The MicroService dies with its agent, so no orphan keeps its port.
 	exited, err := proc.StartTied(cmd)
 	if err != nil {
@@ -136,6 +154,23 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 		return workflows.LoadServiceResult{}, err
 	}
 	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
+}
+
+// admit waits until no other LoadService runs, heartbeating meanwhile so
+// that the wait does not count as a lost agent.
+func (a *Agent) admit(ctx context.Context, service string) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case a.loading <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an earlier load to finish before loading %s, %w", service, ctx.Err())
+		case <-tick.C:
+			activity.RecordHeartbeat(ctx, "waiting for an earlier load to finish")
+		}
+	}
 }
 
 // waitHealthy polls the health check until it passes, the process exits

@@ -67,7 +67,9 @@ func (p *Provider) List(_ context.Context, owner string) ([]providers.Server, er
 	defer p.mu.Unlock()
 	var out []providers.Server
 	for _, h := range p.hosts {
-		if p.adopted[h.Name] == owner {
+		// Checked, not just compared: a host nobody adopted reads as owner
+		// "" and is held for no one.
+		if o, ok := p.adopted[h.Name]; ok && o == owner {
 			out = append(out, providers.Server{ID: h.Name, Address: h.Address, Owner: owner})
 		}
 	}
