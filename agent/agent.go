@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows"
 )
@@ -83,6 +84,7 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context, c client.Client) error {
 	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
 	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
+	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting agent worker on %s, %w", workflows.ContainerQueue(a.cfg.Container), err)
 	}
@@ -95,6 +97,15 @@ func (a *Agent) Run(ctx context.Context, c client.Client) error {
 	<-ctx.Done()
 	a.unload()
 	return nil
+}
+
+// Ready answers once the agent serves its queue: the container is up.
+func (a *Agent) Ready(ctx context.Context, container string) (workflows.ReadyResult, error) {
+	if container != a.cfg.Container {
+		return workflows.ReadyResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("this agent is container %s, not %s", a.cfg.Container, container), "WrongContainer", nil)
+	}
+	return workflows.ReadyResult{PID: os.Getpid()}, nil
 }
 
 // LoadService starts the MicroService on the leased port and returns once
@@ -126,6 +137,12 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	if err != nil {
 		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("rendering the command of %s, %v", in.Service.Name, err), workflows.ErrLoadFailed, err)
+	}
+	// The port was free when the node started this container, but a waiting
+	// container holds no socket: another process may have taken it since.
+	if err := hostport.Free(in.Port); err != nil {
+		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("server %s: %v", in.Server, err), workflows.ErrPortInUse, err)
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
@@ -611,4 +612,38 @@ func TestLoadAfterExit(t *testing.T) {
 	require.False(t, second.Attached)
 	require.NotEqual(t, first.PID, second.PID)
 	require.Equal(t, other, whoAnswers(t, in2.Port).Service)
+}
+
+// TestLoadServiceOnAPortTakenSinceTheStart: a waiting container holds no
+// socket, so another process may take its leased port; the load then fails
+// with PortInUse (the Manager blocks the port and re-places the container)
+// and starts nothing.
+func TestLoadServiceOnAPortTakenSinceTheStart(t *testing.T) {
+	a := newAgent(t)
+	name := uniqueName("taken")
+	cleanup(t, name)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = load(t, a, workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: demoService(name)}, nil)
+	app := appError(t, err)
+	assert.Equal(t, workflows.ErrPortInUse, app.Type())
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Error(), strconv.Itoa(port))
+	assert.Empty(t, procs(t, name, ""), "nothing started")
+}
+
+func TestReadyAnswersForItsOwnContainerOnly(t *testing.T) {
+	a := newAgent(t)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a.Ready)
+	v, err := env.ExecuteActivity(a.Ready, "c1")
+	require.NoError(t, err)
+	var res workflows.ReadyResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, os.Getpid(), res.PID)
+	_, err = env.ExecuteActivity(a.Ready, "c2")
+	assert.Equal(t, "WrongContainer", appError(t, err).Type())
 }

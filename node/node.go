@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -128,7 +129,7 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		// MicroService may hold the port) before its record is overwritten.
 		stopGroup(r.PID, r.Start, stopGrace)
 	}
-	if err := portFree(in.Port); err != nil {
+	if err := hostport.Free(in.Port); err != nil {
 		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("server %s: %v", n.cfg.Server, err), workflows.ErrPortInUse, err)
 	}

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -119,18 +117,3 @@ func stopGroup(pid int, start uint64, grace time.Duration) {
 // killWait bounds the wait for SIGKILLed processes to be gone.
 const killWait = 5 * time.Second
 
-// portFree reports whether nothing on this host listens on port, on any
-// address: binding the wildcard address fails if any address holds it.
-func portFree(port int) error {
-	for _, addr := range []string{":" + strconv.Itoa(port), "127.0.0.1:" + strconv.Itoa(port)} {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("port %d is in use on this host", port)
-			}
-			return fmt.Errorf("checking port %d, %w", port, err)
-		}
-		_ = l.Close()
-	}
-	return nil
-}
