@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/devserver"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/starter"
@@ -185,13 +186,7 @@ func progress(st workflows.Status) string {
 	for _, s := range st.Services {
 		parts = append(parts, fmt.Sprintf("%s %d/%d", s.Name, s.Ready, s.Desired))
 	}
-	waiting := 0
-	for _, c := range st.Containers {
-		if c.State == "waiting" {
-			waiting++
-		}
-	}
-	parts = append(parts, fmt.Sprintf("warm pool %d", waiting))
+	parts = append(parts, fmt.Sprintf("warm pool %d", waiting(st)))
 	return strings.Join(parts, ", ")
 }
 
@@ -201,13 +196,17 @@ func converged(st workflows.Status, cat *catalog.Catalog) bool {
 			return false
 		}
 	}
-	waiting := 0
+	return len(st.Services) == len(cat.Services) && waiting(st) >= cat.Manager.WarmPool
+}
+
+func waiting(st workflows.Status) int {
+	n := 0
 	for _, c := range st.Containers {
-		if c.State == "waiting" {
-			waiting++
+		if c.State == string(fleet.Waiting) {
+			n++
 		}
 	}
-	return len(st.Services) == len(cat.Services) && waiting >= cat.Manager.WarmPool
+	return n
 }
 
 func firstPort(st workflows.Status) int {
