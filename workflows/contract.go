@@ -39,6 +39,7 @@ const (
 	ActivityStartContainer = "StartContainer" // node queue
 	ActivityStopContainer  = "StopContainer"  // node queue
 	ActivityLoadService    = "LoadService"    // container queue
+	ActivityReady          = "Ready"          // container queue
 )
 
 // Error types of non-retryable application errors.
@@ -77,6 +78,8 @@ type ManagerInput struct {
 	// Events is the tail of the Manager's event log, kept across
 	// continue-as-new for `msm status`.
 	Events []Event `json:"events,omitempty"`
+	// Backoffs are the services in crash-loop back-off.
+	Backoffs []Backoff `json:"backoffs,omitempty"`
 	// HistoryLimit is the history length at which the Manager continues as
 	// new; 0 means DefaultHistoryLimit. Tests set it low.
 	HistoryLimit int `json:"history_limit,omitempty"`
@@ -117,6 +120,7 @@ const (
 	StepServer    = "server"
 	StepStart     = "start"
 	StepLoad      = "load"
+	StepReady     = "ready" // a warm-pool container's agent answered
 	StepOperation = "operation"
 )
 
@@ -132,6 +136,8 @@ type StepResult struct {
 	OK        bool   `json:"ok"`
 	ErrorType string `json:"error_type,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Destroyed says a failed container was stopped, so its lease may go.
+	Destroyed bool `json:"destroyed,omitempty"`
 }
 
 // ProvisionInput is the plan a Provision operation carries out.
@@ -203,6 +209,20 @@ type LoadServiceResult struct {
 	Healthy  bool          `json:"healthy"`
 	Took     time.Duration `json:"took"`
 	Attached bool          `json:"attached"` // it was already loaded
+}
+
+// ReadyResult is a container agent's answer to Ready.
+type ReadyResult struct {
+	PID int `json:"pid"`
+}
+
+// Backoff holds back a service whose containers keep failing, so a broken
+// command is not restarted in a tight loop. "" is the warm pool.
+type Backoff struct {
+	Service   string    `json:"service"`
+	Failures  int       `json:"failures"`
+	RetryAt   time.Time `json:"retry_at"`
+	LastError string    `json:"last_error"`
 }
 
 // Event is one line of the Manager's recent history, for status.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -30,12 +31,17 @@ type manager struct {
 	unplaced []fleet.Unplaced
 	// HistoryLimit is read once from the input; 0 means the default.
 	historyLimit int
+	// failedOp is, per service, the operation whose failure last counted
+	// toward its back-off: one attempt counts once, however many of the
+	// service's containers it started. It need not survive continue-as-new,
+	// which waits until no operation runs.
+	failedOp map[string]string
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit}
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}}
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
 	}
@@ -61,10 +67,20 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, resultCh, m.onResult)
 
 	for {
-		err := workflow.Await(ctx, func() bool {
+		ready := func() bool {
 			return (m.st.Pending && m.running == 0 && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
-		})
-		if err != nil {
+		}
+		// A service in back-off is looked at again when its time comes.
+		if wait := m.nextRetry(ctx); wait > 0 {
+			ok, err := workflow.AwaitWithTimeout(ctx, wait, ready)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				m.st.Pending = true
+				continue
+			}
+		} else if err := workflow.Await(ctx, ready); err != nil {
 			return err
 		}
 		if m.shouldContinueAsNew(ctx) {
@@ -126,7 +142,14 @@ func takeAll[T any](ctx workflow.Context, ch workflow.ReceiveChannel, fn func(wo
 
 // decide plans what the catalog needs and runs it as a Provision operation.
 func (m *manager) decide(ctx workflow.Context) {
-	plan := fleet.PlanProvision(&m.st.Inventory, m.st.Catalog, m.st.Manager)
+	var hold []string
+	now := workflow.Now(ctx)
+	for _, b := range m.st.Backoffs {
+		if b.RetryAt.After(now) {
+			hold = append(hold, b.Service)
+		}
+	}
+	plan := fleet.PlanProvision(&m.st.Inventory, m.st.Catalog, m.st.Manager, hold...)
 	m.unplaced = plan.Unplaced
 	for _, u := range plan.Unplaced {
 		what := "warm pool"
@@ -206,6 +229,8 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source
 	m.st.Pending = true
+	// A new catalog may fix what kept failing: try again at once.
+	m.st.Backoffs = nil
 	m.event(ctx, fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services)))
 }
 
@@ -215,12 +240,11 @@ func (m *manager) onRegister(ctx workflow.Context, s RegisterSignal) {
 		m.event(ctx, fmt.Sprintf("unknown container %s registered from server %s (pid %d)", s.Container, s.Server, s.PID))
 		return
 	}
+	// Only a successful Ready makes a warm container waiting: registering
+	// does not prove the agent serves its queue.
 	c.Registered = true
 	if s.PID != 0 {
 		c.PID = s.PID
-	}
-	if c.State == fleet.Starting && c.Service == "" {
-		c.State = fleet.Waiting
 	}
 }
 
@@ -244,8 +268,7 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 
 func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	inv := &m.st.Inventory
-	switch r.Step {
-	case StepServer:
+	if r.Step == StepServer {
 		s := inv.Server(r.Server)
 		if s == nil {
 			return
@@ -256,44 +279,106 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			s.State, s.Error = fleet.ServerFailed, r.Error
 			m.event(ctx, fmt.Sprintf("server %s failed to launch: %s", r.Server, r.Error))
 		}
-	case StepStart:
-		c := inv.Container(r.Container)
-		if c == nil {
-			return
-		}
-		switch {
-		case r.OK:
+		return
+	}
+	c := inv.Container(r.Container)
+	if c == nil {
+		return
+	}
+	if r.OK {
+		switch r.Step {
+		case StepStart:
 			c.PID = r.PID
-			if c.Registered && c.Service == "" && c.State == fleet.Starting {
+		case StepReady:
+			if c.Service == "" && c.State == fleet.Starting {
 				c.State = fleet.Waiting
 			}
-		case r.ErrorType == ErrPortInUse:
-			// Never handed out: block the port and place the container anew.
-			if s := inv.Server(c.Server); s != nil && !slices.Contains(s.Blocked, c.Port) {
-				s.Blocked = append(s.Blocked, c.Port)
-			}
-			m.event(ctx, fmt.Sprintf("port %d on %s is held by another process: skipped", c.Port, c.Server))
-			inv.RemoveContainer(c.ID)
-			m.st.Pending = true
-		default:
-			c.State, c.Error = fleet.Failed, r.Error
-			m.event(ctx, fmt.Sprintf("container %s failed to start on %s: %s", c.ID, c.Server, r.Error))
-		}
-	case StepLoad:
-		c := inv.Container(r.Container)
-		if c == nil {
-			return
-		}
-		if r.OK {
+			m.recovered("")
+		case StepLoad:
 			c.State, c.Healthy, c.Error = fleet.Loaded, true, ""
 			if r.PID != 0 && c.PID == 0 {
 				c.PID = r.PID
 			}
-		} else {
-			c.State, c.Healthy, c.Error = fleet.Failed, false, r.Error
-			m.event(ctx, fmt.Sprintf("container %s failed to load %s: %s", c.ID, c.Service, r.Error))
+			m.recovered(c.Service)
+		}
+		return
+	}
+	if r.ErrorType == ErrPortInUse && (r.Step == StepStart || r.Destroyed) {
+		// Never handed out: block the port and place the container anew.
+		if s := inv.Server(c.Server); s != nil && !slices.Contains(s.Blocked, c.Port) {
+			s.Blocked = append(s.Blocked, c.Port)
+		}
+		m.event(ctx, fmt.Sprintf("port %d on %s is held by another process: skipped", c.Port, c.Server))
+		inv.RemoveContainer(c.ID)
+		m.st.Pending = true
+		return
+	}
+	what := map[string]string{StepStart: "start", StepReady: "come up", StepLoad: "load " + c.Service}[r.Step]
+	why := fmt.Sprintf("failed to %s: %s", what, r.Error)
+	m.event(ctx, fmt.Sprintf("container %s on %s %s", c.ID, c.Server, why))
+	m.failed(ctx, c.Service, r.Op, r.Error)
+	// A container that never started, or that its node stopped, holds
+	// nothing: its lease goes and it is replaced after the back-off. One
+	// that could not be stopped keeps its lease until it is fenced.
+	if r.Step == StepStart || r.Destroyed {
+		inv.Destroyed(c.ID, why)
+	} else {
+		c.State, c.Healthy, c.Error = fleet.Failed, false, why
+	}
+	m.st.Pending = true
+}
+
+// failed counts a failed attempt of a service and holds the service back for
+// an exponentially growing while (1 s, 2 s, 4 s … 5 min). Containers of one
+// operation that fail together are one attempt: otherwise the first wait of a
+// service of n replicas would be 2^(n-1) s.
+func (m *manager) failed(ctx workflow.Context, service, op, why string) {
+	b := m.backoff(service)
+	b.LastError = why
+	if b.Failures > 0 && op != "" && m.failedOp[service] == op {
+		return
+	}
+	m.failedOp[service] = op
+	b.Failures++
+	b.RetryAt = workflow.Now(ctx).Add(backoffDelay(b.Failures))
+}
+
+func backoffDelay(failures int) time.Duration {
+	d := time.Second
+	for i := 1; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// maxBackoff caps the crash-loop back-off.
+const maxBackoff = 5 * time.Minute
+
+func (m *manager) backoff(service string) *Backoff {
+	for i := range m.st.Backoffs {
+		if m.st.Backoffs[i].Service == service {
+			return &m.st.Backoffs[i]
 		}
 	}
+	m.st.Backoffs = append(m.st.Backoffs, Backoff{Service: service})
+	return &m.st.Backoffs[len(m.st.Backoffs)-1]
+}
+
+// recovered ends a service's back-off once one of its containers succeeded.
+func (m *manager) recovered(service string) {
+	m.st.Backoffs = slices.DeleteFunc(m.st.Backoffs, func(b Backoff) bool { return b.Service == service })
+}
+
+// nextRetry is how long until the earliest back-off ends, or 0.
+func (m *manager) nextRetry(ctx workflow.Context) time.Duration {
+	now := workflow.Now(ctx)
+	var next time.Duration
+	for _, b := range m.st.Backoffs {
+		if d := b.RetryAt.Sub(now); d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	return next
 }
 
 func (m *manager) validateProvision(u ProvisionUpdate) error {
@@ -310,6 +395,13 @@ func (m *manager) validateProvision(u ProvisionUpdate) error {
 
 func (m *manager) provisionUpdate(ctx workflow.Context, u ProvisionUpdate) (ProvisionAccepted, error) {
 	m.st.Pending = true
+	// An operator asking now skips the back-off of what they named.
+	if len(u.Services) == 0 {
+		m.st.Backoffs = nil
+	}
+	for _, name := range u.Services {
+		m.recovered(name)
+	}
 	what := "every service"
 	if len(u.Services) > 0 {
 		what = fmt.Sprintf("%v", u.Services)
@@ -341,21 +433,28 @@ func (m *manager) status() (Status, error) {
 		st.Kind = m.st.Catalog.Manager.Kind
 		for _, s := range m.st.Catalog.Services {
 			_, ready := inv.Instances(s.Name)
-			st.Services = append(st.Services, ServiceStatus{Name: s.Name, Desired: s.Replicas.Initial, Ready: ready})
+			ss := ServiceStatus{Name: s.Name, Desired: s.Replicas.Initial, Ready: ready}
+			for _, b := range m.st.Backoffs {
+				if b.Service == s.Name {
+					retry := b.RetryAt
+					ss.Failures, ss.LastError, ss.RetryAt = b.Failures, b.LastError, &retry
+				}
+			}
+			st.Services = append(st.Services, ss)
 		}
 	}
 	for _, s := range inv.Servers {
-		used := 0
-		for _, c := range inv.Containers {
-			if c.Server == s.ID {
-				used += m.slotsOf(c.Service)
-			}
-		}
-		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address, Slots: s.Slots, Used: used})
+		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
+			Slots: s.Slots, Used: inv.Used(s.ID, m.slotsOf)})
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
 			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error})
+	}
+	// Destroyed failures hold no lease any more: port 0.
+	for _, c := range inv.Failed {
+		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(fleet.Failed),
+			Service: c.Service, Error: c.Error})
 	}
 	return st, nil
 }

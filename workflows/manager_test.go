@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -41,6 +42,7 @@ type ManagerSuite struct {
 type tmChild struct {
 	ID    string
 	Input workflows.ProvisionInput
+	At    time.Time // workflow time of the start
 }
 
 func TestManagerSuite(t *testing.T) { suite.Run(t, new(ManagerSuite)) }
@@ -59,9 +61,18 @@ func (s *ManagerSuite) SetupTest() {
 		s.NoError(args.Get(&in)) // not Require: this runs off the test goroutine
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.children = append(s.children, tmChild{ID: info.WorkflowExecution.ID, Input: in})
+		s.children = append(s.children, tmChild{ID: info.WorkflowExecution.ID, Input: in, At: s.env.Now()})
+		if len(s.children) == tmRunaway {
+			// A Manager that retries without waiting provisions for ever
+			// while workflow time stands still, so no delayed callback
+			// ends it: end it here, and let the test fail on what it saw.
+			s.env.CancelWorkflow()
+		}
 	})
 }
+
+// tmRunaway is more Provisions than any test expects.
+const tmRunaway = 50
 
 func (s *ManagerSuite) AfterTest(_, _ string) {
 	s.env.AssertExpectations(s.T())
@@ -116,7 +127,8 @@ func tmContainer(id, service string, port int, state fleet.ContainerState, healt
 }
 
 // tmProvisioned is the status after the first Provision of tfCatalog, with
-// the warm-pool container m1-c4 in state warm.
+// the warm-pool container m1-c4 in state warm (waiting once its Ready
+// answered).
 func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 	return workflows.Status{
 		Manager: tfManager, Kind: catalog.KindStandalone,
@@ -145,12 +157,14 @@ func eventMessages(evs []workflows.Event) []string {
 	return out
 }
 
-// requireUniquePorts asserts that no two live containers on a server share
-// a port (invariant 1).
+// requireUniquePorts asserts that no two containers on a server share a
+// port (invariant 1). A failed container that could not be stopped still
+// holds its lease and counts; a destroyed one shows port 0.
 func (s *ManagerSuite) requireUniquePorts(st workflows.Status) {
 	seen := map[string]string{}
 	for _, c := range st.Containers {
-		if c.State == string(fleet.Failed) {
+		if c.Port == 0 {
+			s.Require().Equal(string(fleet.Failed), c.State, "%s has no port", c.ID)
 			continue
 		}
 		key := fmt.Sprintf("%s:%d", c.Server, c.Port)
@@ -173,8 +187,8 @@ func (s *ManagerSuite) TestCatalogSignalProvisionsServicesAndWarmPool() {
 		Containers: []workflows.ContainerStatus{}, Services: []workflows.ServiceStatus{}}, before, "nothing happens before the catalog")
 
 	s.Require().NoError(errAfter)
-	// The warm-pool container started, but its agent has not registered.
-	s.Equal(tmProvisioned(fleet.Starting), withoutEvents(after))
+	// The warm-pool container's agent answered Ready: it waits, unregistered.
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(after))
 	s.requireUniquePorts(after)
 
 	ps := s.provisions()
@@ -191,21 +205,31 @@ func (s *ManagerSuite) TestCatalogSignalProvisionsServicesAndWarmPool() {
 	s.Equal("msm/m1/provision/1", ps[0].Input.Op)
 	s.Equal(map[string]string{"s1": "10.0.0.1"}, ps[0].Input.Addresses)
 	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3"}, s.fake.keys(workflows.ActivityLoadService))
+	s.Equal([]string{"m1-c4"}, s.fake.keys(workflows.ActivityReady))
+	s.Empty(s.fake.began(workflows.ActivityStopContainer))
 	s.Contains(eventMessages(after.Events), "msm/m1/provision/1 done: 4 started, 3 loaded, 0 failed")
 }
 
-func (s *ManagerSuite) TestRegisterSignalPutsWarmContainerInThePool() {
-	var st workflows.Status
-	var err error
+func (s *ManagerSuite) TestReadyNotRegisterPutsWarmContainerInThePool() {
+	// Ready answers 10s after it is asked (at 1s); the agent registers at 5s.
+	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10*time.Second).Return(
+		workflows.ReadyResult{PID: tfAgentPID("m1-c4")}, nil)
+	var registered, ready workflows.Status
+	var err1, err2 error
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
 	s.signal(5*time.Second, workflows.SignalRegister, workflows.RegisterSignal{Container: "m1-c4", Server: "s1", PID: tfAgentPID("m1-c4")})
-	s.snapshot(10*time.Second, &st, &err)
+	s.snapshot(6*time.Second, &registered, &err1)
+	s.snapshot(15*time.Second, &ready, &err2)
 	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
 	s.requireCancelled()
 
-	s.Require().NoError(err)
-	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(st))
-	s.Len(s.provisions(), 1, "a registration decides nothing")
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+	want := tmProvisioned(fleet.Starting)
+	want.Operations = 1
+	s.Equal(want, withoutEvents(registered), "registered but not yet ready: still starting")
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(ready))
+	s.Len(s.provisions(), 1, "neither a registration nor Ready decides anything")
 }
 
 func (s *ManagerSuite) TestRegisterFromUnknownContainerChangesNothingButAnEvent() {
@@ -220,7 +244,7 @@ func (s *ManagerSuite) TestRegisterFromUnknownContainerChangesNothingButAnEvent(
 
 	s.Require().NoError(errBefore)
 	s.Require().NoError(errAfter)
-	s.Equal(tmProvisioned(fleet.Starting), withoutEvents(before))
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(before))
 	s.Equal(withoutEvents(before), withoutEvents(after))
 	s.Equal(append(eventMessages(before.Events), "unknown container m1-c99 registered from server s1 (pid 4242)"),
 		eventMessages(after.Events))
@@ -239,13 +263,14 @@ func (s *ManagerSuite) TestPortInUseBlocksThePortAndReplacesTheContainerOnAnothe
 	s.requireCancelled()
 
 	s.Require().NoError(err)
-	want := tmProvisioned(fleet.Starting)
+	want := tmProvisioned(fleet.Waiting)
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c3", "api", 20002, fleet.Loaded, true),
-		tmContainer("c4", "", 20003, fleet.Starting, false),
-		// Not 20001: the port is blocked; the lowest free one after it.
-		tmContainer("c5", "web", 20004, fleet.Loaded, true),
+		// The waiting container takes web; the pool gets a new one, not on
+		// 20001: the port is blocked; the lowest free one after it.
+		tmContainer("c4", "web", 20003, fleet.Loaded, true),
+		tmContainer("c5", "", 20004, fleet.Waiting, false),
 	}
 	s.Equal(want, withoutEvents(st))
 	s.requireUniquePorts(st)
@@ -253,10 +278,12 @@ func (s *ManagerSuite) TestPortInUseBlocksThePortAndReplacesTheContainerOnAnothe
 	ps := s.provisions()
 	s.Require().Len(ps, 2, "the blocked container is placed again by a second Provision")
 	s.Equal("msm/m1/provision/2", ps[1].ID)
-	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20004, "web")}}, ps[1].Input.Plan)
-	s.Equal([]string{"m1-c1", "m1-c3", "m1-c5"}, s.fake.keys(workflows.ActivityLoadService), "m1-c2 is never loaded")
+	s.Equal(tmUseWarm("web", "c5", 20004), ps[1].Input.Plan)
+	s.Equal([]string{"m1-c1", "m1-c3", "m1-c4"}, s.fake.keys(workflows.ActivityLoadService), "m1-c2 is never loaded")
+	s.Equal([]string{"m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityReady))
 	_, n := s.fake.input(workflows.ActivityStartContainer, "m1-c2")
 	s.Equal(1, n)
+	s.Equal(ps[0].At, ps[1].At, "a blocked port is no failure of the service: no back-off")
 	s.Contains(eventMessages(st.Events), "port 20001 on s1 is held by another process: skipped")
 }
 
@@ -271,13 +298,14 @@ func (s *ManagerSuite) TestNodeUpWithoutAStartedContainerRemovesAndReprovisionsI
 	s.requireCancelled()
 
 	s.Require().NoError(err)
-	want := tmProvisioned(fleet.Starting)
+	want := tmProvisioned(fleet.Waiting)
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c3", "api", 20002, fleet.Loaded, true),
-		tmContainer("c4", "", 20003, fleet.Starting, false),
-		// A new ID on the lease m1-c2 released.
-		tmContainer("c5", "web", 20001, fleet.Loaded, true),
+		// The waiting container replaces m1-c2; the new pool container gets
+		// a new ID on the lease m1-c2 released.
+		tmContainer("c4", "web", 20003, fleet.Loaded, true),
+		tmContainer("c5", "", 20001, fleet.Waiting, false),
 	}
 	s.Equal(want, withoutEvents(st))
 	s.requireUniquePorts(st)
@@ -285,7 +313,7 @@ func (s *ManagerSuite) TestNodeUpWithoutAStartedContainerRemovesAndReprovisionsI
 	ps := s.provisions()
 	s.Require().Len(ps, 2)
 	s.Equal("msm/m1/provision/2", ps[1].ID)
-	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20001, "web")}}, ps[1].Input.Plan)
+	s.Equal(tmUseWarm("web", "c5", 20001), ps[1].Input.Plan)
 	s.Contains(eventMessages(st.Events), "node s1 restarted without 1 container(s) [m1-c2]: replacing them")
 }
 
@@ -417,6 +445,8 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 	s.Equal("catalog.yaml", next.CatalogSource)
 	s.Equal(1, next.Ops, "the next Provision must not reuse ID msm/m1/provision/1")
 	s.False(next.Pending)
+	s.Empty(next.Backoffs)
+	s.Empty(next.Inventory.Failed)
 	s.Equal(4, next.Inventory.Seq, "container IDs are never reused")
 	s.Equal([]fleet.Server{tfServer(tfS1, fleet.ServerReady)}, next.Inventory.Servers)
 	loaded := func(id, service string, port int) fleet.Container {
@@ -506,4 +536,409 @@ func (s *ManagerSuite) TestCatalogSignalsOfTheLastTaskAreCarriedExactly() {
 	s.True(next.Pending, "the next run decides for the new catalog")
 	s.Equal([]string{"catalog from catalog.yaml: 2 service(s)", "catalog from second.yaml: 1 service(s)"}, eventMessages(next.Events))
 	s.Empty(s.provisions())
+}
+
+// tmLoadFailed is the agent's answer when a service's command exits.
+func tmLoadFailed(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, workflows.ErrLoadFailed, nil)
+}
+
+// tmService returns the status of one catalog service.
+func (s *ManagerSuite) tmService(st workflows.Status, name string) workflows.ServiceStatus {
+	i := slices.IndexFunc(st.Services, func(ss workflows.ServiceStatus) bool { return ss.Name == name })
+	s.Require().GreaterOrEqual(i, 0, "no service %s in status", name)
+	return st.Services[i]
+}
+
+// eventAt returns the time of the first event with the message.
+func (s *ManagerSuite) eventAt(st workflows.Status, msg string) time.Time {
+	i := slices.IndexFunc(st.Events, func(e workflows.Event) bool { return e.Message == msg })
+	s.Require().GreaterOrEqual(i, 0, "no event %q in %v", msg, eventMessages(st.Events))
+	return st.Events[i].Time
+}
+
+// startedAt returns when each Provision started, as offsets from start.
+func (s *ManagerSuite) startedAt(start time.Time) []time.Duration {
+	var out []time.Duration
+	for _, p := range s.provisions() {
+		out = append(out, p.At.Sub(start))
+	}
+	return out
+}
+
+// tmUseWarm is the plan that gives the waiting m1-c4 (on 20003) to service
+// and starts a new warm-pool container id on port: a replacement takes a
+// waiting container first.
+func tmUseWarm(service, id string, port int) fleet.Plan {
+	return fleet.Plan{
+		Starts: []fleet.Container{tfStart(id, "s1", port, "")},
+		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: service, PID: tfAgentPID("m1-c4")}},
+	}
+}
+
+// tmGone is a failed container as status shows it once it was destroyed:
+// no port, since its lease was released.
+func tmGone(id, service, why string) workflows.ContainerStatus {
+	return workflows.ContainerStatus{ID: tfManager + "-" + id, Server: "s1", State: string(fleet.Failed), Service: service, Error: why}
+}
+
+const (
+	tmAPIExit    = "api exited with status 1"
+	tmAPIFailed  = "failed to load api: " + tmAPIExit
+	tmAPIFailEvt = "container m1-c3 on s1 " + tmAPIFailed
+)
+
+func (s *ManagerSuite) TestFailedContainerIsReplacedAfterBackOff() {
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	var failed, replaced workflows.Status
+	var err1, err2 error
+	var within []tmChild
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1500*time.Millisecond, &failed, &err1)
+	s.at(2*time.Second-time.Millisecond, func() { within = s.provisions() })
+	s.snapshot(10*time.Second, &replaced, &err2)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+
+	failedAt := s.eventAt(failed, tmAPIFailEvt)
+	s.Equal(time.Second, failedAt.Sub(start))
+	api := s.tmService(failed, "api")
+	s.Require().NotNil(api.RetryAt, "api is in back-off")
+	s.Equal(time.Second, api.RetryAt.Sub(failedAt), "the first back-off is 1s")
+	want := tmProvisioned(fleet.Waiting)
+	want.Servers[0].Used = 3 // m1-c3 was stopped: its slot is free
+	want.Containers = []workflows.ContainerStatus{
+		tmContainer("c1", "web", 20000, fleet.Loaded, true),
+		tmContainer("c2", "web", 20001, fleet.Loaded, true),
+		tmContainer("c4", "", 20003, fleet.Waiting, false),
+		tmGone("c3", "api", tmAPIFailed),
+	}
+	want.Services = []workflows.ServiceStatus{
+		{Name: "web", Desired: 2, Ready: 2},
+		{Name: "api", Desired: 1, Ready: 0, Failures: 1, LastError: tmAPIExit, RetryAt: api.RetryAt},
+	}
+	s.Equal(want, withoutEvents(failed))
+	s.Equal([]string{"m1-c3"}, s.fake.keys(workflows.ActivityStopContainer))
+
+	s.Len(within, 1, "no new Provision within the back-off")
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal(time.Duration(0), ps[1].At.Sub(*api.RetryAt), "replaced as soon as the back-off ended")
+	s.Equal(tmUseWarm("api", "c5", 20002), ps[1].Input.Plan, "the new pool container gets the lease m1-c3 released")
+
+	want.Servers[0].Used = 4
+	want.Containers = []workflows.ContainerStatus{
+		tmContainer("c1", "web", 20000, fleet.Loaded, true),
+		tmContainer("c2", "web", 20001, fleet.Loaded, true),
+		tmContainer("c4", "api", 20003, fleet.Loaded, true),
+		tmContainer("c5", "", 20002, fleet.Waiting, false),
+		tmGone("c3", "api", tmAPIFailed),
+	}
+	want.Services = []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}
+	s.Equal(want, withoutEvents(replaced), "a successful load ends the back-off")
+	s.requireUniquePorts(replaced)
+}
+
+func (s *ManagerSuite) TestBackOffGrowsWhileLoadsKeepFailing() {
+	const webExit = "web exited with status 2"
+	s.fake.serviceErr = map[string]error{"web": tmLoadFailed(webExit)}
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(9*time.Second, &st, &err) // after the 4th attempt, at 8s
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, 25*time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+
+	// Both web containers of an attempt fail together: one failure each
+	// time, so 1s, 2s, 4s … between attempts, capped at 5 min.
+	s.Equal([]time.Duration{
+		1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
+		64 * time.Second, 128 * time.Second, 256 * time.Second, 512 * time.Second,
+		812 * time.Second, 1112 * time.Second, 1412 * time.Second,
+	}, s.startedAt(start))
+	// Each retry places web's two instances again (the waiting container
+	// first) and refills the pool with a new container; api is left alone.
+	for _, p := range s.provisions()[1:] {
+		var got []string
+		for _, c := range slices.Concat(p.Input.Plan.Loads, p.Input.Plan.Starts) {
+			got = append(got, fmt.Sprintf("%s %q", c.State, c.Service))
+		}
+		s.Equal([]string{`loaded "web"`, `starting "web"`, `starting ""`}, got, p.ID)
+		s.Empty(p.Input.Plan.Servers, p.ID)
+	}
+
+	web := s.tmService(st, "web")
+	s.Equal(4, web.Failures)
+	s.Equal(webExit, web.LastError)
+	s.Require().NotNil(web.RetryAt)
+	s.Equal(16*time.Second, web.RetryAt.Sub(start))
+	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(st, "api"), "api is not held back by web")
+}
+
+func (s *ManagerSuite) TestCatalogSignalClearsBackOff() {
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	var held, cleared workflows.Status
+	var err1, err2 error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1200*time.Millisecond, &held, &err1)
+	// The catalog again (a fix to the file, say) before the back-off ends.
+	s.signal(1500*time.Millisecond, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1700*time.Millisecond, &cleared, &err2)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+
+	api := s.tmService(held, "api")
+	s.Equal(1, api.Failures)
+	s.Require().NotNil(api.RetryAt)
+	s.Equal(2*time.Second, api.RetryAt.Sub(start))
+
+	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond}, s.startedAt(start), "retried at the catalog, not at 2s")
+	s.Equal(tmUseWarm("api", "c5", 20002), s.provisions()[1].Input.Plan)
+	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(cleared, "api"))
+}
+
+func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
+	// Both web containers fail: with one loaded, web would not be held.
+	const webExit = "web exited with status 2"
+	s.fake.loadErr = map[string]error{
+		"m1-c1": tmLoadFailed(webExit), "m1-c2": tmLoadFailed(webExit), "m1-c3": tmLoadFailed(tmAPIExit),
+	}
+	var u tmUpdate
+	var held, after workflows.Status
+	var err1, err2 error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1200*time.Millisecond, &held, &err1)
+	s.update(1500*time.Millisecond, "u-api", workflows.ProvisionUpdate{Services: []string{"api"}}, &u)
+	s.snapshot(1700*time.Millisecond, &after, &err2)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+
+	for _, name := range []string{"web", "api"} {
+		ss := s.tmService(held, name)
+		s.Equal(1, ss.Failures, name)
+		s.Require().NotNil(ss.RetryAt, name)
+		s.Equal(2*time.Second, ss.RetryAt.Sub(start), name)
+	}
+	s.True(u.accepted)
+	s.Require().True(u.done)
+	s.Require().NoError(u.err)
+	s.Equal("provisioning [api] up to its initial replicas and the warm pool", u.result.Message)
+
+	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond, 2 * time.Second}, s.startedAt(start),
+		"api at once, web when its back-off ends")
+	ps := s.provisions()
+	s.Equal(tmUseWarm("api", "c5", 20000), ps[1].Input.Plan)
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c6", "s1", 20001, "web"), tfStart("c7", "s1", 20002, "")},
+		Loads:  []fleet.Container{{ID: "m1-c5", Server: "s1", Port: 20000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")}},
+	}, ps[2].Input.Plan)
+	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(after, "api"))
+	web := s.tmService(after, "web")
+	s.Equal(1, web.Failures, "web's back-off is untouched")
+	s.Require().NotNil(web.RetryAt)
+	s.Equal(2*time.Second, web.RetryAt.Sub(start))
+}
+
+func (s *ManagerSuite) TestProvisionUpdateWithoutServicesSkipsEveryBackOff() {
+	const webExit = "web exited with status 2"
+	s.fake.loadErr = map[string]error{
+		"m1-c1": tmLoadFailed(webExit), "m1-c2": tmLoadFailed(webExit), "m1-c3": tmLoadFailed(tmAPIExit),
+	}
+	var held workflows.Status
+	var errHeld error
+	s.snapshot(1200*time.Millisecond, &held, &errHeld)
+	var u tmUpdate
+	var after workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.update(1500*time.Millisecond, "u-all", workflows.ProvisionUpdate{}, &u)
+	s.snapshot(1700*time.Millisecond, &after, &err)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+
+	s.Require().NoError(errHeld)
+	for _, name := range []string{"web", "api"} {
+		s.Equal(1, s.tmService(held, name).Failures, name)
+	}
+	s.Require().True(u.done)
+	s.Require().NoError(u.err)
+	s.Equal("provisioning every service up to its initial replicas and the warm pool", u.result.Message)
+	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond}, s.startedAt(start))
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c5", "s1", 20000, "web"), tfStart("c6", "s1", 20001, "api"), tfStart("c7", "s1", 20002, "")},
+		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
+	}, s.provisions()[1].Input.Plan)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, after.Services)
+}
+
+func (s *ManagerSuite) TestUndestroyedFailureKeepsItsLease() {
+	// s1 has a fifth slot, so the replacement lands beside the failed
+	// container: on the same server, it must not get its port.
+	cat := tfCatalog()
+	cat.Manager.Servers[0].Slots = 5
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	s.fake.stopErr = map[string]error{"m1-c3": errors.New("node s1 cannot signal pid 1003")}
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: cat, Source: "catalog.yaml"})
+	s.snapshot(30*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+
+	_, stops := s.fake.input(workflows.ActivityStopContainer, "m1-c3")
+	s.Equal(tfStopAttempts, stops, "the stop was retried, then given up")
+	want := workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{{ID: "s1", State: string(fleet.ServerReady), Address: "10.0.0.1", Slots: 5, Used: 5}},
+		Containers: []workflows.ContainerStatus{
+			tmContainer("c1", "web", 20000, fleet.Loaded, true),
+			tmContainer("c2", "web", 20001, fleet.Loaded, true),
+			// Still in the inventory, holding its port and its slot.
+			{ID: "m1-c3", Server: "s1", State: string(fleet.Failed), Service: "api", Port: 20002, Error: tmAPIFailed},
+			tmContainer("c4", "api", 20003, fleet.Loaded, true),
+			tmContainer("c5", "", 20004, fleet.Waiting, false), // not on 20002
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
+	}
+	s.Equal(want, withoutEvents(st))
+	s.requireUniquePorts(st)
+
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal(tmUseWarm("api", "c5", 20004), ps[1].Input.Plan)
+	s.Equal(time.Second, ps[1].At.Sub(s.eventAt(st, tmAPIFailEvt)), "replaced after the back-off all the same")
+}
+
+func (s *ManagerSuite) TestPortInUseOnLoadBlocksThePortWithoutBackOff() {
+	s.fake.loadErr = map[string]error{
+		"m1-c2": temporal.NewNonRetryableApplicationError("port 20001 is held by pid 77", workflows.ErrPortInUse, nil),
+	}
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(10*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+
+	s.Equal([]string{"m1-c2"}, s.fake.keys(workflows.ActivityStopContainer))
+	want := tmProvisioned(fleet.Waiting)
+	want.Containers = []workflows.ContainerStatus{
+		tmContainer("c1", "web", 20000, fleet.Loaded, true),
+		tmContainer("c3", "api", 20002, fleet.Loaded, true),
+		tmContainer("c4", "web", 20003, fleet.Loaded, true),
+		tmContainer("c5", "", 20004, fleet.Waiting, false), // not on the blocked 20001
+	}
+	s.Equal(want, withoutEvents(st), "no failure recorded, no back-off")
+	s.requireUniquePorts(st)
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal(ps[0].At, ps[1].At, "re-placed at once")
+	s.Equal(tmUseWarm("web", "c5", 20004), ps[1].Input.Plan)
+	s.Contains(eventMessages(st.Events), "port 20001 on s1 is held by another process: skipped")
+}
+
+func (s *ManagerSuite) TestWarmContainerThatNeverAnswersIsReplacedAfterBackOff() {
+	s.fake.readyErr = map[string]error{"m1-c4": temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)}
+	var held, after workflows.Status
+	var err1, err2 error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1500*time.Millisecond, &held, &err1)
+	s.snapshot(10*time.Second, &after, &err2)
+	// The pool's back-off is not in status: continue as new to see it.
+	s.at(11*time.Second, func() {
+		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
+		s.env.SignalWorkflow(workflows.SignalRegister, workflows.RegisterSignal{Container: "m1-c5", Server: "s1", PID: tfAgentPID("m1-c5")})
+	})
+	s.run(workflows.ManagerInput{Manager: tfManager, HistoryLimit: 100}, time.Minute)
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	var next workflows.ManagerInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Empty(next.Backoffs, "a Ready that answered ends the pool's back-off")
+
+	why := "failed to come up: container m1-c4 did not come up on s1 within 30s: its `msm agent` process never polled " +
+		"msm-container-m1-c4; see the node agent's log"
+	want := tmProvisioned(fleet.Waiting)
+	want.Servers[0].Used = 3
+	want.Containers = []workflows.ContainerStatus{
+		tmContainer("c1", "web", 20000, fleet.Loaded, true),
+		tmContainer("c2", "web", 20001, fleet.Loaded, true),
+		tmContainer("c3", "api", 20002, fleet.Loaded, true),
+		tmGone("c4", "", why),
+	}
+	s.Equal(want, withoutEvents(held), "the warm pool waits out its back-off")
+
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal(time.Second, ps[1].At.Sub(s.eventAt(held, "container m1-c4 on s1 "+why)))
+	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20003, "")}}, ps[1].Input.Plan)
+	want.Servers[0].Used = 4
+	want.Containers = []workflows.ContainerStatus{
+		tmContainer("c1", "web", 20000, fleet.Loaded, true),
+		tmContainer("c2", "web", 20001, fleet.Loaded, true),
+		tmContainer("c3", "api", 20002, fleet.Loaded, true),
+		tmContainer("c5", "", 20003, fleet.Waiting, false),
+		tmGone("c4", "", why),
+	}
+	s.Equal(want, withoutEvents(after))
+	s.Len(s.provisions(), 2)
+}
+
+func (s *ManagerSuite) TestBackOffIsCarriedAcrossContinueAsNew() {
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.at(1500*time.Millisecond, func() {
+		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
+		s.env.SignalWorkflow(workflows.SignalRegister, workflows.RegisterSignal{Container: "m1-c1", Server: "s1", PID: tfAgentPID("m1-c1")})
+	})
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager, HistoryLimit: 100}, time.Minute)
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	ended := s.env.Now()
+	s.Equal(1500*time.Millisecond, ended.Sub(start), "continued as new within the back-off")
+	var next workflows.ManagerInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().Len(next.Backoffs, 1)
+	b := next.Backoffs[0]
+	s.Equal(2*time.Second, b.RetryAt.Sub(start))
+	b.RetryAt = time.Time{}
+	s.Equal(workflows.Backoff{Service: "api", Failures: 1, LastError: tmAPIExit}, b)
+	s.Equal([]fleet.Container{{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Failed, Service: "api",
+		PID: tfAgentPID("m1-c3"), Error: tmAPIFailed}}, next.Inventory.Failed)
+
+	// The next run honours the back-off it was given.
+	retryAt := next.Backoffs[0].RetryAt
+	s.SetupTest()
+	s.env.SetStartTime(ended)
+	var st workflows.Status
+	var err error
+	s.snapshot(2*time.Second, &st, &err)
+	s.run(next, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+	ps := s.provisions()
+	s.Require().Len(ps, 1)
+	s.Equal("msm/m1/provision/2", ps[0].ID)
+	s.Equal(time.Duration(0), ps[0].At.Sub(retryAt), "not before the back-off ends, nor later")
+	s.Equal(tmUseWarm("api", "c5", 20002), ps[0].Input.Plan)
+	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(st, "api"))
+	s.Contains(st.Containers, tmGone("c3", "api", tmAPIFailed), "the destroyed container is still shown")
 }

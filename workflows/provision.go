@@ -99,6 +99,8 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			report(ctx, r)
 			if c.Service != "" {
 				loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report)
+			} else {
+				awaitReady(ctx, c, &res, report)
 			}
 		})
 	}
@@ -145,7 +147,7 @@ func loadService(ctx workflow.Context, c fleet.Container, address string, spec c
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        500 * time.Millisecond,
 			MaximumAttempts:        3,
-			NonRetryableErrorTypes: []string{ErrLoadFailed},
+			NonRetryableErrorTypes: []string{ErrLoadFailed, ErrPortInUse},
 		},
 	})
 	var out LoadServiceResult
@@ -153,18 +155,62 @@ func loadService(ctx workflow.Context, c fleet.Container, address string, spec c
 		Container: c.ID, Server: c.Server, Address: address, Port: c.Port, Service: spec,
 	}).Get(ctx, &out)
 	if isScheduleToStartTimeout(err) {
-		err = temporal.NewNonRetryableApplicationError(
-			"container "+c.ID+" did not come up on "+c.Server+" within "+agentWaitTimeout.String()+
-				": its `msm agent` process never polled "+ContainerQueue(c.ID)+"; see the node agent's log", "AgentAway", err)
+		err = agentAway(c, err)
 	}
 	r := StepResult{Step: StepLoad, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
 	if err != nil {
 		r.ErrorType, r.Error = errorType(err), rootMessage(err)
+		r.Destroyed = destroy(ctx, c)
 		res.Failed++
 	} else {
 		res.Loaded++
 	}
 	report(ctx, r)
+}
+
+// awaitReady waits until a warm-pool container's agent answers on its own
+// queue: only then is it waiting. One that never comes is destroyed.
+func awaitReady(ctx workflow.Context, c fleet.Container, res *ProvisionResult, report func(workflow.Context, StepResult)) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              ContainerQueue(c.ID),
+		ScheduleToStartTimeout: agentWaitTimeout,
+		StartToCloseTimeout:    startTimeout,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
+	})
+	var out ReadyResult
+	err := workflow.ExecuteActivity(actx, ActivityReady, c.ID).Get(ctx, &out)
+	if isScheduleToStartTimeout(err) {
+		err = agentAway(c, err)
+	}
+	r := StepResult{Step: StepReady, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
+	if err != nil {
+		r.ErrorType, r.Error = errorType(err), rootMessage(err)
+		r.Destroyed = destroy(ctx, c)
+		res.Failed++
+	}
+	report(ctx, r)
+}
+
+// destroy stops a container that failed, through its node, and reports
+// whether it is gone: only then may its port lease be released.
+func destroy(ctx workflow.Context, c fleet.Container) bool {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              NodeQueue(c.Server),
+		ScheduleToStartTimeout: nodeWaitTimeout,
+		StartToCloseTimeout:    startTimeout,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 5},
+	})
+	err := workflow.ExecuteActivity(actx, ActivityStopContainer, StopContainerInput{Container: c.ID}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("destroying a failed container", "container", c.ID, "error", err)
+	}
+	return err == nil
+}
+
+func agentAway(c fleet.Container, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		"container "+c.ID+" did not come up on "+c.Server+" within "+agentWaitTimeout.String()+
+			": its `msm agent` process never polled "+ContainerQueue(c.ID)+"; see the node agent's log", "AgentAway", err)
 }
 
 func isScheduleToStartTimeout(err error) bool {

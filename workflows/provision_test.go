@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/suite"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -70,6 +71,12 @@ type tfFleet struct {
 	startErr map[string]error
 	// loadErr fails LoadService by container ID.
 	loadErr map[string]error
+	// serviceErr fails LoadService of every container loading a service.
+	serviceErr map[string]error
+	// readyErr fails Ready by container ID.
+	readyErr map[string]error
+	// stopErr fails StopContainer by container ID.
+	stopErr map[string]error
 }
 
 func (f *tfFleet) record(c tfCall) {
@@ -118,13 +125,35 @@ func (f *tfFleet) LoadService(ctx context.Context, in workflows.LoadServiceInput
 	if err := f.loadErr[in.Container]; err != nil {
 		return workflows.LoadServiceResult{}, err
 	}
+	if err := f.serviceErr[in.Service.Name]; err != nil {
+		return workflows.LoadServiceResult{}, err
+	}
 	return workflows.LoadServiceResult{PID: tfServicePID(in.Container), Healthy: true, Took: time.Second}, nil
+}
+
+func (f *tfFleet) Ready(ctx context.Context, container string) (workflows.ReadyResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityReady, Queue: q, Key: container, Input: container})
+	defer f.record(tfCall{Activity: workflows.ActivityReady, Queue: q, Key: container, Done: true})
+	if err := f.readyErr[container]; err != nil {
+		return workflows.ReadyResult{}, err
+	}
+	return workflows.ReadyResult{PID: tfAgentPID(container)}, nil
+}
+
+func (f *tfFleet) StopContainer(ctx context.Context, in workflows.StopContainerInput) error {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityStopContainer, Queue: q, Key: in.Container, Input: in})
+	defer f.record(tfCall{Activity: workflows.ActivityStopContainer, Queue: q, Key: in.Container, Done: true})
+	return f.stopErr[in.Container]
 }
 
 func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
 	env.RegisterActivityWithOptions(f.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	env.RegisterActivityWithOptions(f.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	env.RegisterActivityWithOptions(f.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
+	env.RegisterActivityWithOptions(f.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
 }
 
 // began returns the calls of one activity that began, in order.
@@ -225,6 +254,11 @@ func tfLoadOK(id, server string, port int) workflows.StepResult {
 	return workflows.StepResult{Op: tfOp, Step: workflows.StepLoad, Server: server, Container: id, Port: port, PID: tfServicePID(id), OK: true}
 }
 
+func tfReadyOK(id, server string, port int) workflows.StepResult {
+	id = tfManager + "-" + id
+	return workflows.StepResult{Op: tfOp, Step: workflows.StepReady, Server: server, Container: id, Port: port, PID: tfAgentPID(id), OK: true}
+}
+
 func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {
 	fake := &tfFleet{}
 	res, reported, err := s.provision(fake, fleet.Plan{
@@ -252,7 +286,7 @@ func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {
 	s.ElementsMatch([]workflows.StepResult{
 		{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true},
 		tfStartOK("c1", "s2", 21000), tfLoadOK("c1", "s2", 21000),
-		tfStartOK("c2", "s2", 21001),
+		tfStartOK("c2", "s2", 21001), tfReadyOK("c2", "s2", 21001),
 	}, reported)
 	s.Equal(workflows.ProvisionResult{Servers: 1, Started: 2, Loaded: 1}, res)
 }
@@ -287,6 +321,8 @@ func (s *ProvisionSuite) TestNewContainerWithServiceIsStartedThenLoadedWithSpecP
 	for _, c := range fake.began(workflows.ActivityLoadService) {
 		s.Equal(workflows.ContainerQueue(c.Key), c.Queue, "load of %s", c.Key)
 	}
+	s.Empty(fake.began(workflows.ActivityReady), "a container with a service is loaded, not asked if ready")
+	s.Empty(fake.began(workflows.ActivityStopContainer))
 	s.ElementsMatch([]workflows.StepResult{
 		tfStartOK("c1", "s1", 20000), tfLoadOK("c1", "s1", 20000),
 		tfStartOK("c2", "s1", 20001), tfLoadOK("c2", "s1", 20001),
@@ -300,7 +336,7 @@ func (s *ProvisionSuite) TestNewContainerWithServiceIsStartedThenLoadedWithSpecP
 	s.Equal(workflows.ProvisionResult{Started: 2, Loaded: 2}, res)
 }
 
-func (s *ProvisionSuite) TestWarmPoolContainerIsStartedButNotLoaded() {
+func (s *ProvisionSuite) TestWarmPoolContainerIsStartedThenAskedIfReadyButNeverLoaded() {
 	fake := &tfFleet{}
 	res, reported, err := s.provision(fake, fleet.Plan{
 		Starts: []fleet.Container{tfStart("c3", "s1", 20002, ""), tfStart("c4", "s1", 20003, "")},
@@ -308,7 +344,27 @@ func (s *ProvisionSuite) TestWarmPoolContainerIsStartedButNotLoaded() {
 	s.Require().NoError(err)
 	s.Equal([]string{"m1-c3", "m1-c4"}, fake.keys(workflows.ActivityStartContainer))
 	s.Empty(fake.began(workflows.ActivityLoadService))
-	s.ElementsMatch([]workflows.StepResult{tfStartOK("c3", "s1", 20002), tfStartOK("c4", "s1", 20003)}, reported)
+	s.Empty(fake.began(workflows.ActivityStopContainer))
+	for _, id := range []string{"m1-c3", "m1-c4"} {
+		in, n := fake.input(workflows.ActivityReady, id)
+		s.Require().Equal(1, n, "Ready calls of %s", id)
+		s.Equal(id, in, "Ready takes the container ID")
+		startDone := fake.index(workflows.ActivityStartContainer, id, true)
+		readyBegan := fake.index(workflows.ActivityReady, id, false)
+		s.Greater(readyBegan, startDone, "%s was asked if ready before its start returned", id)
+	}
+	for _, c := range fake.began(workflows.ActivityReady) {
+		s.Equal(workflows.ContainerQueue(c.Key), c.Queue, "Ready of %s goes to the container's own queue", c.Key)
+	}
+	s.ElementsMatch([]workflows.StepResult{
+		tfStartOK("c3", "s1", 20002), tfReadyOK("c3", "s1", 20002),
+		tfStartOK("c4", "s1", 20003), tfReadyOK("c4", "s1", 20003),
+	}, reported)
+	for _, id := range []string{"m1-c3", "m1-c4"} {
+		start := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepStart })
+		ready := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepReady })
+		s.Less(start, ready, id)
+	}
 	s.Equal(workflows.ProvisionResult{Started: 2}, res)
 }
 
@@ -318,6 +374,7 @@ func (s *ProvisionSuite) TestWaitingContainerInLoadsIsLoadedWithoutStart() {
 	res, reported, err := s.provision(fake, fleet.Plan{Loads: []fleet.Container{waiting}})
 	s.Require().NoError(err)
 	s.Empty(fake.began(workflows.ActivityStartContainer))
+	s.Empty(fake.began(workflows.ActivityReady))
 	load, n := fake.input(workflows.ActivityLoadService, "m1-c4")
 	s.Require().Equal(1, n)
 	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s1", Address: "10.0.0.1", Port: 20003, Service: tfWeb}, load)
@@ -344,6 +401,7 @@ func (s *ProvisionSuite) TestPortInUseIsReportedAndNotLoaded() {
 			_, n := fake.input(workflows.ActivityStartContainer, "m1-c2")
 			s.Equal(1, n, "a port held by another process is not retried")
 			s.Equal([]string{"m1-c1"}, fake.keys(workflows.ActivityLoadService))
+			s.Empty(fake.began(workflows.ActivityStopContainer), "a container that never started is not stopped")
 			s.ElementsMatch([]workflows.StepResult{
 				tfStartOK("c1", "s1", 20000), tfLoadOK("c1", "s1", 20000),
 				{Op: tfOp, Step: workflows.StepStart, Server: "s1", Container: "m1-c2", Port: 20001,
@@ -369,6 +427,8 @@ func (s *ProvisionSuite) TestFailedLaunchFailsThatServersContainersWithoutStarti
 	s.Len(fake.began(workflows.ActivityLaunchServer), 1, "NoCapacity is not retried")
 	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityStartContainer))
 	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityLoadService))
+	s.Empty(fake.began(workflows.ActivityReady), "the warm container m1-c2 never started")
+	s.Empty(fake.began(workflows.ActivityStopContainer))
 	notLaunched := "server s2 did not launch: no capacity for s2"
 	s.ElementsMatch([]workflows.StepResult{
 		{Op: tfOp, Step: workflows.StepServer, Server: "s2", ErrorType: workflows.ErrNoCapacity, Error: "no capacity for s2"},
@@ -390,9 +450,120 @@ func (s *ProvisionSuite) TestFailedLoadIsReportedWithItsType() {
 	s.ElementsMatch([]workflows.StepResult{
 		tfStartOK("c1", "s1", 20000),
 		{Op: tfOp, Step: workflows.StepLoad, Server: "s1", Container: "m1-c1", Port: 20000,
-			ErrorType: workflows.ErrLoadFailed, Error: "web exited with status 2"},
+			ErrorType: workflows.ErrLoadFailed, Error: "web exited with status 2", Destroyed: true},
 	}, reported)
 	s.Equal(workflows.ProvisionResult{Started: 1, Failed: 1}, res)
+}
+
+// tfStopAttempts is the StopContainer retry policy's MaximumAttempts.
+const tfStopAttempts = 5
+
+func (s *ProvisionSuite) TestFailedLoadIsStoppedAndReportedDestroyed() {
+	loadErr := temporal.NewNonRetryableApplicationError("web exited with status 2", workflows.ErrLoadFailed, nil)
+	for _, tc := range []struct {
+		name      string
+		stopErr   error
+		stops     int
+		destroyed bool
+	}{
+		{"stopped", nil, 1, true},
+		// A node that cannot stop it leaves the process (and its port)
+		// in use: the lease must not be released.
+		{"stop fails", errors.New("node s1 lost its process table"), tfStopAttempts, false},
+	} {
+		s.Run(tc.name, func() {
+			fake := &tfFleet{
+				loadErr: map[string]error{"m1-c1": loadErr},
+				stopErr: map[string]error{"m1-c1": tc.stopErr},
+			}
+			res, reported, err := s.provision(fake, fleet.Plan{
+				Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "web")},
+			})
+			s.Require().NoError(err)
+			stops := fake.began(workflows.ActivityStopContainer)
+			s.Require().Len(stops, tc.stops, "only the failed m1-c1 is stopped (retried while its node fails)")
+			for _, c := range stops {
+				s.Equal(workflows.NodeQueue("s1"), c.Queue, "a container is stopped by its node")
+				s.Equal(workflows.StopContainerInput{Container: "m1-c1"}, c.Input)
+			}
+			s.Greater(fake.index(workflows.ActivityStopContainer, "m1-c1", false),
+				fake.index(workflows.ActivityLoadService, "m1-c1", true), "stopped before its load returned")
+			s.ElementsMatch([]workflows.StepResult{
+				tfStartOK("c1", "s1", 20000),
+				{Op: tfOp, Step: workflows.StepLoad, Server: "s1", Container: "m1-c1", Port: 20000,
+					ErrorType: workflows.ErrLoadFailed, Error: "web exited with status 2", Destroyed: tc.destroyed},
+				tfStartOK("c2", "s1", 20001), tfLoadOK("c2", "s1", 20001),
+			}, reported)
+			s.Equal(workflows.ProvisionResult{Started: 2, Loaded: 1, Failed: 1}, res)
+		})
+	}
+}
+
+func (s *ProvisionSuite) TestPortInUseOnLoadIsNotRetriedAndTheContainerIsStopped() {
+	// The agent found its leased port taken when it loaded the service:
+	// retrying cannot free it, even if the agent forgot to say so.
+	fake := &tfFleet{loadErr: map[string]error{
+		"m1-c1": temporal.NewApplicationError("port 20000 is held by pid 77", workflows.ErrPortInUse),
+	}}
+	res, reported, err := s.provision(fake, fleet.Plan{Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web")}})
+	s.Require().NoError(err)
+	_, n := fake.input(workflows.ActivityLoadService, "m1-c1")
+	s.Equal(1, n, "PortInUse is not retried")
+	s.Equal([]string{"m1-c1"}, fake.keys(workflows.ActivityStopContainer))
+	s.ElementsMatch([]workflows.StepResult{
+		tfStartOK("c1", "s1", 20000),
+		{Op: tfOp, Step: workflows.StepLoad, Server: "s1", Container: "m1-c1", Port: 20000,
+			ErrorType: workflows.ErrPortInUse, Error: "port 20000 is held by pid 77", Destroyed: true},
+	}, reported)
+	s.Equal(workflows.ProvisionResult{Started: 1, Failed: 1}, res)
+}
+
+func (s *ProvisionSuite) TestWarmContainerWhoseAgentNeverAnswersIsDestroyed() {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		readies int
+		errType string
+		message string
+	}{
+		{
+			// The agent never polled its queue: the server times the
+			// Ready task out before any worker took it. Not retried.
+			name: "never polled", err: temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil),
+			readies: 1, errType: "AgentAway",
+			message: "container m1-c4 did not come up on s1 within 30s: its `msm agent` process never polled " +
+				"msm-container-m1-c4; see the node agent's log",
+		},
+		{
+			// An agent that answers with an error is retried first.
+			name: "answers with an error", err: errors.New("agent is shutting down"),
+			readies: 3, errType: "", message: "agent is shutting down",
+		},
+	} {
+		s.Run(tc.name, func() {
+			fake := &tfFleet{readyErr: map[string]error{"m1-c4": tc.err}}
+			res, reported, err := s.provision(fake, fleet.Plan{
+				Starts: []fleet.Container{tfStart("c3", "s1", 20002, ""), tfStart("c4", "s1", 20003, "")},
+			})
+			s.Require().NoError(err)
+			_, n := fake.input(workflows.ActivityReady, "m1-c4")
+			s.Equal(tc.readies, n, "Ready attempts")
+			s.Empty(fake.began(workflows.ActivityLoadService))
+			stops := fake.began(workflows.ActivityStopContainer)
+			s.Require().Len(stops, 1, "only m1-c4 is stopped")
+			s.Equal(workflows.NodeQueue("s1"), stops[0].Queue)
+			s.Equal(workflows.StopContainerInput{Container: "m1-c4"}, stops[0].Input)
+			s.Greater(fake.index(workflows.ActivityStopContainer, "m1-c4", false),
+				fake.index(workflows.ActivityReady, "m1-c4", true), "stopped before Ready gave up")
+			s.ElementsMatch([]workflows.StepResult{
+				tfStartOK("c3", "s1", 20002), tfReadyOK("c3", "s1", 20002),
+				tfStartOK("c4", "s1", 20003),
+				{Op: tfOp, Step: workflows.StepReady, Server: "s1", Container: "m1-c4", Port: 20003,
+					ErrorType: tc.errType, Error: tc.message, Destroyed: true},
+			}, reported)
+			s.Equal(workflows.ProvisionResult{Started: 2, Failed: 1}, res)
+		})
+	}
 }
 
 func (s *ProvisionSuite) TestResultCountsMatchTheStepsReported() {
@@ -424,9 +595,11 @@ func (s *ProvisionSuite) TestResultCountsMatchTheStepsReported() {
 		}
 	}
 	s.Equal(res, got, "the result counts what was reported")
-	s.Len(reported, 6) // s2, three starts, two loads (c5 and c4)
+	s.Len(reported, 7) // s2, three starts, two loads (c5 and c4), c6 ready
 	s.Equal([]string{"m1-c5", "m1-c6", "m1-c7"}, fake.keys(workflows.ActivityStartContainer))
 	s.Equal([]string{"m1-c4", "m1-c5"}, fake.keys(workflows.ActivityLoadService))
+	s.Equal([]string{"m1-c6"}, fake.keys(workflows.ActivityReady))
+	s.Empty(fake.began(workflows.ActivityStopContainer), "c7 never started: nothing to stop")
 }
 
 func (s *ProvisionSuite) TestUnreachableManagerDoesNotFailTheOperation() {

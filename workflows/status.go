@@ -1,6 +1,10 @@
 package workflows
 
-import "github.com/msm-project/msm/fleet"
+import (
+	"time"
+
+	"github.com/msm-project/msm/fleet"
+)
 
 // Status is what `msm status -o json` prints (schema in docs/cli.md).
 type Status struct {
@@ -42,4 +46,9 @@ type ServiceStatus struct {
 	Name    string `json:"name"`
 	Desired int    `json:"desired"`
 	Ready   int    `json:"ready"`
+	// Failures, LastError and RetryAt are set while the service is in
+	// crash-loop back-off: no new container is tried before RetryAt.
+	Failures  int        `json:"failures,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
 }

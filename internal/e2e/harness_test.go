@@ -92,6 +92,8 @@ type spec struct {
 	services     map[string]int // name -> initial replicas
 	order        []string
 	startupDelay time.Duration
+	// broken services run a command that exits at once with "boom".
+	broken []string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -126,9 +128,13 @@ func (c *cluster) catalogYAML(s spec) string {
 	}
 	b.WriteString("services:\n")
 	for _, name := range s.order {
+		command := bins.demo
 		args := fmt.Sprintf(`["--port={{.Port}}", "--name={{.Service}}", "--startup-delay=%s"]`, s.startupDelay)
+		if contains(s.broken, name) {
+			command, args = "/bin/sh", `["-c", "echo boom >&2; exit 3"]`
+		}
 		fmt.Fprintf(&b, "  - name: %s\n    command: %s\n    args: %s\n    replicas: {min: 1, initial: %d, max: 8}\n",
-			name, bins.demo, args, s.services[name])
+			name, command, args, s.services[name])
 	}
 	return b.String()
 }
