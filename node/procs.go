@@ -116,4 +116,3 @@ func stopGroup(pid int, start uint64, grace time.Duration) {
 
 // killWait bounds the wait for SIGKILLed processes to be gone.
 const killWait = 5 * time.Second
-
