@@ -105,7 +105,8 @@ type NodeUpSignal struct {
 	Containers []string `json:"containers"`
 }
 
-// ProvisionUpdate asks the Manager to provision now; Services limits it.
+// ProvisionUpdate asks the Manager to provision every service now; the
+// Services named (all when none) skip their crash-loop back-off.
 type ProvisionUpdate struct {
 	Services []string `json:"services,omitempty"`
 }

@@ -402,11 +402,11 @@ func (m *manager) provisionUpdate(ctx workflow.Context, u ProvisionUpdate) (Prov
 	for _, name := range u.Services {
 		m.recovered(name)
 	}
-	what := "every service"
+	lifted := "every service"
 	if len(u.Services) > 0 {
-		what = fmt.Sprintf("%v", u.Services)
+		lifted = fmt.Sprintf("%v", u.Services)
 	}
-	return ProvisionAccepted{Message: "provisioning " + what + " up to its initial replicas and the warm pool"}, nil
+	return ProvisionAccepted{Message: "provisioning every service up to its initial replicas and the warm pool; back-off lifted for " + lifted}, nil
 }
 
 func (m *manager) serviceNames() []string {

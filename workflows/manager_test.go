@@ -399,7 +399,7 @@ func (s *ManagerSuite) TestProvisionUpdateValidatorRejectsUnknownService() {
 	s.True(valid.accepted)
 	s.Require().True(valid.done)
 	s.Require().NoError(valid.err)
-	s.Equal("provisioning [web] up to its initial replicas and the warm pool", valid.result.Message)
+	s.Equal("provisioning every service up to its initial replicas and the warm pool; back-off lifted for [web]", valid.result.Message)
 	msgs := eventMessages(accepted.Events)
 	s.True(strings.HasPrefix(msgs[len(msgs)-1], tmBigUnplaced), "the accepted update made a decision: %q", msgs[len(msgs)-1])
 	s.Len(msgs, len(before.Events)+1)
@@ -733,7 +733,7 @@ func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
 	s.True(u.accepted)
 	s.Require().True(u.done)
 	s.Require().NoError(u.err)
-	s.Equal("provisioning [api] up to its initial replicas and the warm pool", u.result.Message)
+	s.Equal("provisioning every service up to its initial replicas and the warm pool; back-off lifted for [api]", u.result.Message)
 
 	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond, 2 * time.Second}, s.startedAt(start),
 		"api at once, web when its back-off ends")

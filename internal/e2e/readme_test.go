@@ -31,7 +31,7 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 		contains []string
 	}{
 		{true, []string{`"services"`, `"web"`, `"api"`}},
-		{true, []string{"provisioning [web]"}},
+		{true, []string{"back-off lifted for [web]"}},
 		{false, []string{`unknown service \"nope\"`}},
 		{true, []string{"/provision/1"}},
 		{true, []string{"ActivityTaskCompleted", "WorkflowExecutionCompleted", `"loaded":3`}},
