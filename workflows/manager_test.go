@@ -775,7 +775,7 @@ func (s *ManagerSuite) TestProvisionUpdateWithoutServicesSkipsEveryBackOff() {
 	}
 	s.Require().True(u.done)
 	s.Require().NoError(u.err)
-	s.Equal("provisioning every service up to its initial replicas and the warm pool", u.result.Message)
+	s.Equal("provisioning every service up to its initial replicas and the warm pool; back-off lifted for every service", u.result.Message)
 	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond}, s.startedAt(start))
 	s.Equal(fleet.Plan{
 		Starts: []fleet.Container{tfStart("c5", "s1", 20000, "web"), tfStart("c6", "s1", 20001, "api"), tfStart("c7", "s1", 20002, "")},
