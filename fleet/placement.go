@@ -62,6 +62,27 @@ func (p Plan) Services() []string {
 // Services named in hold (in crash-loop back-off; "" is the warm pool) get
 // nothing this time.
 func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string, hold ...string) Plan {
+	return PlanScale(inv, cat, manager, Options{Hold: hold})
+}
+
+// Options tune a decision.
+type Options struct {
+	// Desired is how many instances a service should have; nil means its
+	// initial replicas.
+	Desired func(catalog.Service) int
+	// Hold names services (and "" for the warm pool) that get nothing now.
+	Hold []string
+}
+
+// PlanScale is PlanProvision with each service brought up to
+// o.Desired(service) instead of its initial replicas. It only adds: surplus
+// instances are PlanShrink's.
+func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) Plan {
+	hold := o.Hold
+	desired := o.Desired
+	if desired == nil {
+		desired = func(s catalog.Service) int { return s.Replicas.Initial }
+	}
 	var plan Plan
 	slots := map[string]int{}
 	for _, s := range cat.Services {
@@ -144,7 +165,7 @@ func PlanProvision(inv *Inventory, cat *catalog.Catalog, manager string, hold ..
 		// is one slot in both.
 		need := slotsOf(svc.Name, slots)
 		assigned, _ := inv.Instances(svc.Name)
-		missing := svc.Replicas.Initial - assigned
+		missing := desired(svc) - assigned
 		for missing > 0 {
 			if c := inv.waitingFor(need, slots, used); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false

@@ -5,6 +5,7 @@ package worker
 import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/msm-project/msm/activities"
 	"github.com/msm-project/msm/workflows"
@@ -23,4 +24,5 @@ func New(c client.Client, acts *activities.Activities) worker.Worker {
 func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.Manager)
 	r.RegisterWorkflow(workflows.Provision)
+	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowExtend})
 }

@@ -28,7 +28,10 @@ const (
 	SignalRegister  = "register" // RegisterSignal: an agent came up
 	SignalNodeUp    = "node-up"  // NodeUpSignal: a node agent (re)started
 	SignalResult    = "result"   // StepResult: an operation finished a step
+	SignalOverload  = "overload" // OverloadSignal: an agent's service is overloaded
 	UpdateProvision = "provision"
+	UpdateExtend    = "extend" // ExtendUpdate: add instances to a service
+	UpdateScale     = "scale"  // ScaleUpdate: set a service's instances
 	QueryStatus     = "status"
 )
 
@@ -78,6 +81,8 @@ type ManagerInput struct {
 	// Events is the tail of the Manager's event log, kept across
 	// continue-as-new for `msm status`.
 	Events []Event `json:"events,omitempty"`
+	// Targets are the services scaled away from their initial replicas.
+	Targets []Target `json:"targets,omitempty"`
 	// Backoffs are the services in crash-loop back-off.
 	Backoffs []Backoff `json:"backoffs,omitempty"`
 	// HistoryLimit is the history length at which the Manager continues as
@@ -111,7 +116,42 @@ type ProvisionUpdate struct {
 	Services []string `json:"services,omitempty"`
 }
 
-// ProvisionAccepted answers a ProvisionUpdate.
+// ExtendUpdate asks for Count more instances of Service (never above its
+// max: the answer says when it was capped).
+type ExtendUpdate struct {
+	Service string `json:"service"`
+	Count   int    `json:"count"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// ScaleUpdate sets the instances of Service, within its min and max.
+type ScaleUpdate struct {
+	Service  string `json:"service"`
+	Replicas int    `json:"replicas"`
+}
+
+// OverloadSignal is sent by a container agent whose service stayed above
+// its load threshold for the policy window. Reports inside a service's
+// cooldown make no further decision.
+type OverloadSignal struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Target is a service's desired instances when they differ from its
+// initial replicas, and the end of its extension cooldown.
+type Target struct {
+	Service       string    `json:"service"`
+	Desired       int       `json:"desired"`
+	CooldownUntil time.Time `json:"cooldown_until,omitempty"`
+}
+
+// DefaultCooldown is how long after an extension further overload reports
+// for the same service make no new decision.
+const DefaultCooldown = 30 * time.Second
+
+// ProvisionAccepted answers a ProvisionUpdate (and extend and scale).
 type ProvisionAccepted struct {
 	Message string `json:"message"`
 }

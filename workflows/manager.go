@@ -29,6 +29,12 @@ type manager struct {
 	running int
 	// unplaced is the last decision's demand that found no room.
 	unplaced []fleet.Unplaced
+	// extending are the services extended since the last decision, which
+	// names the operation that carries it out.
+	extending []string
+	// suppressed counts overload reports ignored inside a cooldown, per
+	// service, so the event log says how many without one line each.
+	suppressed map[string]int
 	// HistoryLimit is read once from the input; 0 means the default.
 	historyLimit int
 	// failedOp is, per service, the operation whose failure last counted
@@ -41,7 +47,7 @@ type manager struct {
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}}
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: map[string]int{}}
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
 	}
@@ -52,6 +58,14 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, m.status); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateExtend, m.extendUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateExtend}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateScale, m.scaleUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateScale}); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProvision, m.provisionUpdate,
 		workflow.UpdateHandlerOptions{Validator: m.validateProvision}); err != nil {
 		return err
@@ -60,11 +74,13 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
 	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
+	overloadCh := workflow.GetSignalChannel(ctx, SignalOverload)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
 	listen(ctx, nodeUpCh, m.onNodeUp)
 	listen(ctx, resultCh, m.onResult)
+	listen(ctx, overloadCh, m.onOverload)
 
 	for {
 		ready := func() bool {
@@ -90,6 +106,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			// Signals not yet taken by the loops above would be lost with
 			// this run: take them here.
 			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
+			takeAll(ctx, overloadCh, m.onOverload)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
@@ -149,7 +166,9 @@ func (m *manager) decide(ctx workflow.Context) {
 			hold = append(hold, b.Service)
 		}
 	}
-	plan := fleet.PlanProvision(&m.st.Inventory, m.st.Catalog, m.st.Manager, hold...)
+	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold})
+	extending := m.extending
+	m.extending = nil
 	m.unplaced = plan.Unplaced
 	for _, u := range plan.Unplaced {
 		what := "warm pool"
@@ -162,7 +181,14 @@ func (m *manager) decide(ctx workflow.Context) {
 		return
 	}
 	m.st.Ops++
+	// An extension of one service is named for it; anything else is a
+	// provision (the catalog's needs, or several services at once).
+	kind, workflowType := "provision", WorkflowProvision
 	id := fmt.Sprintf("%s/provision/%d", ManagerID(m.st.Manager), m.st.Ops)
+	if svcs := plan.Services(); len(svcs) == 1 && slices.Contains(extending, svcs[0]) {
+		kind, workflowType = "extend", WorkflowExtend
+		id = fmt.Sprintf("%s/extend/%s/%d", ManagerID(m.st.Manager), svcs[0], m.st.Ops)
+	}
 	var specs []catalog.Service
 	for _, name := range plan.Services() {
 		if s := m.service(name); s != nil {
@@ -176,7 +202,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs}
 	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
-	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet("provision")}
+	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
 	if svcs := plan.Services(); len(svcs) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(svcs))
 	}
@@ -189,7 +215,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { m.running-- }()
 		var res ProvisionResult
-		err := workflow.ExecuteChildWorkflow(cctx, Provision, in).Get(ctx, &res)
+		err := workflow.ExecuteChildWorkflow(cctx, workflowType, in).Get(ctx, &res)
 		if err != nil {
 			m.event(ctx, fmt.Sprintf("%s failed: %v", id, err))
 			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
@@ -231,6 +257,12 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	m.st.Pending = true
 	// A new catalog may fix what kept failing: try again at once.
 	m.st.Backoffs = nil
+	// Targets follow the new bounds; a service that left loses its target.
+	m.st.Targets = slices.DeleteFunc(m.st.Targets, func(t Target) bool { return m.service(t.Service) == nil })
+	for i := range m.st.Targets {
+		svc := m.service(m.st.Targets[i].Service)
+		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
+	}
 	m.event(ctx, fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services)))
 }
 
@@ -433,7 +465,7 @@ func (m *manager) status() (Status, error) {
 		st.Kind = m.st.Catalog.Manager.Kind
 		for _, s := range m.st.Catalog.Services {
 			_, ready := inv.Instances(s.Name)
-			ss := ServiceStatus{Name: s.Name, Desired: s.Replicas.Initial, Ready: ready}
+			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready}
 			for _, b := range m.st.Backoffs {
 				if b.Service == s.Name {
 					retry := b.RetryAt

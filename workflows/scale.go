@@ -1,0 +1,160 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// Workflow type names of operations. Extend runs the same code as
+// Provision (carry out a placement plan) under its own name, so the Web UI
+// tells them apart.
+const (
+	WorkflowProvision = "Provision"
+	WorkflowExtend    = "Extend"
+)
+
+// desired is how many instances a service should have now: its target if an
+// operator or an overload moved it, else its initial replicas.
+func (m *manager) desired(s catalog.Service) int {
+	if t := m.target(s.Name); t != nil {
+		return t.Desired
+	}
+	return s.Replicas.Initial
+}
+
+func (m *manager) target(service string) *Target {
+	for i := range m.st.Targets {
+		if m.st.Targets[i].Service == service {
+			return &m.st.Targets[i]
+		}
+	}
+	return nil
+}
+
+// setDesired records a service's new desired instances.
+func (m *manager) setDesired(service string, n int) *Target {
+	t := m.target(service)
+	if t == nil {
+		m.st.Targets = append(m.st.Targets, Target{Service: service})
+		t = &m.st.Targets[len(m.st.Targets)-1]
+	}
+	t.Desired = n
+	m.st.Pending = true
+	return t
+}
+
+func (m *manager) knownService(name string) (*catalog.Service, error) {
+	if m.st.Catalog == nil {
+		return nil, errors.New("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	}
+	if name == "" {
+		return nil, fmt.Errorf("no service named: give one of %v", m.serviceNames())
+	}
+	s := m.service(name)
+	if s == nil {
+		return nil, fmt.Errorf("unknown service %q: the catalog has %v", name, m.serviceNames())
+	}
+	return s, nil
+}
+
+func (m *manager) validateExtend(u ExtendUpdate) error {
+	s, err := m.knownService(u.Service)
+	if err != nil {
+		return err
+	}
+	if u.Count <= 0 {
+		return fmt.Errorf("count %d: extend adds at least 1 instance", u.Count)
+	}
+	if d := m.desired(*s); d >= s.Replicas.Max {
+		return fmt.Errorf("%s already has its max of %d instance(s); raise replicas.max in the catalog to extend it", s.Name, s.Replicas.Max)
+	}
+	return nil
+}
+
+// extendUpdate adds instances, never above max; the answer says when the
+// request was capped.
+func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionAccepted, error) {
+	s := m.service(u.Service)
+	from := m.desired(*s)
+	to := min(from+u.Count, s.Replicas.Max)
+	m.extend(ctx, s.Name, from, to, "operator: "+reasonOr(u.Reason, "extend"))
+	msg := fmt.Sprintf("extending %s from %d to %d instance(s)", s.Name, from, to)
+	if from+u.Count > to {
+		msg += fmt.Sprintf(" (capped at its max of %d)", s.Replicas.Max)
+	}
+	return ProvisionAccepted{Message: msg}, nil
+}
+
+func (m *manager) validateScale(u ScaleUpdate) error {
+	s, err := m.knownService(u.Service)
+	if err != nil {
+		return err
+	}
+	if u.Replicas < s.Replicas.Min || u.Replicas > s.Replicas.Max {
+		return fmt.Errorf("%d instance(s) of %s is outside its replicas %d..%d; pick a number in that range or change the catalog",
+			u.Replicas, s.Name, s.Replicas.Min, s.Replicas.Max)
+	}
+	return nil
+}
+
+// scaleUpdate sets a service's desired instances. Scaling up is an
+// extension; scaling down waits for Shrink.
+func (m *manager) scaleUpdate(ctx workflow.Context, u ScaleUpdate) (ProvisionAccepted, error) {
+	s := m.service(u.Service)
+	from := m.desired(*s)
+	switch {
+	case u.Replicas > from:
+		m.extend(ctx, s.Name, from, u.Replicas, "operator: scale")
+	case u.Replicas < from:
+		m.setDesired(s.Name, u.Replicas)
+		m.event(ctx, fmt.Sprintf("scale %s from %d to %d instance(s)", s.Name, from, u.Replicas))
+	}
+	return ProvisionAccepted{Message: fmt.Sprintf("scaling %s from %d to %d instance(s)", s.Name, from, u.Replicas)}, nil
+}
+
+// extend moves a service's desired instances up and starts its cooldown.
+func (m *manager) extend(ctx workflow.Context, service string, from, to int, why string) {
+	t := m.setDesired(service, to)
+	t.CooldownUntil = workflow.Now(ctx).Add(DefaultCooldown)
+	if !slices.Contains(m.extending, service) {
+		m.extending = append(m.extending, service)
+	}
+	m.event(ctx, fmt.Sprintf("extend %s from %d to %d instance(s) (%s)", service, from, to, why))
+}
+
+// onOverload extends the service by one instance, unless it is in its
+// cooldown or at its max: many reports at once make one decision.
+func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
+	s := m.service(o.Service)
+	if s == nil {
+		m.event(ctx, fmt.Sprintf("overload report for unknown service %q from %s ignored", o.Service, o.Container))
+		return
+	}
+	from := m.desired(*s)
+	t := m.target(s.Name)
+	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max {
+		m.suppressed[s.Name]++
+		return
+	}
+	why := "overload reported by " + o.Container
+	if o.Reason != "" {
+		why += ": " + o.Reason
+	}
+	if n := m.suppressed[s.Name]; n > 0 {
+		why += fmt.Sprintf("; %d earlier report(s) fell in the cooldown or at max", n)
+		delete(m.suppressed, s.Name)
+	}
+	m.extend(ctx, s.Name, from, from+1, why)
+}
+
+func reasonOr(reason, def string) string {
+	if reason == "" {
+		return def
+	}
+	return reason
+}
