@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/workflows"
@@ -153,4 +154,32 @@ func keys(m map[string]enumspb.IndexedValueType) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Update sends an operator's update to the Manager and waits for its
+// answer. A validator's rejection comes back as the error, with nothing
+// written to the Manager's history.
+func Update(ctx context.Context, c client.Client, manager, name string, arg any) (workflows.ProvisionAccepted, error) {
+	var res workflows.ProvisionAccepted
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.ManagerID(manager),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return res, fmt.Errorf("manager %q is not running: start it with `msm worker --catalog FILE` (or `make dev`)", manager)
+		}
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			return res, errors.New(app.Message())
+		}
+		return res, err
+	}
+	return res, nil
 }

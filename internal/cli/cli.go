@@ -28,6 +28,8 @@ Usage:
   msm node     --server NAME        run the node agent of one server
   msm agent    --container ID ...   run one container agent (started by the node agent)
   msm status   [-o table|json]      show servers, containers and services
+  msm extend   SERVICE [--count N]  add instances (a waiting container first, then a new process, then a new server)
+  msm scale    SERVICE N            set a service's instances, within its replicas min..max
   msm catalog validate FILE         check a catalog and say what to fix
 
 Common flags and their environment variables:
@@ -57,6 +59,8 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"node":    e.node,
 		"agent":   e.agent,
 		"status":  e.status,
+		"extend":  e.extend,
+		"scale":   e.scale,
 		"catalog": e.catalog,
 	}
 	switch args[0] {

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// TestExtendUsesTheWaitingContainerFirst: `msm extend web --count 2` loads
+// the waiting container first, starts a new container process for the
+// second instance, and refills the warm pool; bad requests are refused by
+// the validators with what is allowed.
+func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 6, warmPool: 1, services: map[string]int{"web": 1}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web healthy", 60*time.Second, converged(1))
+	var warm string
+	for _, ct := range before.Containers {
+		if ct.State == "waiting" {
+			warm = ct.ID
+		}
+	}
+	require.NotEmpty(t, warm)
+
+	out, err := c.msm("extend", "web", "--count", "2", "--reason", "e2e")
+	require.NoError(t, err)
+	assert.Equal(t, "extending web from 1 to 3 instance(s)\n", out)
+	st := c.waitFor("web at 3", 60*time.Second, func(st workflows.Status) bool {
+		return converged(1)(st) && st.Services[0].Desired == 3
+	})
+	byID := map[string]workflows.ContainerStatus{}
+	for _, ct := range st.Containers {
+		byID[ct.ID] = ct
+	}
+	assert.Equal(t, "loaded", byID[warm].State, "the waiting container was used first")
+	assert.Equal(t, "web", byID[warm].Service)
+	newWeb, newWarm := 0, 0
+	for _, ct := range st.Containers {
+		if _, old := indexOf(before.Containers, ct.ID); old {
+			continue
+		}
+		switch ct.State {
+		case "loaded":
+			newWeb++
+		case "waiting":
+			newWarm++
+		}
+	}
+	assert.Equal(t, 1, newWeb, "the second instance is a new container process")
+	assert.Equal(t, 1, newWarm, "the warm pool is refilled")
+	c.assertFleet(st, 4)
+	c.assertVisible(fmt.Sprintf("WorkflowId = 'msm/%s/extend/web/2' AND MsmOperation = 'extend'", c.manager))
+
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"extend", "nope"}, `unknown service "nope"`},
+		{[]string{"extend", "web", "--count", "0"}, "count 0: extend adds at least 1 instance"},
+		{[]string{"scale", "web", "99"}, "99 instance(s) of web is outside its replicas 1..8"},
+	} {
+		_, err := c.msm(tc.args...)
+		require.Error(t, err, "msm %v", tc.args)
+		assert.Contains(t, err.Error(), tc.says)
+	}
+	// Capped: web allows 8.
+	out, err = c.msm("extend", "web", "--count", "10")
+	require.NoError(t, err)
+	assert.Equal(t, "extending web from 3 to 8 instance(s) (capped at its max of 8)\n", out)
+}
+
+// TestOverloadStormMakesOneExtension: 50 overload reports for one service at
+// once make exactly one extension.
+func TestOverloadStormMakesOneExtension(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 6, services: map[string]int{"web": 1}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	st := c.waitFor("web healthy", 60*time.Second, converged(0))
+	from := st.Containers[0].ID
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.client.SignalWorkflow(context.Background(), workflows.ManagerID(c.manager), "", workflows.SignalOverload,
+				workflows.OverloadSignal{Container: from, Service: "web", Reason: fmt.Sprintf("report %d", i)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	st = c.waitFor("web extended", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && st.Services[0].Ready == 2
+	})
+	assert.Equal(t, 2, st.Services[0].Desired, "one extension, not more")
+	c.assertFleet(st, 2)
+	query := fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'extend'", c.manager)
+	c.assertVisible(query) // the visibility store catches up
+	resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+	require.NoError(t, err)
+	assert.Len(t, resp.Executions, 1, "one Extend operation")
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Equal(t, 1, strings.Count(strings.Join(events, "\n"), "extend web from 1 to 2"), "%q", events)
+}
+
+func indexOf(list []workflows.ContainerStatus, id string) (int, bool) {
+	for i, c := range list {
+		if c.ID == id {
+			return i, true
+		}
+	}
+	return -1, false
+}
