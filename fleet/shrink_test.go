@@ -1,0 +1,108 @@
+package fleet
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+func TestPlanShrink(t *testing.T) {
+	r := catalog.PortRange{First: 100, Last: 199}
+	servers := []Server{{ID: "s1", Slots: 8, Ports: r, State: ServerReady}, {ID: "s2", Slots: 8, Ports: r, State: ServerReady}}
+	web := func(id, server string, port int) Container {
+		return Container{ID: id, Server: server, Port: port, State: Loaded, Service: "web", Healthy: true}
+	}
+	warm := func(id, server string, port int) Container {
+		return Container{ID: id, Server: server, Port: port, State: Waiting}
+	}
+	cat := func(pool, min int) *catalog.Catalog {
+		return &catalog.Catalog{Manager: catalog.Manager{WarmPool: pool},
+			Services: []catalog.Service{{Name: "web", Slots: 1, Replicas: catalog.Replicas{Min: min, Initial: 3, Max: 8}}}}
+	}
+	ids := func(cs []Container) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name                     string
+		cat                      *catalog.Catalog
+		containers               []Container
+		desired                  int
+		unloads, destroys, freed []string
+	}{
+		{
+			name:       "at desired: nothing",
+			cat:        cat(0, 1),
+			containers: []Container{web("m-c1", "s1", 100), web("m-c2", "s1", 101), web("m-c3", "s2", 100)},
+			desired:    3,
+		},
+		{
+			name:       "servers empty out first, and are released",
+			cat:        cat(0, 1),
+			containers: []Container{web("m-c1", "s1", 100), web("m-c2", "s1", 101), web("m-c3", "s2", 100)},
+			desired:    2,
+			destroys:   []string{"m-c3"},
+			freed:      []string{"s2"},
+		},
+		{
+			name:       "newest first on equally full servers",
+			cat:        cat(0, 1),
+			containers: []Container{web("m-c1", "s1", 100), web("m-c2", "s1", 101), web("m-c3", "s2", 100), web("m-c4", "s2", 101)},
+			desired:    3,
+			destroys:   []string{"m-c4"},
+		},
+		{
+			name:       "never below min",
+			cat:        cat(0, 2),
+			containers: []Container{web("m-c1", "s1", 100), web("m-c2", "s1", 101), web("m-c3", "s2", 100)},
+			desired:    1,
+			destroys:   []string{"m-c3"},
+			freed:      []string{"s2"},
+		},
+		{
+			name:       "a short warm pool gets the instance back",
+			cat:        cat(1, 1),
+			containers: []Container{web("m-c1", "s1", 100), web("m-c2", "s1", 101), web("m-c3", "s2", 100)},
+			desired:    1,
+			unloads:    []string{"m-c3"},
+			destroys:   []string{"m-c2"},
+		},
+		{
+			name:       "a warm pool above its size is trimmed",
+			cat:        cat(1, 1),
+			containers: []Container{web("m-c1", "s1", 100), warm("m-c2", "s1", 101), warm("m-c3", "s2", 100)},
+			desired:    1,
+			destroys:   []string{"m-c3"},
+			freed:      []string{"s2"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := Inventory{Servers: servers, Containers: append([]Container(nil), tc.containers...)}
+			plan := PlanShrink(&inv, tc.cat, func(catalog.Service) int { return tc.desired })
+			assert.Equal(t, tc.unloads, ids(plan.Unloads), "unloads")
+			assert.Equal(t, tc.destroys, ids(plan.Destroys), "destroys")
+			assert.Equal(t, tc.freed, plan.Release, "released servers")
+			for _, c := range inv.Containers {
+				gone := contains(tc.unloads, c.ID) || contains(tc.destroys, c.ID)
+				assert.Equal(t, gone, c.State == Draining, "%s draining", c.ID)
+			}
+			again := PlanShrink(&inv, tc.cat, func(catalog.Service) int { return tc.desired })
+			assert.True(t, again.Empty(), "a decided shrink is not decided twice: %+v", again)
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
