@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/standalone"
 	"github.com/msm-project/msm/workflows"
@@ -25,18 +26,9 @@ type Activities struct {
 // LaunchServer asks the provider for the server. It is idempotent by
 // in.Key: a retry after a crash finds the server already launched.
 func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServerInput) (workflows.LaunchServerResult, error) {
-	var p providers.Provider
-	switch in.Kind {
-	case catalog.KindStandalone, "":
-		s := in.Server
-		p = standalone.New([]catalog.Server{{Name: s.ID, Address: s.Address, Slots: s.Slots, Ports: s.Ports}})
-	default:
-		p = a.Providers[in.Kind]
-	}
-	if p == nil {
-		return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("this worker has no provider for kind %q; run a worker built with it", in.Kind),
-			workflows.ErrUnknownKind, nil)
+	p, err := a.provider(in.Kind, in.Server)
+	if err != nil {
+		return workflows.LaunchServerResult{}, err
 	}
 	s, err := p.Create(ctx, in.Key, providers.Spec{Owner: in.Manager, Name: in.Server.ID})
 	if err != nil {
@@ -47,4 +39,31 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 		return workflows.LaunchServerResult{}, fmt.Errorf("launching server %s, %w", in.Server.ID, err)
 	}
 	return workflows.LaunchServerResult{ID: s.ID, Address: s.Address}, nil
+}
+
+// ReleaseServer gives an empty server back to its provider. A server
+// already gone counts as released.
+func (a *Activities) ReleaseServer(ctx context.Context, in workflows.ReleaseServerInput) error {
+	p, err := a.provider(in.Kind, fleet.Server{ID: in.Server})
+	if err != nil {
+		return err
+	}
+	if err := p.Delete(ctx, in.Server); err != nil && !providers.IsNotFound(err) {
+		return fmt.Errorf("releasing server %s, %w", in.Server, err)
+	}
+	return nil
+}
+
+// provider returns the provider of a kind; the standalone one is built from
+// the server in hand, which comes from the catalog in force.
+func (a *Activities) provider(kind string, s fleet.Server) (providers.Provider, error) {
+	if kind == catalog.KindStandalone || kind == "" {
+		return standalone.New([]catalog.Server{{Name: s.ID, Address: s.Address, Slots: s.Slots, Ports: s.Ports}}), nil
+	}
+	if p := a.Providers[kind]; p != nil {
+		return p, nil
+	}
+	return nil, temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("this worker has no provider for kind %q; run a worker built with it", kind),
+		workflows.ErrUnknownKind, nil)
 }

@@ -85,6 +85,7 @@ func (a *Agent) Run(ctx context.Context, c client.Client) error {
 	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
 	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
+	w.RegisterActivityWithOptions(a.UnloadService, activity.RegisterOptions{Name: workflows.ActivityUnloadService})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting agent worker on %s, %w", workflows.ContainerQueue(a.cfg.Container), err)
 	}
@@ -106,6 +107,21 @@ func (a *Agent) Ready(ctx context.Context, container string) (workflows.ReadyRes
 			fmt.Sprintf("this agent is container %s, not %s", a.cfg.Container, container), "WrongContainer", nil)
 	}
 	return workflows.ReadyResult{PID: os.Getpid()}, nil
+}
+
+// UnloadService stops the MicroService (SIGTERM, then SIGKILL after a
+// grace period), leaving the container waiting. Nothing loaded is success.
+func (a *Agent) UnloadService(ctx context.Context, container string) error {
+	if container != a.cfg.Container {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("this agent is container %s, not %s", a.cfg.Container, container), "WrongContainer", nil)
+	}
+	if err := a.admit(ctx, "unload"); err != nil {
+		return err
+	}
+	defer func() { <-a.loading }()
+	a.unload()
+	return nil
 }
 
 // LoadService starts the MicroService on the leased port and returns once

@@ -25,4 +25,5 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.Manager)
 	r.RegisterWorkflow(workflows.Provision)
 	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowExtend})
+	r.RegisterWorkflowWithOptions(workflows.Shrink, workflow.RegisterOptions{Name: workflows.WorkflowShrink})
 }

@@ -43,6 +43,8 @@ const (
 	ActivityStopContainer  = "StopContainer"  // node queue
 	ActivityLoadService    = "LoadService"    // container queue
 	ActivityReady          = "Ready"          // container queue
+	ActivityUnloadService  = "UnloadService"  // container queue
+	ActivityReleaseServer  = "ReleaseServer"  // manager queue
 )
 
 // Error types of non-retryable application errors.
@@ -206,6 +208,14 @@ type LaunchServerInput struct {
 	Kind    string       `json:"kind"`
 	Key     string       `json:"key"`
 	Server  fleet.Server `json:"server"`
+}
+
+// ReleaseServerInput gives a server back to its provider; one already gone
+// counts as released.
+type ReleaseServerInput struct {
+	Manager string `json:"manager"`
+	Kind    string `json:"kind"`
+	Server  string `json:"server"`
 }
 
 // LaunchServerResult is the server as the provider knows it.

@@ -178,6 +178,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
 	}
 	if plan.Empty() {
+		m.decideShrink(ctx)
 		return
 	}
 	m.st.Ops++
@@ -313,8 +314,16 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 		}
 		return
 	}
+	if r.Step == StepRelease {
+		m.onRelease(ctx, r)
+		return
+	}
 	c := inv.Container(r.Container)
 	if c == nil {
+		return
+	}
+	if r.Step == StepUnload || r.Step == StepDestroy {
+		m.onShrinkStep(ctx, c, r)
 		return
 	}
 	if r.OK {

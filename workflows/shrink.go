@@ -1,0 +1,190 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/fleet"
+)
+
+// WorkflowShrink is the workflow type of a Shrink operation.
+const WorkflowShrink = "Shrink"
+
+// ShrinkInput is the plan a Shrink operation carries out.
+type ShrinkInput struct {
+	Op      string           `json:"op"`
+	Manager string           `json:"manager"`
+	Kind    string           `json:"kind"`
+	Plan    fleet.ShrinkPlan `json:"plan"`
+	// Drain is how long a removed instance keeps serving before it is
+	// unloaded, so requests in flight finish.
+	Drain time.Duration `json:"drain"`
+}
+
+// ShrinkResult summarizes a Shrink for the Web UI.
+type ShrinkResult struct {
+	Unloaded  int `json:"unloaded"`
+	Destroyed int `json:"destroyed"`
+	Released  int `json:"released"`
+	Failed    int `json:"failed"`
+}
+
+// Steps of a Shrink.
+const (
+	StepUnload  = "unload"  // a container returned to the warm pool
+	StepDestroy = "destroy" // a container stopped and removed
+	StepRelease = "release" // an empty server released
+)
+
+// Shrink carries out a decided removal: after the drain period, each
+// instance is unloaded back to the warm pool or destroyed, side by side;
+// then the servers left empty are released. Each step is reported to the
+// Manager as it finishes.
+func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
+	var res ShrinkResult
+	report := func(ctx workflow.Context, r StepResult) {
+		r.Op = in.Op
+		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(in.Manager), "", SignalResult, r).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
+		}
+	}
+	if in.Drain > 0 {
+		if err := workflow.Sleep(ctx, in.Drain); err != nil {
+			return res, err
+		}
+	}
+	wg := workflow.NewWaitGroup(ctx)
+	for _, c := range in.Plan.Unloads {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				TaskQueue:              ContainerQueue(c.ID),
+				ScheduleToStartTimeout: agentWaitTimeout,
+				StartToCloseTimeout:    startTimeout,
+				RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
+			})
+			err := workflow.ExecuteActivity(actx, ActivityUnloadService, c.ID).Get(ctx, nil)
+			r := StepResult{Step: StepUnload, Container: c.ID, Server: c.Server, Port: c.Port, OK: err == nil}
+			if err != nil {
+				// A container that cannot be unloaded is destroyed instead.
+				r.ErrorType, r.Error = errorType(err), rootMessage(err)
+				r.Destroyed = destroy(ctx, c)
+				res.Failed++
+			} else {
+				res.Unloaded++
+			}
+			report(ctx, r)
+		})
+	}
+	for _, c := range in.Plan.Destroys {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			ok := destroy(ctx, c)
+			r := StepResult{Step: StepDestroy, Container: c.ID, Server: c.Server, Port: c.Port, OK: ok, Destroyed: ok}
+			if ok {
+				res.Destroyed++
+			} else {
+				r.Error = "the node did not stop it; it keeps its lease until it is fenced"
+				res.Failed++
+			}
+			report(ctx, r)
+		})
+	}
+	wg.Wait(ctx)
+	for _, s := range in.Plan.Release {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:           TaskQueue,
+			StartToCloseTimeout: launchTimeout,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
+		})
+		err := workflow.ExecuteActivity(actx, ActivityReleaseServer, ReleaseServerInput{Manager: in.Manager, Kind: in.Kind, Server: s}).Get(ctx, nil)
+		r := StepResult{Step: StepRelease, Server: s, OK: err == nil}
+		if err != nil {
+			r.ErrorType, r.Error = errorType(err), rootMessage(err)
+			res.Failed++
+		} else {
+			res.Released++
+		}
+		report(ctx, r)
+	}
+	return res, nil
+}
+
+// DefaultDrain is how long a removed instance keeps serving before it is
+// unloaded.
+const DefaultDrain = time.Second
+
+// decideShrink plans what is above desired (or above the warm pool) and
+// runs it as a Shrink operation.
+func (m *manager) decideShrink(ctx workflow.Context) {
+	plan := fleet.PlanShrink(&m.st.Inventory, m.st.Catalog, m.desired)
+	if plan.Empty() {
+		return
+	}
+	m.st.Ops++
+	what := "pool"
+	if svcs := plan.Services(); len(svcs) == 1 {
+		what = svcs[0]
+	} else if len(svcs) > 1 {
+		what = "all"
+	}
+	id := fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), what, m.st.Ops)
+	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
+		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release)))
+	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet("shrink")}
+	if svcs := plan.Services(); len(svcs) > 0 {
+		attrs = append(attrs, AttrService.ValueSet(svcs))
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		TaskQueue:             TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+	})
+	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: DefaultDrain}
+	m.running++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { m.running-- }()
+		var res ShrinkResult
+		if err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res); err != nil {
+			m.event(ctx, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
+		} else {
+			m.event(ctx, fmt.Sprintf("%s done: %d unloaded, %d destroyed, %d server(s) released, %d failed",
+				id, res.Unloaded, res.Destroyed, res.Released, res.Failed))
+		}
+		m.st.Pending = true
+	})
+}
+
+// onShrinkStep records an instance that left: back in the warm pool, or
+// destroyed (its lease released). One the node could not stop stays, failed,
+// holding its lease.
+func (m *manager) onShrinkStep(ctx workflow.Context, c *fleet.Container, r StepResult) {
+	switch {
+	case r.Step == StepUnload && r.OK:
+		c.State, c.Service, c.Healthy, c.Error = fleet.Waiting, "", false, ""
+	case r.Destroyed:
+		m.st.Inventory.RemoveContainer(c.ID)
+	default:
+		c.State, c.Healthy, c.Error = fleet.Failed, false, r.Error
+		m.event(ctx, fmt.Sprintf("container %s on %s could not be removed: %s", c.ID, c.Server, r.Error))
+	}
+}
+
+// onRelease forgets a released server, if nothing was placed on it since.
+func (m *manager) onRelease(ctx workflow.Context, r StepResult) {
+	if !r.OK {
+		m.event(ctx, fmt.Sprintf("server %s could not be released: %s", r.Server, r.Error))
+		return
+	}
+	if len(m.st.Inventory.OnServer(r.Server)) > 0 {
+		return
+	}
+	m.st.Inventory.Servers = slices.DeleteFunc(m.st.Inventory.Servers, func(s fleet.Server) bool { return s.ID == r.Server })
+	m.event(ctx, fmt.Sprintf("server %s released", r.Server))
+}
