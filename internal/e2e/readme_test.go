@@ -33,6 +33,8 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 		{true, []string{`"services"`, `"web"`, `"api"`}},
 		{true, []string{"back-off lifted for [web]"}},
 		{false, []string{`unknown service \"nope\"`}},
+		{true, []string{"extending web from 2 to 4 instance(s)"}},
+		{true, []string{"scaling web from 4 to 1 instance(s)"}},
 		{true, []string{"/provision/1"}},
 		{true, []string{"ActivityTaskCompleted", "WorkflowExecutionCompleted", `"loaded":3`}},
 	}
@@ -67,6 +69,12 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 			assert.Contains(t, string(out), s, cmds[i])
 		}
 	}
+	// After extend 2 and scale 1, web runs one instance.
+	st := c.waitFor("web scaled to 1 by the recipes", 60*time.Second, func(st workflows.Status) bool {
+		return converged(1)(st) && st.Services[0].Desired == 1
+	})
+	assert.Equal(t, workflows.ServiceStatus{Name: "web", Desired: 1, Ready: 1}, st.Services[0])
+	c.assertFleet(st, 3)
 }
 
 // historyLength counts the events of a workflow's current run.
