@@ -32,6 +32,7 @@ const (
 	ServerLaunching ServerState = "launching" // asked of the provider
 	ServerReady     ServerState = "ready"     // its node agent can take containers
 	ServerFailed    ServerState = "failed"    // the provider could not launch it
+	ServerDraining  ServerState = "draining"  // being emptied (rearranged): nothing new goes there
 )
 
 // Server is one machine the Manager uses.
@@ -176,11 +177,33 @@ func (inv *Inventory) Instances(service string) (assigned, ready int) {
 	return assigned, ready
 }
 
+// draining reports whether a container sits on a server being drained.
+func (inv *Inventory) draining(c Container) bool {
+	s := inv.Server(c.Server)
+	return s != nil && s.State == ServerDraining
+}
+
+// Staying counts a service's instances (as Instances does) that are not on
+// a draining server, and how many of them are healthy: the ones that will
+// still serve once the drains are done.
+func (inv *Inventory) Staying(service string) (assigned, ready int) {
+	for _, c := range inv.Containers {
+		if c.Service != service || c.State == Draining || c.State == Failed || inv.draining(c) {
+			continue
+		}
+		assigned++
+		if c.State == Loaded && c.Healthy {
+			ready++
+		}
+	}
+	return assigned, ready
+}
+
 // WarmPool counts containers that are, or will be, waiting.
 func (inv *Inventory) WarmPool() int {
 	n := 0
 	for _, c := range inv.Containers {
-		if c.Service == "" && (c.State == Waiting || c.State == Starting) {
+		if c.Service == "" && (c.State == Waiting || c.State == Starting) && !inv.draining(c) {
 			n++
 		}
 	}

@@ -104,7 +104,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		)
 		for i := range inv.Servers {
 			s := &inv.Servers[i]
-			if s.State == ServerFailed {
+			if s.State == ServerFailed || s.State == ServerDraining {
 				continue
 			}
 			free := s.Slots - used(s.ID)
@@ -164,7 +164,8 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		// need counts slots the way used does, so an undefaulted Slots of 0
 		// is one slot in both.
 		need := slotsOf(svc.Name, slots)
-		assigned, _ := inv.Instances(svc.Name)
+		// Instances on a draining server are replaced elsewhere first.
+		assigned, _ := inv.Staying(svc.Name)
 		missing := desired(svc) - assigned
 		for missing > 0 {
 			if c := inv.waitingFor(need, slots, used); c != nil {

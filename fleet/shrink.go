@@ -21,7 +21,7 @@ type ShrinkPlan struct {
 }
 
 // Empty reports whether the plan changes nothing.
-func (p ShrinkPlan) Empty() bool { return len(p.Unloads)+len(p.Destroys) == 0 }
+func (p ShrinkPlan) Empty() bool { return len(p.Unloads)+len(p.Destroys)+len(p.Release) == 0 }
 
 // Services returns the services the plan removes instances of, in order.
 func (p ShrinkPlan) Services() []string {
@@ -74,13 +74,23 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	}
 	for _, svc := range cat.Services {
 		want := max(desired(svc), svc.Replicas.Min)
-		assigned, _ := inv.Instances(svc.Name)
-		surplus := assigned - want
+		// Extend before destroy: the instances of a draining server go once
+		// as many healthy ones serve elsewhere as the service wants.
+		staying, stayingReady := inv.Staying(svc.Name)
+		if stayingReady >= want {
+			for _, c := range victims(func(c Container) bool {
+				return c.Service == svc.Name && (c.State == Loaded || c.State == Starting) && inv.draining(c)
+			}) {
+				c.State = Draining
+				plan.Destroys = append(plan.Destroys, *c)
+			}
+		}
+		surplus := staying - want
 		if surplus <= 0 {
 			continue
 		}
 		for _, c := range victims(func(c Container) bool {
-			return c.Service == svc.Name && (c.State == Loaded || c.State == Starting)
+			return c.Service == svc.Name && (c.State == Loaded || c.State == Starting) && !inv.draining(c)
 		})[:surplus] {
 			loaded := c.State == Loaded
 			c.State = Draining
@@ -92,14 +102,28 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			}
 		}
 	}
-	if extra := pool - cat.Manager.WarmPool; extra > 0 {
-		for _, c := range victims(func(c Container) bool { return c.Service == "" && c.State == Waiting })[:min(extra, inv.waitingCount())] {
+	// Waiting containers of a draining server go once the pool is full
+	// elsewhere.
+	if inv.waitingOutside() >= cat.Manager.WarmPool {
+		for _, c := range victims(func(c Container) bool { return c.Service == "" && c.State == Waiting && inv.draining(c) }) {
 			c.State = Draining
 			plan.Destroys = append(plan.Destroys, *c)
 		}
 	}
-	// A server whose every container is destroyed by this plan is released.
+	if extra := pool - cat.Manager.WarmPool; extra > 0 {
+		spare := victims(func(c Container) bool { return c.Service == "" && c.State == Waiting && !inv.draining(c) })
+		for _, c := range spare[:min(extra, len(spare))] {
+			c.State = Draining
+			plan.Destroys = append(plan.Destroys, *c)
+		}
+	}
+	// A server whose every container is destroyed by this plan is released,
+	// and so is a draining server with nothing left on it.
 	for _, s := range inv.Servers {
+		if s.State == ServerDraining && len(inv.OnServer(s.ID)) == 0 {
+			plan.Release = append(plan.Release, s.ID)
+			continue
+		}
 		kept := false
 		for _, c := range inv.Containers {
 			if c.Server == s.ID && !slices.ContainsFunc(plan.Destroys, func(d Container) bool { return d.ID == c.ID }) {
@@ -114,22 +138,23 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	return plan
 }
 
-func (inv *Inventory) waitingCount() int {
-	n := 0
-	for _, c := range inv.Containers {
-		if c.Service == "" && c.State == Waiting {
-			n++
-		}
-	}
-	return n
-}
-
 // seqOf is the number at the end of a container ID (<manager>-c<n>).
 func seqOf(id string) int {
 	n, mul := 0, 1
 	for i := len(id) - 1; i >= 0 && id[i] >= '0' && id[i] <= '9'; i-- {
 		n += int(id[i]-'0') * mul
 		mul *= 10
+	}
+	return n
+}
+
+// waitingOutside counts waiting containers that are not on a draining server.
+func (inv *Inventory) waitingOutside() int {
+	n := 0
+	for _, c := range inv.Containers {
+		if c.Service == "" && c.State == Waiting && !inv.draining(c) {
+			n++
+		}
 	}
 	return n
 }
