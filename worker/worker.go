@@ -25,5 +25,6 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.Manager)
 	r.RegisterWorkflow(workflows.Provision)
 	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowExtend})
+	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowRearrange})
 	r.RegisterWorkflowWithOptions(workflows.Shrink, workflow.RegisterOptions{Name: workflows.WorkflowShrink})
 }

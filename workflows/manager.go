@@ -66,6 +66,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateScale}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDrain, m.drainUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateDrain}); err != nil {
+		return err
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateProvision, m.provisionUpdate,
 		workflow.UpdateHandlerOptions{Validator: m.validateProvision}); err != nil {
 		return err
@@ -189,6 +193,9 @@ func (m *manager) decide(ctx workflow.Context) {
 	if svcs := plan.Services(); len(svcs) == 1 && slices.Contains(extending, svcs[0]) {
 		kind, workflowType = "extend", WorkflowExtend
 		id = fmt.Sprintf("%s/extend/%s/%d", ManagerID(m.st.Manager), svcs[0], m.st.Ops)
+	} else if d := m.drainingServer(); d != "" {
+		kind, workflowType = "rearrange", WorkflowRearrange
+		id = fmt.Sprintf("%s/rearrange/%s/%d", ManagerID(m.st.Manager), d, m.st.Ops)
 	}
 	var specs []catalog.Service
 	for _, name := range plan.Services() {

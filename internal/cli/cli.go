@@ -30,6 +30,7 @@ Usage:
   msm status   [-o table|json]      show servers, containers and services
   msm extend   SERVICE [--count N]  add instances (a waiting container first, then a new process, then a new server)
   msm scale    SERVICE N            set a service's instances, within its replicas min..max
+  msm drain    SERVER [--dry-run]   move a server's instances elsewhere (extend there, then destroy here), release it
   msm catalog validate FILE         check a catalog and say what to fix
 
 Common flags and their environment variables:
@@ -61,6 +62,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"status":  e.status,
 		"extend":  e.extend,
 		"scale":   e.scale,
+		"drain":   e.drain,
 		"catalog": e.catalog,
 	}
 	switch args[0] {

@@ -90,3 +90,20 @@ func (e *env) update(c *common, name string, arg any) error {
 	fmt.Fprintln(e.stdout, res.Message)
 	return nil
 }
+
+// drain is `msm drain SERVER [--dry-run]`.
+func (e *env) drain(args []string) error {
+	var c common
+	fs := e.flags("drain", &c)
+	dry := fs.Bool("dry-run", false, "print the plan without acting")
+	const usage = "usage: msm drain SERVER [--dry-run]"
+	server, rest, err := e.parseWithService(fs, args, usage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		fmt.Fprintln(e.stderr, usage)
+		return errUsage
+	}
+	return e.update(&c, workflows.UpdateDrain, workflows.DrainUpdate{Server: server, DryRun: *dry})
+}

@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// TestDrainNeverDropsHealthyInstances: `msm drain s1` while status is
+// sampled continuously: web never has fewer healthy instances than before
+// (extend there, then destroy here), and afterwards s1 is released and
+// holds no container.
+func TestDrainNeverDropsHealthyInstances(t *testing.T) {
+	c := newCluster(t, spec{servers: 2, slots: 4, services: map[string]int{"web": 2}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web on s1", 60*time.Second, converged(0))
+	require.Len(t, before.Servers, 1, "both instances fit on s1")
+
+	out, err := c.msm("drain", "s1", "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, out, "dry run: move web")
+	assert.Contains(t, out, "release s1")
+	_, err = c.msm("drain", "nope")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown server "nope"`)
+
+	// Sample web's healthy instances, and the answers on their ports, all
+	// through the drain.
+	var minReady, minAnswering atomic.Int32
+	minReady.Store(100)
+	minAnswering.Store(100)
+	var samples atomic.Int32
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st, err := c.status()
+			if err != nil {
+				continue
+			}
+			ready, answering := int32(st.Services[0].Ready), int32(0)
+			for _, ct := range st.Containers {
+				if ct.State == "loaded" && ct.Healthy {
+					if code, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/healthz", ct.Port)); err == nil && code == 200 {
+						answering++
+					}
+				}
+			}
+			samples.Add(1)
+			if ready < minReady.Load() {
+				minReady.Store(ready)
+			}
+			if answering < minAnswering.Load() {
+				minAnswering.Store(answering)
+			}
+		}
+	}()
+
+	out, err = c.msm("drain", "s1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "draining s1")
+	st := c.waitFor("s1 drained and released", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && len(st.Servers) == 1 && st.Servers[0].ID == "s2"
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("%d samples; fewest healthy %d, fewest answering %d", samples.Load(), minReady.Load(), minAnswering.Load())
+	require.Greater(t, samples.Load(), int32(3))
+	assert.GreaterOrEqual(t, minReady.Load(), int32(2), "never fewer healthy instances than before the drain")
+	assert.GreaterOrEqual(t, minAnswering.Load(), int32(2), "never fewer instances answering than before the drain")
+	for _, ct := range st.Containers {
+		assert.Equal(t, "s2", ct.Server, "s1 holds no container")
+	}
+	c.assertFleet(st, 2)
+	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'rearrange'", c.manager))
+}

@@ -1,0 +1,100 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/fleet"
+)
+
+// UpdateDrain names the update that rearranges a server's instances onto
+// other servers and releases it.
+const UpdateDrain = "drain"
+
+// WorkflowRearrange is the workflow type of the operation that places a
+// draining server's replacements (the Provision code under its own name).
+const WorkflowRearrange = "Rearrange"
+
+// DrainUpdate asks the Manager to empty Server: extend each of its
+// instances elsewhere, wait until they are healthy, then destroy the old
+// ones and release the server. DryRun only answers with the plan.
+type DrainUpdate struct {
+	Server string `json:"server"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+func (m *manager) validateDrain(u DrainUpdate) error {
+	if m.st.Catalog == nil {
+		return fmt.Errorf("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	}
+	s := m.st.Inventory.Server(u.Server)
+	if s == nil {
+		var ids []string
+		for _, s := range m.st.Inventory.Servers {
+			ids = append(ids, s.ID)
+		}
+		return fmt.Errorf("unknown server %q: the servers in use are %v", u.Server, ids)
+	}
+	if s.State == fleet.ServerDraining && !u.DryRun {
+		return fmt.Errorf("server %s is already being drained; `msm status` shows its progress", u.Server)
+	}
+	return nil
+}
+
+// drainUpdate marks the server draining (nothing new goes there) and lets
+// the decisions do the rest: replacements first, then removals.
+func (m *manager) drainUpdate(ctx workflow.Context, u DrainUpdate) (ProvisionAccepted, error) {
+	plan := m.previewDrain(u.Server)
+	if u.DryRun {
+		return ProvisionAccepted{Message: "dry run: " + plan}, nil
+	}
+	m.st.Inventory.Server(u.Server).State = fleet.ServerDraining
+	m.st.Pending = true
+	m.event(ctx, fmt.Sprintf("drain %s: %s", u.Server, plan))
+	return ProvisionAccepted{Message: "draining " + u.Server + ": " + plan}, nil
+}
+
+// previewDrain says what draining a server would do, deciding on a copy of
+// the inventory.
+func (m *manager) previewDrain(server string) string {
+	inv := m.st.Inventory
+	inv.Servers = slices.Clone(inv.Servers)
+	inv.Containers = slices.Clone(inv.Containers)
+	inv.Server(server).State = fleet.ServerDraining
+	var moves []string
+	for _, c := range inv.OnServer(server) {
+		if c.Service != "" {
+			moves = append(moves, fmt.Sprintf("%s (%s)", c.Service, c.ID))
+		}
+	}
+	add := fleet.PlanScale(&inv, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired})
+	var where []string
+	for _, c := range slices.Concat(add.Loads, add.Starts) {
+		if c.Service != "" {
+			where = append(where, c.Service+" on "+c.Server)
+		}
+	}
+	msg := "no instance to move"
+	if len(moves) > 0 {
+		msg = fmt.Sprintf("move %s to %s", strings.Join(moves, ", "), strings.Join(where, ", "))
+	}
+	for _, u := range add.Unplaced {
+		if u.Service != "" {
+			msg += fmt.Sprintf("; %d instance(s) of %s cannot be placed elsewhere (%s), so they stay until there is room", u.Count, u.Service, u.Reason)
+		}
+	}
+	return msg + fmt.Sprintf("; then destroy the old instances and release %s", server)
+}
+
+// drainingServer is a server being drained, or "".
+func (m *manager) drainingServer() string {
+	for _, s := range m.st.Inventory.Servers {
+		if s.State == fleet.ServerDraining {
+			return s.ID
+		}
+	}
+	return ""
+}

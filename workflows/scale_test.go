@@ -1,0 +1,850 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+	msmworker "github.com/msm-project/msm/worker"
+	"github.com/msm-project/msm/workflows"
+)
+
+// ScaleSuite runs the Manager against the fake fleet with its operations
+// registered as the worker registers them (Provision, and the same code as
+// Extend), and checks the scaling rules: extend, scale, overload, and the
+// per-service desired instances and cooldowns.
+type ScaleSuite struct {
+	suite.Suite
+	testsuite.WorkflowTestSuite
+
+	env  *testsuite.TestWorkflowEnvironment
+	fake *tfFleet
+
+	mu       sync.Mutex
+	children []scChild
+}
+
+// scChild is one operation the Manager started, as the child saw itself.
+type scChild struct {
+	ID        string
+	Type      string
+	Operation string   // search attribute MsmOperation
+	Services  []string // search attribute MsmService
+	Manager   string   // search attribute MsmManager
+	Input     workflows.ProvisionInput
+	At        time.Time // workflow time of the start
+}
+
+func TestScaleSuite(t *testing.T) { suite.Run(t, new(ScaleSuite)) }
+
+func (s *ScaleSuite) SetupTest() {
+	s.fake = &tfFleet{}
+	s.mu.Lock()
+	s.children = nil
+	s.mu.Unlock()
+	s.env = s.NewTestWorkflowEnvironment()
+	s.env.SetTestTimeout(30 * time.Second)
+	// Operations signal their parent by the Manager's workflow ID.
+	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ManagerID(tfManager)})
+	// The worker's own list, so an operation type the worker does not
+	// register (Extend is Provision under another name) fails here too.
+	msmworker.RegisterWorkflows(s.env)
+	s.fake.register(s.env)
+	s.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, ctx workflow.Context, args converter.EncodedValues) {
+		c := scChild{ID: info.WorkflowExecution.ID, Type: info.WorkflowType.Name, At: s.env.Now()}
+		sa := workflow.GetTypedSearchAttributes(ctx)
+		c.Operation, _ = sa.GetKeyword(workflows.AttrOperation)
+		c.Manager, _ = sa.GetKeyword(workflows.AttrManager)
+		c.Services, _ = sa.GetKeywordList(workflows.AttrService)
+		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend {
+			s.NoError(args.Get(&c.Input)) // not Require: this runs off the test goroutine
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.children = append(s.children, c)
+		if len(s.children) == tmRunaway {
+			s.env.CancelWorkflow()
+		}
+	})
+}
+
+func (s *ScaleSuite) AfterTest(_, _ string) {
+	s.env.AssertExpectations(s.T())
+}
+
+// placements returns the operations started so far that place instances
+// (Provision and Extend), in order. Shrink is another rule's.
+func (s *ScaleSuite) placements() []scChild {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []scChild
+	for _, c := range s.children {
+		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// started returns every child the Manager started, of any type.
+func (s *ScaleSuite) started() []scChild {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.children)
+}
+
+func (s *ScaleSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
+
+func (s *ScaleSuite) signal(d time.Duration, name string, arg any) {
+	s.at(d, func() { s.env.SignalWorkflow(name, arg) })
+}
+
+func (s *ScaleSuite) overload(d time.Duration, container, service, reason string) {
+	s.signal(d, workflows.SignalOverload, workflows.OverloadSignal{Container: container, Service: service, Reason: reason})
+}
+
+// overloadBurst sends n overload reports that the Manager takes in one
+// workflow task.
+func (s *ScaleSuite) overloadBurst(d time.Duration, n int, service string) {
+	s.at(d, func() {
+		for i := range n {
+			o := workflows.OverloadSignal{Container: fmt.Sprintf("m1-c%d", 1+i%2), Service: service, Reason: "cpu above 80% for 60s"}
+			if i < n-1 {
+				s.env.SignalWorkflowSkippingWorkflowTask(workflows.SignalOverload, o)
+			} else {
+				s.env.SignalWorkflow(workflows.SignalOverload, o)
+			}
+		}
+	})
+}
+
+// scSnap is a status query's answer, taken during the run and asserted
+// after it: a failed assertion must not stop the environment's goroutine.
+type scSnap struct {
+	st    workflows.Status
+	err   error
+	taken bool
+}
+
+func (s *ScaleSuite) snapshot(d time.Duration) *scSnap {
+	snap := &scSnap{}
+	s.at(d, func() {
+		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
+		if err == nil {
+			err = v.Get(&snap.st)
+		}
+		snap.err, snap.taken = err, true
+	})
+	return snap
+}
+
+func (s *ScaleSuite) status(snap *scSnap) workflows.Status {
+	s.Require().True(snap.taken, "the status was never queried")
+	s.Require().NoError(snap.err)
+	return snap.st
+}
+
+// update sends an update at d and records what became of it.
+func (s *ScaleSuite) update(d time.Duration, name, id string, arg any) *tmUpdate {
+	out := &tmUpdate{}
+	s.at(d, func() {
+		s.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() { out.accepted = true },
+			OnReject: func(err error) { out.rejected = err },
+			OnComplete: func(res any, err error) {
+				out.done, out.err = true, err
+				if r, ok := res.(workflows.ProvisionAccepted); ok {
+					out.result = r
+				}
+			},
+		}, arg)
+	})
+	return out
+}
+
+func (s *ScaleSuite) extend(d time.Duration, id string, u workflows.ExtendUpdate) *tmUpdate {
+	return s.update(d, workflows.UpdateExtend, id, u)
+}
+
+func (s *ScaleSuite) scale(d time.Duration, id string, u workflows.ScaleUpdate) *tmUpdate {
+	return s.update(d, workflows.UpdateScale, id, u)
+}
+
+func (s *ScaleSuite) requireAccepted(u *tmUpdate, message string) {
+	s.Require().NoError(u.rejected)
+	s.Require().True(u.accepted, "not accepted")
+	s.Require().True(u.done, "not completed")
+	s.Require().NoError(u.err)
+	s.Equal(message, u.result.Message)
+}
+
+func (s *ScaleSuite) requireRejected(u *tmUpdate, message string) {
+	s.Require().Error(u.rejected, "not rejected")
+	s.EqualError(u.rejected, message)
+	s.False(u.accepted, "a rejected update is not accepted")
+	s.False(u.done, "a rejected update never runs its handler")
+}
+
+// run starts the Manager and cancels it at end unless it ended before.
+func (s *ScaleSuite) run(in workflows.ManagerInput, end time.Duration) {
+	s.at(end, func() { s.env.CancelWorkflow() })
+	s.env.ExecuteWorkflow(workflows.Manager, in)
+	s.Require().True(s.env.IsWorkflowCompleted())
+}
+
+func (s *ScaleSuite) requireCancelled() {
+	err := s.env.GetWorkflowError()
+	var canceled *temporal.CanceledError
+	s.Require().True(errors.As(err, &canceled), "the Manager ended by itself: %v", err)
+}
+
+// continuedAs returns the input of the run the Manager continued as.
+func (s *ScaleSuite) continuedAs() workflows.ManagerInput {
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	var next workflows.ManagerInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	return next
+}
+
+func (s *ScaleSuite) catalog(d time.Duration, cat catalog.Catalog) {
+	s.signal(d, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: cat, Source: "catalog.yaml"})
+}
+
+// countEvents counts the events that start with prefix.
+func countEvents(st workflows.Status, prefix string) int {
+	n := 0
+	for _, e := range st.Events {
+		if strings.HasPrefix(e.Message, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func scContainer(id, server string, port int, service string, state fleet.ContainerState) workflows.ContainerStatus {
+	return workflows.ContainerStatus{ID: tfManager + "-" + id, Server: server, State: string(state), Service: service,
+		Port: port, Healthy: state == fleet.Loaded}
+}
+
+func scServer(cs catalog.Server, used int) workflows.ServerStatus {
+	return workflows.ServerStatus{ID: cs.Name, State: string(fleet.ServerReady), Address: cs.Address, Slots: cs.Slots, Used: used}
+}
+
+// scWarmLoad is the waiting container m1-c4 (s1:20003) in a plan that gives
+// it to service.
+func scWarmLoad(service string) fleet.Container {
+	return fleet.Container{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: service, PID: tfAgentPID("m1-c4")}
+}
+
+// scWebExtended is tfCatalog after one more web instance: the waiting m1-c4
+// took web, and the pool got m1-c5 on s2, launched for it.
+func scWebExtended() workflows.Status {
+	return workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{scServer(tfS1, 4), scServer(tfS2, 1)},
+		Containers: []workflows.ContainerStatus{
+			scContainer("c1", "s1", 20000, "web", fleet.Loaded),
+			scContainer("c2", "s1", 20001, "web", fleet.Loaded),
+			scContainer("c3", "s1", 20002, "api", fleet.Loaded),
+			scContainer("c4", "s1", 20003, "web", fleet.Loaded),
+			scContainer("c5", "s2", 21000, "", fleet.Waiting),
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 1, Ready: 1}},
+	}
+}
+
+// scWebExtendedPlan is the plan of that extension.
+func scWebExtendedPlan() fleet.Plan {
+	return fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "")},
+		Loads:   []fleet.Container{scWarmLoad("web")},
+	}
+}
+
+// scWebTwice is scWebExtended after a second extension of web: the waiting
+// m1-c5 took web, the pool got m1-c6 beside it.
+func scWebTwice() workflows.Status {
+	st := scWebExtended()
+	st.Servers[1].Used = 2
+	st.Containers[4] = scContainer("c5", "s2", 21000, "web", fleet.Loaded)
+	st.Containers = append(st.Containers, scContainer("c6", "s2", 21001, "", fleet.Waiting))
+	st.Services[0] = workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}
+	return st
+}
+
+func (s *ScaleSuite) requireExtendOf(c scChild, service string, n int) {
+	id := fmt.Sprintf("msm/m1/extend/%s/%d", service, n)
+	s.Equal(id, c.ID)
+	s.Equal(workflows.WorkflowExtend, c.Type, c.ID)
+	s.Equal("extend", c.Operation, c.ID)
+	s.Equal([]string{service}, c.Services, c.ID)
+	s.Equal(id, c.Input.Op, "the operation reports its steps under its own ID")
+}
+
+func (s *ScaleSuite) TestExtendLoadsAWaitingContainerFirst() {
+	s.catalog(time.Second, tfCatalog())
+	before := s.snapshot(4 * time.Second)
+	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1, Reason: "load test"})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(s.status(before)), "m1-c4 waits on s1, which is full")
+	s.requireAccepted(u, "extending web from 2 to 3 instance(s)")
+	st := s.status(after)
+	s.Equal(scWebExtended(), withoutEvents(st))
+	s.Contains(eventMessages(st.Events), "extend web from 2 to 3 instance(s) (operator: load test)")
+
+	ps := s.placements()
+	s.Require().Len(ps, 2)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(scWebExtendedPlan(), ps[1].Input.Plan, "web gets the waiting container, not a new process")
+	load, n := s.fake.input(workflows.ActivityLoadService, "m1-c4")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s1", Address: "10.0.0.1", Port: 20003, Service: tfWeb}, load)
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, s.fake.keys(workflows.ActivityLoadService))
+	// The only new process is the pool's refill, which no one loads.
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityReady))
+}
+
+func (s *ScaleSuite) TestExtendStartsANewContainerOnAServerWithRoomWhenNoneIsWaiting() {
+	cat := tfCatalog()
+	cat.Manager.WarmPool = 0 // nothing waits; s1 keeps a free slot
+	s.catalog(time.Second, cat)
+	before := s.snapshot(4 * time.Second)
+	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	want := workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{scServer(tfS1, 3)},
+		Containers: []workflows.ContainerStatus{
+			scContainer("c1", "s1", 20000, "web", fleet.Loaded),
+			scContainer("c2", "s1", 20001, "web", fleet.Loaded),
+			scContainer("c3", "s1", 20002, "api", fleet.Loaded),
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
+	}
+	s.Equal(want, withoutEvents(s.status(before)))
+	s.requireAccepted(u, "extending web from 2 to 3 instance(s)")
+
+	want.Servers = []workflows.ServerStatus{scServer(tfS1, 4)}
+	want.Containers = append(want.Containers, scContainer("c4", "s1", 20003, "web", fleet.Loaded))
+	want.Services[0] = workflows.ServiceStatus{Name: "web", Desired: 3, Ready: 3}
+	s.Equal(want, withoutEvents(s.status(after)))
+
+	ps := s.placements()
+	s.Require().Len(ps, 2)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "web")}}, ps[1].Input.Plan,
+		"a new process on s1, which has room: no server launched")
+	s.Equal([]string{"s1"}, s.fake.keys(workflows.ActivityLaunchServer))
+	start, n := s.fake.input(workflows.ActivityStartContainer, "m1-c4")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.StartContainerInput{Manager: tfManager, Container: "m1-c4", Server: "s1", Port: 20003}, start)
+	load, n := s.fake.input(workflows.ActivityLoadService, "m1-c4")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s1", Address: "10.0.0.1", Port: 20003, Service: tfWeb}, load)
+	s.Empty(s.fake.began(workflows.ActivityReady))
+}
+
+func (s *ScaleSuite) TestExtendLaunchesANewServerWhenNoServerHasRoom() {
+	cat := tfCatalog()
+	cat.Manager.WarmPool = 0
+	cat.Manager.Servers[0].Slots = 3 // web ×2 and api fill s1
+	s1 := cat.Manager.Servers[0]
+	s.catalog(time.Second, cat)
+	before := s.snapshot(4 * time.Second)
+	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	want := workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{scServer(s1, 3)},
+		Containers: []workflows.ContainerStatus{
+			scContainer("c1", "s1", 20000, "web", fleet.Loaded),
+			scContainer("c2", "s1", 20001, "web", fleet.Loaded),
+			scContainer("c3", "s1", 20002, "api", fleet.Loaded),
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
+	}
+	s.Equal(want, withoutEvents(s.status(before)))
+	s.requireAccepted(u, "extending web from 2 to 3 instance(s)")
+
+	want.Servers = append(want.Servers, scServer(tfS2, 1))
+	want.Containers = append(want.Containers, scContainer("c4", "s2", 21000, "web", fleet.Loaded))
+	want.Services[0] = workflows.ServiceStatus{Name: "web", Desired: 3, Ready: 3}
+	s.Equal(want, withoutEvents(s.status(after)))
+
+	ps := s.placements()
+	s.Require().Len(ps, 2)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c4", "s2", 21000, "web")},
+	}, ps[1].Input.Plan)
+	s.Equal(map[string]string{"s1": "10.0.0.1", "s2": "10.0.0.2"}, ps[1].Input.Addresses)
+	launches := s.fake.began(workflows.ActivityLaunchServer)
+	s.Require().Len(launches, 2)
+	s.Equal(workflows.LaunchServerInput{Manager: tfManager, Kind: catalog.KindStandalone, Key: "m1/s2",
+		Server: tfServer(tfS2, fleet.ServerLaunching)}, launches[1].Input)
+	s.Greater(s.fake.index(workflows.ActivityStartContainer, "m1-c4", false),
+		s.fake.index(workflows.ActivityLaunchServer, "s2", true), "m1-c4 started before s2 was launched")
+	load, n := s.fake.input(workflows.ActivityLoadService, "m1-c4")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s2", Address: "10.0.0.2", Port: 21000, Service: tfWeb}, load)
+}
+
+func (s *ScaleSuite) TestExtendRunsAsAnExtendOperationNamedForTheService() {
+	s.catalog(time.Second, tfCatalog())
+	u := s.extend(5*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(u, "extending api from 1 to 2 instance(s)")
+
+	all := s.started()
+	s.Require().Len(all, 2)
+	first := all[0]
+	s.Equal("msm/m1/provision/1", first.ID)
+	s.Equal(workflows.WorkflowProvision, first.Type, "the catalog's needs are a provision")
+	s.Equal("provision", first.Operation)
+	s.Equal([]string{"web", "api"}, first.Services)
+
+	ext := all[1]
+	s.requireExtendOf(ext, "api", 2)
+	s.Equal(tfManager, ext.Manager)
+	s.Equal(workflows.ProvisionInput{
+		Op: "msm/m1/extend/api/2", Manager: tfManager, Kind: catalog.KindStandalone,
+		Plan: fleet.Plan{
+			Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+			Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "")},
+			Loads:   []fleet.Container{scWarmLoad("api")},
+		},
+		Services:  []catalog.Service{tfAPI},
+		Addresses: map[string]string{"s1": "10.0.0.1", "s2": "10.0.0.2"},
+	}, ext.Input)
+
+	st := s.status(after)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
+	msgs := eventMessages(st.Events)
+	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
+	s.Contains(msgs, "msm/m1/extend/api/2: 1 server(s) to launch, 1 container(s) to start, 1 to load")
+	// The Manager recorded the steps the Extend reported: m1-c4 is api's.
+	s.Contains(msgs, "msm/m1/extend/api/2 done: 1 started, 1 loaded, 0 failed")
+	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "api", fleet.Loaded))
+}
+
+func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
+	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
+	// both extensions wait for it and are decided together.
+	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(_ context.Context, id string) (workflows.ReadyResult, error) {
+			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
+		})
+	s.catalog(time.Second, tfCatalog())
+	web := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	var during []scChild
+	s.at(10*time.Second, func() { during = s.placements() })
+	after := s.snapshot(30 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(web, "extending web from 2 to 3 instance(s)")
+	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+
+	s.Len(during, 1, "no operation starts while the first one runs")
+	ps := s.placements()
+	s.Require().Len(ps, 2)
+	s.Equal("msm/m1/provision/2", ps[1].ID)
+	s.Equal(workflows.WorkflowProvision, ps[1].Type)
+	s.Equal("provision", ps[1].Operation)
+	s.Equal([]string{"web", "api"}, ps[1].Services)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api"), tfStart("c6", "s2", 21001, "")},
+		Loads:   []fleet.Container{scWarmLoad("web")},
+	}, ps[1].Input.Plan)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 2, Ready: 2}},
+		s.status(after).Services)
+}
+
+func (s *ScaleSuite) TestExtendIsCappedAtMaxAndSaysSo() {
+	s.catalog(time.Second, tfCatalog())
+	web := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 5})
+	// Exactly up to its max is not capped.
+	api := s.extend(10*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(15 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.requireAccepted(web, "extending web from 2 to 4 instance(s) (capped at its max of 4)")
+	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+	st := s.status(after)
+	s.Equal(workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{scServer(tfS1, 4), scServer(tfS2, 3)},
+		Containers: []workflows.ContainerStatus{
+			scContainer("c1", "s1", 20000, "web", fleet.Loaded),
+			scContainer("c2", "s1", 20001, "web", fleet.Loaded),
+			scContainer("c3", "s1", 20002, "api", fleet.Loaded),
+			scContainer("c4", "s1", 20003, "web", fleet.Loaded),
+			scContainer("c5", "s2", 21000, "web", fleet.Loaded),
+			scContainer("c6", "s2", 21001, "api", fleet.Loaded),
+			scContainer("c7", "s2", 21002, "", fleet.Waiting),
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 4, Ready: 4}, {Name: "api", Desired: 2, Ready: 2}},
+	}, withoutEvents(st))
+	msgs := eventMessages(st.Events)
+	s.Contains(msgs, "extend web from 2 to 4 instance(s) (operator: extend)")
+	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
+
+	ps := s.placements()
+	s.Require().Len(ps, 3)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, "")},
+		Loads:   []fleet.Container{scWarmLoad("web")},
+	}, ps[1].Input.Plan, "two more web, not five")
+	s.requireExtendOf(ps[2], "api", 3)
+}
+
+func (s *ScaleSuite) TestExtendValidatorRejectsUnknownServiceZeroCountAndAtMax() {
+	early := s.extend(500*time.Millisecond, "u-early", workflows.ExtendUpdate{Service: "web", Count: 1})
+	s.catalog(time.Second, tfCatalog())
+	before := s.snapshot(4 * time.Second)
+	unknown := s.extend(5*time.Second, "u-unknown", workflows.ExtendUpdate{Service: "nope", Count: 1})
+	unnamed := s.extend(5*time.Second, "u-unnamed", workflows.ExtendUpdate{Count: 1})
+	zero := s.extend(5*time.Second, "u-zero", workflows.ExtendUpdate{Service: "web"})
+	negative := s.extend(5*time.Second, "u-negative", workflows.ExtendUpdate{Service: "web", Count: -1})
+	rejected := s.snapshot(9 * time.Second)
+	var beforeMax []scChild
+	s.at(9*time.Second, func() { beforeMax = s.started() })
+	// api goes to its max of 2; then it cannot be extended.
+	toMax := s.extend(10*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	atMax := s.snapshot(15 * time.Second)
+	again := s.extend(20*time.Second, "u-api-again", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(25 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.requireRejected(early, "the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	s.requireRejected(unknown, `unknown service "nope": the catalog has [web api]`)
+	s.requireRejected(unnamed, "no service named: give one of [web api]")
+	s.requireRejected(zero, "count 0: extend adds at least 1 instance")
+	s.requireRejected(negative, "count -1: extend adds at least 1 instance")
+	s.Equal(s.status(before), s.status(rejected), "rejected updates change nothing, not even the event log")
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(s.status(rejected)))
+	s.Len(beforeMax, 1, "rejected updates start no operation")
+
+	s.requireAccepted(toMax, "extending api from 1 to 2 instance(s)")
+	s.requireRejected(again, "api already has its max of 2 instance(s); raise replicas.max in the catalog to extend it")
+	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 2, Ready: 2}, s.status(atMax).Services[1])
+	s.Equal(s.status(atMax), s.status(after))
+	s.Len(s.started(), 2, "only the accepted extension started an operation")
+}
+
+func (s *ScaleSuite) TestScaleValidatorRejectsOutsideMinMax() {
+	early := s.scale(500*time.Millisecond, "u-early", workflows.ScaleUpdate{Service: "web", Replicas: 2})
+	s.catalog(time.Second, tfCatalog())
+	before := s.snapshot(4 * time.Second)
+	below := s.scale(5*time.Second, "u-below", workflows.ScaleUpdate{Service: "web", Replicas: 0})
+	above := s.scale(5*time.Second, "u-above", workflows.ScaleUpdate{Service: "web", Replicas: 5})
+	apiAbove := s.scale(5*time.Second, "u-api-above", workflows.ScaleUpdate{Service: "api", Replicas: 3})
+	unknown := s.scale(5*time.Second, "u-unknown", workflows.ScaleUpdate{Service: "nope", Replicas: 1})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.requireRejected(early, "the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	s.requireRejected(below, "0 instance(s) of web is outside its replicas 1..4; pick a number in that range or change the catalog")
+	s.requireRejected(above, "5 instance(s) of web is outside its replicas 1..4; pick a number in that range or change the catalog")
+	s.requireRejected(apiAbove, "3 instance(s) of api is outside its replicas 1..2; pick a number in that range or change the catalog")
+	s.requireRejected(unknown, `unknown service "nope": the catalog has [web api]`)
+	s.Equal(s.status(before), s.status(after), "rejected updates change nothing")
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(s.status(after)))
+	s.Len(s.started(), 1, "rejected updates start no operation")
+}
+
+func (s *ScaleSuite) TestScaleUpExtends() {
+	s.catalog(time.Second, tfCatalog())
+	u := s.scale(5*time.Second, "u-web", workflows.ScaleUpdate{Service: "web", Replicas: 4}) // its max
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.requireAccepted(u, "scaling web from 2 to 4 instance(s)")
+	st := s.status(after)
+	s.Equal(scWebTwice(), withoutEvents(st))
+	s.Contains(eventMessages(st.Events), "extend web from 2 to 4 instance(s) (operator: scale)")
+	ps := s.placements()
+	s.Require().Len(ps, 2)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, "")},
+		Loads:   []fleet.Container{scWarmLoad("web")},
+	}, ps[1].Input.Plan)
+}
+
+func (s *ScaleSuite) TestScaleDownLowersDesiredOnly() {
+	s.catalog(time.Second, tfCatalog())
+	before := s.snapshot(4 * time.Second)
+	u := s.scale(5*time.Second, "u-web", workflows.ScaleUpdate{Service: "web", Replicas: 1}) // its min
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(s.status(before)))
+	s.requireAccepted(u, "scaling web from 2 to 1 instance(s)")
+	st := s.status(after)
+	// Ready is not asserted: removing the surplus instance is Shrink's
+	// rule, not this one.
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 1, Ready: st.Services[0].Ready}, {Name: "api", Desired: 1, Ready: 1}},
+		st.Services)
+	// Nothing is added: no operation places anything, no process starts,
+	// no container loads, the waiting one keeps waiting.
+	s.Len(s.placements(), 1)
+	s.Equal([]string{"s1"}, s.fake.keys(workflows.ActivityLaunchServer))
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, s.fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3"}, s.fake.keys(workflows.ActivityLoadService))
+	for _, c := range st.Containers {
+		s.Contains([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, c.ID, "a new container")
+	}
+	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "", fleet.Waiting))
+	s.Contains(eventMessages(st.Events), "scale web from 2 to 1 instance(s)")
+	s.Zero(countEvents(st, "extend "), "scaling down is no extension")
+	s.T().Logf("DEBUG %+v\n%v\n%+v", st.Services, eventMessages(st.Events), s.started())
+}
+
+// requireOneExtension asserts one decision for many overload reports.
+func (s *ScaleSuite) requireOneExtension(st workflows.Status) {
+	s.Equal(scWebExtended(), withoutEvents(st), "desired +1, once")
+	s.Equal(1, countEvents(st, "extend web from 2 to 3 instance(s) (overload reported by m1-c"), eventMessages(st.Events))
+	s.Equal(1, countEvents(st, "extend "), eventMessages(st.Events))
+	ps := s.placements()
+	s.Require().Len(ps, 2, "one Extend")
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(scWebExtendedPlan(), ps[1].Input.Plan)
+	s.Len(s.started(), 2)
+}
+
+func (s *ScaleSuite) TestOverloadStormMakesOneDecision() {
+	s.Run("50 reports in one workflow task", func() {
+		s.SetupTest()
+		s.catalog(time.Second, tfCatalog())
+		s.overloadBurst(5*time.Second, 50, "web")
+		after := s.snapshot(20 * time.Second)
+		s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+		s.requireCancelled()
+		s.requireOneExtension(s.status(after))
+	})
+	s.Run("50 reports over 10s inside the cooldown", func() {
+		s.SetupTest()
+		s.catalog(time.Second, tfCatalog())
+		for i := range 50 {
+			s.overload(5*time.Second+time.Duration(i)*200*time.Millisecond, fmt.Sprintf("m1-c%d", 1+i%2), "web", "")
+		}
+		after := s.snapshot(20 * time.Second)
+		s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+		s.requireCancelled()
+		st := s.status(after)
+		s.requireOneExtension(st)
+		s.Contains(eventMessages(st.Events), "extend web from 2 to 3 instance(s) (overload reported by m1-c1)")
+	})
+}
+
+func (s *ScaleSuite) TestOverloadAfterCooldownExtendsAgain() {
+	s.catalog(time.Second, tfCatalog())
+	s.overload(5*time.Second, "m1-c1", "web", "cpu above 80% for 60s") // cooldown until 35s
+	s.overload(10*time.Second, "m1-c1", "web", "")
+	s.overload(20*time.Second, "m1-c2", "web", "")
+	s.overload(35*time.Second-time.Millisecond, "m1-c4", "web", "")
+	within := s.snapshot(35*time.Second - time.Millisecond/2)
+	s.overload(35*time.Second, "m1-c2", "web", "p95 latency 900ms")
+	after := s.snapshot(40 * time.Second)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	st := s.status(within)
+	s.Equal(scWebExtended(), withoutEvents(st), "reports inside the cooldown decide nothing")
+	s.Contains(eventMessages(st.Events), "extend web from 2 to 3 instance(s) (overload reported by m1-c1: cpu above 80% for 60s)")
+
+	st = s.status(after)
+	s.Equal(scWebTwice(), withoutEvents(st))
+	s.Contains(eventMessages(st.Events),
+		"extend web from 3 to 4 instance(s) (overload reported by m1-c2: p95 latency 900ms; 3 earlier report(s) fell in the cooldown or at max)")
+	s.Equal(2, countEvents(st, "extend "))
+	ps := s.placements()
+	s.Require().Len(ps, 3)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(5*time.Second, ps[1].At.Sub(start))
+	s.requireExtendOf(ps[2], "web", 3)
+	s.Equal(35*time.Second, ps[2].At.Sub(start), "the first report once the cooldown is over")
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")},
+		Loads:  []fleet.Container{{ID: "m1-c5", Server: "s2", Port: 21000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")}},
+	}, ps[2].Input.Plan)
+}
+
+func (s *ScaleSuite) TestOverloadAtMaxDoesNothing() {
+	s.catalog(time.Second, tfCatalog())
+	u := s.scale(5*time.Second, "u-web", workflows.ScaleUpdate{Service: "web", Replicas: 4}) // cooldown until 35s
+	before := s.snapshot(39 * time.Second)
+	s.overloadBurst(40*time.Second, 50, "web")
+	s.overload(45*time.Second, "m1-c1", "web", "")
+	s.overload(50*time.Second, "m1-c5", "web", "")
+	after := s.snapshot(55 * time.Second)
+	// A catalog with room shows the ignored reports were counted.
+	cat := tfCatalog()
+	cat.Services[0].Replicas.Max = 5
+	s.catalog(60*time.Second, cat)
+	s.overload(65*time.Second, "m1-c2", "web", "")
+	raised := s.snapshot(70 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(u, "scaling web from 2 to 4 instance(s)")
+
+	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.status(before).Services[0])
+	s.Equal(s.status(before), s.status(after), "reports at max change nothing, not even the event log")
+	s.Len(s.placements(), 3, "provision, scale, and the extension once max was raised")
+	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 5, Ready: 5}, s.status(raised).Services[0])
+	s.Contains(eventMessages(s.status(raised).Events),
+		"extend web from 4 to 5 instance(s) (overload reported by m1-c2; 52 earlier report(s) fell in the cooldown or at max)")
+}
+
+func (s *ScaleSuite) TestOverloadForUnknownServiceIsIgnored() {
+	// Before any catalog every service is unknown.
+	s.overload(500*time.Millisecond, "m1-c1", "web", "")
+	s.catalog(time.Second, tfCatalog())
+	before := s.snapshot(4 * time.Second)
+	s.overload(5*time.Second, "m1-c1", "nope", "cpu")
+	s.overloadBurst(6*time.Second, 10, "gone")
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	st := s.status(before)
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(st), "web keeps its initial replicas")
+	s.Equal(`overload report for unknown service "web" from m1-c1 ignored`, st.Events[0].Message)
+	got := s.status(after)
+	s.Equal(withoutEvents(st), withoutEvents(got))
+	s.Require().Greater(len(got.Events), len(st.Events))
+	s.Equal(eventMessages(st.Events), eventMessages(got.Events[:len(st.Events)]))
+	s.Equal(`overload report for unknown service "nope" from m1-c1 ignored`, got.Events[len(st.Events)].Message)
+	for _, e := range got.Events[len(st.Events)+1:] {
+		s.Contains(e.Message, `overload report for unknown service "gone" from m1-c`)
+	}
+	s.Len(s.started(), 1, "no operation")
+}
+
+func (s *ScaleSuite) TestCatalogChangeClampsTargets() {
+	wide := tfCatalog()
+	wide.Manager.Servers[1].Slots = 8
+	wide.Services[0].Replicas = catalog.Replicas{Min: 1, Initial: 2, Max: 8}
+	s.catalog(time.Second, wide)
+	web := s.scale(5*time.Second, "u-web", workflows.ScaleUpdate{Service: "web", Replicas: 6})
+	api := s.scale(10*time.Second, "u-api", workflows.ScaleUpdate{Service: "api", Replicas: 2})
+	scaled := s.snapshot(15 * time.Second)
+	// web's max drops below its target of 6; api leaves the catalog.
+	narrow := wide
+	narrow.Services = []catalog.Service{wide.Services[0]}
+	narrow.Services[0].Replicas = catalog.Replicas{Min: 1, Initial: 2, Max: 4}
+	s.catalog(20*time.Second, narrow)
+	clamped := s.snapshot(25 * time.Second)
+	var atNarrow []scChild
+	s.at(25*time.Second, func() { atNarrow = s.placements() })
+	// web's min rises above its target of 4; api comes back.
+	back := wide
+	back.Services = []catalog.Service{wide.Services[0], tfAPI}
+	back.Services[0].Replicas = catalog.Replicas{Min: 5, Initial: 6, Max: 8}
+	s.catalog(30*time.Second, back)
+	readded := s.snapshot(35 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(web, "scaling web from 2 to 6 instance(s)")
+	s.requireAccepted(api, "scaling api from 1 to 2 instance(s)")
+
+	desired := func(st workflows.Status) []string {
+		var out []string
+		for _, ss := range st.Services {
+			out = append(out, fmt.Sprintf("%s %d", ss.Name, ss.Desired))
+		}
+		return out
+	}
+	s.Equal([]string{"web 6", "api 2"}, desired(s.status(scaled)))
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 6, Ready: 6}, {Name: "api", Desired: 2, Ready: 2}}, s.status(scaled).Services)
+	s.Equal([]string{"web 4"}, desired(s.status(clamped)), "the target follows the new max")
+	s.Len(atNarrow, 3, "a lower max adds nothing")
+	// Clamped to the new min (not the initial 6: the target stayed), and
+	// api's old target of 2 went with it: it is back at its initial 1.
+	s.Equal([]string{"web 5", "api 1"}, desired(s.status(readded)))
+}
+
+func (s *ScaleSuite) TestTargetsAndCooldownSurviveContinueAsNew() {
+	s.catalog(time.Second, tfCatalog())
+	s.overload(5*time.Second, "m1-c1", "web", "") // web 3, cooldown until 35s
+	s.at(10*time.Second, func() {
+		// The history passes the limit with the task that brings this
+		// report (see TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit).
+		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
+		s.env.SignalWorkflow(workflows.SignalOverload, workflows.OverloadSignal{Container: "m1-c2", Service: "web"})
+	})
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager, HistoryLimit: 100}, time.Minute)
+	ended := s.env.Now()
+	s.Equal(10*time.Second, ended.Sub(start))
+	next := s.continuedAs()
+	s.Require().Len(next.Targets, 1)
+	s.Equal("web", next.Targets[0].Service)
+	s.Equal(3, next.Targets[0].Desired, "the report in the last task made no second decision")
+	s.Equal(35*time.Second, next.Targets[0].CooldownUntil.Sub(start))
+	s.Equal(2, next.Ops)
+	s.Require().Len(s.placements(), 2)
+	s.requireExtendOf(s.placements()[1], "web", 2)
+
+	// The next run keeps web at 3 and honours the cooldown it was given.
+	s.SetupTest()
+	s.env.SetStartTime(ended)
+	first := s.snapshot(time.Second)
+	s.overload(24*time.Second, "m1-c1", "web", "") // 34s: inside
+	within := s.snapshot(24*time.Second + 500*time.Millisecond)
+	s.overload(25*time.Second, "m1-c2", "web", "") // 35s: over
+	after := s.snapshot(30 * time.Second)
+	s.run(next, time.Minute)
+	s.requireCancelled()
+
+	s.Equal(scWebExtended(), withoutEvents(s.status(first)), "desired 3 survives")
+	s.Equal(scWebExtended(), withoutEvents(s.status(within)), "the cooldown survives")
+	st := s.status(after)
+	s.Equal(scWebTwice(), withoutEvents(st))
+	ps := s.placements()
+	s.Require().Len(ps, 1)
+	s.requireExtendOf(ps[0], "web", 3)
+	s.Equal(35*time.Second, ps[0].At.Sub(start), "extended exactly when the carried cooldown ended")
+	s.Equal(1, countEvents(st, "extend web from 3 to 4 instance(s) (overload reported by m1-c2"), eventMessages(st.Events))
+}
