@@ -637,7 +637,6 @@ func (s *ScaleSuite) TestScaleDownLowersDesiredOnly() {
 	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "", fleet.Waiting))
 	s.Contains(eventMessages(st.Events), "scale web from 2 to 1 instance(s)")
 	s.Zero(countEvents(st, "extend "), "scaling down is no extension")
-	s.T().Logf("DEBUG %+v\n%v\n%+v", st.Services, eventMessages(st.Events), s.started())
 }
 
 // requireOneExtension asserts one decision for many overload reports.
