@@ -53,6 +53,8 @@ type Agent struct {
 	mu      sync.Mutex
 	loaded  *loaded
 	healthy http.Client
+	// client reports load to the Manager; nil until Run.
+	client client.Client
 }
 
 // outputDelay is how long the agent keeps reading a MicroService's output
@@ -66,6 +68,8 @@ type loaded struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process exits
 	out     *tail
+	// stopMonitor ends the load monitor of this MicroService.
+	stopMonitor context.CancelFunc
 }
 
 // New checks cfg.
@@ -82,6 +86,7 @@ func New(cfg Config) (*Agent, error) {
 // Run serves the container's task queue, registers with the Manager, and
 // stops the MicroService when ctx ends.
 func (a *Agent) Run(ctx context.Context, c client.Client) error {
+	a.client = c
 	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
 	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
@@ -176,7 +181,8 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 			fmt.Sprintf("starting %s (%s), %v: check the service's command in the catalog", in.Service.Name, name, err),
 			workflows.ErrLoadFailed, err)
 	}
-	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out}
+	mctx, stopMonitor := context.WithCancel(context.Background())
+	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor}
 	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l
@@ -186,6 +192,7 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 		a.unload()
 		return workflows.LoadServiceResult{}, err
 	}
+	go a.monitor(mctx, cmd.Process.Pid, in.Service)
 	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 
@@ -263,6 +270,9 @@ func (a *Agent) unload() {
 	l := a.loaded
 	a.loaded = nil
 	a.mu.Unlock()
+	if l != nil {
+		l.stopMonitor()
+	}
 	if l == nil || exited(l) {
 		return
 	}

@@ -61,6 +61,27 @@ type Service struct {
 	Replicas Replicas          `yaml:"replicas" json:"replicas"`
 	// Slots is what one instance uses of its server's slots (default 1).
 	Slots int `yaml:"slots" json:"slots"`
+	// Scaling is when the container agent reports its instance overloaded
+	// or idle, and how long the Manager waits between decisions.
+	Scaling Scaling `yaml:"scaling" json:"scaling"`
+}
+
+// Scaling is a service's load policy. Load is the CPU use of the service's
+// process, in percent of one core, sampled by its container agent.
+type Scaling struct {
+	// Overload: an instance above it for Window is reported overloaded,
+	// and the Manager extends the service by one.
+	Overload int           `yaml:"overload" json:"overload"`
+	Window   time.Duration `yaml:"window" json:"window"`
+	// Idle: an instance below it for Stabilization is reported idle, and
+	// the Manager shrinks the service by one, down to its initial replicas.
+	Idle          int           `yaml:"idle" json:"idle"`
+	Stabilization time.Duration `yaml:"stabilization" json:"stabilization"`
+	// Cooldown is how long after a decision further reports for the
+	// service make no new one.
+	Cooldown time.Duration `yaml:"cooldown" json:"cooldown"`
+	// Sample is how often the agent measures.
+	Sample time.Duration `yaml:"sample" json:"sample"`
 }
 
 // HealthCheck is an HTTP check against the service's own port.

@@ -10,6 +10,13 @@ const (
 	DefaultHealthInterval   = 2 * time.Second
 	DefaultHealthTimeout    = 1 * time.Second
 	DefaultFailureThreshold = 3
+
+	DefaultOverload      = 80
+	DefaultWindow        = 10 * time.Second
+	DefaultIdle          = 10
+	DefaultStabilization = 5 * time.Minute
+	DefaultCooldown      = 30 * time.Second
+	DefaultSample        = time.Second
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -44,6 +51,25 @@ func (s *Service) defaults() {
 	}
 	if h.FailureThreshold == 0 {
 		h.FailureThreshold = DefaultFailureThreshold
+	}
+	sc := &s.Scaling
+	if sc.Overload == 0 {
+		sc.Overload = DefaultOverload
+	}
+	if sc.Window == 0 {
+		sc.Window = DefaultWindow
+	}
+	if sc.Idle == 0 {
+		sc.Idle = DefaultIdle
+	}
+	if sc.Stabilization == 0 {
+		sc.Stabilization = DefaultStabilization
+	}
+	if sc.Cooldown == 0 {
+		sc.Cooldown = DefaultCooldown
+	}
+	if sc.Sample == 0 {
+		sc.Sample = DefaultSample
 	}
 	r := &s.Replicas
 	if r.Initial == 0 {

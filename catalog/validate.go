@@ -6,20 +6,23 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Validate checks a defaulted catalog (see Default) and returns every
 // problem found, nil if there are none. It does no I/O; the problems carry
 // fields but no lines (Parse adds those).
 func (c *Catalog) Validate() []Problem {
-	return c.validate(nil)
+	return c.validate(nil, nil)
 }
 
 // validate is Validate with a way to find the line of a field, so that a
 // message about two fields (a duplicate name, overlapping ports) can point
-// at the other one too.
-func (c *Catalog) validate(lineOf func(field string) int) []Problem {
-	v := validator{c: c, lineOf: lineOf}
+// at the other one too, and a way to tell a field whose value could not be
+// decoded (and so holds its default), so that a rule comparing two fields
+// does not compare against a default the file never asked for.
+func (c *Catalog) validate(lineOf func(field string) int, broken func(field string) bool) []Problem {
+	v := validator{c: c, lineOf: lineOf, broken: broken}
 	v.manager()
 	v.servers()
 	v.services()
@@ -30,6 +33,7 @@ func (c *Catalog) validate(lineOf func(field string) int) []Problem {
 type validator struct {
 	c      *Catalog
 	lineOf func(string) int
+	broken func(string) bool
 	ps     problems
 }
 
@@ -192,6 +196,7 @@ func (v *validator) services() {
 			v.ps.add(item+".slots", "%d is less than 1; set how many of a server's slots one instance uses, e.g. 1", s.Slots)
 		}
 		v.health(item+".health", s.Health)
+		v.scaling(item+".scaling", s.Scaling)
 		v.templates(item, s)
 	}
 }
@@ -248,6 +253,26 @@ func (v *validator) health(field string, h HealthCheck) {
 	}
 	if h.FailureThreshold < 1 {
 		v.ps.add(field+".failure_threshold", "%d is less than 1; set how many failed checks in a row make an instance unhealthy, e.g. 3", h.FailureThreshold)
+	}
+}
+
+func (v *validator) scaling(field string, sc Scaling) {
+	if sc.Overload < 1 {
+		v.ps.add(field+".overload", "%d is not a CPU percentage above 0; set one such as 80 (percent of one core)", sc.Overload)
+	}
+	if sc.Idle < 1 {
+		v.ps.add(field+".idle", "%d is not a CPU percentage above 0; set one such as 10 (percent of one core)", sc.Idle)
+	} else if sc.Idle >= sc.Overload && sc.Overload >= 1 && (v.broken == nil || !v.broken(field+".overload")) {
+		v.ps.add(field+".idle", "%d is not below overload %d; an instance cannot be idle and overloaded at once: lower idle or raise overload", sc.Idle, sc.Overload)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		eg   string
+	}{{"window", sc.Window, "10s"}, {"stabilization", sc.Stabilization, "5m"}, {"cooldown", sc.Cooldown, "30s"}, {"sample", sc.Sample, "1s"}} {
+		if d.v <= 0 {
+			v.ps.add(field+"."+d.name, "%s is not a positive duration; set one such as %q", d.v, d.eg)
+		}
 	}
 }
 

@@ -29,6 +29,7 @@ const (
 	SignalNodeUp    = "node-up"  // NodeUpSignal: a node agent (re)started
 	SignalResult    = "result"   // StepResult: an operation finished a step
 	SignalOverload  = "overload" // OverloadSignal: an agent's service is overloaded
+	SignalIdle      = "idle"     // IdleSignal: an agent's service is idle
 	UpdateProvision = "provision"
 	UpdateExtend    = "extend" // ExtendUpdate: add instances to a service
 	UpdateScale     = "scale"  // ScaleUpdate: set a service's instances
@@ -136,6 +137,14 @@ type ScaleUpdate struct {
 // its load threshold for the policy window. Reports inside a service's
 // cooldown make no further decision.
 type OverloadSignal struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// IdleSignal is sent by a container agent whose service stayed below its
+// idle threshold for the stabilization window.
+type IdleSignal struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason,omitempty"`

@@ -79,12 +79,14 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
 	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
 	overloadCh := workflow.GetSignalChannel(ctx, SignalOverload)
+	idleCh := workflow.GetSignalChannel(ctx, SignalIdle)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
 	listen(ctx, nodeUpCh, m.onNodeUp)
 	listen(ctx, resultCh, m.onResult)
 	listen(ctx, overloadCh, m.onOverload)
+	listen(ctx, idleCh, m.onIdle)
 
 	for {
 		ready := func() bool {
@@ -111,6 +113,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			// this run: take them here.
 			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
 			takeAll(ctx, overloadCh, m.onOverload)
+			takeAll(ctx, idleCh, m.onIdle)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -117,10 +118,19 @@ func (m *manager) scaleUpdate(ctx workflow.Context, u ScaleUpdate) (ProvisionAcc
 	return ProvisionAccepted{Message: fmt.Sprintf("scaling %s from %d to %d instance(s)", s.Name, from, u.Replicas)}, nil
 }
 
+// cooldown is how long a service's decisions keep further load reports
+// from making new ones.
+func (m *manager) cooldown(service string) time.Duration {
+	if s := m.service(service); s != nil && s.Scaling.Cooldown > 0 {
+		return s.Scaling.Cooldown
+	}
+	return DefaultCooldown
+}
+
 // extend moves a service's desired instances up and starts its cooldown.
 func (m *manager) extend(ctx workflow.Context, service string, from, to int, why string) {
 	t := m.setDesired(service, to)
-	t.CooldownUntil = workflow.Now(ctx).Add(DefaultCooldown)
+	t.CooldownUntil = workflow.Now(ctx).Add(m.cooldown(service))
 	if !slices.Contains(m.extending, service) {
 		m.extending = append(m.extending, service)
 	}
@@ -157,4 +167,25 @@ func reasonOr(reason, def string) string {
 		return def
 	}
 	return reason
+}
+
+// onIdle shrinks the service by one instance, down to its initial replicas
+// (an operator's scale can go lower), unless it is in its cooldown.
+func (m *manager) onIdle(ctx workflow.Context, o IdleSignal) {
+	s := m.service(o.Service)
+	if s == nil {
+		return
+	}
+	from := m.desired(*s)
+	t := m.target(s.Name)
+	if from <= s.Replicas.Initial || (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) {
+		return
+	}
+	t = m.setDesired(s.Name, from-1)
+	t.CooldownUntil = workflow.Now(ctx).Add(m.cooldown(s.Name))
+	why := "idle reported by " + o.Container
+	if o.Reason != "" {
+		why += ": " + o.Reason
+	}
+	m.event(ctx, fmt.Sprintf("shrink %s from %d to %d instance(s) (%s)", s.Name, from, from-1, why))
 }

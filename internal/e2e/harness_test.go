@@ -94,6 +94,8 @@ type spec struct {
 	startupDelay time.Duration
 	// broken services run a command that exits at once with "boom".
 	broken []string
+	// scaling is every service's scaling policy, in YAML flow style.
+	scaling string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -137,6 +139,9 @@ func (c *cluster) catalogYAML(s spec) string {
 		}
 		fmt.Fprintf(&b, "  - name: %s\n    command: %s\n    args: %s\n    replicas: {min: 1, initial: %d, max: 8}\n",
 			name, command, args, s.services[name])
+		if s.scaling != "" {
+			fmt.Fprintf(&b, "    scaling: %s\n", s.scaling)
+		}
 	}
 	return b.String()
 }

@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/workflows"
+)
+
+// clockTicks is the kernel's USER_HZ, the unit of CPU times in /proc: 100
+// on every Linux platform Go supports.
+const clockTicks = 100
+
+// cpuTicks is the CPU time (user + system) a process has used, in ticks.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3; utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return u + st, nil
+}
+
+// load tracks one instance against its scaling policy: it is fed a CPU
+// percentage per sample and says when to report overload or idle.
+type load struct {
+	policy                 catalog.Scaling
+	aboveSince, belowSince time.Time
+	lastOverload, lastIdle time.Time
+}
+
+// observe takes one sample at now and returns "overload", "idle" or "".
+func (l *load) observe(now time.Time, pct int) string {
+	p := l.policy
+	switch {
+	case pct > p.Overload:
+		l.belowSince = time.Time{}
+		if l.aboveSince.IsZero() {
+			l.aboveSince = now
+		}
+		if now.Sub(l.aboveSince) >= p.Window && (l.lastOverload.IsZero() || now.Sub(l.lastOverload) >= p.Cooldown) {
+			l.lastOverload = now
+			return "overload"
+		}
+	case pct < p.Idle:
+		l.aboveSince = time.Time{}
+		if l.belowSince.IsZero() {
+			l.belowSince = now
+		}
+		if now.Sub(l.belowSince) >= p.Stabilization && (l.lastIdle.IsZero() || now.Sub(l.lastIdle) >= p.Stabilization) {
+			l.lastIdle = now
+			return "idle"
+		}
+	default:
+		l.aboveSince, l.belowSince = time.Time{}, time.Time{}
+	}
+	return ""
+}
+
+// monitor samples the service's CPU use until ctx ends and reports to the
+// Manager when the policy says so. Samples stay here; only the reports
+// reach the Manager's history.
+func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service) {
+	p := spec.Scaling
+	if p.Sample <= 0 || a.client == nil {
+		return
+	}
+	st := &load{policy: p}
+	tick := time.NewTicker(p.Sample)
+	defer tick.Stop()
+	last, err := cpuTicks(pid)
+	if err != nil {
+		return
+	}
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cur, err := cpuTicks(pid)
+			if err != nil {
+				return // the process is gone
+			}
+			secs := now.Sub(lastAt).Seconds()
+			pct := int(float64(cur-last) / clockTicks / secs * 100)
+			last, lastAt = cur, now
+			switch st.observe(now, pct) {
+			case "overload":
+				reason := fmt.Sprintf("cpu %d%% above %d%% for %s", pct, p.Overload, p.Window)
+				a.report(ctx, workflows.SignalOverload, workflows.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+			case "idle":
+				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
+				a.report(ctx, workflows.SignalIdle, workflows.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+			}
+		}
+	}
+}
+
+func (a *Agent) report(ctx context.Context, signal string, arg any) {
+	if err := a.client.SignalWorkflow(ctx, workflows.ManagerID(a.cfg.Manager), "", signal, arg); err != nil {
+		a.cfg.Log.Warn("reporting load to the Manager", "signal", signal, "error", err)
+		return
+	}
+	a.cfg.Log.Info("reported", "signal", signal, "service", fmt.Sprint(arg))
+}

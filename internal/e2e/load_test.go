@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// TestLoadExtendsThenShrinksBack: a load generator drives web over its CPU
+// threshold; its agent reports the overload and the Manager extends web,
+// loading the waiting container first, and goes on extending while the load
+// lasts. When the load stops, the agents report idle and web shrinks back
+// to its initial replicas after the (shortened) window, and the warm pool
+// is full again.
+func TestLoadExtendsThenShrinksBack(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 8, warmPool: 1,
+		services: map[string]int{"web": 1}, order: []string{"web"},
+		scaling: "{overload: 40, window: 1s, idle: 10, stabilization: 3s, cooldown: 2s, sample: 250ms}"})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web healthy", 60*time.Second, converged(1))
+	var warm string
+	for _, ct := range before.Containers {
+		if ct.State == "waiting" {
+			warm = ct.ID
+		}
+	}
+	require.NotEmpty(t, warm)
+
+	// The load: 3 clients per web instance, each asking for 100 ms of CPU
+	// at a time, on every web instance status shows.
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	var wg sync.WaitGroup
+	started := map[int]bool{}
+	var mu sync.Mutex
+	drive := func(st workflows.Status) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ct := range st.Containers {
+			if ct.Service != "web" || ct.State != "loaded" || !ct.Healthy || started[ct.Port] {
+				continue
+			}
+			started[ct.Port] = true
+			for range 3 {
+				wg.Add(1)
+				go func(port int) {
+					defer wg.Done()
+					for ctx.Err() == nil {
+						_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d/work?ms=100", port))
+					}
+				}(ct.Port)
+			}
+		}
+	}
+	drive(before)
+	grown := c.waitFor("web extended twice under load", 90*time.Second, func(st workflows.Status) bool {
+		drive(st)
+		return st.Services[0].Ready >= 3
+	})
+	byID := map[string]workflows.ContainerStatus{}
+	for _, ct := range grown.Containers {
+		byID[ct.ID] = ct
+	}
+	assert.Equal(t, "web", byID[warm].Service, "the first extension loaded the waiting container")
+	var events []string
+	for _, e := range grown.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, fmt.Sprint(events), "overload reported by", "%q", events)
+	stopLoad()
+	wg.Wait()
+
+	st := c.waitFor("web back at its initial replicas, warm pool full", 90*time.Second, func(st workflows.Status) bool {
+		return converged(1)(st) && st.Services[0].Desired == 1 && st.Services[0].Ready == 1
+	})
+	events = events[:0]
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, fmt.Sprint(events), "idle reported by", "%q", events)
+	c.assertFleet(st, 2)
+}
