@@ -37,7 +37,7 @@ func Parse(data []byte, filename string) (*Catalog, error) {
 	d := decoder{lines: map[string]int{}}
 	if d.document(data, &c) {
 		c.Default()
-		for _, p := range c.validate(d.lineOf) {
+		for _, p := range c.validate(d.lineOf, d.isBroken) {
 			if !d.isBroken(p.Field) {
 				p.Line = d.lineOf(p.Field)
 				d.problems = append(d.problems, p)

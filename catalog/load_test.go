@@ -62,7 +62,7 @@ workers: 3
 			want: []string{
 				`catalog.yaml:6: manager.servers[0].slot: unknown field "slot"; did you mean "slots"?`,
 				`catalog.yaml:14: services[0].health.timeout_ms: unknown field "timeout_ms"; use one of path, interval, timeout, failure_threshold here`,
-				`catalog.yaml:15: services[0].colour: unknown field "colour"; use one of name, command, args, image, env, health, replicas, slots here`,
+				`catalog.yaml:15: services[0].colour: unknown field "colour"; use one of name, command, args, image, env, health, replicas, slots, scaling here`,
 				`catalog.yaml:16: workers: unknown field "workers"; use one of manager, services`,
 			},
 		},
@@ -96,7 +96,7 @@ services:
 				`catalog.yaml:13: services[0].replicas.max: "1" is quoted, which makes it text; write 1 without quotes`,
 				`catalog.yaml:15: services[0].health.interval: 5 has no unit; write a duration such as "2s" or "500ms"`,
 				`catalog.yaml:16: services[0].health.timeout: "5 seconds" is not a duration; write one such as "2s" or "500ms"`,
-				`catalog.yaml:17: services[1]: expected a mapping with the fields name, command, args, image, env, health, replicas, slots, got "web"; write them indented below`,
+				`catalog.yaml:17: services[1]: expected a mapping with the fields name, command, args, image, env, health, replicas, slots, scaling, got "web"; write them indented below`,
 			},
 		},
 		{
@@ -351,6 +351,7 @@ services:
     replicas: {initial: 1}
 `), "c.yaml")
 	require.NoError(t, err)
+	defaultScaling := Scaling{Overload: 80, Window: 10 * time.Second, Idle: 10, Stabilization: 5 * time.Minute, Cooldown: 30 * time.Second, Sample: time.Second}
 	want := &Catalog{
 		Manager: Manager{Kind: KindStandalone, Servers: []Server{
 			{Name: "local-1", Address: "127.0.0.1", Slots: 4, Ports: PortRange{21000, 21009}},
@@ -362,12 +363,14 @@ services:
 				Health:   HealthCheck{Path: "/ready", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, FailureThreshold: 3},
 				Replicas: Replicas{Min: 1, Initial: 1, Max: 3},
 				Slots:    2,
+				Scaling:  defaultScaling,
 			},
 			{
 				Name: "api", Command: "bin/demo", Args: []string{"--port={{.Port}}"},
 				Health:   HealthCheck{Path: "/healthz", Interval: 500 * time.Millisecond, Timeout: 250 * time.Millisecond, FailureThreshold: 3},
 				Replicas: Replicas{Min: 0, Initial: 1, Max: 1},
 				Slots:    1,
+				Scaling:  defaultScaling,
 			},
 		},
 	}
@@ -389,6 +392,11 @@ func TestLoadExample(t *testing.T) {
 	assert.Equal(t, Replicas{Min: 1, Initial: 2, Max: 6}, web.Replicas)
 	assert.Equal(t, "api", api.Name)
 	assert.Equal(t, Replicas{Min: 1, Initial: 1, Max: 4}, api.Replicas)
+	// web writes the scaling defaults out, api leaves them out: the same.
+	defaults := Scaling{Overload: DefaultOverload, Window: DefaultWindow, Idle: DefaultIdle,
+		Stabilization: DefaultStabilization, Cooldown: DefaultCooldown, Sample: DefaultSample}
+	assert.Equal(t, defaults, web.Scaling)
+	assert.Equal(t, defaults, api.Scaling)
 	for _, s := range c.Services {
 		assert.Equal(t, "bin/demo", s.Command)
 		assert.Equal(t, []string{"--port={{.Port}}", "--name={{.Service}}"}, s.Args)

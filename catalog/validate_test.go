@@ -371,12 +371,13 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		}},
 		Services: []Service{
 			{Name: "x_y", Command: "{{.Nope}}", Args: []string{"{{"}, Env: map[string]string{"9": "{{.X}}"}, Replicas: Replicas{Min: 2, Max: 1}, Slots: -1,
-				Health: HealthCheck{Path: "p", Interval: -1, Timeout: -1, FailureThreshold: -1}},
-			{Name: "x_y", Replicas: Replicas{Min: -1}},
+				Health:  HealthCheck{Path: "p", Interval: -1, Timeout: -1, FailureThreshold: -1},
+				Scaling: Scaling{Overload: -1, Window: -1, Idle: -1, Stabilization: -1, Cooldown: -1, Sample: -1}},
+			{Name: "x_y", Replicas: Replicas{Min: -1}, Scaling: Scaling{Overload: 10, Window: 1, Idle: 20, Stabilization: 1, Cooldown: 1, Sample: 1}},
 		},
 	}
 	got := c.Validate()
-	require.GreaterOrEqual(t, len(got), 15)
+	require.GreaterOrEqual(t, len(got), 22)
 	for _, p := range got {
 		assert.Contains(t, p.Message, "; ", "%s: %s", p.Field, p.Message)
 		assert.NotEmpty(t, p.Field)

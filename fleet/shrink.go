@@ -35,12 +35,14 @@ func (p ShrinkPlan) Services() []string {
 }
 
 // PlanShrink decides how to bring every service down to desired (never
-// below its min) and the warm pool down to its size, and applies the
+// below its min), and applies the
 // decision to inv: the chosen containers become draining. It picks
 // instances so that servers empty out first: those on the server with the
 // fewest containers, the newest first. A removed instance returns to the
-// warm pool while the pool is short, else it is destroyed. Servers left
-// with no container are released.
+// warm pool while the pool is short, else it is destroyed; the instances of
+// a service gone from the catalog all return to waiting (containers no
+// longer needed wait to be reused; a pool above its size is not trimmed).
+// Servers left with no container are released.
 func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Service) int) ShrinkPlan {
 	var plan ShrinkPlan
 	if desired == nil {
@@ -102,17 +104,26 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			}
 		}
 	}
+	// A service gone from the catalog is no longer needed: its containers
+	// go back to waiting (those of a draining server are destroyed).
+	for i := range inv.Containers {
+		c := &inv.Containers[i]
+		if c.Service == "" || (c.State != Loaded && c.State != Starting) || slices.ContainsFunc(cat.Services, func(s catalog.Service) bool { return s.Name == c.Service }) {
+			continue
+		}
+		loaded := c.State == Loaded
+		c.State = Draining
+		if loaded && !inv.draining(*c) {
+			plan.Unloads = append(plan.Unloads, *c)
+			pool++
+		} else {
+			plan.Destroys = append(plan.Destroys, *c)
+		}
+	}
 	// Waiting containers of a draining server go once the pool is full
 	// elsewhere.
 	if inv.waitingOutside() >= cat.Manager.WarmPool {
 		for _, c := range victims(func(c Container) bool { return c.Service == "" && c.State == Waiting && inv.draining(c) }) {
-			c.State = Draining
-			plan.Destroys = append(plan.Destroys, *c)
-		}
-	}
-	if extra := pool - cat.Manager.WarmPool; extra > 0 {
-		spare := victims(func(c Container) bool { return c.Service == "" && c.State == Waiting && !inv.draining(c) })
-		for _, c := range spare[:min(extra, len(spare))] {
 			c.State = Draining
 			plan.Destroys = append(plan.Destroys, *c)
 		}

@@ -73,12 +73,21 @@ func TestPlanShrink(t *testing.T) {
 			destroys:   []string{"m-c2"},
 		},
 		{
-			name:       "a warm pool above its size is trimmed",
+			name:       "a warm pool above its size is kept for reuse",
 			cat:        cat(1, 1),
 			containers: []Container{web("m-c1", "s1", 100), warm("m-c2", "s1", 101), warm("m-c3", "s2", 100)},
 			desired:    1,
-			destroys:   []string{"m-c3"},
-			freed:      []string{"s2"},
+		},
+		{
+			name: "a service gone from the catalog goes back to waiting",
+			cat:  cat(0, 1),
+			containers: []Container{web("m-c1", "s1", 100),
+				{ID: "m-c2", Server: "s1", Port: 101, State: Loaded, Service: "old", Healthy: true},
+				{ID: "m-c3", Server: "s2", Port: 100, State: Starting, Service: "old"}},
+			desired:  1,
+			unloads:  []string{"m-c2"},
+			destroys: []string{"m-c3"},
+			freed:    []string{"s2"},
 		},
 	}
 	for _, tc := range tests {

@@ -183,3 +183,10 @@ func Update(ctx context.Context, c client.Client, manager, name string, arg any)
 	}
 	return res, nil
 }
+
+// RejectCatalog tells the Manager that a changed catalog was not taken, so
+// `msm status` shows why; the catalog in force stays.
+func RejectCatalog(ctx context.Context, c client.Client, manager, source string, why error) error {
+	return c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalCatalogRejected,
+		workflows.CatalogRejectedSignal{Source: source, Error: why.Error()})
+}

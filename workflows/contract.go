@@ -24,16 +24,19 @@ func ManagerID(manager string) string { return "msm/" + manager }
 // Names of the Manager's messages. Agents and watchers signal; operators
 // update, because their requests need a validated answer.
 const (
-	SignalCatalog   = "catalog"  // CatalogSignal: the catalog in force
-	SignalRegister  = "register" // RegisterSignal: an agent came up
-	SignalNodeUp    = "node-up"  // NodeUpSignal: a node agent (re)started
-	SignalResult    = "result"   // StepResult: an operation finished a step
-	SignalOverload  = "overload" // OverloadSignal: an agent's service is overloaded
-	SignalIdle      = "idle"     // IdleSignal: an agent's service is idle
-	UpdateProvision = "provision"
-	UpdateExtend    = "extend" // ExtendUpdate: add instances to a service
-	UpdateScale     = "scale"  // ScaleUpdate: set a service's instances
-	QueryStatus     = "status"
+	SignalCatalog  = "catalog"  // CatalogSignal: the catalog in force
+	SignalRegister = "register" // RegisterSignal: an agent came up
+	SignalNodeUp   = "node-up"  // NodeUpSignal: a node agent (re)started
+	SignalResult   = "result"   // StepResult: an operation finished a step
+	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
+	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
+	// SignalCatalogRejected (CatalogRejectedSignal): a changed catalog did
+	// not validate; the one in force stays.
+	SignalCatalogRejected = "catalog-rejected"
+	UpdateProvision       = "provision"
+	UpdateExtend          = "extend" // ExtendUpdate: add instances to a service
+	UpdateScale           = "scale"  // ScaleUpdate: set a service's instances
+	QueryStatus           = "status"
 )
 
 // Activity names. Workflows call activities by name because the packages
@@ -84,6 +87,9 @@ type ManagerInput struct {
 	// Events is the tail of the Manager's event log, kept across
 	// continue-as-new for `msm status`.
 	Events []Event `json:"events,omitempty"`
+	// CatalogError is why the last change of the catalog was rejected,
+	// until a valid one arrives.
+	CatalogError string `json:"catalog_error,omitempty"`
 	// Targets are the services scaled away from their initial replicas.
 	Targets []Target `json:"targets,omitempty"`
 	// Backoffs are the services in crash-loop back-off.
@@ -97,6 +103,12 @@ type ManagerInput struct {
 type CatalogSignal struct {
 	Catalog catalog.Catalog `json:"catalog"`
 	Source  string          `json:"source"`
+}
+
+// CatalogRejectedSignal says why a changed catalog was not taken.
+type CatalogRejectedSignal struct {
+	Source string `json:"source"`
+	Error  string `json:"error"`
 }
 
 // RegisterSignal is sent by an agent when it starts.

@@ -80,6 +80,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
 	overloadCh := workflow.GetSignalChannel(ctx, SignalOverload)
 	idleCh := workflow.GetSignalChannel(ctx, SignalIdle)
+	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
@@ -87,6 +88,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, resultCh, m.onResult)
 	listen(ctx, overloadCh, m.onOverload)
 	listen(ctx, idleCh, m.onIdle)
+	listen(ctx, rejectedCh, m.onCatalogRejected)
 
 	for {
 		ready := func() bool {
@@ -114,6 +116,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
 			takeAll(ctx, overloadCh, m.onOverload)
 			takeAll(ctx, idleCh, m.onIdle)
+			takeAll(ctx, rejectedCh, m.onCatalogRejected)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
@@ -265,6 +268,7 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	c := s.Catalog
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source
+	m.st.CatalogError = ""
 	m.st.Pending = true
 	// A new catalog may fix what kept failing: try again at once.
 	m.st.Backoffs = nil
@@ -275,6 +279,11 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
 	}
 	m.event(ctx, fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services)))
+}
+
+func (m *manager) onCatalogRejected(ctx workflow.Context, s CatalogRejectedSignal) {
+	m.st.CatalogError = s.Error
+	m.event(ctx, fmt.Sprintf("catalog change from %s rejected, the catalog in force stays: %s", s.Source, s.Error))
 }
 
 func (m *manager) onRegister(ctx workflow.Context, s RegisterSignal) {
@@ -478,6 +487,7 @@ func (m *manager) event(ctx workflow.Context, msg string) {
 
 func (m *manager) status() (Status, error) {
 	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.st.Events,
+		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError,
 		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {

@@ -143,9 +143,12 @@ func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 	}
 }
 
-// withoutEvents returns st without its events, which carry times.
+// withoutEvents returns st without its events, which carry times, and
+// without the catalog source, which TestCatalogSourceAndRejectionInStatus
+// checks.
 func withoutEvents(st workflows.Status) workflows.Status {
 	st.Events = nil
+	st.CatalogSource = ""
 	return st
 }
 

@@ -19,6 +19,10 @@ type Status struct {
 	Events []Event `json:"events,omitempty"`
 	// Operations counts the operations in flight.
 	Operations int `json:"operations"`
+	// CatalogSource is where the catalog in force came from; CatalogError
+	// says why the last change of it was rejected (the one in force stays).
+	CatalogSource string `json:"catalog_source,omitempty"`
+	CatalogError  string `json:"catalog_error,omitempty"`
 }
 
 // ServerStatus is one server in Status.

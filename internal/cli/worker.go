@@ -35,12 +35,12 @@ func (e *env) worker(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	return runWorker(ctx, cl, &c, cat, *path, e)
+	return runWorker(ctx, cl, &c, cat, catalog.File{Path: *path}, e)
 }
 
-// runWorker serves the manager task queue and hands the Manager its catalog
-// until ctx ends.
-func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Catalog, source string, e *env) error {
+// runWorker serves the manager task queue, hands the Manager its catalog,
+// and keeps handing it every valid change of the source until ctx ends.
+func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Catalog, src catalog.Source, e *env) error {
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.namespace); err != nil {
 		return err
 	}
@@ -49,11 +49,31 @@ func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Ca
 		return fmt.Errorf("starting worker, %w", err)
 	}
 	defer w.Stop()
-	if err := starter.StartManager(ctx, cl, c.manager, cat, source); err != nil {
+	log := e.logger(c)
+	if err := starter.StartManager(ctx, cl, c.manager, cat, src.String()); err != nil {
 		return err
 	}
-	e.logger(c).Info("manager worker running", "manager", c.manager, "catalog", source,
+	log.Info("manager worker running", "manager", c.manager, "catalog", src.String(),
 		"services", len(cat.Services), "address", c.address, "namespace", c.namespace)
+	first := true
+	err := src.Watch(ctx, func(next *catalog.Catalog) {
+		if first { // the catalog just handed over
+			first = false
+			return
+		}
+		log.Info("catalog changed", "source", src.String(), "services", len(next.Services))
+		if err := starter.StartManager(ctx, cl, c.manager, next, src.String()); err != nil {
+			log.Error("handing the Manager the changed catalog", "error", err)
+		}
+	}, func(err error) {
+		log.Error("catalog change rejected; the catalog in force stays", "source", src.String(), "problems", err.Error())
+		if err := starter.RejectCatalog(ctx, cl, c.manager, src.String(), err); err != nil {
+			log.Error("telling the Manager", "error", err)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("watching the catalog %s, %w", src, err)
+	}
 	<-ctx.Done()
 	return nil
 }
