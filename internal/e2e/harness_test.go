@@ -118,12 +118,15 @@ func newCluster(t *testing.T, s spec) *cluster {
 }
 
 // catalogYAML writes servers s1..sN on 127.0.0.1 with disjoint port ranges
-// in a randomly chosen block, so parallel runs rarely meet.
+// in a randomly chosen block (kept for the cluster's later catalogs), so
+// parallel runs rarely meet.
 func (c *cluster) catalogYAML(s spec) string {
 	// Below the kernel's ephemeral range (32768+), where client sockets
 	// would make ports look taken, and away from the example catalog's.
-	base := 22000 + rand.IntN(100)*100
-	c.base = base
+	if c.base == 0 {
+		c.base = 22000 + rand.IntN(100)*100
+	}
+	base := c.base
 	var b strings.Builder
 	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  servers:\n", s.warmPool)
 	for i := 1; i <= s.servers; i++ {
