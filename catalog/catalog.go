@@ -82,6 +82,12 @@ type Scaling struct {
 	Cooldown time.Duration `yaml:"cooldown" json:"cooldown"`
 	// Sample is how often the agent measures.
 	Sample time.Duration `yaml:"sample" json:"sample"`
+	// Target turns on monitoring in the Manager, as the Kubernetes HPA
+	// does: from its nodes' usage reports, it keeps the service's average
+	// CPU use per instance near Target (percent of one core), acting when
+	// it is off by more than Tolerance percent. 0 (the default) is off.
+	Target    int `yaml:"target" json:"target,omitempty"`
+	Tolerance int `yaml:"tolerance" json:"tolerance,omitempty"`
 }
 
 // HealthCheck is an HTTP check against the service's own port.

@@ -17,6 +17,7 @@ const (
 	DefaultStabilization = 5 * time.Minute
 	DefaultCooldown      = 30 * time.Second
 	DefaultSample        = time.Second
+	DefaultTolerance     = 10
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -70,6 +71,9 @@ func (s *Service) defaults() {
 	}
 	if sc.Sample == 0 {
 		sc.Sample = DefaultSample
+	}
+	if sc.Target > 0 && sc.Tolerance == 0 {
+		sc.Tolerance = DefaultTolerance
 	}
 	r := &s.Replicas
 	if r.Initial == 0 {

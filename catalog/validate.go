@@ -265,6 +265,12 @@ func (v *validator) scaling(field string, sc Scaling) {
 	} else if sc.Idle >= sc.Overload && sc.Overload >= 1 && (v.broken == nil || !v.broken(field+".overload")) {
 		v.ps.add(field+".idle", "%d is not below overload %d; an instance cannot be idle and overloaded at once: lower idle or raise overload", sc.Idle, sc.Overload)
 	}
+	if sc.Target < 0 {
+		v.ps.add(field+".target", "%d is negative; set a CPU percentage per instance such as 60, or 0 to leave monitoring off", sc.Target)
+	}
+	if sc.Tolerance < 0 || sc.Tolerance >= 100 {
+		v.ps.add(field+".tolerance", "%d is not a percentage from 0 to 99; set one such as 10", sc.Tolerance)
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration

@@ -40,6 +40,11 @@ type Config struct {
 	// AgentEnv is added to each agent's environment (Temporal settings).
 	AgentEnv []string
 	Log      *slog.Logger
+	// ReportEvery is how often the node sends the Manager a usage
+	// summary; 0 sends none.
+	ReportEvery time.Duration
+	// Meter measures the whole server for those reports (nil: containers only).
+	Meter ServerMeter
 }
 
 // record is what the node keeps of a container it started.
@@ -108,6 +113,9 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 	w.RegisterActivityWithOptions(n.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting node worker on %s, %w", workflows.NodeQueue(n.cfg.Server), err)
+	}
+	if n.cfg.ReportEvery > 0 {
+		go n.reportUsage(ctx, c, n.cfg.ReportEvery, n.cfg.Meter)
 	}
 	<-ctx.Done()
 	w.Stop()

@@ -30,6 +30,7 @@ const (
 	SignalResult   = "result"   // StepResult: an operation finished a step
 	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
 	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
+	SignalUsage    = "usage"    // UsageSignal: a node's periodic usage summary
 	// SignalCatalogRejected (CatalogRejectedSignal): a changed catalog did
 	// not validate; the one in force stays.
 	SignalCatalogRejected = "catalog-rejected"
@@ -103,6 +104,23 @@ type ManagerInput struct {
 type CatalogSignal struct {
 	Catalog catalog.Catalog `json:"catalog"`
 	Source  string          `json:"source"`
+}
+
+// UsageSignal is a node's usage summary over its last report period.
+type UsageSignal struct {
+	Server string `json:"server"`
+	// CPU is the server's CPU use in percent of all its cores; Memory the
+	// memory in use, in percent.
+	CPU        int              `json:"cpu"`
+	Memory     int              `json:"memory"`
+	Containers []ContainerUsage `json:"containers"`
+}
+
+// ContainerUsage is one container's CPU use (agent and MicroService) over
+// the period, in percent of one core.
+type ContainerUsage struct {
+	Container string `json:"container"`
+	CPU       int    `json:"cpu"`
 }
 
 // CatalogRejectedSignal says why a changed catalog was not taken.

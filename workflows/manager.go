@@ -32,6 +32,13 @@ type manager struct {
 	// extending are the services extended since the last decision, which
 	// names the operation that carries it out.
 	extending []string
+	// cpu is each container's last reported CPU use, serverUsage each
+	// server's last report, recs and firstRec the autoscaler's memory:
+	// derived from signals, never carried across continue-as-new.
+	cpu         map[string]int
+	serverUsage map[string]UsageSignal
+	recs        map[string][]recommendation
+	firstRec    map[string]time.Time
 	// suppressed counts overload reports ignored inside a cooldown, per
 	// service, so the event log says how many without one line each.
 	suppressed map[string]int
@@ -47,7 +54,8 @@ type manager struct {
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: map[string]int{}}
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: map[string]int{},
+		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{}}
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
 	}
@@ -81,6 +89,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	overloadCh := workflow.GetSignalChannel(ctx, SignalOverload)
 	idleCh := workflow.GetSignalChannel(ctx, SignalIdle)
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
+	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
@@ -89,6 +98,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, overloadCh, m.onOverload)
 	listen(ctx, idleCh, m.onIdle)
 	listen(ctx, rejectedCh, m.onCatalogRejected)
+	listen(ctx, usageCh, m.onUsage)
 
 	for {
 		ready := func() bool {
@@ -117,6 +127,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, overloadCh, m.onOverload)
 			takeAll(ctx, idleCh, m.onIdle)
 			takeAll(ctx, rejectedCh, m.onCatalogRejected)
+			takeAll(ctx, usageCh, m.onUsage)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
@@ -505,12 +516,13 @@ func (m *manager) status() (Status, error) {
 		}
 	}
 	for _, s := range inv.Servers {
+		u := m.serverUsage[s.ID]
 		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
-			Slots: s.Slots, Used: inv.Used(s.ID, m.slotsOf)})
+			Slots: s.Slots, Used: inv.Used(s.ID, m.slotsOf), CPU: u.CPU, Memory: u.Memory})
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
-			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error})
+			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, CPU: m.cpu[c.ID]})
 	}
 	// Destroyed failures hold no lease any more: port 0.
 	for _, c := range inv.Failed {

@@ -32,6 +32,10 @@ type ServerStatus struct {
 	Address string `json:"address"`
 	Slots   int    `json:"slots"`
 	Used    int    `json:"used"`
+	// CPU (percent of all cores) and Memory (percent) from the node's
+	// last usage report; absent before the first.
+	CPU    int `json:"cpu,omitempty"`
+	Memory int `json:"memory,omitempty"`
 }
 
 // ContainerStatus is one container in Status.
@@ -43,6 +47,9 @@ type ContainerStatus struct {
 	Port    int    `json:"port"`
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
+	// CPU is the container's CPU use (percent of one core) over the
+	// node's last report period.
+	CPU int `json:"cpu,omitempty"`
 }
 
 // ServiceStatus is one catalog service in Status.

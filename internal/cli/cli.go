@@ -135,6 +135,15 @@ func (e *env) or(key, def string) string {
 	return def
 }
 
+// durationOr reads a duration from the environment, or def when unset or
+// unreadable.
+func (e *env) durationOr(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(e.getenv(key)); err == nil {
+		return d
+	}
+	return def
+}
+
 func (e *env) logger(c *common) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

@@ -89,7 +89,7 @@ func (e *env) dev(args []string) error {
 			fmt.Fprintf(e.stdout, "Server %s at %s is not on this machine: start `msm node --server %s` there\n", s.Name, s.Address, s.Name)
 			continue
 		}
-		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name))
+		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name), e.durationOr("MSM_REPORT_EVERY", 30*time.Second))
 		if err != nil {
 			return err
 		}

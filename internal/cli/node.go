@@ -14,6 +14,7 @@ func (e *env) node(args []string) error {
 	fs := e.flags("node", &c)
 	server := fs.String("server", e.getenv("MSM_SERVER"), "this server's `name` in the catalog (MSM_SERVER)")
 	state := fs.String("state-dir", e.getenv("MSM_STATE_DIR"), "`dir` for container records and logs (default .msm/nodes/SERVER)")
+	every := fs.Duration("report-every", e.durationOr("MSM_REPORT_EVERY", 30*time.Second), "how often to send the Manager a usage summary (MSM_REPORT_EVERY; 0: never)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -28,7 +29,7 @@ func (e *env) node(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	n, err := e.newNode(&c, *server, *state)
+	n, err := e.newNode(&c, *server, *state, *every)
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func (e *env) node(args []string) error {
 }
 
 // newNode builds the node agent of server; its agents are this same binary.
-func (e *env) newNode(c *common, server, state string) (*node.Node, error) {
+func (e *env) newNode(c *common, server, state string, every time.Duration) (*node.Node, error) {
 	if state == "" {
 		state = filepath.Join(".msm", "nodes", server)
 	}
@@ -55,5 +56,7 @@ func (e *env) newNode(c *common, server, state string) (*node.Node, error) {
 		AgentCommand: []string{self, "agent"},
 		AgentEnv:     []string{"TEMPORAL_ADDRESS=" + c.address, "TEMPORAL_NAMESPACE=" + c.namespace},
 		Log:          e.logger(c),
+		ReportEvery:  every,
+		Meter:        node.HostMeter{},
 	})
 }

@@ -150,7 +150,7 @@ func (c *cluster) catalogYAML(s spec) string {
 }
 
 func (c *cluster) env() []string {
-	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager)
+	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY=1s")
 }
 
 // start runs `msm ARGS...` in the background under name.
