@@ -115,7 +115,7 @@ func (e *env) dev(args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runWorker(rctx, cl, &c, cat, catalog.File{Path: *path}, e); err != nil {
+		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, e); err != nil {
 			errs <- fmt.Errorf("worker, %w", err)
 		}
 	}()

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/activities"
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/catalog/pgcatalog"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/worker"
 )
@@ -16,7 +18,7 @@ import (
 func (e *env) worker(args []string) error {
 	var c common
 	fs := e.flags("worker", &c)
-	path := fs.String("catalog", e.getenv("MSM_CATALOG"), "catalog `file` (MSM_CATALOG)")
+	path := fs.String("catalog", e.getenv("MSM_CATALOG"), "catalog: a YAML `file`, or a PostgreSQL DSN postgres://… (MSM_CATALOG)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -24,9 +26,15 @@ func (e *env) worker(args []string) error {
 		fmt.Fprintln(e.stderr, "msm worker: --catalog FILE is required (or set MSM_CATALOG)")
 		return errUsage
 	}
-	cat, err := e.loadCatalog(*path, true)
-	if err != nil {
-		return err
+	var src catalog.Source
+	if isDSN(*path) {
+		src = pgcatalog.Source{DSN: *path}
+	} else {
+		// A file is checked before anything else, so a bad one starts nothing.
+		if _, err := e.loadCatalog(*path, true); err != nil {
+			return err
+		}
+		src = catalog.File{Path: *path}
 	}
 	ctx, stop := interrupted()
 	defer stop()
@@ -35,12 +43,17 @@ func (e *env) worker(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	return runWorker(ctx, cl, &c, cat, catalog.File{Path: *path}, e)
+	return runWorker(ctx, cl, &c, src, e)
 }
 
-// runWorker serves the manager task queue, hands the Manager its catalog,
-// and keeps handing it every valid change of the source until ctx ends.
-func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Catalog, src catalog.Source, e *env) error {
+// isDSN tells a PostgreSQL connection string from a file path.
+func isDSN(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// runWorker serves the manager task queue, starts the Manager with the
+// source's catalog, and keeps handing it every valid change until ctx ends.
+func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, e *env) error {
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.namespace); err != nil {
 		return err
 	}
@@ -50,21 +63,19 @@ func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Ca
 	}
 	defer w.Stop()
 	log := e.logger(c)
-	if err := starter.StartManager(ctx, cl, c.manager, cat, src.String()); err != nil {
-		return err
-	}
-	log.Info("manager worker running", "manager", c.manager, "catalog", src.String(),
-		"services", len(cat.Services), "address", c.address, "namespace", c.namespace)
 	first := true
 	err := src.Watch(ctx, func(next *catalog.Catalog) {
-		if first { // the catalog just handed over
+		if err := starter.StartManager(ctx, cl, c.manager, next, src.String()); err != nil {
+			log.Error("handing the Manager its catalog", "error", err)
+			return
+		}
+		if first {
 			first = false
+			log.Info("manager worker running", "manager", c.manager, "catalog", src.String(),
+				"services", len(next.Services), "address", c.address, "namespace", c.namespace)
 			return
 		}
 		log.Info("catalog changed", "source", src.String(), "services", len(next.Services))
-		if err := starter.StartManager(ctx, cl, c.manager, next, src.String()); err != nil {
-			log.Error("handing the Manager the changed catalog", "error", err)
-		}
 	}, func(err error) {
 		log.Error("catalog change rejected; the catalog in force stays", "source", src.String(), "problems", err.Error())
 		if err := starter.RejectCatalog(ctx, cl, c.manager, src.String(), err); err != nil {
@@ -72,7 +83,7 @@ func runWorker(ctx context.Context, cl client.Client, c *common, cat *catalog.Ca
 		}
 	})
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("watching the catalog %s, %w", src, err)
+		return fmt.Errorf("reading the catalog %s, %w", src, err)
 	}
 	<-ctx.Done()
 	return nil
