@@ -91,6 +91,11 @@ type ManagerInput struct {
 	// CatalogError is why the last change of the catalog was rejected,
 	// until a valid one arrives.
 	CatalogError string `json:"catalog_error,omitempty"`
+	// Extending are the services extended since the last decision, and
+	// Suppressed the overload reports ignored per service since the last
+	// extension: carried so a continue-as-new loses neither.
+	Extending  []string       `json:"extending,omitempty"`
+	Suppressed map[string]int `json:"suppressed,omitempty"`
 	// Targets are the services scaled away from their initial replicas.
 	Targets []Target `json:"targets,omitempty"`
 	// Backoffs are the services in crash-loop back-off.

@@ -54,8 +54,11 @@ type manager struct {
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: map[string]int{},
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: in.Suppressed, extending: in.Extending,
 		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{}}
+	if m.suppressed == nil {
+		m.suppressed = map[string]int{}
+	}
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
 	}
@@ -129,6 +132,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, rejectedCh, m.onCatalogRejected)
 			takeAll(ctx, usageCh, m.onUsage)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+			m.st.Extending, m.st.Suppressed = m.extending, m.suppressed
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false

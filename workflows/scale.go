@@ -82,10 +82,13 @@ func (m *manager) validateExtend(u ExtendUpdate) error {
 func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionAccepted, error) {
 	s := m.service(u.Service)
 	from := m.desired(*s)
-	to := min(from+u.Count, s.Replicas.Max)
+	// Compared with the room left, not added to from: a huge count would
+	// overflow into a negative desired count.
+	room := s.Replicas.Max - from
+	to := from + min(u.Count, room)
 	m.extend(ctx, s.Name, from, to, "operator: "+reasonOr(u.Reason, "extend"))
 	msg := fmt.Sprintf("extending %s from %d to %d instance(s)", s.Name, from, to)
-	if from+u.Count > to {
+	if u.Count > room {
 		msg += fmt.Sprintf(" (capped at its max of %d)", s.Replicas.Max)
 	}
 	return ProvisionAccepted{Message: msg}, nil
