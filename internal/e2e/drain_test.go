@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"go.temporal.io/api/workflowservice/v1"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,4 +94,17 @@ func TestDrainNeverDropsHealthyInstances(t *testing.T) {
 	}
 	c.assertFleet(st, 2)
 	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'rearrange'", c.manager))
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-drain.json")
+		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation IN ('rearrange', 'shrink')", c.manager)})
+		require.NoError(t, err)
+		for _, e := range resp.Executions {
+			op := "rearrange"
+			if strings.Contains(e.Execution.WorkflowId, "/shrink/") {
+				op = "shrink"
+			}
+			c.saveHistory(e.Execution.WorkflowId, "../../workflows/testdata/"+op+".json")
+		}
+	}
 }

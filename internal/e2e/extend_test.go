@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,6 +79,13 @@ func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
 	out, err = c.msm("extend", "web", "--count", "10")
 	require.NoError(t, err)
 	assert.Equal(t, "extending web from 3 to 8 instance(s) (capped at its max of 8)\n", out)
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.waitFor("the capped extension decided and done", 60*time.Second, func(st workflows.Status) bool {
+			return st.Services[0].Desired == 8 && st.Operations == 0
+		})
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-extend.json")
+		c.saveHistory(workflows.ManagerID(c.manager)+"/extend/web/2", "../../workflows/testdata/extend.json")
+	}
 }
 
 // TestOverloadStormMakesOneExtension: 50 overload reports for one service at
