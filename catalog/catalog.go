@@ -28,6 +28,10 @@ type Manager struct {
 	Kind string `yaml:"kind" json:"kind"`
 	// WarmPool is how many waiting containers the Manager keeps ready.
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
+	// Consolidate turns on the consolidation policy: when the servers in
+	// use have room for every instance of the least-used one, that server
+	// is drained (its instances rearranged onto the others) and released.
+	Consolidate bool `yaml:"consolidate" json:"consolidate,omitempty"`
 	// Servers lists the hosts of the standalone kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`
 }

@@ -211,6 +211,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 			return
 		}
 		v.SetString(n.Value)
+	case v.Kind() == reflect.Bool:
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+			d.fail(n, path, "%s is not true or false; write true or false", describe(n))
+			return
+		}
+		v.SetBool(b)
 	case v.Kind() == reflect.Int:
 		var i int
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&i) != nil {

@@ -98,3 +98,20 @@ func (m *manager) drainingServer() string {
 	}
 	return ""
 }
+
+// consolidate drains the least-used server when the consolidation policy
+// is on and the other servers have room for all it runs; the drain then
+// rearranges its instances and releases it.
+func (m *manager) consolidate(ctx workflow.Context) {
+	if !m.st.Catalog.Manager.Consolidate {
+		return
+	}
+	id := fleet.PlanConsolidation(&m.st.Inventory, m.st.Catalog)
+	if id == "" {
+		return
+	}
+	plan := m.previewDrain(id)
+	m.st.Inventory.Server(id).State = fleet.ServerDraining
+	m.st.Pending = true
+	m.event(ctx, fmt.Sprintf("consolidation: drain %s, the other servers have room: %s", id, plan))
+}

@@ -125,6 +125,7 @@ const DefaultDrain = time.Second
 func (m *manager) decideShrink(ctx workflow.Context) {
 	plan := fleet.PlanShrink(&m.st.Inventory, m.st.Catalog, m.desired)
 	if plan.Empty() {
+		m.consolidate(ctx)
 		return
 	}
 	m.st.Ops++

@@ -108,3 +108,30 @@ func TestDrainNeverDropsHealthyInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestConsolidationReleasesTheLeastUsedServer: with the policy on, once the
+// servers in use have room for all of the least-used one, it is drained
+// (extend there, then destroy here) and released.
+func TestConsolidationReleasesTheLeastUsedServer(t *testing.T) {
+	c := newCluster(t, spec{servers: 2, slots: 3, consolidate: true,
+		services: map[string]int{"web": 3, "api": 1}, order: []string{"web", "api"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web on s1, api on s2", 60*time.Second, converged(0))
+	require.Len(t, before.Servers, 2)
+
+	_, err := c.msm("scale", "web", "1")
+	require.NoError(t, err)
+	st := c.waitFor("one server left", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && len(st.Servers) == 1
+	})
+	assert.Equal(t, "s1", st.Servers[0].ID)
+	assert.Equal(t, []workflows.ServiceStatus{{Name: "web", Desired: 1, Ready: 1}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+	c.assertFleet(st, 2)
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, strings.Join(events, "\n"), "consolidation: drain s2")
+}

@@ -96,6 +96,8 @@ type spec struct {
 	broken []string
 	// scaling is every service's scaling policy, in YAML flow style.
 	scaling string
+	// consolidate turns the consolidation policy on.
+	consolidate bool
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -128,7 +130,7 @@ func (c *cluster) catalogYAML(s spec) string {
 	}
 	base := c.base
 	var b strings.Builder
-	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  servers:\n", s.warmPool)
+	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  consolidate: %t\n  servers:\n", s.warmPool, s.consolidate)
 	for i := 1; i <= s.servers; i++ {
 		first := base + (i-1)*20
 		fmt.Fprintf(&b, "    - {name: s%d, address: 127.0.0.1, slots: %d, ports: %d-%d}\n", i, s.slots, first, first+19)

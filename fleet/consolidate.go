@@ -1,0 +1,78 @@
+package fleet
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// PlanConsolidation picks a server to drain so that the fleet uses one
+// server less: the least-used ready server whose every container fits on
+// the other ready servers (slots and a free port each, placed greedily).
+// It returns "" when no server can be released that way.
+func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
+	slots := map[string]int{}
+	for _, s := range cat.Services {
+		slots[s.Name] = s.Slots
+	}
+	slotsOf := func(svc string) int { return slotsOf(svc, slots) }
+	var ready []*Server
+	for i := range inv.Servers {
+		s := &inv.Servers[i]
+		if s.State == ServerReady {
+			ready = append(ready, s)
+		}
+		if s.State == ServerDraining || s.State == ServerLaunching {
+			return "" // one change at a time
+		}
+	}
+	if len(ready) < 2 {
+		return ""
+	}
+	// Least used first; on a tie, the later server (the one added last).
+	slices.SortStableFunc(ready, func(a, b *Server) int {
+		if n := cmp.Compare(inv.Used(a.ID, slotsOf), inv.Used(b.ID, slotsOf)); n != 0 {
+			return n
+		}
+		return -cmp.Compare(a.ID, b.ID)
+	})
+	for _, cand := range ready {
+		if len(inv.OnServer(cand.ID)) == 0 {
+			continue // an empty server is released by Shrink
+		}
+		free := map[string]int{}
+		ports := map[string]int{}
+		for _, s := range ready {
+			if s.ID == cand.ID {
+				continue
+			}
+			free[s.ID] = s.Slots - inv.Used(s.ID, slotsOf)
+			if p, err := inv.Ports(s.ID); err == nil {
+				ports[s.ID] = p.free()
+			}
+		}
+		fits := true
+		for _, c := range inv.OnServer(cand.ID) {
+			need := slotsOf(c.Service)
+			placed := false
+			for _, s := range ready {
+				if s.ID != cand.ID && free[s.ID] >= need && ports[s.ID] > 0 {
+					free[s.ID] -= need
+					ports[s.ID]--
+					placed = true
+					break
+				}
+			}
+			if !placed {
+				fits = false
+				break
+			}
+		}
+		if fits {
+			return cand.ID
+		}
+		return "" // only the least-used server is a candidate
+	}
+	return ""
+}
