@@ -195,6 +195,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	extending := m.extending
 	m.extending = nil
 	m.unplaced = plan.Unplaced
+	defer m.publish(ctx)
 	for _, u := range plan.Unplaced {
 		what := "warm pool"
 		if u.Service != "" {
@@ -334,6 +335,7 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 }
 
 func (m *manager) onResult(ctx workflow.Context, r StepResult) {
+	defer m.publish(ctx)
 	inv := &m.st.Inventory
 	if r.Step == StepServer {
 		s := inv.Server(r.Server)
@@ -498,6 +500,7 @@ func (m *manager) event(ctx workflow.Context, msg string) {
 	if len(m.st.Events) > maxEvents {
 		m.st.Events = slices.Clone(m.st.Events[len(m.st.Events)-maxEvents:])
 	}
+	m.publish(ctx)
 }
 
 func (m *manager) status() (Status, error) {

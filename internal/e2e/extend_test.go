@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -136,4 +137,28 @@ func indexOf(list []workflows.ContainerStatus, id string) (int, bool) {
 		}
 	}
 	return -1, false
+}
+
+// TestNothingToPlaceIsExplicit: an extension beyond the room there is ends
+// with what could be placed, and the rest is shown with its reason in
+// `msm status` and in the Manager's current details (the Web UI's view).
+func TestNothingToPlaceIsExplicit(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 2, services: map[string]int{"web": 1}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("web healthy", 60*time.Second, converged(0))
+	_, err := c.msm("extend", "web", "--count", "3")
+	require.NoError(t, err)
+	st := c.waitFor("web at 2, the rest unplaced", 60*time.Second, func(st workflows.Status) bool {
+		return st.Services[0].Ready == 2 && st.Operations == 0 && len(st.Unplaced) > 0
+	})
+	require.Len(t, st.Unplaced, 1)
+	assert.Equal(t, "web", st.Unplaced[0].Service)
+	assert.Equal(t, 2, st.Unplaced[0].Count)
+	assert.Contains(t, st.Unplaced[0].Reason, "no server in use has 1 free slot(s)")
+	out, err := exec.Command(bins.temporal, "workflow", "metadata", "--address", c.srv.Address(),
+		"--workflow-id", workflows.ManagerID(c.manager)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "cannot place")
+	assert.Contains(t, string(out), "2 instance(s) of web")
 }
