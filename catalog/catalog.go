@@ -8,6 +8,12 @@ package catalog
 
 import "time"
 
+// Placement policies.
+const (
+	PlacementSpread  = "spread"
+	PlacementBinPack = "binpack"
+)
+
 // Kinds of Manager: the provider the Manager runs on.
 const (
 	KindStandalone = "standalone"
@@ -28,6 +34,9 @@ type Manager struct {
 	Kind string `yaml:"kind" json:"kind"`
 	// WarmPool is how many waiting containers the Manager keeps ready.
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
+	// Placement is how a new container picks among the servers in use with
+	// room: spread (default: the most free slots) or binpack (the fewest).
+	Placement string `yaml:"placement" json:"placement,omitempty"`
 	// Consolidate turns on the consolidation policy: when the servers in
 	// use have room for every instance of the least-used one, that server
 	// is drained (its instances rearranged onto the others) and released.

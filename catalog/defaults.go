@@ -31,6 +31,9 @@ func (c *Catalog) Default() {
 	if c.Manager.Kind == "" {
 		c.Manager.Kind = DefaultKind
 	}
+	if c.Manager.Placement == "" {
+		c.Manager.Placement = PlacementSpread
+	}
 	for i := range c.Services {
 		c.Services[i].defaults()
 	}

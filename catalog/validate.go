@@ -74,6 +74,9 @@ func (v *validator) manager() {
 	if m.WarmPool < 0 {
 		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
 	}
+	if m.Placement != PlacementSpread && m.Placement != PlacementBinPack {
+		v.ps.add("manager.placement", "%q is not a placement; use spread (the most free slots first) or binpack (the fewest that fit)", m.Placement)
+	}
 }
 
 // name checks the name of a server or service; seen maps the names so far

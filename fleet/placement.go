@@ -55,8 +55,9 @@ func (p Plan) Services() []string {
 // initial replicas and the warm pool up to its size, and applies the decision
 // to inv (new containers are recorded as starting, loads as loaded and not yet
 // healthy). For each missing instance it uses, in order: a waiting container;
-// a new container on a server in use with free slots and a free port (spread:
-// the server with the most free slots first); a new container on a catalog
+// a new container on a server in use with free slots and a free port (the
+// catalog's placement: spread, the server with the most free slots, by
+// default; or bin-pack, the one with the fewest that fit); a new container on a catalog
 // server not yet in use, which the plan launches.
 //
 // Services named in hold (in crash-loop back-off; "" is the warm pool) get
@@ -108,7 +109,13 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 				continue
 			}
 			free := s.Slots - used(s.ID)
-			if free < need || free <= bestFree {
+			// Spread takes the server with the most free slots, bin-pack the
+			// one with the fewest that still fit; ties keep the first.
+			better := free > bestFree
+			if cat.Manager.Placement == catalog.PlacementBinPack {
+				better = best == nil || free < bestFree
+			}
+			if free < need || !better {
 				continue
 			}
 			// Free slots are not room without a free port: such a server

@@ -534,3 +534,26 @@ func cloneInventory(inv Inventory) Inventory {
 	}
 	return out
 }
+
+// TestPlacementPolicy: spread takes the server with the most free slots,
+// binpack the one with the fewest that still fit.
+func TestPlacementPolicy(t *testing.T) {
+	r := catalog.PortRange{First: 100, Last: 199}
+	for _, tc := range []struct {
+		placement, want string
+	}{{catalog.PlacementSpread, "s2"}, {catalog.PlacementBinPack, "s1"}} {
+		t.Run(tc.placement, func(t *testing.T) {
+			cat := &catalog.Catalog{Manager: catalog.Manager{Placement: tc.placement},
+				Services: []catalog.Service{{Name: "web", Slots: 1, Replicas: catalog.Replicas{Initial: 2, Max: 4}}}}
+			inv := Inventory{
+				Servers: []Server{{ID: "s1", Slots: 4, Ports: r, State: ServerReady}, {ID: "s2", Slots: 4, Ports: r, State: ServerReady}},
+				Containers: []Container{{ID: "m-c1", Server: "s1", Port: 100, State: Loaded, Service: "web", Healthy: true}},
+				Seq:        1,
+			}
+			plan := PlanProvision(&inv, cat, "m")
+			if assert.Len(t, plan.Starts, 1) {
+				assert.Equal(t, tc.want, plan.Starts[0].Server)
+			}
+		})
+	}
+}
