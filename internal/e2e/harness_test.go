@@ -81,7 +81,9 @@ type cluster struct {
 	manager string
 	catalog string
 	base    int // first port of s1; s<i> has base+(i-1)*20 .. +19
-	procs   map[string]*exec.Cmd
+	// reportEvery is spec.reportEvery.
+	reportEvery string
+	procs       map[string]*exec.Cmd
 }
 
 // spec shapes the catalog of a test.
@@ -98,6 +100,9 @@ type spec struct {
 	scaling string
 	// consolidate turns the consolidation policy on.
 	consolidate bool
+	// reportEvery is the nodes' usage report period; "" sends none, so the
+	// Manager's history holds only what a test causes.
+	reportEvery string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -113,6 +118,7 @@ func newCluster(t *testing.T, s spec) *cluster {
 	c := &cluster{t: t, dir: dir, srv: srv, manager: fmt.Sprintf("e2e%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}}
 	c.client, err = client.Dial(client.Options{HostPort: srv.Address(), Logger: quiet{}})
 	require.NoError(t, err)
+	c.reportEvery = s.reportEvery
 	c.catalog = filepath.Join(dir, "catalog.yaml")
 	require.NoError(t, os.WriteFile(c.catalog, []byte(c.catalogYAML(s)), 0o644))
 	t.Cleanup(c.close)
@@ -152,7 +158,11 @@ func (c *cluster) catalogYAML(s spec) string {
 }
 
 func (c *cluster) env() []string {
-	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY=1s")
+	every := c.reportEvery
+	if every == "" {
+		every = "0"
+	}
+	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
 }
 
 // start runs `msm ARGS...` in the background under name.

@@ -20,7 +20,8 @@ import (
 func TestMonitoringScalesToTargetUtilization(t *testing.T) {
 	c := newCluster(t, spec{servers: 1, slots: 8,
 		services: map[string]int{"web": 1}, order: []string{"web"},
-		scaling: "{target: 30, tolerance: 10, overload: 100000, idle: 1, stabilization: 3s, cooldown: 2s}"})
+		scaling:     "{target: 30, tolerance: 10, overload: 100000, idle: 1, stabilization: 3s, cooldown: 2s}",
+		reportEvery: "1s"})
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	c.start("worker", "worker", "--catalog", c.catalog)
 	before := c.waitFor("web healthy", 60*time.Second, converged(0))
