@@ -546,7 +546,7 @@ func TestPlacementPolicy(t *testing.T) {
 			cat := &catalog.Catalog{Manager: catalog.Manager{Placement: tc.placement},
 				Services: []catalog.Service{{Name: "web", Slots: 1, Replicas: catalog.Replicas{Initial: 2, Max: 4}}}}
 			inv := Inventory{
-				Servers: []Server{{ID: "s1", Slots: 4, Ports: r, State: ServerReady}, {ID: "s2", Slots: 4, Ports: r, State: ServerReady}},
+				Servers:    []Server{{ID: "s1", Slots: 4, Ports: r, State: ServerReady}, {ID: "s2", Slots: 4, Ports: r, State: ServerReady}},
 				Containers: []Container{{ID: "m-c1", Server: "s1", Port: 100, State: Loaded, Service: "web", Healthy: true}},
 				Seq:        1,
 			}
