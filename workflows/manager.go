@@ -232,15 +232,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs}
 	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
-	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
-	if svcs := plan.Services(); len(svcs) > 0 {
-		attrs = append(attrs, AttrService.ValueSet(svcs))
-	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            id,
-		TaskQueue:             TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
-	})
+	cctx := m.operation(ctx, id, kind, plan.Services())
 	m.running++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { m.running-- }()
@@ -560,4 +552,18 @@ func rootMessage(err error) string {
 		}
 		err = next
 	}
+}
+
+// operation is the context of an operation's child workflow: its readable
+// ID, and search attributes so the Web UI finds it by kind and service.
+func (m *manager) operation(ctx workflow.Context, id, kind string, services []string) workflow.Context {
+	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
+	if len(services) > 0 {
+		attrs = append(attrs, AttrService.ValueSet(services))
+	}
+	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            id,
+		TaskQueue:             TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+	})
 }

@@ -31,14 +31,7 @@ const (
 // at once, so status shows progress while the operation runs.
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
 	var res ProvisionResult
-	report := func(ctx workflow.Context, r StepResult) {
-		r.Op = in.Op
-		// The Manager is a long-lived entity: its current run gets the signal.
-		err := workflow.SignalExternalWorkflow(ctx, ManagerID(in.Manager), "", SignalResult, r).Get(ctx, nil)
-		if err != nil {
-			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
-		}
-	}
+	report := reporter(in.Manager, in.Op)
 
 	// Launch servers side by side; containers on a server wait for it.
 	launched := map[string]workflow.Future{}
@@ -229,4 +222,17 @@ func errorType(err error) string {
 		return "Timeout"
 	}
 	return ""
+}
+
+// reporter returns how an operation reports a finished step to its
+// Manager, which records it: operations carry out plans, only the Manager
+// writes state. The Manager is a long-lived entity: its current run gets
+// the signal.
+func reporter(manager, op string) func(workflow.Context, StepResult) {
+	return func(ctx workflow.Context, r StepResult) {
+		r.Op = op
+		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(manager), "", SignalResult, r).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
+		}
+	}
 }

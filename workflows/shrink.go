@@ -46,12 +46,7 @@ const (
 // Manager as it finishes.
 func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 	var res ShrinkResult
-	report := func(ctx workflow.Context, r StepResult) {
-		r.Op = in.Op
-		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(in.Manager), "", SignalResult, r).Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
-		}
-	}
+	report := reporter(in.Manager, in.Op)
 	if in.Drain > 0 {
 		if err := workflow.Sleep(ctx, in.Drain); err != nil {
 			return res, err
@@ -138,15 +133,7 @@ func (m *manager) decideShrink(ctx workflow.Context) {
 	id := fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), what, m.st.Ops)
 	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
 		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release)))
-	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet("shrink")}
-	if svcs := plan.Services(); len(svcs) > 0 {
-		attrs = append(attrs, AttrService.ValueSet(svcs))
-	}
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            id,
-		TaskQueue:             TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
-	})
+	cctx := m.operation(ctx, id, "shrink", plan.Services())
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: DefaultDrain}
 	m.running++
 	workflow.Go(ctx, func(ctx workflow.Context) {
