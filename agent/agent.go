@@ -192,7 +192,7 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 		a.unload()
 		return workflows.LoadServiceResult{}, err
 	}
-	go a.monitor(mctx, cmd.Process.Pid, in.Service)
+	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
 	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 
@@ -217,11 +217,7 @@ func (a *Agent) admit(ctx context.Context, service string) error {
 // (non-retryable: the command is wrong), or ctx ends.
 func (a *Agent) waitHealthy(ctx context.Context, in workflows.LoadServiceInput, l *loaded) error {
 	h := in.Service.Health
-	host := in.Address
-	if host == "" || host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + h.Path
+	url := serviceURL(in, h.Path)
 	timeout := h.Timeout
 	if timeout <= 0 {
 		timeout = time.Second
@@ -315,4 +311,13 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(bytes.TrimSpace(t.buf))
+}
+
+// serviceURL is the URL of path on the MicroService this load runs.
+func serviceURL(in workflows.LoadServiceInput, path string) string {
+	host := in.Address
+	if host == "" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + path
 }

@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -48,11 +50,15 @@ type load struct {
 	lastOverload, lastIdle time.Time
 }
 
-// observe takes one sample at now and returns "overload", "idle" or "".
-func (l *load) observe(now time.Time, pct int) string {
+// observe takes one sample at now — CPU in percent of one core, and the
+// requests in flight (-1 when the service does not report them) — and
+// returns "overload", "idle" or "".
+func (l *load) observe(now time.Time, pct, inFlight int) string {
 	p := l.policy
+	busy := p.InFlight > 0 && inFlight > p.InFlight
+	quiet := p.InFlight == 0 || inFlight <= 0
 	switch {
-	case pct > p.Overload:
+	case pct > p.Overload || busy:
 		l.belowSince = time.Time{}
 		if l.aboveSince.IsZero() {
 			l.aboveSince = now
@@ -61,7 +67,7 @@ func (l *load) observe(now time.Time, pct int) string {
 			l.lastOverload = now
 			return "overload"
 		}
-	case pct < p.Idle:
+	case pct < p.Idle && quiet:
 		l.aboveSince = time.Time{}
 		if l.belowSince.IsZero() {
 			l.belowSince = now
@@ -79,7 +85,7 @@ func (l *load) observe(now time.Time, pct int) string {
 // monitor samples the service's CPU use until ctx ends and reports to the
 // Manager when the policy says so. Samples stay here; only the reports
 // reach the Manager's history.
-func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service) {
+func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metricsURL string) {
 	p := spec.Scaling
 	if p.Sample <= 0 || a.client == nil {
 		return
@@ -104,9 +110,16 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service) {
 			secs := now.Sub(lastAt).Seconds()
 			pct := int(float64(cur-last) / clockTicks / secs * 100)
 			last, lastAt = cur, now
-			switch st.observe(now, pct) {
+			inFlight := -1
+			if p.InFlight > 0 {
+				inFlight = a.inFlight(ctx, metricsURL)
+			}
+			switch st.observe(now, pct, inFlight) {
 			case "overload":
 				reason := fmt.Sprintf("cpu %d%% above %d%% for %s", pct, p.Overload, p.Window)
+				if p.InFlight > 0 && inFlight > p.InFlight {
+					reason = fmt.Sprintf("%d requests in flight, above %d, for %s", inFlight, p.InFlight, p.Window)
+				}
 				a.report(ctx, workflows.SignalOverload, workflows.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
 			case "idle":
 				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
@@ -122,4 +135,26 @@ func (a *Agent) report(ctx context.Context, signal string, arg any) {
 		return
 	}
 	a.cfg.Log.Info("reported", "signal", signal, "service", fmt.Sprint(arg))
+}
+
+// inFlight asks the service how many requests it has in flight, or -1.
+func (a *Agent) inFlight(ctx context.Context, url string) int {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := a.healthy.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var m struct {
+		InFlight *int `json:"in_flight"`
+	}
+	if resp.StatusCode/100 != 2 || json.NewDecoder(resp.Body).Decode(&m) != nil || m.InFlight == nil {
+		return -1
+	}
+	return *m.InFlight
 }

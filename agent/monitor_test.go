@@ -31,7 +31,7 @@ func TestLoadObserve(t *testing.T) {
 			start := time.Unix(1000, 0)
 			got := map[int]string{}
 			for i, pct := range tc.samples {
-				if r := l.observe(start.Add(time.Duration(i)*time.Second), pct); r != "" {
+				if r := l.observe(start.Add(time.Duration(i)*time.Second), pct, -1); r != "" {
 					got[i] = r
 				}
 			}
@@ -53,4 +53,36 @@ func TestCPUTicksOfThisProcess(t *testing.T) {
 	assert.Greater(t, after, before, "burning CPU shows in /proc")
 	_, err = cpuTicks(1 << 30)
 	assert.Error(t, err)
+}
+
+// TestLoadObserveInFlight: with an in-flight threshold, requests waiting
+// count as overload even at low CPU, and an instance with requests in
+// flight is never idle.
+func TestLoadObserveInFlight(t *testing.T) {
+	policy := catalog.Scaling{Overload: 80, Window: 2 * time.Second, Idle: 10, Stabilization: 3 * time.Second, Cooldown: time.Minute, InFlight: 4}
+	tests := []struct {
+		name     string
+		cpu, inf []int
+		want     map[int]string
+	}{
+		{"many in flight at low cpu: overload", []int{5, 5, 5, 5}, []int{9, 9, 9, 9}, map[int]string{2: "overload"}},
+		{"a few in flight: neither", []int{5, 5, 5, 5, 5}, []int{2, 2, 2, 2, 2}, nil},
+		{"none in flight and low cpu: idle", []int{5, 5, 5, 5, 5}, []int{0, 0, 0, 0, 0}, map[int]string{3: "idle"}},
+		{"metrics unknown: cpu alone decides", []int{5, 5, 5, 5, 5}, []int{-1, -1, -1, -1, -1}, map[int]string{3: "idle"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &load{policy: policy}
+			got := map[int]string{}
+			for i := range tc.cpu {
+				if r := l.observe(time.Unix(int64(1000+i), 0), tc.cpu[i], tc.inf[i]); r != "" {
+					got[i] = r
+				}
+			}
+			if tc.want == nil {
+				tc.want = map[int]string{}
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

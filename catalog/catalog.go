@@ -101,6 +101,12 @@ type Scaling struct {
 	// it is off by more than Tolerance percent. 0 (the default) is off.
 	Target    int `yaml:"target" json:"target,omitempty"`
 	Tolerance int `yaml:"tolerance" json:"tolerance,omitempty"`
+	// InFlight, when set, also counts an instance as overloaded while more
+	// requests than this are in flight, and idle only with none, as the
+	// service reports at its Metrics path (JSON {"in_flight": n}; default
+	// /metrics).
+	InFlight int    `yaml:"in_flight" json:"in_flight,omitempty"`
+	Metrics  string `yaml:"metrics" json:"metrics,omitempty"`
 }
 
 // HealthCheck is an HTTP check against the service's own port.

@@ -18,6 +18,7 @@ const (
 	DefaultCooldown      = 30 * time.Second
 	DefaultSample        = time.Second
 	DefaultTolerance     = 10
+	DefaultMetricsPath   = "/metrics"
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -77,6 +78,9 @@ func (s *Service) defaults() {
 	}
 	if sc.Target > 0 && sc.Tolerance == 0 {
 		sc.Tolerance = DefaultTolerance
+	}
+	if sc.InFlight > 0 && sc.Metrics == "" {
+		sc.Metrics = DefaultMetricsPath
 	}
 	r := &s.Replicas
 	if r.Initial == 0 {

@@ -258,7 +258,7 @@ func TestParseScalingProblems(t *testing.T) {
 			name:     "scaling that is not a mapping",
 			sections: []string{` fast`},
 			want: []string{
-				`catalog.yaml:8: services[0].scaling: expected a mapping with the fields overload, window, idle, stabilization, cooldown, sample, target, tolerance, got "fast"; write them indented below`,
+				`catalog.yaml:8: services[0].scaling: expected a mapping with the fields overload, window, idle, stabilization, cooldown, sample, target, tolerance, in_flight, metrics, got "fast"; write them indented below`,
 			},
 		},
 		{
@@ -268,7 +268,7 @@ func TestParseScalingProblems(t *testing.T) {
       cpu: 80`},
 			want: []string{
 				`catalog.yaml:9: services[0].scaling.cooldwon: unknown field "cooldwon"; did you mean "cooldown"?`,
-				`catalog.yaml:10: services[0].scaling.cpu: unknown field "cpu"; use one of overload, window, idle, stabilization, cooldown, sample, target, tolerance here`,
+				`catalog.yaml:10: services[0].scaling.cpu: unknown field "cpu"; use one of overload, window, idle, stabilization, cooldown, sample, target, tolerance, in_flight, metrics here`,
 			},
 		},
 		{

@@ -271,6 +271,12 @@ func (v *validator) scaling(field string, sc Scaling) {
 	if sc.Target < 0 {
 		v.ps.add(field+".target", "%d is negative; set a CPU percentage per instance such as 60, or 0 to leave monitoring off", sc.Target)
 	}
+	if sc.InFlight < 0 {
+		v.ps.add(field+".in_flight", "%d is negative; set how many requests in flight make an instance overloaded, or 0 to leave it off", sc.InFlight)
+	}
+	if sc.Metrics != "" && !strings.HasPrefix(sc.Metrics, "/") {
+		v.ps.add(field+".metrics", "%q does not start with \"/\"; write it as %q", sc.Metrics, "/"+sc.Metrics)
+	}
 	if sc.Tolerance < 0 || sc.Tolerance >= 100 {
 		v.ps.add(field+".tolerance", "%d is not a percentage from 0 to 99; set one such as 10", sc.Tolerance)
 	}

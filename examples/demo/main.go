@@ -153,8 +153,19 @@ type workResult struct {
 	ElapsedMS   float64 `json:"elapsed_ms"`
 }
 
+// metrics is what GET /metrics answers: the requests in flight now (the
+// msm agent reads it as a measure of load, beside CPU) and served so far.
+type metrics struct {
+	InFlight int64 `json:"in_flight"`
+	Requests int64 `json:"requests"`
+}
+
 func newHandler(id identity) http.Handler {
+	var inFlight, requests atomic.Int64
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, metrics{InFlight: inFlight.Load(), Requests: requests.Load()})
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok")
@@ -162,7 +173,27 @@ func newHandler(id identity) http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, id)
 	})
+	// /sleep?ms=N holds the request N ms without using CPU: load that only
+	// the in-flight count shows.
+	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		requests.Add(1)
+		ms, err := parseWorkMS(r.URL.Query().Get("ms"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		writeJSON(w, workResult{Service: id.Service, RequestedMS: ms})
+	})
 	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		requests.Add(1)
 		ms, err := parseWorkMS(r.URL.Query().Get("ms"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

@@ -188,3 +188,35 @@ func TestRunCancelledDuringStartupDelay(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, time.Since(start), 5*time.Second)
 }
+
+func TestMetricsCountsRequestsInFlight(t *testing.T) {
+	h := newHandler(identity{Service: "web"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/work?ms=300", nil))
+	}()
+	var m metrics
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		m = metrics{}
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.InFlight == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m.InFlight != 1 || m.Requests != 1 {
+		t.Fatalf("during one /work: %+v, want 1 in flight of 1", m)
+	}
+	<-done
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || m.InFlight != 0 || m.Requests != 1 {
+		t.Fatalf("after it: %+v (%v), want 0 in flight of 1", m, err)
+	}
+}

@@ -89,3 +89,38 @@ func TestLoadExtendsThenShrinksBack(t *testing.T) {
 	assert.Contains(t, fmt.Sprint(events), "idle reported by", "%q", events)
 	c.assertFleet(st, 2)
 }
+
+// TestRequestsInFlightExtend: a service that reports its requests in flight
+// is extended when they stay above its threshold, even at low CPU.
+func TestRequestsInFlightExtend(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 8,
+		services: map[string]int{"web": 1}, order: []string{"web"},
+		scaling: "{in_flight: 2, overload: 100000, window: 1s, cooldown: 30s, sample: 250ms}"})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	st := c.waitFor("web healthy", 60*time.Second, converged(0))
+	port := st.Containers[0].Port
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d/sleep?ms=500", port))
+			}
+		}()
+	}
+	st = c.waitFor("web extended on requests in flight", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && st.Services[0].Ready == 2
+	})
+	stop()
+	wg.Wait()
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, fmt.Sprint(events), "requests in flight, above 2", "%q", events)
+}
