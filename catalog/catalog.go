@@ -74,6 +74,9 @@ type Service struct {
 	Replicas Replicas          `yaml:"replicas" json:"replicas"`
 	// Slots is what one instance uses of its server's slots (default 1).
 	Slots int `yaml:"slots" json:"slots"`
+	// Drain is how long an instance being removed keeps serving before it
+	// is unloaded or stopped, so requests in flight finish (default 1 s).
+	Drain time.Duration `yaml:"drain" json:"drain"`
 	// Scaling is when the container agent reports its instance overloaded
 	// or idle, and how long the Manager waits between decisions.
 	Scaling Scaling `yaml:"scaling" json:"scaling"`

@@ -19,6 +19,7 @@ const (
 	DefaultSample        = time.Second
 	DefaultTolerance     = 10
 	DefaultMetricsPath   = "/metrics"
+	DefaultDrain         = time.Second
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -56,6 +57,9 @@ func (s *Service) defaults() {
 	}
 	if h.FailureThreshold == 0 {
 		h.FailureThreshold = DefaultFailureThreshold
+	}
+	if s.Drain == 0 {
+		s.Drain = DefaultDrain
 	}
 	sc := &s.Scaling
 	if sc.Overload == 0 {

@@ -18,41 +18,41 @@ func TestDefault(t *testing.T) {
 		{
 			name: "everything left out",
 			in:   Service{Name: "web"},
-			want: Service{Name: "web", Slots: 1, Health: defaultHealth, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Name: "web", Slots: 1, Health: defaultHealth, Scaling: defaultScaling},
 		},
 		{
 			name: "initial from min, max from min",
 			in:   Service{Replicas: Replicas{Min: 2}},
-			want: Service{Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 2, Initial: 2, Max: 2}, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 2, Initial: 2, Max: 2}, Scaling: defaultScaling},
 		},
 		{
 			name: "max from initial",
 			in:   Service{Replicas: Replicas{Min: 1, Initial: 3}},
-			want: Service{Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 1, Initial: 3, Max: 3}, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 1, Initial: 3, Max: 3}, Scaling: defaultScaling},
 		},
 		{
 			name: "max kept",
 			in:   Service{Replicas: Replicas{Min: 1, Max: 5}},
-			want: Service{Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 1, Initial: 1, Max: 5}, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Slots: 1, Health: defaultHealth, Replicas: Replicas{Min: 1, Initial: 1, Max: 5}, Scaling: defaultScaling},
 		},
 		{
 			name: "set fields kept",
 			in: Service{Slots: 2, Replicas: Replicas{Min: 1, Initial: 2, Max: 4},
 				Health:  HealthCheck{Path: "/ready", Interval: time.Second, Timeout: 500 * time.Millisecond, FailureThreshold: 5},
 				Scaling: Scaling{Overload: 150, Window: time.Minute, Idle: 20, Stabilization: time.Hour, Cooldown: 2 * time.Minute, Sample: 5 * time.Second}},
-			want: Service{Slots: 2, Replicas: Replicas{Min: 1, Initial: 2, Max: 4},
+			want: Service{Drain: time.Second, Slots: 2, Replicas: Replicas{Min: 1, Initial: 2, Max: 4},
 				Health:  HealthCheck{Path: "/ready", Interval: time.Second, Timeout: 500 * time.Millisecond, FailureThreshold: 5},
 				Scaling: Scaling{Overload: 150, Window: time.Minute, Idle: 20, Stabilization: time.Hour, Cooldown: 2 * time.Minute, Sample: 5 * time.Second}},
 		},
 		{
 			name: "some health fields set",
 			in:   Service{Health: HealthCheck{Interval: 10 * time.Second}},
-			want: Service{Slots: 1, Health: HealthCheck{Path: "/healthz", Interval: 10 * time.Second, Timeout: time.Second, FailureThreshold: 3}, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Slots: 1, Health: HealthCheck{Path: "/healthz", Interval: 10 * time.Second, Timeout: time.Second, FailureThreshold: 3}, Scaling: defaultScaling},
 		},
 		{
 			name: "negative values are left for Validate",
 			in:   Service{Slots: -1, Replicas: Replicas{Min: -1, Max: -1}},
-			want: Service{Slots: -1, Health: defaultHealth, Replicas: Replicas{Min: -1, Initial: -1, Max: -1}, Scaling: defaultScaling},
+			want: Service{Drain: time.Second, Slots: -1, Health: defaultHealth, Replicas: Replicas{Min: -1, Initial: -1, Max: -1}, Scaling: defaultScaling},
 		},
 	}
 	for _, tc := range tests {

@@ -200,6 +200,9 @@ func (v *validator) services() {
 		}
 		v.health(item+".health", s.Health)
 		v.scaling(item+".scaling", s.Scaling)
+		if s.Drain < 0 {
+			v.ps.add(item+".drain", "%s is negative; set how long a removed instance keeps serving, such as \"1s\"", s.Drain)
+		}
 		v.templates(item, s)
 	}
 }

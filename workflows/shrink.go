@@ -112,7 +112,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 }
 
 // DefaultDrain is how long a removed instance keeps serving before it is
-// unloaded.
+// unloaded, unless its service's catalog entry says otherwise.
 const DefaultDrain = time.Second
 
 // decideShrink plans what is above desired (or above the warm pool) and
@@ -134,7 +134,19 @@ func (m *manager) decideShrink(ctx workflow.Context) {
 	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
 		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release)))
 	cctx := m.operation(ctx, id, "shrink", plan.Services())
-	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: DefaultDrain}
+	// The drain is the longest of the services removed (a service gone
+	// from the catalog gets the default).
+	drain := time.Duration(0)
+	for _, c := range slices.Concat(plan.Unloads, plan.Destroys) {
+		d := DefaultDrain
+		if s := m.service(c.Service); s != nil && s.Drain > 0 {
+			d = s.Drain
+		}
+		if c.Service != "" {
+			drain = max(drain, d)
+		}
+	}
+	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain}
 	m.running++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { m.running-- }()
