@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -42,11 +41,12 @@ func (m *manager) autoscale(ctx workflow.Context) {
 		if p.Target <= 0 {
 			continue
 		}
-		n, sum := 0, 0
+		ready, n, sum := 0, 0, 0
 		for _, c := range m.st.Inventory.Containers {
 			if c.Service != s.Name || c.State != fleet.Loaded || !c.Healthy {
 				continue
 			}
+			ready++
 			if cpu, ok := m.cpu[c.ID]; ok {
 				n++
 				sum += cpu
@@ -57,10 +57,26 @@ func (m *manager) autoscale(ctx workflow.Context) {
 		}
 		avg := sum / n
 		cur := m.desired(s)
-		ratio := float64(avg) / float64(p.Target)
+		// off reports whether a total CPU use over k instances is more than
+		// Tolerance percent away from the target (in integers: 55 against
+		// 50 within 10% is not off).
+		off := func(total, k int) bool {
+			d := total - k*p.Target
+			return d*100 > p.Tolerance*k*p.Target || -d*100 > p.Tolerance*k*p.Target
+		}
 		rec := cur
-		if math.Abs(ratio-1) > float64(p.Tolerance)/100 {
-			rec = int(math.Ceil(float64(n) * ratio))
+		if off(sum, n) {
+			// As the HPA does, instances not measured yet count at the
+			// target when scaling in and idle when scaling out; a
+			// recommendation they turn around or bring within the
+			// tolerance is dropped.
+			adj := sum
+			if sum < n*p.Target {
+				adj += (ready - n) * p.Target
+			}
+			if (adj > ready*p.Target) == (sum > n*p.Target) && off(adj, ready) {
+				rec = (adj + p.Target - 1) / p.Target
+			}
 		}
 		rec = min(max(rec, s.Replicas.Min), s.Replicas.Max)
 		// Keep the recommendations of the stabilization window.

@@ -79,7 +79,10 @@ func (m *manager) previewDrain(server string) string {
 	}
 	msg := "no instance to move"
 	if len(moves) > 0 {
-		msg = fmt.Sprintf("move %s to %s", strings.Join(moves, ", "), strings.Join(where, ", "))
+		msg = "move " + strings.Join(moves, ", ")
+		if len(where) > 0 {
+			msg += " to " + strings.Join(where, ", ")
+		}
 	}
 	for _, u := range add.Unplaced {
 		if u.Service != "" {

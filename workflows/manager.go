@@ -335,7 +335,11 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			return
 		}
 		if r.OK {
-			s.State, s.Error = fleet.ServerReady, ""
+			// A drain asked while it launched stands.
+			if s.State != fleet.ServerDraining {
+				s.State = fleet.ServerReady
+			}
+			s.Error = ""
 		} else {
 			s.State, s.Error = fleet.ServerFailed, r.Error
 			m.event(ctx, fmt.Sprintf("server %s failed to launch: %s", r.Server, r.Error))

@@ -23,7 +23,9 @@ const (
 // operator or an overload moved it, else its initial replicas.
 func (m *manager) desired(s catalog.Service) int {
 	if t := m.target(s.Name); t != nil {
-		return t.Desired
+		// Within the catalog's bounds, whatever a target carried from an
+		// older catalog says.
+		return min(max(t.Desired, s.Replicas.Min), s.Replicas.Max)
 	}
 	return s.Replicas.Initial
 }

@@ -76,6 +76,9 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 			report(ctx, r)
 		})
 	}
+	// stuck are servers with a container that could not be stopped: they
+	// are not released under it.
+	stuck := map[string]bool{}
 	for _, c := range in.Plan.Destroys {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
@@ -86,6 +89,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 				res.Destroyed++
 			} else {
 				r.Error = "the node did not stop it; it keeps its lease until it is fenced"
+				stuck[c.Server] = true
 				res.Failed++
 			}
 			report(ctx, r)
@@ -93,6 +97,11 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 	}
 	wg.Wait(ctx)
 	for _, s := range in.Plan.Release {
+		if stuck[s] {
+			res.Failed++
+			report(ctx, StepResult{Step: StepRelease, Server: s, Error: "a container on it could not be stopped; the server is kept until it is fenced"})
+			continue
+		}
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue:           TaskQueue,
 			StartToCloseTimeout: launchTimeout,
