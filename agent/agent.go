@@ -193,6 +193,7 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 		return workflows.LoadServiceResult{}, err
 	}
 	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
+	go a.watch(mctx, l, in)
 	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 

@@ -59,9 +59,12 @@ type Container struct {
 	Service string         `json:"service,omitempty"`
 	Healthy bool           `json:"healthy"`
 	// PID is the agent's process ID once its node reported the start.
-	PID        int    `json:"pid,omitempty"`
-	Registered bool   `json:"registered,omitempty"`
-	Error      string `json:"error,omitempty"`
+	PID        int  `json:"pid,omitempty"`
+	Registered bool `json:"registered,omitempty"`
+	// Crashed marks a failed instance its agent reported (the MicroService
+	// exited or failed its health checks): it is replaced, then destroyed.
+	Crashed bool   `json:"crashed,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every

@@ -104,6 +104,15 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			}
 		}
 	}
+	// A reported crash serves nothing: its container is destroyed at once,
+	// which frees its slot and port for the replacement.
+	for i := range inv.Containers {
+		c := &inv.Containers[i]
+		if c.State == Failed && c.Crashed {
+			c.State = Draining
+			plan.Destroys = append(plan.Destroys, *c)
+		}
+	}
 	// A service gone from the catalog is no longer needed: its containers
 	// go back to waiting (those of a draining server are destroyed).
 	for i := range inv.Containers {
@@ -142,7 +151,8 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 				break
 			}
 		}
-		if !kept && slices.ContainsFunc(plan.Destroys, func(d Container) bool { return d.Server == s.ID }) {
+		// A crash being replaced is no reason to release its server.
+		if !kept && slices.ContainsFunc(plan.Destroys, func(d Container) bool { return d.Server == s.ID && !d.Crashed }) {
 			plan.Release = append(plan.Release, s.ID)
 		}
 	}

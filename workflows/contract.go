@@ -31,6 +31,9 @@ const (
 	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
 	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
 	SignalUsage    = "usage"    // UsageSignal: a node's periodic usage summary
+	// SignalErrorReport (ErrorReport): a container's MicroService exited or
+	// failed its health checks.
+	SignalErrorReport = "error-report"
 	// SignalCatalogRejected (CatalogRejectedSignal): a changed catalog did
 	// not validate; the one in force stays.
 	SignalCatalogRejected = "catalog-rejected"
@@ -109,6 +112,13 @@ type ManagerInput struct {
 type CatalogSignal struct {
 	Catalog catalog.Catalog `json:"catalog"`
 	Source  string          `json:"source"`
+}
+
+// ErrorReport is sent by a container agent whose MicroService failed.
+type ErrorReport struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason"`
 }
 
 // UsageSignal is a node's usage summary over its last report period.

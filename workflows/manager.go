@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -29,6 +30,9 @@ type manager struct {
 	running int
 	// unplaced is the last decision's demand that found no room.
 	unplaced []fleet.Unplaced
+	// recovering are the services with a reported crash since the last
+	// decision, which names the operation that replaces them.
+	recovering []string
 	// extending are the services extended since the last decision, which
 	// names the operation that carries it out.
 	extending []string
@@ -93,6 +97,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	idleCh := workflow.GetSignalChannel(ctx, SignalIdle)
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
 	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
+	errorCh := workflow.GetSignalChannel(ctx, SignalErrorReport)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
@@ -102,6 +107,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, idleCh, m.onIdle)
 	listen(ctx, rejectedCh, m.onCatalogRejected)
 	listen(ctx, usageCh, m.onUsage)
+	listen(ctx, errorCh, m.onErrorReport)
 
 	for {
 		ready := func() bool {
@@ -131,6 +137,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, idleCh, m.onIdle)
 			takeAll(ctx, rejectedCh, m.onCatalogRejected)
 			takeAll(ctx, usageCh, m.onUsage)
+			takeAll(ctx, errorCh, m.onErrorReport)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			m.st.Extending, m.st.Suppressed = m.extending, m.suppressed
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
@@ -215,6 +222,10 @@ func (m *manager) decide(ctx workflow.Context) {
 	if svcs := plan.Services(); len(svcs) == 1 && slices.Contains(extending, svcs[0]) {
 		kind, workflowType = "extend", WorkflowExtend
 		id = fmt.Sprintf("%s/extend/%s/%d", ManagerID(m.st.Manager), svcs[0], m.st.Ops)
+	} else if svcs := plan.Services(); len(svcs) > 0 && allIn(svcs, m.recovering) {
+		m.recovering = nil
+		kind, workflowType = "recover", WorkflowRecover
+		id = fmt.Sprintf("%s/recover/%s/%d", ManagerID(m.st.Manager), strings.Join(svcs, "+"), m.st.Ops)
 	} else if d := m.drainingServer(); d != "" {
 		kind, workflowType = "rearrange", WorkflowRearrange
 		id = fmt.Sprintf("%s/rearrange/%s/%d", ManagerID(m.st.Manager), d, m.st.Ops)

@@ -177,6 +177,8 @@ func (m *manager) onShrinkStep(ctx workflow.Context, c *fleet.Container, r StepR
 	switch {
 	case r.Step == StepUnload && r.OK:
 		c.State, c.Service, c.Healthy, c.Error = fleet.Waiting, "", false, ""
+	case r.Destroyed && c.Crashed:
+		m.st.Inventory.Destroyed(c.ID, c.Error) // kept in status as failed
 	case r.Destroyed:
 		m.st.Inventory.RemoveContainer(c.ID)
 	default:

@@ -1,0 +1,65 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// watch reports the loaded MicroService to the Manager when it exits or
+// fails its health check FailureThreshold times in a row, once, until ctx
+// ends (on unload). An exit the agent caused (unload) is not reported.
+func (a *Agent) watch(ctx context.Context, l *loaded, in workflows.LoadServiceInput) {
+	if a.client == nil {
+		return
+	}
+	h := in.Service.Health
+	interval := h.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	timeout := h.Timeout
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	url := serviceURL(in, h.Path)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.done:
+			if ctx.Err() != nil {
+				return // unloaded on purpose
+			}
+			a.reportError(in, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
+			return
+		case <-tick.C:
+			err := a.check(ctx, url, timeout)
+			if err == nil {
+				failures = 0
+				continue
+			}
+			failures++
+			if failures >= max(h.FailureThreshold, 1) {
+				a.reportError(in, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
+				return
+			}
+		}
+	}
+}
+
+func (a *Agent) reportError(in workflows.LoadServiceInput, reason string) {
+	a.cfg.Log.Warn("reporting a failed MicroService", "service", in.Service.Name, "reason", reason)
+	r := workflows.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason}
+	// Not ctx: the report must go out even as the agent is being stopped.
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.client.SignalWorkflow(rctx, workflows.ManagerID(a.cfg.Manager), "", workflows.SignalErrorReport, r); err != nil {
+		a.cfg.Log.Error("reporting a failed MicroService", "error", err)
+	}
+}

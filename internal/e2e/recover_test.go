@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// TestKilledMicroServiceIsRecovered: kill -9 of a MicroService process →
+// its agent reports it, the Manager places a replacement and destroys the
+// failed container: back at desired replicas, nothing left behind.
+func TestKilledMicroServiceIsRecovered(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 6, services: map[string]int{"web": 2}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web healthy", 60*time.Second, converged(0))
+	victim := before.Containers[0]
+	var pid int
+	for _, p := range c.hostProcs() {
+		if p.container == victim.ID && !p.agent {
+			pid = p.pid
+		}
+	}
+	require.NotZero(t, pid, "the MicroService process of %s", victim.ID)
+	began := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	st := c.waitFor("web back at 2, the failed container gone", 60*time.Second, func(st workflows.Status) bool {
+		if !converged(0)(st) || len(st.Containers) != 3 { // 2 live + the failure kept for status
+			return false
+		}
+		return stateOf(st, victim.ID) == "failed"
+	})
+	t.Logf("recovered in %s", time.Since(began).Round(time.Millisecond))
+	live := 0
+	for _, ct := range st.Containers {
+		if ct.State == "loaded" {
+			live++
+			assert.NotEqual(t, victim.ID, ct.ID)
+		}
+	}
+	assert.Equal(t, 2, live)
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, strings.Join(events, "\n"), "recover web: container "+victim.ID)
+	for _, p := range c.hostProcs() {
+		assert.NotEqual(t, victim.ID, p.container, "the failed container's processes are gone")
+	}
+	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
+}
+
+// TestErrorReportStormMakesOneRecovery: 50 error reports for the same
+// container at once make one recovery.
+func TestErrorReportStormMakesOneRecovery(t *testing.T) {
+	c := newCluster(t, spec{servers: 1, slots: 6, services: map[string]int{"web": 1}, order: []string{"web"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web healthy", 60*time.Second, converged(0))
+	victim := before.Containers[0].ID
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.client.SignalWorkflow(context.Background(), workflows.ManagerID(c.manager), "", workflows.SignalErrorReport,
+				workflows.ErrorReport{Container: victim, Service: "web", Reason: fmt.Sprintf("report %d", i)})
+		}()
+	}
+	wg.Wait()
+	st := c.waitFor("one replacement", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && stateOf(st, victim) == "failed"
+	})
+	loaded := 0
+	for _, ct := range st.Containers {
+		if ct.State == "loaded" {
+			loaded++
+		}
+	}
+	assert.Equal(t, 1, loaded, "exactly one replacement")
+	query := fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager)
+	c.assertVisible(query)
+	resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+	require.NoError(t, err)
+	assert.Len(t, resp.Executions, 1, "one Recover operation")
+}
