@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -59,6 +60,14 @@ func TestKilledMicroServiceIsRecovered(t *testing.T) {
 		assert.NotEqual(t, victim.ID, p.container, "the failed container's processes are gone")
 	}
 	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-recover.json")
+		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager)})
+		require.NoError(t, err)
+		require.NotEmpty(t, resp.Executions)
+		c.saveHistory(resp.Executions[0].Execution.WorkflowId, "../../workflows/testdata/recover.json")
+	}
 }
 
 // TestErrorReportStormMakesOneRecovery: 50 error reports for the same
