@@ -98,6 +98,7 @@ type ManagerInput struct {
 	// Suppressed the overload reports ignored per service since the last
 	// extension: carried so a continue-as-new loses neither.
 	Extending  []string       `json:"extending,omitempty"`
+	Recovering []string       `json:"recovering,omitempty"`
 	Suppressed map[string]int `json:"suppressed,omitempty"`
 	// Targets are the services scaled away from their initial replicas.
 	Targets []Target `json:"targets,omitempty"`

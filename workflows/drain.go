@@ -47,6 +47,10 @@ func (m *manager) validateDrain(u DrainUpdate) error {
 // drainUpdate marks the server draining (nothing new goes there) and lets
 // the decisions do the rest: replacements first, then removals.
 func (m *manager) drainUpdate(ctx workflow.Context, u DrainUpdate) (ProvisionAccepted, error) {
+	// Validated, but a release taken in the same task may have changed it.
+	if err := m.validateDrain(u); err != nil {
+		return ProvisionAccepted{}, err
+	}
 	plan := m.previewDrain(u.Server)
 	if u.DryRun {
 		return ProvisionAccepted{Message: "dry run: " + plan}, nil

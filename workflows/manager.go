@@ -58,7 +58,7 @@ type manager struct {
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: in.Suppressed, extending: in.Extending,
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: in.Suppressed, extending: in.Extending, recovering: in.Recovering,
 		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{}}
 	if m.suppressed == nil {
 		m.suppressed = map[string]int{}
@@ -139,7 +139,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, usageCh, m.onUsage)
 			takeAll(ctx, errorCh, m.onErrorReport)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-			m.st.Extending, m.st.Suppressed = m.extending, m.suppressed
+			m.st.Extending, m.st.Suppressed, m.st.Recovering = m.extending, m.suppressed, m.recovering
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false

@@ -82,6 +82,10 @@ func (m *manager) validateExtend(u ExtendUpdate) error {
 // extendUpdate adds instances, never above max; the answer says when the
 // request was capped.
 func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionAccepted, error) {
+	// Validated, but a catalog taken in the same task may have changed it.
+	if err := m.validateExtend(u); err != nil {
+		return ProvisionAccepted{}, err
+	}
 	s := m.service(u.Service)
 	from := m.desired(*s)
 	// Compared with the room left, not added to from: a huge count would
@@ -111,6 +115,9 @@ func (m *manager) validateScale(u ScaleUpdate) error {
 // scaleUpdate sets a service's desired instances. Scaling up is an
 // extension; scaling down waits for Shrink.
 func (m *manager) scaleUpdate(ctx workflow.Context, u ScaleUpdate) (ProvisionAccepted, error) {
+	if err := m.validateScale(u); err != nil {
+		return ProvisionAccepted{}, err
+	}
 	s := m.service(u.Service)
 	from := m.desired(*s)
 	switch {

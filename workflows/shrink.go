@@ -182,7 +182,9 @@ func (m *manager) onShrinkStep(ctx workflow.Context, c *fleet.Container, r StepR
 	case r.Destroyed:
 		m.st.Inventory.RemoveContainer(c.ID)
 	default:
-		c.State, c.Healthy, c.Error = fleet.Failed, false, r.Error
+		// Not Crashed any more: retrying the stop on every decision would
+		// spin while its node is away; it keeps its lease until fenced.
+		c.State, c.Healthy, c.Crashed, c.Error = fleet.Failed, false, false, r.Error
 		m.event(ctx, fmt.Sprintf("container %s on %s could not be removed: %s", c.ID, c.Server, r.Error))
 	}
 }
