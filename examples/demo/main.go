@@ -162,6 +162,15 @@ type metrics struct {
 
 func newHandler(id identity) http.Handler {
 	var inFlight, requests atomic.Int64
+	// counted keeps /metrics true for the handlers that do work.
+	counted := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			defer inFlight.Add(-1)
+			requests.Add(1)
+			h(w, r)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, metrics{InFlight: inFlight.Load(), Requests: requests.Load()})
@@ -175,10 +184,7 @@ func newHandler(id identity) http.Handler {
 	})
 	// /sleep?ms=N holds the request N ms without using CPU: load that only
 	// the in-flight count shows.
-	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
-		inFlight.Add(1)
-		defer inFlight.Add(-1)
-		requests.Add(1)
+	mux.HandleFunc("GET /sleep", counted(func(w http.ResponseWriter, r *http.Request) {
 		ms, err := parseWorkMS(r.URL.Query().Get("ms"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -189,11 +195,8 @@ func newHandler(id identity) http.Handler {
 		case <-r.Context().Done():
 		}
 		writeJSON(w, workResult{Service: id.Service, RequestedMS: ms})
-	})
-	mux.HandleFunc("GET /work", func(w http.ResponseWriter, r *http.Request) {
-		inFlight.Add(1)
-		defer inFlight.Add(-1)
-		requests.Add(1)
+	}))
+	mux.HandleFunc("GET /work", counted(func(w http.ResponseWriter, r *http.Request) {
 		ms, err := parseWorkMS(r.URL.Query().Get("ms"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -205,7 +208,7 @@ func newHandler(id identity) http.Handler {
 			RequestedMS: ms,
 			ElapsedMS:   float64(elapsed) / float64(time.Millisecond),
 		})
-	})
+	}))
 	return mux
 }
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -372,3 +373,19 @@ func (quiet) Warn(string, ...any)  {}
 func (quiet) Error(string, ...any) {}
 
 type historyBuilder struct{ h historypb.History }
+
+// drive sends requests to path on port from n clients until ctx ends; wait
+// returns once they have stopped.
+func drive(ctx context.Context, port, n int, path string) (wait func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
+			}
+		}()
+	}
+	return wg.Wait
+}

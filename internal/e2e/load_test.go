@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,31 +38,20 @@ func TestLoadExtendsThenShrinksBack(t *testing.T) {
 	// at a time, on every web instance status shows.
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
-	var wg sync.WaitGroup
 	started := map[int]bool{}
-	var mu sync.Mutex
-	drive := func(st workflows.Status) {
-		mu.Lock()
-		defer mu.Unlock()
+	var waits []func()
+	load := func(st workflows.Status) { // called from one goroutine: waitFor's
 		for _, ct := range st.Containers {
 			if ct.Service != "web" || ct.State != "loaded" || !ct.Healthy || started[ct.Port] {
 				continue
 			}
 			started[ct.Port] = true
-			for range 3 {
-				wg.Add(1)
-				go func(port int) {
-					defer wg.Done()
-					for ctx.Err() == nil {
-						_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d/work?ms=100", port))
-					}
-				}(ct.Port)
-			}
+			waits = append(waits, drive(ctx, ct.Port, 3, "/work?ms=100"))
 		}
 	}
-	drive(before)
+	load(before)
 	grown := c.waitFor("web extended twice under load", 90*time.Second, func(st workflows.Status) bool {
-		drive(st)
+		load(st)
 		return st.Services[0].Ready >= 3
 	})
 	byID := map[string]workflows.ContainerStatus{}
@@ -77,7 +65,9 @@ func TestLoadExtendsThenShrinksBack(t *testing.T) {
 	}
 	assert.Contains(t, fmt.Sprint(events), "overload reported by", "%q", events)
 	stopLoad()
-	wg.Wait()
+	for _, wait := range waits {
+		wait()
+	}
 
 	st := c.waitFor("web back at its initial replicas, warm pool full", 90*time.Second, func(st workflows.Status) bool {
 		return converged(1)(st) && st.Services[0].Desired == 1 && st.Services[0].Ready == 1
@@ -103,21 +93,12 @@ func TestRequestsInFlightExtend(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var wg sync.WaitGroup
-	for range 5 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d/sleep?ms=500", port))
-			}
-		}()
-	}
+	wait := drive(ctx, port, 5, "/sleep?ms=500")
 	st = c.waitFor("web extended on requests in flight", 60*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 2
 	})
 	stop()
-	wg.Wait()
+	wait()
 	var events []string
 	for _, e := range st.Events {
 		events = append(events, e.Message)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,21 +28,12 @@ func TestMonitoringScalesToTargetUtilization(t *testing.T) {
 
 	ctx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				_, _, _ = get(fmt.Sprintf("http://127.0.0.1:%d/work?ms=100", port))
-			}
-		}()
-	}
+	wait := drive(ctx, port, 2, "/work?ms=100")
 	busy := c.waitFor("web scaled out by monitoring", 60*time.Second, func(st workflows.Status) bool {
 		return st.Services[0].Desired >= 2
 	})
 	stopLoad()
-	wg.Wait()
+	wait()
 	assert.Positive(t, busy.Servers[0].CPU+busy.Servers[0].Memory, "server usage is shown")
 	var events []string
 	for _, e := range busy.Events {
