@@ -41,6 +41,10 @@ type Manager struct {
 	// use have room for every instance of the least-used one, that server
 	// is drained (its instances rearranged onto the others) and released.
 	Consolidate bool `yaml:"consolidate" json:"consolidate,omitempty"`
+	// Liveness is how long a server's node agent may go unheard before the
+	// server is lost: its instances are recovered on other servers, and its
+	// containers are fenced (destroyed) when it comes back.
+	Liveness time.Duration `yaml:"liveness" json:"liveness,omitempty"`
 	// Servers lists the hosts of the standalone kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`
 }

@@ -20,6 +20,7 @@ const (
 	DefaultTolerance     = 10
 	DefaultMetricsPath   = "/metrics"
 	DefaultDrain         = time.Second
+	DefaultLiveness      = 5 * time.Second
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -32,6 +33,9 @@ const (
 func (c *Catalog) Default() {
 	if c.Manager.Kind == "" {
 		c.Manager.Kind = DefaultKind
+	}
+	if c.Manager.Liveness == 0 {
+		c.Manager.Liveness = DefaultLiveness
 	}
 	if c.Manager.Placement == "" {
 		c.Manager.Placement = PlacementSpread
@@ -94,3 +98,7 @@ func (s *Service) defaults() {
 		r.Max = max(r.Initial, r.Min)
 	}
 }
+
+// MinLiveness is the shortest liveness window: a node heartbeats several
+// times per window, and a shorter one would take a busy server for a lost one.
+const MinLiveness = time.Second

@@ -74,6 +74,9 @@ func (v *validator) manager() {
 	if m.WarmPool < 0 {
 		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
 	}
+	if m.Liveness < MinLiveness {
+		v.ps.add("manager.liveness", "%s is too short to tell a lost server from a slow one; set at least %s, such as %q", m.Liveness, MinLiveness, "5s")
+	}
 	if m.Placement != PlacementSpread && m.Placement != PlacementBinPack {
 		v.ps.add("manager.placement", "%q is not a placement; use spread (the most free slots first) or binpack (the fewest that fit)", m.Placement)
 	}

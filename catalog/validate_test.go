@@ -56,6 +56,15 @@ func TestValidate(t *testing.T) {
 			want:   []want{{"manager.warm_pool", "-1 is negative; set 0 for no warm pool"}},
 		},
 		{
+			name:   "liveness too short",
+			modify: func(c *Catalog) { c.Manager.Liveness = 200 * time.Millisecond },
+			want:   []want{{"manager.liveness", "200ms is too short to tell a lost server from a slow one; set at least 1s"}},
+		},
+		{
+			name:   "liveness of a second is fine",
+			modify: func(c *Catalog) { c.Manager.Liveness = time.Second },
+		},
+		{
 			name:   "zero warm pool is fine",
 			modify: func(c *Catalog) { c.Manager.WarmPool = 0 },
 		},

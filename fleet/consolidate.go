@@ -23,7 +23,7 @@ func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
 		if s.State == ServerReady {
 			ready = append(ready, s)
 		}
-		if s.State == ServerDraining || s.State == ServerLaunching {
+		if s.State == ServerDraining || s.State == ServerLaunching || s.State == ServerLost {
 			return "" // one change at a time
 		}
 	}

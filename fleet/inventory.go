@@ -33,6 +33,10 @@ const (
 	ServerReady     ServerState = "ready"     // its node agent can take containers
 	ServerFailed    ServerState = "failed"    // the provider could not launch it
 	ServerDraining  ServerState = "draining"  // being emptied (rearranged): nothing new goes there
+	// ServerLost: its node agent went unheard for the liveness window.
+	// Nothing new goes there; its containers are failed (replaced on other
+	// servers) and keep their leases until it comes back and they are fenced.
+	ServerLost ServerState = "lost"
 )
 
 // Server is one machine the Manager uses.
@@ -98,6 +102,49 @@ func (inv *Inventory) Destroyed(id, why string) {
 	if len(inv.Failed) > MaxFailed {
 		inv.Failed = slices.Clone(inv.Failed[len(inv.Failed)-MaxFailed:])
 	}
+}
+
+// Lose marks a server lost: each of its containers that is not already
+// failed fails with why (it no longer counts as an instance, so it is
+// replaced elsewhere) but keeps its lease, since its process may still run
+// behind a partition. It returns the containers it failed, in ID order.
+func (inv *Inventory) Lose(server, why string) []Container {
+	s := inv.Server(server)
+	if s == nil {
+		return nil
+	}
+	s.State, s.Error = ServerLost, why
+	var lost []Container
+	for i := range inv.Containers {
+		c := &inv.Containers[i]
+		if c.Server != server || c.State == Failed {
+			continue
+		}
+		c.State, c.Healthy, c.Crashed, c.Error = Failed, false, false, why
+		lost = append(lost, *c)
+	}
+	return lost
+}
+
+// Fenced records that a lost server came back and its node stopped every
+// container the Manager had given up on: they are destroyed (their leases
+// released) and the server is ready again. It returns how many went.
+func (inv *Inventory) Fenced(server string) int {
+	s := inv.Server(server)
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range inv.OnServer(server) {
+		if c.State == Failed || c.State == Draining {
+			inv.Destroyed(c.ID, c.Error)
+			n++
+		}
+	}
+	if s.State == ServerLost {
+		s.State, s.Error = ServerReady, ""
+	}
+	return n
 }
 
 // Used is the slots the containers on a server hold, with slots giving

@@ -105,7 +105,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		)
 		for i := range inv.Servers {
 			s := &inv.Servers[i]
-			if s.State == ServerFailed || s.State == ServerDraining {
+			if s.State == ServerFailed || s.State == ServerDraining || s.State == ServerLost {
 				continue
 			}
 			free := s.Slots - used(s.ID)

@@ -105,10 +105,11 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		}
 	}
 	// A reported crash serves nothing: its container is destroyed at once,
-	// which frees its slot and port for the replacement.
+	// which frees its slot and port for the replacement. Those of a lost
+	// server wait until it comes back and fences them.
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
-		if c.State == Failed && c.Crashed {
+		if c.State == Failed && c.Crashed && !inv.lost(*c) {
 			c.State = Draining
 			plan.Destroys = append(plan.Destroys, *c)
 		}
@@ -167,6 +168,12 @@ func seqOf(id string) int {
 		mul *= 10
 	}
 	return n
+}
+
+// lost reports whether a container sits on a lost server.
+func (inv *Inventory) lost(c Container) bool {
+	s := inv.Server(c.Server)
+	return s != nil && s.State == ServerLost
 }
 
 // waitingOutside counts waiting containers that are not on a draining server.
