@@ -70,7 +70,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			if n := cmp.Compare(onServer(a.Server), onServer(b.Server)); n != 0 {
 				return n
 			}
-			return -cmp.Compare(seqOf(a.ID), seqOf(b.ID))
+			return -cmp.Compare(SeqOf(a.ID), SeqOf(b.ID))
 		})
 		return out
 	}
@@ -160,8 +160,8 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	return plan
 }
 
-// seqOf is the number at the end of a container ID (<manager>-c<n>).
-func seqOf(id string) int {
+// SeqOf is the number at the end of a container ID (<manager>-c<n>).
+func SeqOf(id string) int {
 	n, mul := 0, 1
 	for i := len(id) - 1; i >= 0 && id[i] >= '0' && id[i] <= '9'; i-- {
 		n += int(id[i]-'0') * mul

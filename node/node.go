@@ -68,6 +68,17 @@ type Node struct {
 	// locks keeps the starts and stops of one container apart, while those
 	// of different containers (StopAll's, each up to stopGrace) overlap.
 	locks map[string]*containerLock
+	// agents are the agent processes watched for an exit nobody asked for,
+	// by container; exited hears at once of those this node started.
+	agents map[string]record
+	exited chan agentExit
+}
+
+// agentExit is an agent process of this node that ended.
+type agentExit struct {
+	container string
+	pid       int
+	why       string
 }
 
 type containerLock struct {
@@ -89,7 +100,7 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating node state directory, %w", err)
 	}
-	return &Node{cfg: cfg, locks: map[string]*containerLock{}}, nil
+	return &Node{cfg: cfg, locks: map[string]*containerLock{}, agents: map[string]record{}, exited: make(chan agentExit, 64)}, nil
 }
 
 // Run re-attaches to the containers still running, tells the Manager which
@@ -108,9 +119,17 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 	}
 	// In-flight starts finish before Run returns, so a StopAll after it
 	// finds every container it must stop.
-	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{WorkerStopTimeout: 10 * time.Second})
+	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{
+		WorkerStopTimeout: 10 * time.Second,
+		// The lease's heartbeats must reach the server well inside the
+		// liveness window, not at 80% of it (the SDK's default throttle).
+		MaxHeartbeatThrottleInterval: time.Second,
+	})
 	w.RegisterActivityWithOptions(n.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
 	w.RegisterActivityWithOptions(n.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
+	w.RegisterActivityWithOptions(n.Lease, activity.RegisterOptions{Name: workflows.ActivityLease})
+	w.RegisterActivityWithOptions(n.Reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})
+	go n.watchAgents(ctx, c, agentPoll)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting node worker on %s, %w", workflows.NodeQueue(n.cfg.Server), err)
 	}
@@ -158,7 +177,17 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	if err := cmd.Start(); err != nil {
 		return workflows.StartContainerResult{}, fmt.Errorf("starting agent for %s, %w", in.Container, err)
 	}
-	go func() { _ = cmd.Wait() }() // reap it; a restarted node leaves that to init
+	go func() { // reap it (a restarted node leaves that to init), and say so
+		err := cmd.Wait()
+		why := "exited"
+		if err != nil {
+			why = err.Error() // "signal: killed", "exit status 2"
+		}
+		select {
+		case n.exited <- agentExit{container: in.Container, pid: cmd.Process.Pid, why: why}:
+		default: // the poll finds it
+		}
+	}()
 	start, err := startTime(cmd.Process.Pid)
 	if err != nil {
 		return workflows.StartContainerResult{}, fmt.Errorf("reading agent process of %s, %w", in.Container, err)
@@ -169,6 +198,7 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		stopGroup(r.PID, r.Start, time.Second)
 		return workflows.StartContainerResult{}, err
 	}
+	n.watch(r)
 	activity.GetLogger(ctx).Info("container started", "container", in.Container, "pid", r.PID, "port", in.Port)
 	return workflows.StartContainerResult{PID: r.PID}, nil
 }
@@ -184,6 +214,7 @@ func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInpu
 	if err != nil {
 		return err
 	}
+	n.unwatch(in.Container)
 	stopGroup(r.PID, r.Start, stopGrace)
 	return n.forget(in.Container)
 }
@@ -205,6 +236,7 @@ func (n *Node) Reattach() ([]string, error) {
 		}
 		if ok {
 			kept = append(kept, r.Container)
+			n.watch(r)
 		}
 	}
 	return kept, nil

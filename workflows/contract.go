@@ -53,6 +53,13 @@ const (
 	ActivityReady          = "Ready"          // container queue
 	ActivityUnloadService  = "UnloadService"  // container queue
 	ActivityReleaseServer  = "ReleaseServer"  // manager queue
+	// ActivityLease (node queue, LeaseInput) heartbeats until cancelled:
+	// its heartbeat timeout is the server's liveness window, and its
+	// heartbeats write no history event.
+	ActivityLease = "Lease"
+	// ActivityReconcile (node queue, ReconcileInput) stops the containers
+	// the Manager does not keep and says which still run.
+	ActivityReconcile = "Reconcile"
 )
 
 // Error types of non-retryable application errors.
@@ -298,6 +305,29 @@ type StartContainerResult struct {
 // StopContainerInput asks a node to stop a container; already gone is success.
 type StopContainerInput struct {
 	Container string `json:"container"`
+}
+
+// LeaseInput starts a server's liveness lease on its node.
+type LeaseInput struct {
+	Manager string `json:"manager"`
+	Server  string `json:"server"`
+}
+
+// ReconcileInput asks a node to make its containers match the inventory:
+// every container of Manager on Server whose sequence number (the n of
+// <manager>-c<n>) is at most Seq and that Keep does not name is stopped;
+// newer ones were placed after the snapshot and are left alone.
+type ReconcileInput struct {
+	Manager string   `json:"manager"`
+	Server  string   `json:"server"`
+	Keep    []string `json:"keep"`
+	Seq     int      `json:"seq"`
+}
+
+// ReconcileResult is what the node stopped and what still runs, in ID order.
+type ReconcileResult struct {
+	Stopped []string `json:"stopped"`
+	Running []string `json:"running"`
 }
 
 // LoadServiceInput tells a container which MicroService to load and where.

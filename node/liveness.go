@@ -1,0 +1,170 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows"
+)
+
+// Lease heartbeats until the Manager cancels it or its workflow run ends.
+// The Manager schedules one per server with the liveness window as its
+// heartbeat timeout: when this node dies or is cut off, the heartbeats stop
+// and the server times the lease out, which is how the Manager learns the
+// server is lost. Heartbeats write no history event.
+func (n *Node) Lease(ctx context.Context, in workflows.LeaseInput) error {
+	if in.Server != n.cfg.Server || in.Manager != n.cfg.Manager {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"lease for server %s of manager %s reached the node of server %s of manager %s: two nodes poll one task queue; give each its own --server",
+			in.Server, in.Manager, n.cfg.Server, n.cfg.Manager), "WrongNode", nil)
+	}
+	every := activity.GetInfo(ctx).HeartbeatTimeout / 5
+	if every <= 0 {
+		every = time.Second
+	}
+	every = max(every, 100*time.Millisecond)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		activity.RecordHeartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Reconcile makes this node's containers match what the Manager keeps:
+// every container of the Manager here that in.Keep does not name, and that
+// is not newer than the Manager's snapshot (in.Seq), is stopped. This fences
+// the containers of a server that was lost and came back, and removes those
+// the Manager never knew or gave up on. It returns what it stopped and what
+// still runs, in ID order.
+func (n *Node) Reconcile(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
+	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}}
+	if in.Server != n.cfg.Server || in.Manager != n.cfg.Manager {
+		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"reconcile for server %s of manager %s reached the node of server %s of manager %s", in.Server, in.Manager, n.cfg.Server, n.cfg.Manager), "WrongNode", nil)
+	}
+	recs, err := n.records()
+	if err != nil {
+		return out, err
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for _, r := range recs {
+		if slices.Contains(in.Keep, r.Container) || fleet.SeqOf(r.Container) > in.Seq {
+			if alive(r.PID, r.Start) {
+				out.Running = append(out.Running, r.Container)
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := n.StopContainer(ctx, workflows.StopContainerInput{Container: r.Container})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("stopping %s, %w", r.Container, err))
+				return
+			}
+			out.Stopped = append(out.Stopped, r.Container)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(out.Stopped)
+	slices.Sort(out.Running)
+	if len(out.Stopped) > 0 {
+		activity.GetLogger(ctx).Info("reconciled: stopped containers the Manager does not keep", "stopped", out.Stopped)
+	}
+	return out, errors.Join(errs...)
+}
+
+// agentPoll is how often the node looks at the agents it did not start
+// itself (re-attached ones), whose exit it is not told of.
+const agentPoll = 500 * time.Millisecond
+
+// watch starts watching the agent of a container for an exit nobody asked for.
+func (n *Node) watch(r record) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.agents[r.Container] = r
+}
+
+// unwatch stops watching a container's agent (it is being stopped).
+func (n *Node) unwatch(container string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.agents, container)
+}
+
+// signaler sends the Manager a signal (client.Client is one): the
+// workflow ID names the Manager, and an error means it was not delivered.
+type signaler interface {
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
+}
+
+// watchAgents reports to the Manager, as an error report, every container
+// whose agent process exits without being stopped (killed, crashed): the
+// Manager replaces it and destroys what is left of it. Exits of the agents
+// this node started are heard at once; the others are polled every poll.
+func (n *Node) watchAgents(ctx context.Context, c signaler, poll time.Duration) {
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-n.exited:
+			n.agentGone(ctx, c, e.container, e.pid, e.why)
+		case <-tick.C:
+			n.mu.Lock()
+			var gone []record
+			for _, r := range n.agents {
+				if !alive(r.PID, r.Start) {
+					gone = append(gone, r)
+				}
+			}
+			n.mu.Unlock()
+			for _, r := range gone {
+				n.agentGone(ctx, c, r.Container, r.PID, "exited")
+			}
+		}
+	}
+}
+
+// agentGone reports the exit of a container's agent, unless the container
+// was stopped on purpose (its record is gone) or started anew since.
+func (n *Node) agentGone(ctx context.Context, c signaler, container string, pid int, why string) {
+	unlock := n.lock(container) // a stop in progress finishes first
+	r, err := n.load(container)
+	unlock()
+	n.mu.Lock()
+	w, watched := n.agents[container]
+	if watched && w.PID == pid {
+		delete(n.agents, container)
+	}
+	n.mu.Unlock()
+	if err != nil || r.PID != pid || !watched || w.PID != pid || alive(r.PID, r.Start) {
+		return
+	}
+	reason := fmt.Sprintf("its agent process (pid %d) %s", pid, why)
+	n.cfg.Log.Warn("container agent gone", "container", container, "pid", pid, "why", why)
+	rep := workflows.ErrorReport{Container: container, Reason: reason}
+	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
+		n.cfg.Log.Warn("reporting a gone agent", "container", container, "error", err)
+	}
+}
