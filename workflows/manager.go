@@ -53,13 +53,18 @@ type manager struct {
 	// service's containers it started. It need not survive continue-as-new,
 	// which waits until no operation runs.
 	failedOp map[string]string
+	// leases says this run holds server leases (runs begun before they
+	// existed do not); watches cancels each server's lease, by server.
+	leases  bool
+	watches map[string]*watch
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
 	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: in.Suppressed, extending: in.Extending, recovering: in.Recovering,
-		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{}}
+		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{},
+		watches: map[string]*watch{}}
 	if m.suppressed == nil {
 		m.suppressed = map[string]int{}
 	}
@@ -98,6 +103,9 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
 	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
 	errorCh := workflow.GetSignalChannel(ctx, SignalErrorReport)
+
+	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
+	m.watchAll(ctx)
 
 	listen(ctx, catalogCh, m.onCatalog)
 	listen(ctx, registerCh, m.onRegister)
@@ -331,6 +339,8 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	for _, id := range gone {
 		m.st.Inventory.RemoveContainer(id)
 	}
+	m.watch(ctx, s.Server)
+	m.collect(ctx, s.Server)
 	if len(gone) > 0 {
 		m.event(ctx, fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone))
 		m.st.Pending = true
@@ -351,6 +361,7 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 				s.State = fleet.ServerReady
 			}
 			s.Error = ""
+			m.watch(ctx, s.ID)
 		} else {
 			s.State, s.Error = fleet.ServerFailed, r.Error
 			m.event(ctx, fmt.Sprintf("server %s failed to launch: %s", r.Server, r.Error))

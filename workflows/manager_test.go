@@ -22,6 +22,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
+	msmworker "github.com/msm-project/msm/worker"
 )
 
 // ManagerSuite runs the Manager entity workflow with its Provision children
@@ -54,8 +55,9 @@ func (s *ManagerSuite) SetupTest() {
 	s.env.SetTestTimeout(30 * time.Second)
 	// Provision signals its parent by the Manager's workflow ID.
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ManagerID(tfManager)})
-	s.env.RegisterWorkflow(workflows.Provision)
+	msmworker.RegisterWorkflows(s.env)
 	s.fake.register(s.env)
+	s.fake.holdLeases(s.env)
 	s.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, args converter.EncodedValues) {
 		var in workflows.ProvisionInput
 		s.NoError(args.Get(&in)) // not Require: this runs off the test goroutine

@@ -77,6 +77,11 @@ type tfFleet struct {
 	readyErr map[string]error
 	// stopErr fails StopContainer by container ID.
 	stopErr map[string]error
+	// losing are the servers whose next lease times out (loseServer).
+	losing map[string]bool
+	// fencing are the servers whose next Reconcile waits for them to come
+	// back (loseServer).
+	fencing map[string]bool
 }
 
 func (f *tfFleet) record(c tfCall) {
@@ -148,12 +153,80 @@ func (f *tfFleet) StopContainer(ctx context.Context, in workflows.StopContainerI
 	return f.stopErr[in.Container]
 }
 
+// tfLeaseTerm stands in for a node that holds its lease: the mocked lease
+// ends only after this much workflow time (not holding the clock meanwhile).
+const tfLeaseTerm = 24 * time.Hour
+
+// Lease is only registered so that its mocks may be: they answer every call.
+func (f *tfFleet) Lease(context.Context, workflows.LeaseInput) error {
+	return errors.New("unmocked lease")
+}
+
+// Reconcile reports every kept container running and stops nothing.
+func (f *tfFleet) Reconcile(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityReconcile, Queue: q, Key: in.Server, Input: in})
+	defer f.record(tfCall{Activity: workflows.ActivityReconcile, Queue: q, Key: in.Server, Done: true})
+	return workflows.ReconcileResult{Stopped: []string{}, Running: slices.Sorted(slices.Values(in.Keep))}, nil
+}
+
+// isLosing reports whether a server's next lease is to time out.
+func (f *tfFleet) isLosing(server string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.losing[server]
+}
+
+func (f *tfFleet) isFencing(server string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fencing[server]
+}
+
+// loseServer makes the lease of server time out at after (workflow time
+// from the lease's start), as when its node dies; the fence that follows
+// waits back more, then its node stops stale.
+func (f *tfFleet) loseServer(env *testsuite.TestWorkflowEnvironment, server string, after, back time.Duration, stale []string) {
+	f.mu.Lock()
+	if f.losing == nil {
+		f.losing, f.fencing = map[string]bool{}, map[string]bool{}
+	}
+	f.losing[server], f.fencing[server] = true, true
+	f.mu.Unlock()
+	isServer := func(s string) bool { return s == server }
+	env.OnActivity(workflows.ActivityLease, mock.Anything, mock.MatchedBy(func(in workflows.LeaseInput) bool { return isServer(in.Server) })).
+		After(after).Return(temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)).Once().
+		Run(func(mock.Arguments) { f.mu.Lock(); f.losing[server] = false; f.mu.Unlock() })
+	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return isServer(in.Server) })).
+		After(back).Return(func(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
+		f.mu.Lock()
+		f.fencing[server] = false
+		f.mu.Unlock()
+		f.record(tfCall{Activity: workflows.ActivityReconcile, Key: in.Server, Input: in})
+		return workflows.ReconcileResult{Stopped: stale, Running: []string{}}, nil
+	}).Once()
+}
+
 func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
-	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
+	env.RegisterActivityWithOptions(f.Lease, activity.RegisterOptions{Name: workflows.ActivityLease})
+	env.RegisterActivityWithOptions(f.Reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})
 	env.RegisterActivityWithOptions(f.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
 	env.RegisterActivityWithOptions(f.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	env.RegisterActivityWithOptions(f.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	env.RegisterActivityWithOptions(f.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
+	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
+}
+
+// holdLeases mocks the nodes: they hold their leases, and reconcile at
+// once, unless loseServer says otherwise for a server. It comes after every
+// RegisterActivity (which may not follow a mock).
+func (f *tfFleet) holdLeases(env *testsuite.TestWorkflowEnvironment) {
+	// Nodes hold their leases, and reconcile at once, unless loseServer
+	// says otherwise for a server (first-defined mocks match first).
+	env.OnActivity(workflows.ActivityLease, mock.Anything, mock.MatchedBy(func(in workflows.LeaseInput) bool { return !f.isLosing(in.Server) })).
+		After(tfLeaseTerm).Return(nil).Maybe()
+	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return !f.isFencing(in.Server) })).
+		Return(f.Reconcile).Maybe()
 }
 
 // began returns the calls of one activity that began, in order.

@@ -20,16 +20,20 @@ const WorkflowRecover = "Recover"
 // failed change nothing, so a storm of them makes one recovery.
 func (m *manager) onErrorReport(ctx workflow.Context, r ErrorReport) {
 	c := m.st.Inventory.Container(r.Container)
-	if c == nil || c.State != fleet.Loaded {
+	if c == nil || (c.State != fleet.Loaded && c.State != fleet.Waiting) {
 		return
 	}
 	c.State, c.Healthy, c.Crashed, c.Error = fleet.Failed, false, true, r.Reason
 	m.failed(ctx, c.Service, "report:"+c.ID, r.Reason)
-	if !slices.Contains(m.recovering, c.Service) {
+	if c.Service != "" && !slices.Contains(m.recovering, c.Service) {
 		m.recovering = append(m.recovering, c.Service)
 	}
 	m.st.Pending = true
-	m.event(ctx, fmt.Sprintf("recover %s: container %s on %s reported %s", c.Service, c.ID, c.Server, r.Reason))
+	what := c.Service
+	if what == "" {
+		what = "the warm pool"
+	}
+	m.event(ctx, fmt.Sprintf("recover %s: container %s on %s reported %s", what, c.ID, c.Server, r.Reason))
 }
 
 // allIn reports whether every element of a is in b.

@@ -66,6 +66,7 @@ func (s *ScaleSuite) SetupTest() {
 	// register (Extend is Provision under another name) fails here too.
 	msmworker.RegisterWorkflows(s.env)
 	s.fake.register(s.env)
+	s.fake.holdLeases(s.env)
 	s.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, ctx workflow.Context, args converter.EncodedValues) {
 		c := scChild{ID: info.WorkflowExecution.ID, Type: info.WorkflowType.Name, At: s.env.Now()}
 		sa := workflow.GetTypedSearchAttributes(ctx)

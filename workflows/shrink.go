@@ -199,5 +199,6 @@ func (m *manager) onRelease(ctx workflow.Context, r StepResult) {
 		return
 	}
 	m.st.Inventory.Servers = slices.DeleteFunc(m.st.Inventory.Servers, func(s fleet.Server) bool { return s.ID == r.Server })
+	m.unwatch(r.Server)
 	m.event(ctx, fmt.Sprintf("server %s released", r.Server))
 }

@@ -182,6 +182,7 @@ func (s *shBase) SetupTest() {
 	s.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ManagerID(tfManager)})
 	msmworker.RegisterWorkflows(s.env)
 	s.fake.register(s.env)
+	s.fake.holdLeases(s.env)
 	s.env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, ctx workflow.Context, args converter.EncodedValues) {
 		c := shChild{ID: info.WorkflowExecution.ID, Type: info.WorkflowType.Name, At: s.env.Now().Sub(s.start)}
 		sa := workflow.GetTypedSearchAttributes(ctx)

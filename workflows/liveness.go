@@ -1,0 +1,209 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+)
+
+// Liveness: the Manager holds one lease per server, a long-running Lease
+// activity on the server's node queue whose heartbeat timeout is the
+// catalog's liveness window. The node heartbeats it (no history event per
+// heartbeat); when the node dies or is cut off, the lease times out and the
+// server is lost: its containers fail and are replaced on other servers at
+// once. A fence (Reconcile with nothing kept) then waits on the node's queue:
+// when the server comes back, the node stops the stale containers before it
+// takes anything else, their leases are released, and the server is ready
+// again.
+
+// livenessChange gates the leases for Manager runs that began before them.
+const livenessChange = "liveness"
+
+// leaseTerm is how long one lease activity lasts before it is renewed.
+const leaseTerm = time.Hour
+
+// reconcileTimeout bounds one Reconcile: stops run side by side, each up to
+// the node's stop grace.
+const reconcileTimeout = time.Minute
+
+// watch is one server's running lease loop.
+type watch struct{ cancel workflow.CancelFunc }
+
+// liveness is the window of the catalog in force.
+func (m *manager) liveness() time.Duration {
+	if m.st.Catalog != nil && m.st.Catalog.Manager.Liveness > 0 {
+		return m.st.Catalog.Manager.Liveness
+	}
+	return catalog.DefaultLiveness
+}
+
+// watched reports whether a server in this state has a node to hold a lease.
+func watched(s *fleet.Server) bool {
+	return s != nil && (s.State == fleet.ServerReady || s.State == fleet.ServerDraining || s.State == fleet.ServerLost)
+}
+
+// watchAll starts the leases of every server with a node (at the start of a run).
+func (m *manager) watchAll(ctx workflow.Context) {
+	for _, s := range m.st.Inventory.Servers {
+		m.watch(ctx, s.ID)
+	}
+}
+
+// watch keeps a lease on a server until it leaves the inventory or fails:
+// lease, and when the lease times out, lose the server, fence it when it
+// comes back, and lease again.
+func (m *manager) watch(ctx workflow.Context, server string) {
+	if !m.leases || m.watches[server] != nil || !watched(m.st.Inventory.Server(server)) {
+		return
+	}
+	ctx, cancel := workflow.WithCancel(ctx)
+	w := &watch{cancel: cancel}
+	m.watches[server] = w
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() {
+			if m.watches[server] == w {
+				delete(m.watches, server)
+			}
+		}()
+		for ctx.Err() == nil {
+			s := m.st.Inventory.Server(server)
+			if !watched(s) {
+				return
+			}
+			if s.State == fleet.ServerLost {
+				m.fence(ctx, server)
+				continue
+			}
+			window := m.liveness()
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+				TaskQueue:              NodeQueue(server),
+				ScheduleToStartTimeout: window,
+				StartToCloseTimeout:    leaseTerm,
+				HeartbeatTimeout:       window,
+				RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
+			})
+			err := workflow.ExecuteActivity(actx, ActivityLease, LeaseInput{Manager: m.st.Manager, Server: server}).Get(ctx, nil)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case isLivenessTimeout(err):
+				m.lose(ctx, server, window)
+			case err != nil && !isTimeout(err, enumspb.TIMEOUT_TYPE_START_TO_CLOSE):
+				// The node stopped on purpose, or refused the lease: lease
+				// again after a pause, so a refusal does not spin.
+				workflow.GetLogger(ctx).Warn("lease ended", "server", server, "error", err)
+				_ = workflow.Sleep(ctx, window)
+			}
+		}
+	})
+}
+
+// unwatch ends a server's lease (it was released).
+func (m *manager) unwatch(server string) {
+	if w := m.watches[server]; w != nil {
+		w.cancel()
+		delete(m.watches, server)
+	}
+}
+
+// lose records a server whose lease timed out: its containers fail and the
+// services they served are recovered on the other servers.
+func (m *manager) lose(ctx workflow.Context, server string, window time.Duration) {
+	s := m.st.Inventory.Server(server)
+	if s == nil || s.State == fleet.ServerLost {
+		return
+	}
+	why := fmt.Sprintf("server %s lost: its node agent was unheard for %s", server, window)
+	lost := m.st.Inventory.Lose(server, why)
+	var ids []string
+	for _, c := range lost {
+		ids = append(ids, c.ID)
+		if c.Service != "" && !slices.Contains(m.recovering, c.Service) {
+			m.recovering = append(m.recovering, c.Service)
+		}
+	}
+	m.st.Pending = true
+	m.event(ctx, fmt.Sprintf("%s; recovering its %d container(s) %v on the other servers, to be fenced when it comes back", why, len(ids), ids))
+}
+
+// fence waits until a lost server's node answers, has it stop every
+// container the Manager gave up on (and any it never knew), and takes the
+// server back.
+func (m *manager) fence(ctx workflow.Context, server string) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           NodeQueue(server),
+		StartToCloseTimeout: reconcileTimeout,
+		// No schedule-to-start limit: the fence waits for the node, however
+		// long it stays away.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	in := ReconcileInput{Manager: m.st.Manager, Server: server, Keep: []string{}, Seq: m.st.Inventory.Seq}
+	var out ReconcileResult
+	if err := workflow.ExecuteActivity(actx, ActivityReconcile, in).Get(ctx, &out); err != nil {
+		return // cancelled: the server left the inventory
+	}
+	n := m.st.Inventory.Fenced(server)
+	m.st.Pending = true
+	m.event(ctx, fmt.Sprintf("server %s is back: its node stopped %d stale container(s) %v; %d lease(s) released, the server takes containers again",
+		server, len(out.Stopped), out.Stopped, n))
+}
+
+// collect has a node that came up (again) stop the containers of this
+// Manager that the inventory does not keep: ones it never knew (a start
+// whose result was lost), and failed ones it could not destroy before.
+func (m *manager) collect(ctx workflow.Context, server string) {
+	if !m.leases || !watched(m.st.Inventory.Server(server)) {
+		return
+	}
+	keep := []string{}
+	for _, c := range m.st.Inventory.OnServer(server) {
+		if c.State != fleet.Failed {
+			keep = append(keep, c.ID)
+		}
+	}
+	in := ReconcileInput{Manager: m.st.Manager, Server: server, Keep: keep, Seq: m.st.Inventory.Seq}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              NodeQueue(server),
+		ScheduleToStartTimeout: nodeWaitTimeout,
+		StartToCloseTimeout:    reconcileTimeout,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		var out ReconcileResult
+		if err := workflow.ExecuteActivity(actx, ActivityReconcile, in).Get(ctx, &out); err != nil {
+			m.event(ctx, fmt.Sprintf("node %s: could not remove the containers the Manager does not keep: %s", server, rootMessage(err)))
+			return
+		}
+		var unknown []string
+		for _, id := range out.Stopped {
+			if c := m.st.Inventory.Container(id); c != nil && c.State == fleet.Failed {
+				m.st.Inventory.Destroyed(id, c.Error)
+			} else if c == nil {
+				unknown = append(unknown, id)
+			}
+		}
+		if len(out.Stopped) > 0 {
+			m.st.Pending = true
+			m.event(ctx, fmt.Sprintf("node %s: stopped %d container(s) the Manager does not keep %v (%d it did not know)", server, len(out.Stopped), out.Stopped, len(unknown)))
+		}
+	})
+}
+
+// isLivenessTimeout reports whether a lease ended because the node was not
+// heard from: it never took the lease, or its heartbeats stopped.
+func isLivenessTimeout(err error) bool {
+	return isTimeout(err, enumspb.TIMEOUT_TYPE_HEARTBEAT) || isTimeout(err, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START)
+}
+
+func isTimeout(err error, kind enumspb.TimeoutType) bool {
+	var timeout *temporal.TimeoutError
+	return errors.As(err, &timeout) && timeout.TimeoutType() == kind
+}

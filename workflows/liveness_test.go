@@ -1,0 +1,95 @@
+package workflows_test
+
+import (
+	"time"
+
+	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows"
+)
+
+func (s *ManagerSuite) TestLostServerIsRecoveredOnTheOthersAndFencedWhenItComesBack() {
+	var during, after workflows.Status
+	var errDuring, errAfter error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	// s1's node goes silent: its lease times out 10s after it began, and
+	// the node answers the fence 30s later, stopping the four stale ones.
+	stale := []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}
+	s.fake.loseServer(s.env, "s1", 10*time.Second, 30*time.Second, stale)
+	s.snapshot(20*time.Second, &during, &errDuring)
+	s.snapshot(time.Minute, &after, &errAfter)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(errDuring)
+	why := "server s1 lost: its node agent was unheard for 5s"
+	failed := func(id, service string, port int) workflows.ContainerStatus {
+		c := tmContainer(id, service, port, fleet.Failed, false)
+		c.Error = why
+		return c
+	}
+	s.Equal([]workflows.ServerStatus{
+		{ID: "s1", State: string(fleet.ServerLost), Address: "10.0.0.1", Slots: 4, Used: 4},
+		{ID: "s2", State: string(fleet.ServerReady), Address: "10.0.0.2", Slots: 4, Used: 4},
+	}, during.Servers)
+	s.Equal([]workflows.ContainerStatus{
+		// Failed, but holding their leases until s1 is fenced.
+		failed("c1", "web", 20000), failed("c2", "web", 20001), failed("c3", "api", 20002), failed("c4", "", 20003),
+		onS2(tmContainer("c5", "web", 21000, fleet.Loaded, true)),
+		onS2(tmContainer("c6", "web", 21001, fleet.Loaded, true)),
+		onS2(tmContainer("c7", "api", 21002, fleet.Loaded, true)),
+		onS2(tmContainer("c8", "", 21003, fleet.Waiting, false)),
+	}, during.Containers)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, during.Services)
+	s.Contains(eventMessages(during.Events),
+		why+"; recovering its 4 container(s) [m1-c1 m1-c2 m1-c3 m1-c4] on the other servers, to be fenced when it comes back")
+
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal("msm/m1/recover/web+api/2", ps[1].ID, "named as a recovery")
+	s.Equal([]string{"s2"}, serverIDs(ps[1].Input.Plan.Servers), "s2 is launched for it")
+
+	// Back: fenced with nothing kept, the leases released, s1 ready.
+	s.Require().NoError(errAfter)
+	in, n := s.fake.input(workflows.ActivityReconcile, "s1")
+	s.Require().Equal(1, n)
+	s.Empty(in.(workflows.ReconcileInput).Keep)
+	s.Equal(string(fleet.ServerReady), after.Servers[0].State)
+	s.Zero(after.Servers[0].Used)
+	for _, c := range after.Containers {
+		if c.Server == "s1" {
+			s.Equal(string(fleet.Failed), c.State, "only the record of what failed is left on s1: %+v", c)
+			s.Zero(c.Port, "its lease is released")
+		}
+	}
+	s.Contains(eventMessages(after.Events),
+		"server s1 is back: its node stopped 4 stale container(s) [m1-c1 m1-c2 m1-c3 m1-c4]; 4 lease(s) released, the server takes containers again")
+	s.requireUniquePorts(after)
+}
+
+func (s *ManagerSuite) TestNodeUpReconcilesKeepingWhatTheManagerKeeps() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.signal(5*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}})
+	s.snapshot(10*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err)
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(st))
+	in, n := s.fake.input(workflows.ActivityReconcile, "s1")
+	s.Require().Equal(1, n)
+	s.Equal(workflows.ReconcileInput{Manager: tfManager, Server: "s1", Keep: []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, Seq: 4}, in)
+}
+
+func serverIDs(ss []fleet.Server) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.ID)
+	}
+	return out
+}
+
+func onS2(c workflows.ContainerStatus) workflows.ContainerStatus {
+	c.Server = "s2"
+	return c
+}
