@@ -21,8 +21,8 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
-	"github.com/msm-project/msm/workflows"
 	msmworker "github.com/msm-project/msm/worker"
+	"github.com/msm-project/msm/workflows"
 )
 
 // ManagerSuite runs the Manager entity workflow with its Provision children
