@@ -85,6 +85,12 @@ type cluster struct {
 	// reportEvery is spec.reportEvery.
 	reportEvery string
 	procs       map[string]*exec.Cmd
+	// frontend is the dev server's address as the hosts dial it.
+	frontend string
+	// net is the Docker network of spec.hosts, else nil.
+	net *dockerNet
+	// ranges are the servers' port ranges, by server name.
+	ranges map[string][2]int
 }
 
 // spec shapes the catalog of a test.
@@ -104,6 +110,11 @@ type spec struct {
 	// reportEvery is the nodes' usage report period; "" sends none, so the
 	// Manager's history holds only what a test causes.
 	reportEvery string
+	// hosts runs each server as a separate host: a container of the msm
+	// image on a private Docker network, with its own address (hosts_test.go).
+	hosts bool
+	// liveness is the catalog's manager.liveness ("" for the default).
+	liveness string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -111,12 +122,23 @@ func newCluster(t *testing.T, s spec) *cluster {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	c := &cluster{t: t, dir: dir, manager: fmt.Sprintf("e2e%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}, ranges: map[string][2]int{}}
+	if s.hosts {
+		c.net = newDockerNet(t, c.manager)
+	}
 	srv, err := devserver.Start(ctx, devserver.Options{
 		Binary: bins.temporal, SearchAttributes: workflows.SearchAttributeTypes,
 		Output: logFile(t, dir, "temporal.log"),
 	})
 	require.NoError(t, err)
-	c := &cluster{t: t, dir: dir, srv: srv, manager: fmt.Sprintf("e2e%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}}
+	c.srv = srv
+	c.frontend = srv.Address()
+	if s.hosts {
+		// The hosts reach the dev server on their network's gateway, through
+		// a proxy: the dev server itself only answers on loopback when
+		// bound to one address.
+		c.frontend = proxy(t, c.net.gateway, srv.Address())
+	}
 	c.client, err = client.Dial(client.Options{HostPort: srv.Address(), Logger: quiet{}})
 	require.NoError(t, err)
 	c.reportEvery = s.reportEvery
@@ -137,15 +159,28 @@ func (c *cluster) catalogYAML(s spec) string {
 	}
 	base := c.base
 	var b strings.Builder
-	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  consolidate: %t\n  servers:\n", s.warmPool, s.consolidate)
+	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  consolidate: %t\n", s.warmPool, s.consolidate)
+	if s.liveness != "" {
+		fmt.Fprintf(&b, "  liveness: %s\n", s.liveness)
+	}
+	b.WriteString("  servers:\n")
 	for i := 1; i <= s.servers; i++ {
 		first := base + (i-1)*20
-		fmt.Fprintf(&b, "    - {name: s%d, address: 127.0.0.1, slots: %d, ports: %d-%d}\n", i, s.slots, first, first+19)
+		address := "127.0.0.1"
+		if c.net != nil {
+			address = c.net.ip(i)
+		}
+		c.ranges[fmt.Sprintf("s%d", i)] = [2]int{first, first + 19}
+		fmt.Fprintf(&b, "    - {name: s%d, address: %s, slots: %d, ports: %d-%d}\n", i, address, s.slots, first, first+19)
 	}
 	b.WriteString("services:\n")
 	for _, name := range s.order {
 		command := bins.demo
 		args := fmt.Sprintf(`["--port={{.Port}}", "--name={{.Service}}", "--startup-delay=%s"]`, s.startupDelay)
+		if c.net != nil { // the image's demo, answering on the host's address
+			command = "/demo"
+			args = `["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]`
+		}
 		if contains(s.broken, name) {
 			command, args = "/bin/sh", `["-c", "echo boom >&2; exit 3"]`
 		}
@@ -262,6 +297,7 @@ func count(st workflows.Status, state string) int {
 type proc struct {
 	pid       int
 	container string
+	server    string
 	agent     bool // the `msm agent` itself, else its MicroService
 }
 
@@ -286,10 +322,13 @@ func managerProcs(manager string) []proc {
 		if !contains(vars, "MSM_MANAGER="+manager) {
 			continue
 		}
-		container := ""
+		container, server := "", ""
 		for _, v := range vars {
 			if s, ok := strings.CutPrefix(v, "MSM_CONTAINER="); ok {
 				container = s
+			}
+			if s, ok := strings.CutPrefix(v, "MSM_SERVER="); ok {
+				server = s
 			}
 		}
 		if container == "" {
@@ -301,7 +340,7 @@ func managerProcs(manager string) []proc {
 		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
 			continue // exited, not yet reaped
 		}
-		out = append(out, proc{pid: pid, container: container, agent: len(args) > 1 && args[1] == "agent"})
+		out = append(out, proc{pid: pid, container: container, server: server, agent: len(args) > 1 && args[1] == "agent"})
 	}
 	return out
 }

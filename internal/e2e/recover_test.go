@@ -21,7 +21,14 @@ import (
 // TestKilledMicroServiceIsRecovered: kill -9 of a MicroService process →
 // its agent reports it, the Manager places a replacement and destroys the
 // failed container: back at desired replicas, nothing left behind.
-func TestKilledMicroServiceIsRecovered(t *testing.T) {
+func TestKilledMicroServiceIsRecovered(t *testing.T) { testKilledIsRecovered(t, false) }
+
+// TestKilledContainerAgentIsRecovered: kill -9 of a container's agent
+// (its MicroService left running without it) is seen by the node, which
+// reports it; the container is replaced and what is left of it destroyed.
+func TestKilledContainerAgentIsRecovered(t *testing.T) { testKilledIsRecovered(t, true) }
+
+func testKilledIsRecovered(t *testing.T, agent bool) {
 	c := newCluster(t, spec{servers: 1, slots: 6, services: map[string]int{"web": 2}, order: []string{"web"}})
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	c.start("worker", "worker", "--catalog", c.catalog)
@@ -29,11 +36,11 @@ func TestKilledMicroServiceIsRecovered(t *testing.T) {
 	victim := before.Containers[0]
 	var pid int
 	for _, p := range c.hostProcs() {
-		if p.container == victim.ID && !p.agent {
+		if p.container == victim.ID && p.agent == agent {
 			pid = p.pid
 		}
 	}
-	require.NotZero(t, pid, "the MicroService process of %s", victim.ID)
+	require.NotZero(t, pid, "the process to kill of %s (agent: %v)", victim.ID, agent)
 	began := time.Now()
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	st := c.waitFor("web back at 2, the failed container gone", 60*time.Second, func(st workflows.Status) bool {
@@ -60,7 +67,7 @@ func TestKilledMicroServiceIsRecovered(t *testing.T) {
 		assert.NotEqual(t, victim.ID, p.container, "the failed container's processes are gone")
 	}
 	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
-	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" && !agent {
 		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-recover.json")
 		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager)})

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// onServer counts the live (not failed) containers of a service on server.
+func onServer(st workflows.Status, server, service string) int {
+	n := 0
+	for _, ct := range st.Containers {
+		if ct.Server == server && ct.Service == service && ct.State != "failed" {
+			n++
+		}
+	}
+	return n
+}
+
+func serverState(st workflows.Status, server string) string {
+	for _, s := range st.Servers {
+		if s.ID == server {
+			return s.State
+		}
+	}
+	return ""
+}
+
+func eventsOf(st workflows.Status) string {
+	var b strings.Builder
+	for _, e := range st.Events {
+		b.WriteString(e.Message + "\n")
+	}
+	return b.String()
+}
+
+// assertServing checks every loaded container answers on its host's
+// address as the service the inventory says.
+func (c *cluster) assertServing(st workflows.Status) {
+	c.t.Helper()
+	for _, ct := range st.Containers {
+		if ct.State != "loaded" {
+			continue
+		}
+		addr := ""
+		for _, s := range st.Servers {
+			if s.ID == ct.Server {
+				addr = s.Address
+			}
+		}
+		code, body, err := get(fmt.Sprintf("http://%s:%d/", addr, ct.Port))
+		require.NoError(c.t, err, "%s (%s) on %s:%d", ct.ID, ct.Service, addr, ct.Port)
+		assert.Equal(c.t, 200, code)
+		assert.Contains(c.t, string(body), `"service":"`+ct.Service+`"`)
+	}
+}
+
+// threeHosts brings up s1..s3 as separate hosts with web ×3 and api ×2
+// spread over them, and returns the converged status.
+func threeHosts(t *testing.T, liveness string) *cluster {
+	c := newCluster(t, spec{hosts: true, servers: 3, slots: 4, liveness: liveness,
+		services: map[string]int{"web": 3, "api": 2}, order: []string{"web", "api"}})
+	for _, s := range []string{"s1", "s2", "s3"} {
+		c.startHost(s)
+	}
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("web ×3 and api ×2 healthy", 90*time.Second, converged(0))
+	return c
+}
+
+// TestServerLossIsRecoveredOnTheOthers: one of three separate hosts is
+// killed with all its processes; with the default liveness window (5s) its
+// instances come back on the other two.
+func TestServerLossIsRecoveredOnTheOthers(t *testing.T) {
+	c := threeHosts(t, "")
+	before := c.requireInvariants(30 * time.Second)
+	c.assertServing(before)
+	lost := 0
+	for _, ct := range before.Containers {
+		if ct.Server == "s2" {
+			lost++
+		}
+	}
+	require.Positive(t, lost, "spread placement puts instances on s2")
+
+	began := time.Now()
+	c.killHost("s2")
+	st := c.waitFor("s2 lost and every service back at desired on s1 and s3", 60*time.Second, func(st workflows.Status) bool {
+		return serverState(st, "s2") == "lost" && converged(0)(st) &&
+			onServer(st, "s1", "web")+onServer(st, "s3", "web") == 3 && onServer(st, "s1", "api")+onServer(st, "s3", "api") == 2
+	})
+	figure(t, "server loss → back at desired (liveness window 5s)", time.Since(began))
+	assert.Contains(t, eventsOf(st), "server s2 lost: its node agent was unheard for 5s")
+	for _, ct := range st.Containers {
+		if ct.Server == "s2" {
+			assert.Equal(t, "failed", ct.State, "%s: nothing on s2 counts", ct.ID)
+		}
+	}
+	c.assertServing(st)
+	st = c.requireInvariants(30 * time.Second)
+	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
+}
+
+// TestPartitionIsRecoveredAndFencedWhenHealed: one host is cut off the
+// network for longer than the window (2s here): its instances are recovered
+// on the others while it is away, its stale containers still running
+// behind the partition; once healed, they are fenced and the invariants hold.
+func TestPartitionIsRecoveredAndFencedWhenHealed(t *testing.T) {
+	c := threeHosts(t, "2s")
+	before := c.requireInvariants(30 * time.Second)
+	var stale []string
+	for _, ct := range before.Containers {
+		if ct.Server == "s2" {
+			stale = append(stale, ct.ID)
+		}
+	}
+	require.NotEmpty(t, stale)
+
+	began := time.Now()
+	c.partition("s2")
+	st := c.waitFor("s2 lost and every service back at desired on s1 and s3", 60*time.Second, func(st workflows.Status) bool {
+		return serverState(st, "s2") == "lost" && converged(0)(st) &&
+			onServer(st, "s1", "web")+onServer(st, "s3", "web") == 3 && onServer(st, "s1", "api")+onServer(st, "s3", "api") == 2
+	})
+	figure(t, "partition → back at desired (liveness window 2s)", time.Since(began))
+	c.assertServing(st)
+	// Behind the partition the stale containers still run: only the fence
+	// may end them, and the invariants cannot hold yet.
+	running := map[string]bool{}
+	for _, p := range c.hostProcs() {
+		if p.server == "s2" {
+			running[p.container] = true
+		}
+	}
+	for _, id := range stale {
+		assert.True(t, running[id], "%s still runs behind the partition", id)
+	}
+	assert.NotEmpty(t, c.invariants(st), "stale containers on s2 break the invariants until fenced")
+
+	time.Sleep(3 * time.Second) // longer than the window, well past detection
+	healed := time.Now()
+	c.heal("s2")
+	st = c.waitFor("s2 back and fenced", 90*time.Second, func(st workflows.Status) bool {
+		return serverState(st, "s2") == "ready" && strings.Contains(eventsOf(st), "server s2 is back")
+	})
+	figure(t, "heal → stale containers fenced", time.Since(healed))
+	assert.Contains(t, eventsOf(st), fmt.Sprintf("server s2 is back: its node stopped %d stale container(s)", len(stale)))
+	st = c.requireInvariants(30 * time.Second)
+	for _, p := range c.hostProcs() {
+		assert.NotContains(t, stale, p.container, "stale container %s was fenced", p.container)
+	}
+	c.assertServing(st)
+}
