@@ -31,7 +31,9 @@ dev: build bin/temporal ## run Temporal (Web UI :8233), the Manager, local nodes
 	bin/msm dev --catalog examples/catalog.yaml
 
 test: build bin/temporal ## run every test with -race (unit, workflow, replay, end-to-end)
-	MSM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
+	@mkdir -p .msm && rm -f .msm/figures.txt
+	MSM_BIN=$(BIN) MSM_FIGURES=$(CURDIR)/.msm/figures.txt $(GO) test -race -count=1 -timeout 20m ./...
+	@echo; echo "Recovery times measured by the fault tests:"; cat .msm/figures.txt
 
 check: bin/staticcheck bin/workflowcheck ## gofmt, go vet, staticcheck, workflowcheck, go mod tidy leaves no diff
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

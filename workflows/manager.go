@@ -424,7 +424,8 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 }
 
 // failed counts a failed attempt of a service and holds the service back for
-// an exponentially growing while (1 s, 2 s, 4 s … 5 min). Containers of one
+// an exponentially growing while (none after the first failure, then 1 s,
+// 2 s, 4 s … 5 min). Containers of one
 // operation that fail together are one attempt: otherwise the first wait of a
 // service of n replicas would be 2^(n-1) s.
 func (m *manager) failed(ctx workflow.Context, service, op, why string) {
@@ -435,12 +436,28 @@ func (m *manager) failed(ctx workflow.Context, service, op, why string) {
 	}
 	m.failedOp[service] = op
 	b.Failures++
-	b.RetryAt = workflow.Now(ctx).Add(backoffDelay(b.Failures))
+	first := time.Second // runs begun before the first retry was immediate
+	if workflow.GetVersion(ctx, immediateRetryChange, workflow.DefaultVersion, 1) == 1 {
+		first = 0
+	}
+	b.RetryAt = workflow.Now(ctx).Add(backoffDelay(b.Failures, first))
 }
 
-func backoffDelay(failures int) time.Duration {
+// immediateRetryChange gates the immediate replacement of a first failure.
+const immediateRetryChange = "immediate-first-retry"
+
+// backoffDelay is the wait before the next attempt after failures failed
+// ones: none after the first (a one-off crash is replaced at once), then
+// 1 s, 2 s, 4 s … up to maxBackoff. first is the wait after the first.
+func backoffDelay(failures int, first time.Duration) time.Duration {
+	if failures <= 1 {
+		return first
+	}
 	d := time.Second
-	for i := 1; i < failures && d < maxBackoff; i++ {
+	for i := 2; i < failures && d < maxBackoff; i++ {
+		d *= 2
+	}
+	if first > 0 { // the old sequence: 1 s, 2 s, 4 s …
 		d *= 2
 	}
 	return min(d, maxBackoff)

@@ -575,9 +575,16 @@ func (s *ManagerSuite) startedAt(start time.Time) []time.Duration {
 // and starts a new warm-pool container id on port: a replacement takes a
 // waiting container first.
 func tmUseWarm(service, id string, port int) fleet.Plan {
+	return tmUseWarmOf("c4", 20003, service, id, port)
+}
+
+// tmUseWarmOf is tmUseWarm for another waiting container, warm on s1's
+// warmPort.
+func tmUseWarmOf(warm string, warmPort int, service, id string, port int) fleet.Plan {
+	warm = tfManager + "-" + warm
 	return fleet.Plan{
 		Starts: []fleet.Container{tfStart(id, "s1", port, "")},
-		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: service, PID: tfAgentPID("m1-c4")}},
+		Loads:  []fleet.Container{{ID: warm, Server: "s1", Port: warmPort, State: fleet.Loaded, Service: service, PID: tfAgentPID(warm)}},
 	}
 }
 
@@ -593,8 +600,14 @@ const (
 	tmAPIFailEvt = "container m1-c3 on s1 " + tmAPIFailed
 )
 
+// tmAPIFailEvt2 is the failure of api's first replacement, on the waiting
+// m1-c4.
+const tmAPIFailEvt2 = "container m1-c4 on s1 " + tmAPIFailed
+
 func (s *ManagerSuite) TestFailedContainerIsReplacedAfterBackOff() {
-	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	// api's load fails on m1-c3 and again on its replacement m1-c4: the
+	// first failure is replaced at once, the second after a back-off.
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit), "m1-c4": tmLoadFailed(tmAPIExit)}
 	var failed, replaced workflows.Status
 	var err1, err2 error
 	var within []tmChild
@@ -608,39 +621,45 @@ func (s *ManagerSuite) TestFailedContainerIsReplacedAfterBackOff() {
 	s.Require().NoError(err1)
 	s.Require().NoError(err2)
 
-	failedAt := s.eventAt(failed, tmAPIFailEvt)
+	firstAt := s.eventAt(failed, tmAPIFailEvt)
+	s.Equal(time.Second, firstAt.Sub(start))
+	failedAt := s.eventAt(failed, tmAPIFailEvt2)
 	s.Equal(time.Second, failedAt.Sub(start))
 	api := s.tmService(failed, "api")
 	s.Require().NotNil(api.RetryAt, "api is in back-off")
-	s.Equal(time.Second, api.RetryAt.Sub(failedAt), "the first back-off is 1s")
+	s.Equal(time.Second, api.RetryAt.Sub(failedAt), "the back-off after the second failure is 1s")
 	want := tmProvisioned(fleet.Waiting)
-	want.Servers[0].Used = 3 // m1-c3 was stopped: its slot is free
+	want.Servers[0].Used = 3 // m1-c3 and m1-c4 were stopped: their slots are free
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c2", "web", 20001, fleet.Loaded, true),
-		tmContainer("c4", "", 20003, fleet.Waiting, false),
+		tmContainer("c5", "", 20002, fleet.Waiting, false),
 		tmGone("c3", "api", tmAPIFailed),
+		tmGone("c4", "api", tmAPIFailed),
 	}
 	want.Services = []workflows.ServiceStatus{
 		{Name: "web", Desired: 2, Ready: 2},
-		{Name: "api", Desired: 1, Ready: 0, Failures: 1, LastError: tmAPIExit, RetryAt: api.RetryAt},
+		{Name: "api", Desired: 1, Ready: 0, Failures: 2, LastError: tmAPIExit, RetryAt: api.RetryAt},
 	}
 	s.Equal(want, withoutEvents(failed))
-	s.Equal([]string{"m1-c3"}, s.fake.keys(workflows.ActivityStopContainer))
+	s.Equal([]string{"m1-c3", "m1-c4"}, s.fake.keys(workflows.ActivityStopContainer))
 
-	s.Len(within, 1, "no new Provision within the back-off")
+	s.Require().Len(within, 2, "no new Provision within the back-off")
+	s.Equal(time.Duration(0), within[1].At.Sub(firstAt), "the first failure is replaced at once")
+	s.Equal(tmUseWarm("api", "c5", 20002), within[1].Input.Plan, "the new pool container gets the lease m1-c3 released")
 	ps := s.provisions()
-	s.Require().Len(ps, 2)
-	s.Equal(time.Duration(0), ps[1].At.Sub(*api.RetryAt), "replaced as soon as the back-off ended")
-	s.Equal(tmUseWarm("api", "c5", 20002), ps[1].Input.Plan, "the new pool container gets the lease m1-c3 released")
+	s.Require().Len(ps, 3)
+	s.Equal(time.Duration(0), ps[2].At.Sub(*api.RetryAt), "replaced as soon as the back-off ended")
+	s.Equal(tmUseWarmOf("c5", 20002, "api", "c6", 20003), ps[2].Input.Plan, "the new pool container gets the lease m1-c4 released")
 
 	want.Servers[0].Used = 4
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c2", "web", 20001, fleet.Loaded, true),
-		tmContainer("c4", "api", 20003, fleet.Loaded, true),
-		tmContainer("c5", "", 20002, fleet.Waiting, false),
+		tmContainer("c5", "api", 20002, fleet.Loaded, true),
+		tmContainer("c6", "", 20003, fleet.Waiting, false),
 		tmGone("c3", "api", tmAPIFailed),
+		tmGone("c4", "api", tmAPIFailed),
 	}
 	want.Services = []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}
 	s.Equal(want, withoutEvents(replaced), "a successful load ends the back-off")
@@ -653,16 +672,17 @@ func (s *ManagerSuite) TestBackOffGrowsWhileLoadsKeepFailing() {
 	var st workflows.Status
 	var err error
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
-	s.snapshot(9*time.Second, &st, &err) // after the 4th attempt, at 8s
+	s.snapshot(9*time.Second, &st, &err) // after the 5th attempt, at 8s
 	start := s.env.Now()
 	s.run(workflows.ManagerInput{Manager: tfManager}, 25*time.Minute)
 	s.requireCancelled()
 	s.Require().NoError(err)
 
 	// Both web containers of an attempt fail together: one failure each
-	// time, so 1s, 2s, 4s … between attempts, capped at 5 min.
+	// time, so no wait after the first, then 1s, 2s, 4s … between
+	// attempts, capped at 5 min.
 	s.Equal([]time.Duration{
-		1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
+		1 * time.Second, 1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
 		64 * time.Second, 128 * time.Second, 256 * time.Second, 512 * time.Second,
 		812 * time.Second, 1112 * time.Second, 1412 * time.Second,
 	}, s.startedAt(start))
@@ -678,7 +698,7 @@ func (s *ManagerSuite) TestBackOffGrowsWhileLoadsKeepFailing() {
 	}
 
 	web := s.tmService(st, "web")
-	s.Equal(4, web.Failures)
+	s.Equal(5, web.Failures)
 	s.Equal(webExit, web.LastError)
 	s.Require().NotNil(web.RetryAt)
 	s.Equal(16*time.Second, web.RetryAt.Sub(start))
@@ -686,7 +706,9 @@ func (s *ManagerSuite) TestBackOffGrowsWhileLoadsKeepFailing() {
 }
 
 func (s *ManagerSuite) TestCatalogSignalClearsBackOff() {
-	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	// api fails twice at 1s (m1-c3, then its immediate replacement m1-c4):
+	// the second failure holds it back until 2s.
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit), "m1-c4": tmLoadFailed(tmAPIExit)}
 	var held, cleared workflows.Status
 	var err1, err2 error
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
@@ -701,20 +723,25 @@ func (s *ManagerSuite) TestCatalogSignalClearsBackOff() {
 	s.Require().NoError(err2)
 
 	api := s.tmService(held, "api")
-	s.Equal(1, api.Failures)
+	s.Equal(2, api.Failures)
 	s.Require().NotNil(api.RetryAt)
 	s.Equal(2*time.Second, api.RetryAt.Sub(start))
 
-	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond}, s.startedAt(start), "retried at the catalog, not at 2s")
+	s.Equal([]time.Duration{time.Second, time.Second, 1500 * time.Millisecond}, s.startedAt(start),
+		"the first failure retried at once, the second at the catalog, not at 2s")
 	s.Equal(tmUseWarm("api", "c5", 20002), s.provisions()[1].Input.Plan)
+	s.Equal(tmUseWarmOf("c5", 20002, "api", "c6", 20003), s.provisions()[2].Input.Plan)
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(cleared, "api"))
 }
 
 func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
 	// Both web containers fail: with one loaded, web would not be held.
+	// Web and api fail at 1s, and again in their immediate replacement
+	// (web on m1-c4 and m1-c5, api on m1-c6): both are held until 2s.
 	const webExit = "web exited with status 2"
 	s.fake.loadErr = map[string]error{
 		"m1-c1": tmLoadFailed(webExit), "m1-c2": tmLoadFailed(webExit), "m1-c3": tmLoadFailed(tmAPIExit),
+		"m1-c4": tmLoadFailed(webExit), "m1-c5": tmLoadFailed(webExit), "m1-c6": tmLoadFailed(tmAPIExit),
 	}
 	var u tmUpdate
 	var held, after workflows.Status
@@ -731,7 +758,7 @@ func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
 
 	for _, name := range []string{"web", "api"} {
 		ss := s.tmService(held, name)
-		s.Equal(1, ss.Failures, name)
+		s.Equal(2, ss.Failures, name)
 		s.Require().NotNil(ss.RetryAt, name)
 		s.Equal(2*time.Second, ss.RetryAt.Sub(start), name)
 	}
@@ -740,25 +767,33 @@ func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
 	s.Require().NoError(u.err)
 	s.Equal("provisioning every service up to its initial replicas and the warm pool; back-off lifted for [api]", u.result.Message)
 
-	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond, 2 * time.Second}, s.startedAt(start),
-		"api at once, web when its back-off ends")
+	s.Equal([]time.Duration{time.Second, time.Second, 1500 * time.Millisecond, 2 * time.Second}, s.startedAt(start),
+		"both retried at once after their first failure; after the second, api at the update, web when its back-off ends")
 	ps := s.provisions()
-	s.Equal(tmUseWarm("api", "c5", 20000), ps[1].Input.Plan)
+	s.Require().Len(ps, 4)
 	s.Equal(fleet.Plan{
-		Starts: []fleet.Container{tfStart("c6", "s1", 20001, "web"), tfStart("c7", "s1", 20002, "")},
-		Loads:  []fleet.Container{{ID: "m1-c5", Server: "s1", Port: 20000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")}},
-	}, ps[2].Input.Plan)
+		Starts: []fleet.Container{tfStart("c5", "s1", 20000, "web"), tfStart("c6", "s1", 20001, "api"), tfStart("c7", "s1", 20002, "")},
+		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
+	}, ps[1].Input.Plan)
+	s.Equal(tmUseWarmOf("c7", 20002, "api", "c8", 20000), ps[2].Input.Plan)
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c9", "s1", 20001, "web"), tfStart("c10", "s1", 20003, "")},
+		Loads:  []fleet.Container{{ID: "m1-c8", Server: "s1", Port: 20000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c8")}},
+	}, ps[3].Input.Plan)
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(after, "api"))
 	web := s.tmService(after, "web")
-	s.Equal(1, web.Failures, "web's back-off is untouched")
+	s.Equal(2, web.Failures, "web's back-off is untouched")
 	s.Require().NotNil(web.RetryAt)
 	s.Equal(2*time.Second, web.RetryAt.Sub(start))
 }
 
 func (s *ManagerSuite) TestProvisionUpdateWithoutServicesSkipsEveryBackOff() {
+	// Web and api fail at 1s, and again in their immediate replacement:
+	// both are held until 2s.
 	const webExit = "web exited with status 2"
 	s.fake.loadErr = map[string]error{
 		"m1-c1": tmLoadFailed(webExit), "m1-c2": tmLoadFailed(webExit), "m1-c3": tmLoadFailed(tmAPIExit),
+		"m1-c4": tmLoadFailed(webExit), "m1-c5": tmLoadFailed(webExit), "m1-c6": tmLoadFailed(tmAPIExit),
 	}
 	var held workflows.Status
 	var errHeld error
@@ -776,16 +811,26 @@ func (s *ManagerSuite) TestProvisionUpdateWithoutServicesSkipsEveryBackOff() {
 
 	s.Require().NoError(errHeld)
 	for _, name := range []string{"web", "api"} {
-		s.Equal(1, s.tmService(held, name).Failures, name)
+		ss := s.tmService(held, name)
+		s.Equal(2, ss.Failures, name)
+		s.Require().NotNil(ss.RetryAt, name)
+		s.Equal(2*time.Second, ss.RetryAt.Sub(start), name)
 	}
 	s.Require().True(u.done)
 	s.Require().NoError(u.err)
 	s.Equal("provisioning every service up to its initial replicas and the warm pool; back-off lifted for every service", u.result.Message)
-	s.Equal([]time.Duration{time.Second, 1500 * time.Millisecond}, s.startedAt(start))
+	s.Equal([]time.Duration{time.Second, time.Second, 1500 * time.Millisecond}, s.startedAt(start),
+		"retried at once after the first failure, at the update after the second")
+	ps := s.provisions()
+	s.Require().Len(ps, 3)
 	s.Equal(fleet.Plan{
 		Starts: []fleet.Container{tfStart("c5", "s1", 20000, "web"), tfStart("c6", "s1", 20001, "api"), tfStart("c7", "s1", 20002, "")},
 		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
-	}, s.provisions()[1].Input.Plan)
+	}, ps[1].Input.Plan)
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c8", "s1", 20000, "web"), tfStart("c9", "s1", 20001, "api"), tfStart("c10", "s1", 20003, "")},
+		Loads:  []fleet.Container{{ID: "m1-c7", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c7")}},
+	}, ps[2].Input.Plan)
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, after.Services)
 }
 
@@ -825,7 +870,7 @@ func (s *ManagerSuite) TestUndestroyedFailureKeepsItsLease() {
 	ps := s.provisions()
 	s.Require().Len(ps, 2)
 	s.Equal(tmUseWarm("api", "c5", 20004), ps[1].Input.Plan)
-	s.Equal(time.Second, ps[1].At.Sub(s.eventAt(st, tmAPIFailEvt)), "replaced after the back-off all the same")
+	s.Equal(time.Duration(0), ps[1].At.Sub(s.eventAt(st, tmAPIFailEvt)), "replaced at once all the same: a first failure has no back-off")
 }
 
 func (s *ManagerSuite) TestPortInUseOnLoadBlocksThePortWithoutBackOff() {
@@ -858,7 +903,10 @@ func (s *ManagerSuite) TestPortInUseOnLoadBlocksThePortWithoutBackOff() {
 }
 
 func (s *ManagerSuite) TestWarmContainerThatNeverAnswersIsReplacedAfterBackOff() {
-	s.fake.readyErr = map[string]error{"m1-c4": temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)}
+	// m1-c4 never answers, nor does m1-c5, its immediate replacement: the
+	// pool's second failure holds it back.
+	never := temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil)
+	s.fake.readyErr = map[string]error{"m1-c4": never, "m1-c5": never}
 	var held, after workflows.Status
 	var err1, err2 error
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
@@ -867,7 +915,7 @@ func (s *ManagerSuite) TestWarmContainerThatNeverAnswersIsReplacedAfterBackOff()
 	// The pool's back-off is not in status: continue as new to see it.
 	s.at(11*time.Second, func() {
 		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
-		s.env.SignalWorkflow(workflows.SignalRegister, workflows.RegisterSignal{Container: "m1-c5", Server: "s1", PID: tfAgentPID("m1-c5")})
+		s.env.SignalWorkflow(workflows.SignalRegister, workflows.RegisterSignal{Container: "m1-c6", Server: "s1", PID: tfAgentPID("m1-c6")})
 	})
 	s.run(workflows.ManagerInput{Manager: tfManager, HistoryLimit: 100}, time.Minute)
 	s.Require().NoError(err1)
@@ -878,36 +926,44 @@ func (s *ManagerSuite) TestWarmContainerThatNeverAnswersIsReplacedAfterBackOff()
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Empty(next.Backoffs, "a Ready that answered ends the pool's back-off")
 
-	why := "failed to come up: container m1-c4 did not come up on s1 within 30s: its `msm agent` process never polled " +
-		"msm-container-m1-c4; see the node agent's log"
+	why := func(id string) string {
+		return "failed to come up: container " + id + " did not come up on s1 within 30s: its `msm agent` process never polled " +
+			"msm-container-" + id + "; see the node agent's log"
+	}
 	want := tmProvisioned(fleet.Waiting)
 	want.Servers[0].Used = 3
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c2", "web", 20001, fleet.Loaded, true),
 		tmContainer("c3", "api", 20002, fleet.Loaded, true),
-		tmGone("c4", "", why),
+		tmGone("c4", "", why("m1-c4")),
+		tmGone("c5", "", why("m1-c5")),
 	}
 	s.Equal(want, withoutEvents(held), "the warm pool waits out its back-off")
 
 	ps := s.provisions()
-	s.Require().Len(ps, 2)
-	s.Equal(time.Second, ps[1].At.Sub(s.eventAt(held, "container m1-c4 on s1 "+why)))
+	s.Require().Len(ps, 3)
+	s.Equal(time.Duration(0), ps[1].At.Sub(s.eventAt(held, "container m1-c4 on s1 "+why("m1-c4"))), "the first failure is replaced at once")
 	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20003, "")}}, ps[1].Input.Plan)
+	s.Equal(time.Second, ps[2].At.Sub(s.eventAt(held, "container m1-c5 on s1 "+why("m1-c5"))))
+	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s1", 20003, "")}}, ps[2].Input.Plan)
 	want.Servers[0].Used = 4
 	want.Containers = []workflows.ContainerStatus{
 		tmContainer("c1", "web", 20000, fleet.Loaded, true),
 		tmContainer("c2", "web", 20001, fleet.Loaded, true),
 		tmContainer("c3", "api", 20002, fleet.Loaded, true),
-		tmContainer("c5", "", 20003, fleet.Waiting, false),
-		tmGone("c4", "", why),
+		tmContainer("c6", "", 20003, fleet.Waiting, false),
+		tmGone("c4", "", why("m1-c4")),
+		tmGone("c5", "", why("m1-c5")),
 	}
 	s.Equal(want, withoutEvents(after))
-	s.Len(s.provisions(), 2)
+	s.Len(s.provisions(), 3)
 }
 
 func (s *ManagerSuite) TestBackOffIsCarriedAcrossContinueAsNew() {
-	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
+	// api fails twice at 1s (m1-c3, then its immediate replacement m1-c4):
+	// the second failure holds it back until 2s.
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit), "m1-c4": tmLoadFailed(tmAPIExit)}
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
 	s.at(1500*time.Millisecond, func() {
 		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
@@ -925,9 +981,12 @@ func (s *ManagerSuite) TestBackOffIsCarriedAcrossContinueAsNew() {
 	b := next.Backoffs[0]
 	s.Equal(2*time.Second, b.RetryAt.Sub(start))
 	b.RetryAt = time.Time{}
-	s.Equal(workflows.Backoff{Service: "api", Failures: 1, LastError: tmAPIExit}, b)
-	s.Equal([]fleet.Container{{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Failed, Service: "api",
-		PID: tfAgentPID("m1-c3"), Error: tmAPIFailed}}, next.Inventory.Failed)
+	s.Equal(workflows.Backoff{Service: "api", Failures: 2, LastError: tmAPIExit}, b)
+	s.Equal([]fleet.Container{
+		{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Failed, Service: "api", PID: tfAgentPID("m1-c3"), Error: tmAPIFailed},
+		{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Failed, Service: "api", PID: tfAgentPID("m1-c4"), Error: tmAPIFailed},
+	}, next.Inventory.Failed)
+	s.Equal(2, next.Ops, "the immediate retry was the second Provision")
 
 	// The next run honours the back-off it was given.
 	retryAt := next.Backoffs[0].RetryAt
@@ -941,9 +1000,10 @@ func (s *ManagerSuite) TestBackOffIsCarriedAcrossContinueAsNew() {
 	s.Require().NoError(err)
 	ps := s.provisions()
 	s.Require().Len(ps, 1)
-	s.Equal("msm/m1/provision/2", ps[0].ID)
+	s.Equal("msm/m1/provision/3", ps[0].ID)
 	s.Equal(time.Duration(0), ps[0].At.Sub(retryAt), "not before the back-off ends, nor later")
-	s.Equal(tmUseWarm("api", "c5", 20002), ps[0].Input.Plan)
+	s.Equal(tmUseWarmOf("c5", 20002, "api", "c6", 20003), ps[0].Input.Plan)
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(st, "api"))
-	s.Contains(st.Containers, tmGone("c3", "api", tmAPIFailed), "the destroyed container is still shown")
+	s.Contains(st.Containers, tmGone("c3", "api", tmAPIFailed), "the destroyed containers are still shown")
+	s.Contains(st.Containers, tmGone("c4", "api", tmAPIFailed), "the destroyed containers are still shown")
 }

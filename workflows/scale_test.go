@@ -502,8 +502,8 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
 }
 
 func (s *ScaleSuite) TestOnlyAnExtensionRunsAsExtend() {
-	// api's first load fails: its replacement, after the back-off, places
-	// one service but extends nothing.
+	// api's first load fails: its replacement, at once (a first failure
+	// has no back-off), places one service but extends nothing.
 	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit)}
 	s.catalog(time.Second, tfCatalog())
 	u := s.extend(10*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})

@@ -1063,10 +1063,13 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 	s.Run("a replacement that fails keeps the old instances until its retry is healthy", func() {
 		s.SetupTest()
 		const webExit = "web exited with status 2"
-		s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit)}
+		// m1-c6 fails, and so does its immediate retry on m1-c8: web's
+		// second failure holds it back.
+		s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit), "m1-c8": tmLoadFailed(webExit)}
 		s.delay(workflows.ActivityLoadService, "m1-c5", time.Second)
 		s.delay(workflows.ActivityLoadService, "m1-c6", 2*time.Second)
 		s.delay(workflows.ActivityLoadService, "m1-c8", time.Second)
+		s.delay(workflows.ActivityLoadService, "m1-c9", time.Second)
 		for i, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
 			s.delay(workflows.ActivityStopContainer, id, time.Duration(i%2+1)*time.Second)
 		}
@@ -1079,42 +1082,56 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 		s.requireAccepted(d, "draining s1: "+shDrainPlan)
 		seq := s.requireNeverBelowDesired()
 
-		s.Equal([]string{"msm/m1/provision/1", "msm/m1/rearrange/s1/2", "msm/m1/shrink/api/3",
-			"msm/m1/rearrange/s1/4", "msm/m1/shrink/web/5"}, s.ids())
-		// m1-c6 failed at 7s: web has one healthy replacement, so its old
-		// instances stay; api's and the pool's are replaced and go.
-		c := s.requireShrink("msm/m1/shrink/api/3", []string{"api"}, fleet.ShrinkPlan{
-			Destroys: []fleet.Container{shDraining("c3", "s1", 20002, "api"), shDraining("c4", "s1", 20003, "")},
-		})
-		s.Equal(7*time.Second, c.At)
-		// The retry, once web's back-off is over and that Shrink is done,
-		// takes the waiting container on s2.
-		r := s.child("msm/m1/rearrange/s1/4")
+		s.Equal([]string{"msm/m1/provision/1", "msm/m1/rearrange/s1/2", "msm/m1/rearrange/s1/3",
+			"msm/m1/shrink/api/4", "msm/m1/rearrange/s1/5", "msm/m1/shrink/web/6"}, s.ids())
+		// m1-c6 failed at 7s: its first failure is retried at once, on the
+		// waiting container on s2, before anything is shrunk.
+		r := s.child("msm/m1/rearrange/s1/3")
 		s.Equal(workflows.WorkflowRearrange, r.Type)
 		s.Equal("rearrange", r.Operation)
 		s.Equal([]string{"web"}, r.Services)
-		s.Equal(10*time.Second, r.At)
+		s.Equal(7*time.Second, r.At)
 		s.Equal(fleet.Plan{
 			Starts: []fleet.Container{tfStart("c9", "s2", 21001, "")},
 			Loads:  []fleet.Container{{ID: "m1-c8", Server: "s2", Port: 21003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c8")}},
 		}, r.Place.Plan)
 		s.requireOnlyOn(r.Place.Plan, "s2")
-		c = s.requireShrink("msm/m1/shrink/web/5", []string{"web"}, fleet.ShrinkPlan{
+		// m1-c8 failed at 8s: web is held back and has one healthy
+		// replacement, so its old instances stay; api's and the pool's are
+		// replaced and go.
+		c := s.requireShrink("msm/m1/shrink/api/4", []string{"api"}, fleet.ShrinkPlan{
+			Destroys: []fleet.Container{shDraining("c3", "s1", 20002, "api"), shDraining("c4", "s1", 20003, "")},
+		})
+		s.Equal(8*time.Second, c.At)
+		// The second retry, once web's back-off (1s, to 9s) is over and that
+		// Shrink is done, takes the waiting container on s2.
+		r = s.child("msm/m1/rearrange/s1/5")
+		s.Equal(workflows.WorkflowRearrange, r.Type)
+		s.Equal("rearrange", r.Operation)
+		s.Equal([]string{"web"}, r.Services)
+		s.Equal(11*time.Second, r.At)
+		s.Equal(fleet.Plan{
+			Starts: []fleet.Container{tfStart("c10", "s2", 21003, "")},
+			Loads:  []fleet.Container{{ID: "m1-c9", Server: "s2", Port: 21001, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c9")}},
+		}, r.Place.Plan)
+		s.requireOnlyOn(r.Place.Plan, "s2")
+		c = s.requireShrink("msm/m1/shrink/web/6", []string{"web"}, fleet.ShrinkPlan{
 			Destroys: []fleet.Container{shDraining("c2", "s1", 20001, "web"), shDraining("c1", "s1", 20000, "web")},
 			Release:  []string{"s1"},
 		})
-		s.Equal(11*time.Second, c.At, "once m1-c8 was reported healthy")
-		s.Equal([]time.Duration{12 * time.Second}, s.began(workflows.ActivityStopContainer, "m1-c1"))
+		s.Equal(12*time.Second, c.At, "once m1-c9 was reported healthy")
+		s.Equal([]time.Duration{13 * time.Second}, s.began(workflows.ActivityStopContainer, "m1-c1"))
 
 		s.Equal([]string{
 			"s1:draining s2:ready c1:loaded+ c2:loaded+ c3:loaded+ c4:waiting c5:starting c6:starting c7:loaded+ c8:waiting",
 			"s1:draining s2:ready c1:loaded+ c2:loaded+ c3:loaded+ c4:waiting c5:loaded+ c6:starting c7:loaded+ c8:waiting",
-			"s1:draining s2:ready c1:loaded+ c2:loaded+ c3:draining+ c4:draining c5:loaded+ c7:loaded+ c8:waiting c6:failed",
-			"s1:draining s2:ready c1:loaded+ c2:loaded+ c4:draining c5:loaded+ c7:loaded+ c8:waiting c6:failed",
-			"s1:draining s2:ready c1:loaded+ c2:loaded+ c5:loaded+ c7:loaded+ c8:loaded c9:waiting c6:failed",
-			"s1:draining s2:ready c1:draining+ c2:draining+ c5:loaded+ c7:loaded+ c8:loaded+ c9:waiting c6:failed",
-			"s1:draining s2:ready c2:draining+ c5:loaded+ c7:loaded+ c8:loaded+ c9:waiting c6:failed",
-			"s2:ready c5:loaded+ c7:loaded+ c8:loaded+ c9:waiting c6:failed",
+			"s1:draining s2:ready c1:loaded+ c2:loaded+ c3:loaded+ c4:waiting c5:loaded+ c7:loaded+ c8:loaded c9:waiting c6:failed",
+			"s1:draining s2:ready c1:loaded+ c2:loaded+ c3:draining+ c4:draining c5:loaded+ c7:loaded+ c9:waiting c6:failed c8:failed",
+			"s1:draining s2:ready c1:loaded+ c2:loaded+ c4:draining c5:loaded+ c7:loaded+ c9:waiting c6:failed c8:failed",
+			"s1:draining s2:ready c1:loaded+ c2:loaded+ c5:loaded+ c7:loaded+ c9:loaded c10:waiting c6:failed c8:failed",
+			"s1:draining s2:ready c1:draining+ c2:draining+ c5:loaded+ c7:loaded+ c9:loaded+ c10:waiting c6:failed c8:failed",
+			"s1:draining s2:ready c2:draining+ c5:loaded+ c7:loaded+ c9:loaded+ c10:waiting c6:failed c8:failed",
+			"s2:ready c5:loaded+ c7:loaded+ c9:loaded+ c10:waiting c6:failed c8:failed",
 		}, seq)
 
 		st := s.status(after)
@@ -1124,9 +1141,10 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 			Containers: []workflows.ContainerStatus{
 				shOn("c5", "s2", 21000, "web", fleet.Loaded),
 				shOn("c7", "s2", 21002, "api", fleet.Loaded),
-				shOn("c8", "s2", 21003, "web", fleet.Loaded),
-				shOn("c9", "s2", 21001, "", fleet.Waiting),
+				shOn("c9", "s2", 21001, "web", fleet.Loaded),
+				shOn("c10", "s2", 21003, "", fleet.Waiting),
 				{ID: "m1-c6", Server: "s2", State: string(fleet.Failed), Service: "web", Error: "failed to load web: " + webExit},
+				{ID: "m1-c8", Server: "s2", State: string(fleet.Failed), Service: "web", Error: "failed to load web: " + webExit},
 			},
 			Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
 		}, scShape(st))
