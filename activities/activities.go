@@ -5,7 +5,9 @@ package activities
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
@@ -30,6 +32,7 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 	if err != nil {
 		return workflows.LaunchServerResult{}, err
 	}
+	defer heartbeat(ctx, launchBeat)()
 	s, err := p.Create(ctx, in.Key, providers.Spec{Owner: in.Manager, Name: in.Server.ID})
 	if err != nil {
 		if providers.IsNoCapacity(err) {
@@ -66,4 +69,30 @@ func (a *Activities) provider(kind string, s fleet.Server) (providers.Provider, 
 	return nil, temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("this worker has no provider for kind %q; run a worker built with it", kind),
 		workflows.ErrUnknownKind, nil)
+}
+
+// launchBeat is how often LaunchServer heartbeats while its provider works:
+// well inside the heartbeat timeout the Provision gives it, so only a
+// worker that died lets it time out (and be retried, by the same key).
+const launchBeat = 5 * time.Second
+
+// heartbeat records a heartbeat every period until the returned stop is
+// called.
+func heartbeat(ctx context.Context, period time.Duration) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }

@@ -4,6 +4,7 @@ package worker
 
 import (
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -12,8 +13,8 @@ import (
 )
 
 // New returns a worker for the manager task queue, not yet started.
-func New(c client.Client, acts *activities.Activities) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+func New(c client.Client, acts *activities.Activities, interceptors ...interceptor.WorkerInterceptor) worker.Worker {
+	w := worker.New(c, workflows.TaskQueue, worker.Options{Interceptors: interceptors})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
 	return w

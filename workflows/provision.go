@@ -17,6 +17,7 @@ import (
 // long a command waits for an agent that is not (yet) polling.
 const (
 	launchTimeout    = 5 * time.Minute
+	launchHeartbeat  = 20 * time.Second
 	nodeWaitTimeout  = time.Minute
 	startTimeout     = 30 * time.Second
 	agentWaitTimeout = 30 * time.Second
@@ -39,6 +40,9 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue:           TaskQueue,
 			StartToCloseTimeout: launchTimeout,
+			// A launch whose worker died is retried after this, not after
+			// launchTimeout: LaunchServer heartbeats while the provider works.
+			HeartbeatTimeout: launchHeartbeat,
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:        time.Second,
 				MaximumAttempts:        10,

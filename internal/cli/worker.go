@@ -11,6 +11,7 @@ import (
 	"github.com/msm-project/msm/activities"
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/catalog/pgcatalog"
+	"github.com/msm-project/msm/internal/faults"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/worker"
 )
@@ -57,14 +58,18 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.namespace); err != nil {
 		return err
 	}
-	w := worker.New(cl, &activities.Activities{})
+	crash, err := faults.FromEnv(e.getenv)
+	if err != nil {
+		return err
+	}
+	w := worker.New(cl, &activities.Activities{}, crash...)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker, %w", err)
 	}
 	defer w.Stop()
 	log := e.logger(c)
 	first := true
-	err := src.Watch(ctx, func(next *catalog.Catalog) {
+	err = src.Watch(ctx, func(next *catalog.Catalog) {
 		if err := starter.StartManager(ctx, cl, c.manager, next, src.String()); err != nil {
 			log.Error("handing the Manager its catalog", "error", err)
 			return

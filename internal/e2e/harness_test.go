@@ -202,16 +202,25 @@ func (c *cluster) env() []string {
 }
 
 // start runs `msm ARGS...` in the background under name.
-func (c *cluster) start(name string, args ...string) {
+func (c *cluster) start(name string, args ...string) <-chan struct{} {
+	c.t.Helper()
+	return c.startEnv(name, nil, args...)
+}
+
+// startEnv is start with more environment; the channel closes when the
+// process exits.
+func (c *cluster) startEnv(name string, env []string, args ...string) <-chan struct{} {
 	c.t.Helper()
 	cmd := exec.Command(bins.msm, args...)
 	cmd.Dir = c.dir
-	cmd.Env = c.env()
+	cmd.Env = append(c.env(), env...)
 	out := logFile(c.t, c.dir, name+".log")
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(c.t, cmd.Start())
 	c.procs[name] = cmd
-	go func() { _ = cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return exited
 }
 
 // kill9 kills a background msm process with SIGKILL, as a crash would.

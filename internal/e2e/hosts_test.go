@@ -317,7 +317,7 @@ func (c *cluster) requireInvariants(timeout time.Duration) workflows.Status {
 			return st
 		}
 	}
-	c.t.Fatalf("the invariants do not hold after %s:\n  %s\nlogs in %s", timeout, strings.Join(bad, "\n  "), c.dir)
+	c.t.Fatalf("the invariants do not hold after %s (operations running: %d):\n  %s\nlogs in %s", timeout, st.Operations, strings.Join(bad, "\n  "), c.dir)
 	return st
 }
 
