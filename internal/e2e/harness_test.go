@@ -85,6 +85,7 @@ type cluster struct {
 	// reportEvery is spec.reportEvery.
 	reportEvery string
 	procs       map[string]*exec.Cmd
+	srvOpts devserver.Options
 	// frontend is the dev server's address as the hosts dial it.
 	frontend string
 	// net is the Docker network of spec.hosts, else nil.
@@ -115,6 +116,9 @@ type spec struct {
 	hosts bool
 	// liveness is the catalog's manager.liveness ("" for the default).
 	liveness string
+	// persistent keeps the dev server's state in a file, so that
+	// restartServer resumes every workflow.
+	persistent bool
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -126,10 +130,14 @@ func newCluster(t *testing.T, s spec) *cluster {
 	if s.hosts {
 		c.net = newDockerNet(t, c.manager)
 	}
-	srv, err := devserver.Start(ctx, devserver.Options{
+	c.srvOpts = devserver.Options{
 		Binary: bins.temporal, SearchAttributes: workflows.SearchAttributeTypes,
 		Output: logFile(t, dir, "temporal.log"),
-	})
+	}
+	if s.persistent {
+		c.srvOpts.DBFile = filepath.Join(dir, "temporal.db")
+	}
+	srv, err := devserver.Start(ctx, c.srvOpts)
 	require.NoError(t, err)
 	c.srv = srv
 	c.frontend = srv.Address()
@@ -199,6 +207,23 @@ func (c *cluster) env() []string {
 		every = "0"
 	}
 	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
+}
+
+// restartServer stops the dev server and starts it again on the same
+// address and state file, and returns how long it was away.
+func (c *cluster) restartServer() time.Duration {
+	c.t.Helper()
+	require.NotEmpty(c.t, c.srvOpts.DBFile, "restartServer needs spec.persistent")
+	began := time.Now()
+	require.NoError(c.t, c.srv.Stop())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := c.srvOpts
+	o.Address = c.srv.Address()
+	srv, err := devserver.Start(ctx, o)
+	require.NoError(c.t, err)
+	c.srv = srv
+	return time.Since(began)
 }
 
 // start runs `msm ARGS...` in the background under name.
