@@ -85,7 +85,7 @@ type cluster struct {
 	// reportEvery is spec.reportEvery.
 	reportEvery string
 	procs       map[string]*exec.Cmd
-	srvOpts devserver.Options
+	srvOpts     devserver.Options
 	// frontend is the dev server's address as the hosts dial it.
 	frontend string
 	// net is the Docker network of spec.hosts, else nil.
