@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +157,8 @@ func TestPartitionIsRecoveredAndFencedWhenHealed(t *testing.T) {
 		assert.NotContains(t, stale, p.container, "stale container %s was fenced", p.container)
 	}
 	c.assertServing(st)
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-partition.json")
+		c.saveOperation("recover", "../../workflows/testdata/recover-lost-server.json")
+	}
 }

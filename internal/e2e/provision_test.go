@@ -171,6 +171,17 @@ func (c *cluster) assertVisible(query string) {
 	c.t.Errorf("no workflow run matches %q", query)
 }
 
+// saveOperation saves the history of the first operation of a kind (its
+// MsmOperation) of this Manager, for the replay tests.
+func (c *cluster) saveOperation(kind, path string) {
+	c.t.Helper()
+	resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation = '%s'", c.manager, kind)})
+	require.NoError(c.t, err)
+	require.NotEmpty(c.t, resp.Executions, "no %s operation to save", kind)
+	c.saveHistory(resp.Executions[0].Execution.WorkflowId, path)
+}
+
 // saveHistory writes a run's history as JSON for the replay tests.
 func (c *cluster) saveHistory(id, path string) {
 	c.t.Helper()

@@ -71,6 +71,9 @@ func testKilledIsRecovered(t *testing.T, agent bool) {
 		assert.NotEqual(t, victim.ID, p.container, "the failed container's processes are gone")
 	}
 	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" && agent {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-agent-recover.json")
+	}
 	if os.Getenv("MSM_UPDATE_TESTDATA") != "" && !agent {
 		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-recover.json")
 		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
