@@ -24,6 +24,56 @@ import (
 // takes anything else, their leases are released, and the server is ready
 // again.
 
+// SignalServerLost (a server ID) tells a running operation that a server
+// it works on is lost: its steps there end at once, so the recovery that
+// the Manager runs next does not wait for them to time out.
+const SignalServerLost = "server-lost"
+
+// lostServers ends an operation's steps on servers reported lost.
+type lostServers struct {
+	lost    map[string]bool
+	cancels map[string][]workflow.CancelFunc
+}
+
+// watchLost listens for SignalServerLost for the rest of the operation.
+func watchLost(ctx workflow.Context) *lostServers {
+	l := &lostServers{lost: map[string]bool{}, cancels: map[string][]workflow.CancelFunc{}}
+	ch := workflow.GetSignalChannel(ctx, SignalServerLost)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var server string
+			if !ch.Receive(ctx, &server) {
+				return
+			}
+			l.lost[server] = true
+			for _, cancel := range l.cancels[server] {
+				cancel()
+			}
+			delete(l.cancels, server)
+		}
+	})
+	return l
+}
+
+// on returns the context of a step on server: cancelled once it is lost.
+func (l *lostServers) on(ctx workflow.Context, server string) workflow.Context {
+	ctx, cancel := workflow.WithCancel(ctx)
+	if l.lost[server] {
+		cancel()
+	} else {
+		l.cancels[server] = append(l.cancels[server], cancel)
+	}
+	return ctx
+}
+
+// explain names the loss when a step failed because its server was lost.
+func (l *lostServers) explain(server, msg string) string {
+	if l.lost[server] {
+		return "server " + server + " lost while the step ran"
+	}
+	return msg
+}
+
 // livenessChange gates the leases for Manager runs that began before them.
 const livenessChange = "liveness"
 
@@ -132,6 +182,12 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 	}
 	m.st.Pending = true
 	m.event(ctx, fmt.Sprintf("%s; recovering its %d container(s) %v on the other servers, to be fenced when it comes back", why, len(ids), ids))
+	// Operations with steps there end them now rather than time out.
+	for _, op := range m.ops {
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			_ = workflow.SignalExternalWorkflow(ctx, op, "", SignalServerLost, server).Get(ctx, nil)
+		})
+	}
 }
 
 // fence waits until a lost server's node answers, has it stop every

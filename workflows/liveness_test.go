@@ -3,6 +3,8 @@ package workflows_test
 import (
 	"time"
 
+	"github.com/stretchr/testify/mock"
+
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
 )
@@ -92,4 +94,37 @@ func serverIDs(ss []fleet.Server) []string {
 func onS2(c workflows.ContainerStatus) workflows.ContainerStatus {
 	c.Server = "s2"
 	return c
+}
+
+func (s *ManagerSuite) TestServerLostDuringAnOperationEndsItsStepsThere() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	// m1-c2's load on s1 would take an hour; s1 is lost 10s into its lease.
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.MatchedBy(func(in workflows.LoadServiceInput) bool {
+		return in.Container == "m1-c2"
+	})).After(time.Hour).Return(workflows.LoadServiceResult{Healthy: true}, nil).Maybe()
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).Return(s.fake.LoadService).Maybe()
+	s.fake.loseServer(s.env, "s1", 10*time.Second, time.Hour, nil)
+	s.snapshot(30*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	ps := s.provisions()
+	s.Require().Len(ps, 2)
+	s.Equal("msm/m1/recover/web+api/2", ps[1].ID)
+	s.Less(ps[1].At.Sub(ps[0].At), 15*time.Second, "the recovery does not wait for the stuck load")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+	var c2 *workflows.ContainerStatus
+	for i := range st.Containers {
+		if st.Containers[i].ID == "m1-c2" {
+			c2 = &st.Containers[i]
+		}
+	}
+	s.Require().NotNil(c2)
+	s.Equal(string(fleet.Failed), c2.State)
+	s.Equal(20001, c2.Port, "it keeps its lease until s1 is fenced")
+	s.Contains(eventMessages(st.Events), "container m1-c2 on s1 failed to load web: server s1 lost while the step ran")
+	s.Empty(st.Services[0].LastError, "a lost server is no failure of the service: no back-off")
 }

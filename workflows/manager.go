@@ -57,6 +57,8 @@ type manager struct {
 	// existed do not); watches cancels each server's lease, by server.
 	leases  bool
 	watches map[string]*watch
+	// ops are the IDs of the operations running.
+	ops []string
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
@@ -253,8 +255,9 @@ func (m *manager) decide(ctx workflow.Context) {
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
 	cctx := m.operation(ctx, id, kind, plan.Services())
 	m.running++
+	m.ops = append(m.ops, id)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { m.running-- }()
+		defer m.done(id)
 		var res ProvisionResult
 		err := workflow.ExecuteChildWorkflow(cctx, workflowType, in).Get(ctx, &res)
 		if err != nil {
@@ -267,6 +270,12 @@ func (m *manager) decide(ctx workflow.Context) {
 		// may leave demand that another decision can place.
 		m.st.Pending = true
 	})
+}
+
+// done records the end of an operation.
+func (m *manager) done(id string) {
+	m.running--
+	m.ops = slices.DeleteFunc(m.ops, func(op string) bool { return op == id })
 }
 
 // failUnfinished marks what an operation that ended early left half done.
@@ -411,7 +420,10 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	what := map[string]string{StepStart: "start", StepReady: "come up", StepLoad: "load " + c.Service}[r.Step]
 	why := fmt.Sprintf("failed to %s: %s", what, r.Error)
 	m.event(ctx, fmt.Sprintf("container %s on %s %s", c.ID, c.Server, why))
-	m.failed(ctx, c.Service, r.Op, r.Error)
+	// A step cut short by a lost server says nothing of the service.
+	if s := inv.Server(c.Server); s == nil || s.State != fleet.ServerLost {
+		m.failed(ctx, c.Service, r.Op, r.Error)
+	}
 	// A container that never started, or that its node stopped, holds
 	// nothing: its lease goes and it is replaced after the back-off. One
 	// that could not be stopped keeps its lease until it is fenced.

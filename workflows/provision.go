@@ -32,7 +32,7 @@ const (
 // at once, so status shows progress while the operation runs.
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
 	var res ProvisionResult
-	report := reporter(in.Manager, in.Op)
+	report := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
 
 	// Launch servers side by side; containers on a server wait for it.
 	launched := map[string]workflow.Future{}
@@ -62,7 +62,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			} else {
 				res.Servers++
 			}
-			report(ctx, r)
+			report.send(ctx, r)
 			set.Set(nil, err)
 		})
 	}
@@ -76,10 +76,11 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
+			ctx = report.lost.on(ctx, c.Server)
 			if f, ok := launched[c.Server]; ok {
 				if err := f.Get(ctx, nil); err != nil {
 					res.Failed++
-					report(ctx, StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port,
+					report.send(ctx, StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port,
 						ErrorType: errorType(err), Error: "server " + c.Server + " did not launch: " + rootMessage(err)})
 					return
 				}
@@ -89,15 +90,15 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			if err != nil {
 				r.ErrorType, r.Error = errorType(err), rootMessage(err)
 				res.Failed++
-				report(ctx, r)
+				report.send(ctx, r)
 				return
 			}
 			res.Started++
-			report(ctx, r)
+			report.send(ctx, r)
 			if c.Service != "" {
-				loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report)
+				loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
 			} else {
-				awaitReady(ctx, c, &res, report)
+				awaitReady(ctx, c, &res, report.send)
 			}
 		})
 	}
@@ -105,7 +106,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report)
+			loadService(report.lost.on(ctx, c.Server), c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
 		})
 	}
 	wg.Wait(ctx)
@@ -226,6 +227,27 @@ func errorType(err error) string {
 		return "Timeout"
 	}
 	return ""
+}
+
+// stepReporter reports steps even from a step whose context a lost server
+// cancelled, and says so in the error of a step that failed that way.
+type stepReporter struct {
+	base func(workflow.Context, StepResult)
+	lost *lostServers
+}
+
+func reportLost(base func(workflow.Context, StepResult), lost *lostServers) *stepReporter {
+	return &stepReporter{base: base, lost: lost}
+}
+
+// send reports r from the step's coroutine, on a context its cancellation
+// does not reach.
+func (s *stepReporter) send(ctx workflow.Context, r StepResult) {
+	if !r.OK && r.Container != "" {
+		r.Error = s.lost.explain(r.Server, r.Error)
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	s.base(dctx, r)
 }
 
 // reporter returns how an operation reports a finished step to its

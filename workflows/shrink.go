@@ -46,7 +46,8 @@ const (
 // Manager as it finishes.
 func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 	var res ShrinkResult
-	report := reporter(in.Manager, in.Op)
+	rep := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
+	report := rep.send
 	if in.Drain > 0 {
 		if err := workflow.Sleep(ctx, in.Drain); err != nil {
 			return res, err
@@ -57,6 +58,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
+			ctx = rep.lost.on(ctx, c.Server)
 			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 				TaskQueue:              ContainerQueue(c.ID),
 				ScheduleToStartTimeout: agentWaitTimeout,
@@ -83,7 +85,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			ok := destroy(ctx, c)
+			ok := destroy(rep.lost.on(ctx, c.Server), c)
 			r := StepResult{Step: StepDestroy, Container: c.ID, Server: c.Server, Port: c.Port, OK: ok, Destroyed: ok}
 			if ok {
 				res.Destroyed++
@@ -157,8 +159,9 @@ func (m *manager) decideShrink(ctx workflow.Context) {
 	}
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain}
 	m.running++
+	m.ops = append(m.ops, id)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { m.running-- }()
+		defer m.done(id)
 		var res ShrinkResult
 		if err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res); err != nil {
 			m.event(ctx, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))

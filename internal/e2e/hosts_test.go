@@ -186,12 +186,6 @@ func (c *cluster) heal(server string) {
 	require.NoError(c.t, err, out)
 }
 
-// hostLogs is the output of a host's node and agents.
-func (c *cluster) hostLogs(server string) string {
-	out, _ := docker("logs", "--tail", "60", c.hostName(server))
-	return out
-}
-
 // netPID is a process in server's network namespace, 0 if none runs: the
 // test's own for a server on this host.
 func (c *cluster) netPID(server string) int {

@@ -32,11 +32,11 @@ func TestDevServerRestartDuringAnOperation(t *testing.T) {
 	away := c.restartServer()
 	figure(t, "dev server restart (away)", away)
 	began := time.Now()
-	st := c.waitFor("web at 2 after the restart", 90*time.Second, func(st workflows.Status) bool {
+	c.waitFor("web at 2 after the restart", 90*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 2
 	})
 	figure(t, "dev server back → Extend done", time.Since(began))
-	st = c.requireInvariants(30 * time.Second)
+	st := c.requireInvariants(30 * time.Second)
 	assert.NotContains(t, eventsOf(st), "lost", "no server taken for lost across the restart")
 	resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
 		Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'extend'", c.manager)})
