@@ -71,6 +71,7 @@ func testKilledIsRecovered(t *testing.T, agent bool) {
 		assert.NotEqual(t, victim.ID, p.container, "the failed container's processes are gone")
 	}
 	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'recover'", c.manager))
+	c.requireInvariants(30 * time.Second)
 	if os.Getenv("MSM_UPDATE_TESTDATA") != "" && agent {
 		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-agent-recover.json")
 	}
@@ -117,4 +118,5 @@ func TestErrorReportStormMakesOneRecovery(t *testing.T) {
 	resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: query})
 	require.NoError(t, err)
 	assert.Len(t, resp.Executions, 1, "one Recover operation")
+	c.requireInvariants(30 * time.Second)
 }
