@@ -47,6 +47,54 @@ type Manager struct {
 	Liveness time.Duration `yaml:"liveness" json:"liveness,omitempty"`
 	// Servers lists the hosts of the standalone kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`
+	// Server is the shape of every server a kind that creates its servers
+	// (docker, ec2, azure) launches: its slots and its port range.
+	Server ServerShape `yaml:"server" json:"server,omitzero"`
+	// MaxServers caps how many servers such a kind launches.
+	MaxServers int `yaml:"max_servers" json:"max_servers,omitempty"`
+	// Node says how a launched server starts its node agent.
+	Node NodeBoot `yaml:"node" json:"node,omitzero"`
+	// EC2 configures the ec2 kind.
+	EC2 EC2 `yaml:"ec2" json:"ec2,omitzero"`
+}
+
+// ServerShape is what each launched server offers.
+type ServerShape struct {
+	Slots int       `yaml:"slots" json:"slots"`
+	Ports PortRange `yaml:"ports" json:"ports"`
+}
+
+// NodeBoot is how a launched server starts `msm node`: its user data (EC2)
+// or custom data (Azure) runs msm with these settings.
+type NodeBoot struct {
+	// Temporal is the frontend address the node dials (host:port).
+	Temporal string `yaml:"temporal" json:"temporal"`
+	// Namespace is the Temporal namespace (default "default").
+	Namespace string `yaml:"namespace" json:"namespace,omitempty"`
+	// MSM is the path of the msm binary on the server's image.
+	MSM string `yaml:"msm" json:"msm,omitempty"`
+	// TLS dials Temporal over TLS; CA is a CA bundle on the image, "" for
+	// the system roots.
+	TLS bool   `yaml:"tls" json:"tls,omitempty"`
+	CA  string `yaml:"ca" json:"ca,omitempty"`
+	// APIKeyFile is a file on the image holding the Temporal API key.
+	APIKeyFile string `yaml:"api_key_file" json:"api_key_file,omitempty"`
+}
+
+// EC2 is where and how the ec2 kind launches instances. Instance types and
+// subnets are tried in order: a type or subnet without capacity makes the
+// next one be tried.
+type EC2 struct {
+	Region string `yaml:"region" json:"region,omitempty"`
+	// Endpoint overrides the EC2 endpoint (a VPC endpoint; tests).
+	Endpoint string `yaml:"endpoint" json:"endpoint,omitempty"`
+	// AMI or LaunchTemplate (an lt-… ID or a name) gives the image.
+	AMI            string   `yaml:"ami" json:"ami,omitempty"`
+	LaunchTemplate string   `yaml:"launch_template" json:"launch_template,omitempty"`
+	InstanceTypes  []string `yaml:"instance_types" json:"instance_types,omitempty"`
+	Subnets        []string `yaml:"subnets" json:"subnets,omitempty"`
+	SecurityGroups []string `yaml:"security_groups" json:"security_groups,omitempty"`
+	KeyName        string   `yaml:"key_name" json:"key_name,omitempty"`
 }
 
 // Server is one standalone host.

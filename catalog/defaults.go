@@ -21,6 +21,9 @@ const (
 	DefaultMetricsPath   = "/metrics"
 	DefaultDrain         = time.Second
 	DefaultLiveness      = 5 * time.Second
+	DefaultMaxServers    = 10
+	DefaultMSM           = "/usr/local/bin/msm"
+	DefaultNamespace     = "default"
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -33,6 +36,17 @@ const (
 func (c *Catalog) Default() {
 	if c.Manager.Kind == "" {
 		c.Manager.Kind = DefaultKind
+	}
+	if c.Manager.Kind != KindStandalone {
+		if c.Manager.MaxServers == 0 {
+			c.Manager.MaxServers = DefaultMaxServers
+		}
+		if c.Manager.Node.MSM == "" {
+			c.Manager.Node.MSM = DefaultMSM
+		}
+		if c.Manager.Node.Namespace == "" {
+			c.Manager.Node.Namespace = DefaultNamespace
+		}
 	}
 	if c.Manager.Liveness == 0 {
 		c.Manager.Liveness = DefaultLiveness

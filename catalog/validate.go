@@ -3,6 +3,7 @@ package catalog
 import (
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -106,6 +107,9 @@ func (v *validator) servers() {
 		if len(m.Servers) > 0 && slices.Contains(kinds, m.Kind) {
 			v.ps.add("manager.servers", "the %s kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone", m.Kind)
 		}
+		if m.Kind == KindEC2 || m.Kind == KindAzure {
+			v.launched()
+		}
 		return
 	}
 	if len(m.Servers) == 0 {
@@ -125,6 +129,56 @@ func (v *validator) servers() {
 		v.ports(item+".ports", s)
 	}
 	v.overlaps()
+}
+
+// launched checks the settings of the kinds that launch their servers
+// (ec2, azure).
+func (v *validator) launched() {
+	m := v.c.Manager
+	if m.Server.Slots < 1 {
+		v.ps.add("manager.server.slots", "%d is less than 1; set how many slots each server the %s kind launches offers, e.g. 4", m.Server.Slots, m.Kind)
+	}
+	v.ports("manager.server.ports", Server{Slots: m.Server.Slots, Ports: m.Server.Ports})
+	if m.MaxServers < 1 {
+		v.ps.add("manager.max_servers", "%d is less than 1; set how many servers the %s kind may launch, e.g. 10", m.MaxServers, m.Kind)
+	}
+	if strings.TrimSpace(m.Node.Temporal) == "" {
+		v.ps.add("manager.node.temporal", "the %s kind's servers start `msm node`, which must reach Temporal; set the frontend address they dial, e.g. \"temporal.internal:7233\"", m.Kind)
+	} else if _, _, err := net.SplitHostPort(m.Node.Temporal); err != nil {
+		v.ps.add("manager.node.temporal", "%q is not host:port; write it as \"temporal.internal:7233\"", m.Node.Temporal)
+	}
+	if !strings.HasPrefix(m.Node.MSM, "/") {
+		v.ps.add("manager.node.msm", "%q is not an absolute path; set where msm is on the server's image, e.g. %q", m.Node.MSM, DefaultMSM)
+	}
+	if m.Kind == KindEC2 {
+		v.ec2()
+	}
+}
+
+func (v *validator) ec2() {
+	e := v.c.Manager.EC2
+	if e.Region == "" {
+		v.ps.add("manager.ec2.region", "the ec2 kind needs a region; set it, e.g. \"eu-west-1\"")
+	}
+	switch {
+	case e.AMI == "" && e.LaunchTemplate == "":
+		v.ps.add("manager.ec2.ami", "the ec2 kind needs an image; set ami (\"ami-…\") or launch_template (\"lt-…\" or its name)")
+	case e.AMI != "" && !strings.HasPrefix(e.AMI, "ami-"):
+		v.ps.add("manager.ec2.ami", "%q is not an AMI ID; write one such as \"ami-0123456789abcdef0\"", e.AMI)
+	}
+	if len(e.InstanceTypes) == 0 && e.LaunchTemplate == "" {
+		v.ps.add("manager.ec2.instance_types", "the ec2 kind needs at least one instance type (tried in order when one has no capacity), e.g. [c7g.large]")
+	}
+	for i, s := range e.Subnets {
+		if !strings.HasPrefix(s, "subnet-") {
+			v.ps.add(fmt.Sprintf("manager.ec2.subnets[%d]", i), "%q is not a subnet ID; write one such as \"subnet-0123abcd\"", s)
+		}
+	}
+	for i, g := range e.SecurityGroups {
+		if !strings.HasPrefix(g, "sg-") {
+			v.ps.add(fmt.Sprintf("manager.ec2.security_groups[%d]", i), "%q is not a security group ID; write one such as \"sg-0123abcd\"", g)
+		}
+	}
 }
 
 // validPorts reports whether r is a usable range.

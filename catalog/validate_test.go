@@ -77,9 +77,41 @@ func TestValidate(t *testing.T) {
 		{
 			name: "servers on another kind",
 			modify: func(c *Catalog) {
-				c.Manager.Kind = KindEC2
+				c.Manager.Kind = KindDocker
+				for i := range c.Services {
+					c.Services[i].Image = "demo:1"
+				}
 			},
-			want: []want{{"manager.servers", "the ec2 kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone"}},
+			want: []want{{"manager.servers", "the docker kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone"}},
+		},
+		{
+			name: "ec2 kind, complete",
+			modify: func(c *Catalog) {
+				c.Manager.Kind, c.Manager.Servers = KindEC2, nil
+				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
+				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
+				c.Manager.EC2 = EC2{Region: "eu-west-1", AMI: "ami-0123", InstanceTypes: []string{"c7g.large"},
+					Subnets: []string{"subnet-1"}, SecurityGroups: []string{"sg-1"}}
+			},
+		},
+		{
+			name: "ec2 kind, nothing set",
+			modify: func(c *Catalog) {
+				c.Manager.Kind, c.Manager.Servers = KindEC2, nil
+				c.Manager.EC2 = EC2{Subnets: []string{"sn-1"}, SecurityGroups: []string{"default"}}
+			},
+			want: []want{
+				{"manager.server.slots", "0 is less than 1; set how many slots each server the ec2 kind launches offers"},
+				{"manager.server.ports", "the server has no port range"},
+				{"manager.max_servers", "0 is less than 1"},
+				{"manager.node.temporal", "the ec2 kind's servers start `msm node`, which must reach Temporal"},
+				{"manager.node.msm", `"" is not an absolute path`},
+				{"manager.ec2.region", "the ec2 kind needs a region"},
+				{"manager.ec2.ami", "the ec2 kind needs an image; set ami"},
+				{"manager.ec2.instance_types", "the ec2 kind needs at least one instance type"},
+				{"manager.ec2.subnets[0]", `"sn-1" is not a subnet ID`},
+				{"manager.ec2.security_groups[0]", `"default" is not a security group ID`},
+			},
 		},
 		{
 			name:   "server without name",
@@ -194,6 +226,8 @@ func TestValidate(t *testing.T) {
 			modify: func(c *Catalog) {
 				c.Manager.Kind = KindAzure
 				c.Manager.Servers = nil
+				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
+				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
 				c.Services[0].Command = ""
 			},
 			want: []want{{"services[0].command", "the azure kind starts services as processes and needs a command"}},
