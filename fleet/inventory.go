@@ -78,6 +78,9 @@ type Inventory struct {
 	Containers []Container `json:"containers"`
 	// Seq numbers containers; it only grows, so IDs are never reused.
 	Seq int `json:"seq"`
+	// ServerSeq numbers the servers a launching kind (ec2, azure) creates,
+	// as <manager>-s<n>; it only grows.
+	ServerSeq int `json:"server_seq,omitempty"`
 	// Failed are the most recent containers that failed and were destroyed:
 	// they hold no port and no slot, and are kept only to show what
 	// happened. A failed container that could not be destroyed stays in

@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/msm-project/msm/catalog"
@@ -85,12 +86,35 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
 	}
 	var plan Plan
+	if launches(cat.Manager.Kind) {
+		// A launch that failed left a server with nothing on it: forget it,
+		// so the next attempt launches anew (the event log keeps why).
+		inv.Servers = slices.DeleteFunc(inv.Servers, func(s Server) bool {
+			return s.State == ServerFailed && len(inv.OnServer(s.ID)) == 0
+		})
+	}
 	slots := map[string]int{}
 	for _, s := range cat.Services {
 		slots[s.Name] = s.Slots
 	}
 	used := func(server string) int {
 		return inv.Used(server, func(svc string) int { return slotsOf(svc, slots) })
+	}
+	// launch adds a new server of the kind's shape, named <manager>-s<n>,
+	// while the kind may launch more.
+	launch := func(need int) (*Server, *PortIndex, string) {
+		shape := cat.Manager.Server
+		if shape.Slots < need {
+			return nil, nil, fmt.Sprintf("a server of the %s kind offers %d slot(s), fewer than the %d needed", cat.Manager.Kind, shape.Slots, need)
+		}
+		if n := inv.launched(); n >= cat.Manager.MaxServers {
+			return nil, nil, fmt.Sprintf("no server in use has %d free slot(s) and a free port, and the %s kind has launched its max_servers (%d)", need, cat.Manager.Kind, cat.Manager.MaxServers)
+		}
+		inv.ServerSeq++
+		s := Server{ID: manager + "-s" + strconv.Itoa(inv.ServerSeq), Slots: shape.Slots, Ports: shape.Ports, State: ServerLaunching}
+		inv.AddServer(s)
+		plan.Servers = append(plan.Servers, s)
+		return inv.Server(s.ID), NewPortIndex(s.Ports), ""
 	}
 	// place finds a server for a new container needing need slots: one in
 	// use with that many free slots and a port left to lease, else a catalog
@@ -132,6 +156,9 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		}
 		if best != nil {
 			return best, bestPorts, ""
+		}
+		if launches(cat.Manager.Kind) {
+			return launch(need)
 		}
 		for _, cs := range cat.Manager.Servers {
 			if inv.Server(cs.Name) != nil || cs.Slots < need {
@@ -195,6 +222,22 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		}
 	}
 	return plan
+}
+
+// launches reports whether a kind launches its servers (rather than using
+// the hosts the catalog lists).
+func launches(kind string) bool { return kind == catalog.KindEC2 || kind == catalog.KindAzure }
+
+// launched counts the servers a launching kind holds (a failed launch
+// holds none).
+func (inv *Inventory) launched() int {
+	n := 0
+	for _, s := range inv.Servers {
+		if s.State != ServerFailed {
+			n++
+		}
+	}
+	return n
 }
 
 // waitingFor returns a registered waiting container whose server has room for

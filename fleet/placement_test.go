@@ -557,3 +557,41 @@ func TestPlacementPolicy(t *testing.T) {
 		})
 	}
 }
+
+func TestPlanScaleLaunchesServersOfTheKindsShape(t *testing.T) {
+	cat := &catalog.Catalog{
+		Manager: catalog.Manager{Kind: catalog.KindEC2, MaxServers: 2,
+			Server: catalog.ServerShape{Slots: 2, Ports: catalog.PortRange{First: 20000, Last: 20009}}},
+		Services: []catalog.Service{{Name: "web", Slots: 1, Replicas: catalog.Replicas{Min: 1, Initial: 3, Max: 8}}},
+	}
+	var inv Inventory
+	plan := PlanScale(&inv, cat, "m", Options{})
+	require.Len(t, plan.Servers, 2)
+	assert.Equal(t, Server{ID: "m-s1", Slots: 2, Ports: catalog.PortRange{First: 20000, Last: 20009}, State: ServerLaunching}, plan.Servers[0])
+	assert.Equal(t, "m-s2", plan.Servers[1].ID)
+	var on []string
+	for _, c := range plan.Starts {
+		on = append(on, fmt.Sprintf("%s:%d", c.Server, c.Port))
+	}
+	assert.Equal(t, []string{"m-s1:20000", "m-s1:20001", "m-s2:20000"}, on, "each server has the whole range")
+	assert.Empty(t, plan.Unplaced)
+
+	// At max_servers, more demand is unplaced, and says why.
+	for i := range inv.Servers {
+		inv.Servers[i].State = ServerReady
+	}
+	plan = PlanScale(&inv, cat, "m", Options{Desired: func(catalog.Service) int { return 5 }})
+	assert.Len(t, plan.Starts, 1, "the last free slot")
+	require.Len(t, plan.Unplaced, 1)
+	assert.Contains(t, plan.Unplaced[0].Reason, "the ec2 kind has launched its max_servers (2)")
+
+	// A failed launch holding nothing is forgotten; the next one gets a new name.
+	inv.Servers[1].State = ServerFailed
+	for _, c := range inv.OnServer("m-s2") {
+		inv.RemoveContainer(c.ID)
+	}
+	plan = PlanScale(&inv, cat, "m", Options{})
+	require.Len(t, plan.Servers, 1)
+	assert.Equal(t, "m-s3", plan.Servers[0].ID)
+	assert.Nil(t, inv.Server("m-s2"))
+}

@@ -243,6 +243,8 @@ type StepResult struct {
 	Error     string `json:"error,omitempty"`
 	// Destroyed says a failed container was stopped, so its lease may go.
 	Destroyed bool `json:"destroyed,omitempty"`
+	// Address is a launched server's address, as its provider gave it.
+	Address string `json:"address,omitempty"`
 }
 
 // ProvisionInput is the plan a Provision operation carries out.
@@ -254,6 +256,9 @@ type ProvisionInput struct {
 	Services []catalog.Service `json:"services"` // specs of the services the plan loads
 	// Addresses of the servers the plan uses, by server ID.
 	Addresses map[string]string `json:"addresses"`
+	// Config is the catalog's manager section, for the kinds whose
+	// provider needs it (ec2, azure); nil for the others.
+	Config *catalog.Manager `json:"config,omitempty"`
 }
 
 // ProvisionResult summarizes a Provision for the Web UI.
@@ -270,6 +275,8 @@ type LaunchServerInput struct {
 	Kind    string       `json:"kind"`
 	Key     string       `json:"key"`
 	Server  fleet.Server `json:"server"`
+	// Config configures the provider of the ec2 and azure kinds.
+	Config *catalog.Manager `json:"config,omitempty"`
 }
 
 // ReleaseServerInput gives a server back to its provider; one already gone
@@ -278,6 +285,8 @@ type ReleaseServerInput struct {
 	Manager string `json:"manager"`
 	Kind    string `json:"kind"`
 	Server  string `json:"server"`
+	// Config configures the provider of the ec2 and azure kinds.
+	Config *catalog.Manager `json:"config,omitempty"`
 }
 
 // LaunchServerResult is the server as the provider knows it.

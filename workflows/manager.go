@@ -250,7 +250,8 @@ func (m *manager) decide(ctx workflow.Context) {
 	for _, s := range m.st.Inventory.Servers {
 		addrs[s.ID] = s.Address
 	}
-	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs}
+	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs,
+		Config: m.providerConfig()}
 	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
 	cctx := m.operation(ctx, id, kind, plan.Services())
@@ -270,6 +271,16 @@ func (m *manager) decide(ctx workflow.Context) {
 		// may leave demand that another decision can place.
 		m.st.Pending = true
 	})
+}
+
+// providerConfig is the manager section the providers of the ec2 and
+// azure kinds are built from; nil for the kinds that need none.
+func (m *manager) providerConfig() *catalog.Manager {
+	if k := m.st.Catalog.Manager.Kind; k != catalog.KindEC2 && k != catalog.KindAzure {
+		return nil
+	}
+	c := m.st.Catalog.Manager
+	return &c
 }
 
 // done records the end of an operation.
@@ -365,6 +376,9 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			return
 		}
 		if r.OK {
+			if r.Address != "" {
+				s.Address = r.Address
+			}
 			// A drain asked while it launched stands.
 			if s.State != fleet.ServerDraining {
 				s.State = fleet.ServerReady

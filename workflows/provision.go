@@ -51,11 +51,18 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		})
 		f, set := workflow.NewFuture(ctx)
 		launched[s.ID] = f
-		in := LaunchServerInput{Manager: in.Manager, Kind: in.Kind, Key: in.Manager + "/" + s.ID, Server: s}
+		lin := LaunchServerInput{Manager: in.Manager, Kind: in.Kind, Key: in.Manager + "/" + s.ID, Server: s, Config: in.Config}
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			var out LaunchServerResult
-			err := workflow.ExecuteActivity(actx, ActivityLaunchServer, in).Get(ctx, &out)
-			r := StepResult{Step: StepServer, Server: in.Server.ID, OK: err == nil}
+			err := workflow.ExecuteActivity(actx, ActivityLaunchServer, lin).Get(ctx, &out)
+			r := StepResult{Step: StepServer, Server: lin.Server.ID, OK: err == nil, Address: out.Address}
+			if err == nil && out.Address != "" {
+				// The containers placed on it load on the address it got.
+				if in.Addresses == nil {
+					in.Addresses = map[string]string{}
+				}
+				in.Addresses[lin.Server.ID] = out.Address
+			}
 			if err != nil {
 				r.ErrorType, r.Error = errorType(err), rootMessage(err)
 				res.Failed++

@@ -355,9 +355,9 @@ func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {
 	}
 	// The Manager hears of the server before any container on it.
 	s.Require().NotEmpty(reported)
-	s.Equal(workflows.StepResult{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true}, reported[0])
+	s.Equal(workflows.StepResult{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true, Address: "10.0.0.2"}, reported[0])
 	s.ElementsMatch([]workflows.StepResult{
-		{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true},
+		{Op: tfOp, Step: workflows.StepServer, Server: "s2", OK: true, Address: "10.0.0.2"},
 		tfStartOK("c1", "s2", 21000), tfLoadOK("c1", "s2", 21000),
 		tfStartOK("c2", "s2", 21001), tfReadyOK("c2", "s2", 21001),
 	}, reported)

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 )
 
@@ -23,6 +24,8 @@ type ShrinkInput struct {
 	// Drain is how long a removed instance keeps serving before it is
 	// unloaded, so requests in flight finish.
 	Drain time.Duration `json:"drain"`
+	// Config is the catalog's manager section for the ec2 and azure kinds.
+	Config *catalog.Manager `json:"config,omitempty"`
 }
 
 // ShrinkResult summarizes a Shrink for the Web UI.
@@ -109,7 +112,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 			StartToCloseTimeout: launchTimeout,
 			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
 		})
-		err := workflow.ExecuteActivity(actx, ActivityReleaseServer, ReleaseServerInput{Manager: in.Manager, Kind: in.Kind, Server: s}).Get(ctx, nil)
+		err := workflow.ExecuteActivity(actx, ActivityReleaseServer, ReleaseServerInput{Manager: in.Manager, Kind: in.Kind, Server: s, Config: in.Config}).Get(ctx, nil)
 		r := StepResult{Step: StepRelease, Server: s, OK: err == nil}
 		if err != nil {
 			r.ErrorType, r.Error = errorType(err), rootMessage(err)
@@ -157,7 +160,7 @@ func (m *manager) decideShrink(ctx workflow.Context) {
 			drain = max(drain, d)
 		}
 	}
-	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain}
+	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	m.running++
 	m.ops = append(m.ops, id)
 	workflow.Go(ctx, func(ctx workflow.Context) {
