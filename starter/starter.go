@@ -5,9 +5,12 @@ package starter
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -27,6 +30,36 @@ type Options struct {
 	// Wait is how long Dial keeps retrying an unreachable server; 0 tries once.
 	Wait time.Duration
 	Log  *slog.Logger
+	// TLS dials over TLS, trusting CA (a PEM file; "" for the system roots).
+	TLS bool
+	CA  string
+	// APIKey authenticates to Temporal (Temporal Cloud and servers with API
+	// keys); it implies TLS.
+	APIKey string
+}
+
+// connection turns o's TLS and API-key settings into client options.
+func (o Options) connection() (*tls.Config, client.Credentials, error) {
+	var creds client.Credentials
+	if o.APIKey != "" {
+		creds = client.NewAPIKeyStaticCredentials(o.APIKey)
+	}
+	if !o.TLS && o.APIKey == "" && o.CA == "" {
+		return nil, creds, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CA != "" {
+		pem, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the Temporal CA bundle, %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("the Temporal CA bundle %s holds no PEM certificate", o.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, creds, nil
 }
 
 // Dial connects to Temporal, retrying with backoff for up to o.Wait, and
@@ -42,6 +75,10 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	tlsCfg, creds, err := o.connection()
+	if err != nil {
+		return nil, err
+	}
 	// giveUp explains why Dial stops: an interrupt wraps context.Canceled;
 	// anything else says where Temporal was not found and how to start it.
 	giveUp := func(err error) error {
@@ -56,9 +93,11 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 	for {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := client.DialContext(dctx, client.Options{
-			HostPort:  o.Address,
-			Namespace: o.Namespace,
-			Logger:    newLogger(o.Log),
+			HostPort:          o.Address,
+			Namespace:         o.Namespace,
+			Logger:            newLogger(o.Log),
+			ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+			Credentials:       creds,
 		})
 		cancel()
 		if err == nil {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -172,6 +174,36 @@ func TestDialStopsWithContext(t *testing.T) {
 			} else {
 				assert.Contains(t, err.Error(), "Temporal is not reachable at "+addr)
 			}
+		})
+	}
+}
+
+func TestConnectionSettings(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.pem")
+	require.NoError(t, os.WriteFile(bad, []byte("not a certificate"), 0o600))
+	tests := []struct {
+		name      string
+		o         Options
+		tls, cred bool
+		err       string
+	}{
+		{name: "plain", o: Options{}},
+		{name: "tls, system roots", o: Options{TLS: true}, tls: true},
+		{name: "an API key implies TLS", o: Options{APIKey: "k"}, tls: true, cred: true},
+		{name: "missing CA", o: Options{TLS: true, CA: filepath.Join(dir, "nope.pem")}, err: "reading the Temporal CA bundle"},
+		{name: "CA without a certificate", o: Options{TLS: true, CA: bad}, err: "holds no PEM certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, creds, err := tc.o.connection()
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.tls, cfg != nil)
+			assert.Equal(t, tc.cred, creds != nil)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -104,6 +105,10 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 type common struct {
 	address, namespace, manager string
 	verbose                     bool
+	// tls, tlsCA and apiKeyFile reach a Temporal that needs TLS or an API
+	// key (the key may also come from TEMPORAL_API_KEY).
+	tls               bool
+	tlsCA, apiKeyFile string
 }
 
 func (e *env) flags(name string, c *common) *flag.FlagSet {
@@ -114,6 +119,9 @@ func (e *env) flags(name string, c *common) *flag.FlagSet {
 		fs.StringVar(&c.namespace, "namespace", e.or("TEMPORAL_NAMESPACE", "default"), "Temporal namespace")
 		fs.StringVar(&c.manager, "manager", e.or("MSM_MANAGER", "local"), "Manager name")
 		fs.BoolVar(&c.verbose, "v", e.getenv("MSM_VERBOSE") != "", "log the Temporal SDK at info level")
+		fs.BoolVar(&c.tls, "tls", e.getenv("TEMPORAL_TLS") == "true", "dial Temporal over TLS (TEMPORAL_TLS=true)")
+		fs.StringVar(&c.tlsCA, "tls-ca", e.getenv("TEMPORAL_TLS_CA_PATH"), "CA bundle `file` to trust for Temporal's TLS (TEMPORAL_TLS_CA_PATH; default the system roots)")
+		fs.StringVar(&c.apiKeyFile, "api-key-file", e.getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
 	}
 	return fs
 }
@@ -157,9 +165,33 @@ func (e *env) sdkLogger(c *common) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 }
 
+// temporalEnv passes c's Temporal settings on to a child process (agents).
+func (e *env) temporalEnv(c *common) []string {
+	env := []string{"TEMPORAL_ADDRESS=" + c.address, "TEMPORAL_NAMESPACE=" + c.namespace}
+	if c.tls {
+		env = append(env, "TEMPORAL_TLS=true")
+	}
+	if c.tlsCA != "" {
+		env = append(env, "TEMPORAL_TLS_CA_PATH="+c.tlsCA)
+	}
+	if c.apiKeyFile != "" {
+		env = append(env, "TEMPORAL_API_KEY_FILE="+c.apiKeyFile)
+	}
+	return env
+}
+
 func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.Client, error) {
+	key := e.getenv("TEMPORAL_API_KEY")
+	if c.apiKeyFile != "" {
+		b, err := os.ReadFile(c.apiKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Temporal API key, %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
 	return starter.Dial(ctx, starter.Options{
 		Address: c.address, Namespace: c.namespace, Wait: wait, Log: e.sdkLogger(c),
+		TLS: c.tls, CA: c.tlsCA, APIKey: key,
 	})
 }
 

@@ -54,7 +54,7 @@ func (e *env) newNode(c *common, server, state string, every time.Duration) (*no
 		Manager:      c.manager,
 		StateDir:     state,
 		AgentCommand: []string{self, "agent"},
-		AgentEnv:     []string{"TEMPORAL_ADDRESS=" + c.address, "TEMPORAL_NAMESPACE=" + c.namespace},
+		AgentEnv:     e.temporalEnv(c),
 		Log:          e.logger(c),
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
