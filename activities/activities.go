@@ -4,7 +4,9 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -13,6 +15,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/ec2"
 	"github.com/msm-project/msm/providers/standalone"
 	"github.com/msm-project/msm/workflows"
 )
@@ -23,12 +26,27 @@ type Activities struct {
 	// standalone provider is built from each request's server, which comes
 	// from the catalog in force.
 	Providers map[string]providers.Provider
+	// Cloud builds the provider of a launching kind (ec2, azure) from the
+	// catalog's manager section; nil builds the real SDK clients.
+	Cloud func(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error)
+
+	mu    sync.Mutex
+	cache map[string]providers.Provider // by manager, kind and settings
+}
+
+// Build is the default Cloud: the real SDK clients.
+func Build(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error) {
+	switch kind {
+	case catalog.KindEC2:
+		return ec2.New(ctx, m, manager)
+	}
+	return nil, fmt.Errorf("this msm has no provider for kind %q", kind)
 }
 
 // LaunchServer asks the provider for the server. It is idempotent by
 // in.Key: a retry after a crash finds the server already launched.
 func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServerInput) (workflows.LaunchServerResult, error) {
-	p, err := a.provider(in.Kind, in.Server)
+	p, err := a.provider(ctx, in.Kind, in.Server, in.Config, in.Manager)
 	if err != nil {
 		return workflows.LaunchServerResult{}, err
 	}
@@ -39,6 +57,10 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 			return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("launching server %s, %v", in.Server.ID, err), workflows.ErrNoCapacity, err)
 		}
+		if providers.IsPermanent(err) {
+			return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("launching server %s, %v", in.Server.ID, err), workflows.ErrProviderConfig, err)
+		}
 		return workflows.LaunchServerResult{}, fmt.Errorf("launching server %s, %w", in.Server.ID, err)
 	}
 	return workflows.LaunchServerResult{ID: s.ID, Address: s.Address}, nil
@@ -47,7 +69,7 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 // ReleaseServer gives an empty server back to its provider. A server
 // already gone counts as released.
 func (a *Activities) ReleaseServer(ctx context.Context, in workflows.ReleaseServerInput) error {
-	p, err := a.provider(in.Kind, fleet.Server{ID: in.Server})
+	p, err := a.provider(ctx, in.Kind, fleet.Server{ID: in.Server}, in.Config, in.Manager)
 	if err != nil {
 		return err
 	}
@@ -59,16 +81,47 @@ func (a *Activities) ReleaseServer(ctx context.Context, in workflows.ReleaseServ
 
 // provider returns the provider of a kind; the standalone one is built from
 // the server in hand, which comes from the catalog in force.
-func (a *Activities) provider(kind string, s fleet.Server) (providers.Provider, error) {
+func (a *Activities) provider(ctx context.Context, kind string, s fleet.Server, cfg *catalog.Manager, manager string) (providers.Provider, error) {
 	if kind == catalog.KindStandalone || kind == "" {
 		return standalone.New([]catalog.Server{{Name: s.ID, Address: s.Address, Slots: s.Slots, Ports: s.Ports}}), nil
 	}
 	if p := a.Providers[kind]; p != nil {
 		return p, nil
 	}
+	if cfg != nil {
+		return a.cloud(ctx, kind, *cfg, manager)
+	}
 	return nil, temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("this worker has no provider for kind %q; run a worker built with it", kind),
 		workflows.ErrUnknownKind, nil)
+}
+
+// cloud returns the provider of a launching kind for these settings,
+// built once.
+func (a *Activities) cloud(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	key := manager + "\x00" + kind + "\x00" + string(b)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p := a.cache[key]; p != nil {
+		return p, nil
+	}
+	build := a.Cloud
+	if build == nil {
+		build = Build
+	}
+	p, err := build(ctx, kind, m, manager)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("building the %s provider, %v", kind, err), workflows.ErrProviderConfig, err)
+	}
+	if a.cache == nil {
+		a.cache = map[string]providers.Provider{}
+	}
+	a.cache[key] = p
+	return p, nil
 }
 
 // launchBeat is how often LaunchServer heartbeats while its provider works:

@@ -47,3 +47,18 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // IsNoCapacity reports whether err means the provider has no room.
 func IsNoCapacity(err error) bool { return errors.Is(err, ErrNoCapacity) }
+
+// ErrPermanent marks an error no retry can fix (a bad setting, a missing
+// permission): the operation fails at once and says what to change.
+var ErrPermanent = errors.New("permanent")
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string   { return p.err.Error() }
+func (p permanent) Unwrap() []error { return []error{p.err, ErrPermanent} }
+
+// Permanent marks err as one no retry can fix.
+func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err was marked permanent.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }

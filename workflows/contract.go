@@ -69,6 +69,9 @@ const (
 	ErrLoadFailed     = "LoadFailed"
 	ErrUnknownKind    = "UnknownKind"
 	ErrNoCapacity     = "NoCapacity"
+	// ErrProviderConfig: the provider refused the kind's settings (an
+	// unknown image, subnet or group; missing permissions).
+	ErrProviderConfig = "ProviderConfig"
 )
 
 // Search attributes that make runs easy to find in the Web UI:

@@ -46,7 +46,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			RetryPolicy: &temporal.RetryPolicy{
 				InitialInterval:        time.Second,
 				MaximumAttempts:        10,
-				NonRetryableErrorTypes: []string{ErrUnknownKind, ErrNoCapacity},
+				NonRetryableErrorTypes: []string{ErrUnknownKind, ErrNoCapacity, ErrProviderConfig},
 			},
 		})
 		f, set := workflow.NewFuture(ctx)
