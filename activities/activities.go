@@ -96,6 +96,23 @@ func (a *Activities) provider(ctx context.Context, kind string, s fleet.Server, 
 		workflows.ErrUnknownKind, nil)
 }
 
+// Check verifies that a launching kind can work with the catalog's
+// settings (credentials, endpoint, image), for a worker to refuse to start
+// when it cannot; other kinds pass.
+func Check(ctx context.Context, m catalog.Manager, manager string) error {
+	if m.Kind != catalog.KindEC2 && m.Kind != catalog.KindAzure {
+		return nil
+	}
+	p, err := Build(ctx, m.Kind, m, manager)
+	if err != nil {
+		return err
+	}
+	if c, ok := p.(interface{ Check(context.Context) error }); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // cloud returns the provider of a launching kind for these settings,
 // built once.
 func (a *Activities) cloud(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error) {

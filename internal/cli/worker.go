@@ -27,18 +27,30 @@ func (e *env) worker(args []string) error {
 		fmt.Fprintln(e.stderr, "msm worker: --catalog FILE is required (or set MSM_CATALOG)")
 		return errUsage
 	}
-	var src catalog.Source
+	var (
+		src   catalog.Source
+		first *catalog.Catalog
+	)
 	if isDSN(*path) {
 		src = pgcatalog.Source{DSN: *path}
 	} else {
 		// A file is checked before anything else, so a bad one starts nothing.
-		if _, err := e.loadCatalog(*path, true); err != nil {
+		cat, err := e.loadCatalog(*path, true)
+		if err != nil {
 			return err
 		}
 		src = catalog.File{Path: *path}
+		first = cat
 	}
 	ctx, stop := interrupted()
 	defer stop()
+	if first != nil {
+		// The cloud answers, with these credentials, and knows the image:
+		// otherwise nothing starts and the setting is named.
+		if err := activities.Check(ctx, first.Manager, c.manager); err != nil {
+			return fmt.Errorf("the %s kind cannot launch servers with this catalog (nothing was started): %w", first.Manager.Kind, err)
+		}
+	}
 	cl, err := e.dial(ctx, &c, 2*time.Minute)
 	if err != nil {
 		return err
