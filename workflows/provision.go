@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -36,6 +37,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 
 	// Launch servers side by side; containers on a server wait for it.
 	launched := map[string]workflow.Future{}
+	var full []string // servers the provider had no room for
 	for _, s := range in.Plan.Servers {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue:           TaskQueue,
@@ -66,6 +68,9 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			if err != nil {
 				r.ErrorType, r.Error = errorType(err), rootMessage(err)
 				res.Failed++
+				if r.ErrorType == ErrNoCapacity {
+					full = append(full, lin.Server.ID+": "+r.Error)
+				}
 			} else {
 				res.Servers++
 			}
@@ -117,6 +122,11 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		})
 	}
 	wg.Wait(ctx)
+	if len(full) > 0 {
+		// The outcome says so, in the Web UI too: the run fails with it.
+		return res, temporal.NewNonRetryableApplicationError(
+			"no capacity for a new server ("+strings.Join(full, "; ")+"); the rest of the plan was carried out", ErrNoCapacity, nil, res)
+	}
 	return res, nil
 }
 

@@ -496,7 +496,12 @@ func (s *ProvisionSuite) TestFailedLaunchFailsThatServersContainersWithoutStarti
 			tfStart("c3", "s1", 20000, "api"), // on a ready server: unaffected
 		},
 	})
-	s.Require().NoError(err)
+	// The run fails with the outcome, once the rest of the plan is done.
+	var app *temporal.ApplicationError
+	s.Require().ErrorAs(err, &app)
+	s.Equal(workflows.ErrNoCapacity, app.Type())
+	s.Contains(app.Error(), "no capacity for a new server (s2: no capacity for s2); the rest of the plan was carried out")
+	s.Require().NoError(app.Details(&res))
 	s.Len(fake.began(workflows.ActivityLaunchServer), 1, "NoCapacity is not retried")
 	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityStartContainer))
 	s.Equal([]string{"m1-c3"}, fake.keys(workflows.ActivityLoadService))
