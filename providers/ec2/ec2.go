@@ -67,21 +67,7 @@ func New(ctx context.Context, m catalog.Manager, manager string) (*Provider, err
 	if m.EC2.Region == "" {
 		return nil, errors.New("manager.ec2.region is not set; set the AWS region to launch in, e.g. eu-west-1")
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(m.EC2.Region),
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				// Throttling is retried with backoff; a capacity error is
-				// not: the next instance type or subnet is tried instead.
-				o.MaxAttempts = 8
-				o.MaxBackoff = 10 * time.Second
-				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-					if slices.Contains(capacityCodes, code(err)) {
-						return aws.FalseTernary
-					}
-					return aws.UnknownTernary
-				})}, o.Retryables...)
-			})
-		}))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(m.EC2.Region), config.WithRetryer(Retryer))
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS configuration, %w", err)
 	}
@@ -91,6 +77,22 @@ func New(ctx context.Context, m catalog.Manager, manager string) (*Provider, err
 		}
 	})
 	return NewWithAPI(client, m, manager), nil
+}
+
+// Retryer is the SDK retryer the provider's client uses: throttling and
+// transient errors are retried with backoff (up to 8 attempts); a capacity
+// error is not, since the next instance type or subnet is tried instead.
+func Retryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 8
+		o.MaxBackoff = 10 * time.Second
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if slices.Contains(capacityCodes, code(err)) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
+	})
 }
 
 // NewWithAPI returns the provider over api.
