@@ -6,7 +6,12 @@
 // data that round-trips through JSON.
 package catalog
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
 
 // Placement policies.
 const (
@@ -56,6 +61,30 @@ type Manager struct {
 	Node NodeBoot `yaml:"node" json:"node,omitzero"`
 	// EC2 configures the ec2 kind.
 	EC2 EC2 `yaml:"ec2" json:"ec2,omitzero"`
+	// Azure configures the azure kind.
+	Azure Azure `yaml:"azure" json:"azure,omitzero"`
+}
+
+// Azure is where and how the azure kind creates VMs. Sizes are tried in
+// order, and zones in order within a size: one without capacity
+// (AllocationFailed, SkuNotAvailable) makes the next be tried.
+type Azure struct {
+	Subscription  string `yaml:"subscription" json:"subscription,omitempty"`
+	ResourceGroup string `yaml:"resource_group" json:"resource_group,omitempty"`
+	Location      string `yaml:"location" json:"location,omitempty"`
+	// Subnet is the resource ID of the subnet the VMs' NICs join.
+	Subnet string   `yaml:"subnet" json:"subnet,omitempty"`
+	Sizes  []string `yaml:"sizes" json:"sizes,omitempty"`
+	Zones  []string `yaml:"zones" json:"zones,omitempty"`
+	// Image is a marketplace image (publisher:offer:sku:version) or the
+	// resource ID of an image or gallery image version.
+	Image     string `yaml:"image" json:"image,omitempty"`
+	AdminUser string `yaml:"admin_user" json:"admin_user,omitempty"`
+	// SSHKey is the public key for AdminUser; password login is off.
+	SSHKey string `yaml:"ssh_public_key" json:"ssh_public_key,omitempty"`
+	// Endpoint overrides the Resource Manager endpoint (sovereign clouds;
+	// tests).
+	Endpoint string `yaml:"endpoint" json:"endpoint,omitempty"`
 }
 
 // ServerShape is what each launched server offers.
@@ -186,4 +215,23 @@ type TemplateData struct {
 	Container string // the container ID
 	Server    string // the server name
 	Address   string // the server's address
+}
+
+// AzureImage is a VM image: a marketplace reference, or an image's ID.
+type AzureImage struct {
+	Publisher, Offer, SKU, Version string
+	ID                             string
+}
+
+// ParseAzureImage reads manager.azure.image: publisher:offer:sku:version
+// or a resource ID (/subscriptions/…).
+func ParseAzureImage(s string) (AzureImage, error) {
+	if strings.HasPrefix(strings.ToLower(s), "/subscriptions/") {
+		return AzureImage{ID: s}, nil
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) != 4 || slices.Contains(parts, "") {
+		return AzureImage{}, fmt.Errorf("%q is not an image; write publisher:offer:sku:version, e.g. \"Canonical:ubuntu-24_04-lts:server:latest\", or an image resource ID", s)
+	}
+	return AzureImage{Publisher: parts[0], Offer: parts[1], SKU: parts[2], Version: parts[3]}, nil
 }

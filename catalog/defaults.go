@@ -24,6 +24,7 @@ const (
 	DefaultMaxServers    = 10
 	DefaultMSM           = "/usr/local/bin/msm"
 	DefaultNamespace     = "default"
+	DefaultAdminUser     = "msm"
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -46,6 +47,9 @@ func (c *Catalog) Default() {
 		}
 		if c.Manager.Node.Namespace == "" {
 			c.Manager.Node.Namespace = DefaultNamespace
+		}
+		if c.Manager.Kind == KindAzure && c.Manager.Azure.AdminUser == "" {
+			c.Manager.Azure.AdminUser = DefaultAdminUser
 		}
 	}
 	if c.Manager.Liveness == 0 {

@@ -153,6 +153,34 @@ func (v *validator) launched() {
 	if m.Kind == KindEC2 {
 		v.ec2()
 	}
+	if m.Kind == KindAzure {
+		v.azure()
+	}
+}
+
+func (v *validator) azure() {
+	a := v.c.Manager.Azure
+	for _, f := range []struct{ field, value, eg string }{
+		{"subscription", a.Subscription, "00000000-0000-0000-0000-000000000000"},
+		{"resource_group", a.ResourceGroup, "msm-prod"},
+		{"location", a.Location, "westeurope"},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			v.ps.add("manager.azure."+f.field, "the azure kind needs %s; set it, e.g. %q", strings.ReplaceAll(f.field, "_", " "), f.eg)
+		}
+	}
+	if !strings.HasPrefix(strings.ToLower(a.Subnet), "/subscriptions/") || !strings.Contains(strings.ToLower(a.Subnet), "/subnets/") {
+		v.ps.add("manager.azure.subnet", "%q is not a subnet resource ID; write one such as \"/subscriptions/…/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/msm\"", a.Subnet)
+	}
+	if len(a.Sizes) == 0 {
+		v.ps.add("manager.azure.sizes", "the azure kind needs at least one VM size (tried in order when one has no capacity), e.g. [Standard_D2s_v5]")
+	}
+	if _, err := ParseAzureImage(a.Image); err != nil {
+		v.ps.add("manager.azure.image", "%v", err)
+	}
+	if a.SSHKey == "" {
+		v.ps.add("manager.azure.ssh_public_key", "the azure kind creates Linux VMs without password login and needs the admin's public key, e.g. \"ssh-ed25519 AAAA… ops\"")
+	}
 }
 
 func (v *validator) ec2() {

@@ -114,6 +114,33 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "azure kind, nothing set",
+			modify: func(c *Catalog) {
+				c.Manager.Kind, c.Manager.Servers = KindAzure, nil
+				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
+				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
+				c.Manager.Azure = Azure{Subnet: "subnet-1", Image: "Canonical:ubuntu"}
+			},
+			want: []want{
+				{"manager.azure.subscription", "the azure kind needs subscription"},
+				{"manager.azure.resource_group", "the azure kind needs resource group"},
+				{"manager.azure.location", "the azure kind needs location"},
+				{"manager.azure.subnet", `"subnet-1" is not a subnet resource ID`},
+				{"manager.azure.sizes", "the azure kind needs at least one VM size"},
+				{"manager.azure.image", `"Canonical:ubuntu" is not an image; write publisher:offer:sku:version`},
+				{"manager.azure.ssh_public_key", "needs the admin's public key"},
+			},
+		},
+		{
+			name: "azure kind, complete",
+			modify: func(c *Catalog) {
+				c.Manager.Kind, c.Manager.Servers = KindAzure, nil
+				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
+				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
+				c.Manager.Azure = testAzure()
+			},
+		},
+		{
 			name:   "server without name",
 			modify: func(c *Catalog) { c.Manager.Servers[1].Name = "" },
 			want:   []want{{"manager.servers[1].name", `the server has no name; give it one such as "local-1"`}},
@@ -228,6 +255,7 @@ func TestValidate(t *testing.T) {
 				c.Manager.Servers = nil
 				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
 				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
+				c.Manager.Azure = testAzure()
 				c.Services[0].Command = ""
 			},
 			want: []want{{"services[0].command", "the azure kind starts services as processes and needs a command"}},
@@ -425,4 +453,10 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		assert.Contains(t, p.Message, "; ", "%s: %s", p.Field, p.Message)
 		assert.NotEmpty(t, p.Field)
 	}
+}
+
+func testAzure() Azure {
+	return Azure{Subscription: "sub", ResourceGroup: "rg", Location: "westeurope",
+		Subnet: "/subscriptions/sub/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/s",
+		Sizes:  []string{"Standard_D2s_v5"}, Image: "Canonical:ubuntu-24_04-lts:server:latest", SSHKey: "ssh-ed25519 AAAA ops"}
 }

@@ -1,0 +1,42 @@
+// Package cloudinit writes the cloud-init document a launched server boots
+// with (EC2 user data, Azure custom data): it starts `msm node`.
+package cloudinit
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// Node is the cloud-init document that starts `msm node` for server on
+// a new instance: one runcmd entry, an argument list (no shell), so no
+// setting can be read as shell syntax.
+func Node(boot catalog.NodeBoot, server, manager string) (string, error) {
+	if boot.Temporal == "" {
+		return "", fmt.Errorf("manager.node.temporal is not set; set the Temporal frontend address the servers dial, e.g. temporal.internal:7233")
+	}
+	argv := []string{boot.MSM, "node", "--server", server, "--manager", manager,
+		"--address", boot.Temporal, "--namespace", boot.Namespace}
+	if boot.TLS {
+		argv = append(argv, "--tls")
+	}
+	if boot.CA != "" {
+		argv = append(argv, "--tls-ca", boot.CA)
+	}
+	if boot.APIKeyFile != "" {
+		argv = append(argv, "--api-key-file", boot.APIKeyFile)
+	}
+	for _, a := range argv {
+		if a == "" || strings.ContainsAny(a, "\x00\n") {
+			return "", fmt.Errorf("the node command %q has an empty or multi-line argument; check manager.node", argv)
+		}
+	}
+	// JSON strings are YAML flow scalars: the list quotes every argument.
+	b, err := json.Marshal(argv)
+	if err != nil {
+		return "", err
+	}
+	return "#cloud-config\nruncmd:\n  - " + string(b) + "\n", nil
+}
