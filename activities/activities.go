@@ -15,6 +15,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/azure"
 	"github.com/msm-project/msm/providers/ec2"
 	"github.com/msm-project/msm/providers/standalone"
 	"github.com/msm-project/msm/workflows"
@@ -39,6 +40,8 @@ func Build(ctx context.Context, kind string, m catalog.Manager, manager string) 
 	switch kind {
 	case catalog.KindEC2:
 		return ec2.New(ctx, m, manager)
+	case catalog.KindAzure:
+		return azure.New(ctx, m, manager)
 	}
 	return nil, fmt.Errorf("this msm has no provider for kind %q", kind)
 }
