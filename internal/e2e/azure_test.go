@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msm-project/msm/internal/cloudsim"
+	"github.com/msm-project/msm/internal/faults"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -60,7 +61,8 @@ func vmsOf(az *cloudsim.Azure, server string) []cloudsim.AzureVM {
 // token endpoint): an Extend that needs a server creates a VM whose booted
 // node registers and serves; a size without room makes the next one used;
 // with no room at all the Extend fails with an explicit no-capacity outcome
-// and nothing is left; shrinking a server to zero deletes its VM, NIC and
+// and nothing is left; the worker killed right after a create still makes
+// one VM; shrinking a server to zero deletes its VM, NIC and
 // disk.
 func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 	c := newCluster(t, spec{hosts: true})
@@ -80,7 +82,9 @@ func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 		require.Empty(t, os.Getenv(v), "the test runs without %s", v)
 	}
 
-	c.startEnv("worker", env, "worker", "--catalog", c.catalog)
+	// The worker dies right after the Extend's create returned (before its
+	// result is recorded): the retry must make no second VM.
+	died := c.startEnv("worker", append(env, faults.Env+"="+workflows.WorkflowExtend+":launch"), "worker", "--catalog", c.catalog)
 	st := c.waitFor("web ×2 on the first VM", 120*time.Second, converged(0))
 	require.Len(t, st.Servers, 1)
 	vm := vmsOf(az, s1)
@@ -94,11 +98,18 @@ func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 	az.NoCapacity("Standard_D2s_v5", "", false)
 	_, err := c.msm("extend", "web", "--count", "1")
 	require.NoError(t, err)
+	select {
+	case <-died:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the worker was not killed after LaunchServer")
+	}
+	delete(c.procs, "worker")
+	c.startEnv("worker2", env, "worker", "--catalog", c.catalog)
 	st = c.waitFor("web ×3, the third on a second VM", 120*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 3
 	})
 	vm = vmsOf(az, s2)
-	require.Len(t, vm, 1)
+	require.Len(t, vm, 1, "one VM for the retried create")
 	assert.Equal(t, "Standard_D2as_v5", vm[0].Size, "the next size, after AllocationFailed")
 	c.assertServing(st)
 	c.requireInvariants(30 * time.Second)

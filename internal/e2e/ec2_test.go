@@ -141,3 +141,51 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	assert.Eventually(t, func() bool { return !inst.running(s2) }, 10*time.Second, 100*time.Millisecond, "the terminated instance's host is gone")
 	assert.Equal(t, "running", instancesOf(sim, s1)[0].State)
 }
+
+// TestCloudKindBadSettingsStartNothing: a worker given settings the cloud
+// refuses (an unknown AMI, no credentials) exits at start naming what to
+// fix, and launches nothing.
+func TestCloudKindBadSettingsStartNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		ami  string
+		env  []string
+		want string
+	}{
+		{name: "unknown AMI", ami: "ami-0fffffffffffffff0", env: awsEnv, want: "manager.ec2.ami: ami-0fffffffffffffff0 is not an image this account can launch in us-east-1"},
+		{name: "no credentials", ami: testAMI, env: []string{"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
+			want: "are AWS credentials set"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, spec{})
+			sim := cloudsim.NewEC2(&nowhere{}, cloudsim.EC2Options{KnownAMIs: []string{testAMI}})
+			t.Cleanup(sim.Close)
+			c.frontend = "temporal.internal:7233"
+			c.ec2Catalog(sim.URL())
+			b, err := os.ReadFile(c.catalog)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(c.catalog, []byte(strings.Replace(string(b), testAMI, tc.ami, 1)), 0o644))
+			exited := c.startEnv("worker", tc.env, "worker", "--catalog", c.catalog)
+			select {
+			case <-exited:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the worker did not refuse to start")
+			}
+			assert.NotZero(t, c.procs["worker"].ProcessState.ExitCode())
+			log, err := os.ReadFile(c.dir + "/worker.log")
+			require.NoError(t, err)
+			assert.Contains(t, string(log), "the ec2 kind cannot launch servers with this catalog (nothing was started)")
+			assert.Contains(t, string(log), tc.want)
+			assert.Zero(t, sim.Requests("RunInstances"), "nothing launched")
+			_, err = c.status()
+			assert.ErrorContains(t, err, "is not running", "no Manager was started")
+		})
+	}
+}
+
+// nowhere is a launcher for tests that must launch nothing.
+type nowhere struct{}
+
+func (nowhere) Boot(id string, _ []byte) (string, error) { return "", fmt.Errorf("instance %s launched", id) }
+func (nowhere) Stop(string) error                        { return nil }
