@@ -187,5 +187,7 @@ func TestCloudKindBadSettingsStartNothing(t *testing.T) {
 // nowhere is a launcher for tests that must launch nothing.
 type nowhere struct{}
 
-func (nowhere) Boot(id string, _ []byte) (string, error) { return "", fmt.Errorf("instance %s launched", id) }
-func (nowhere) Stop(string) error                        { return nil }
+func (nowhere) Boot(id string, _ []byte) (string, error) {
+	return "", fmt.Errorf("instance %s launched", id)
+}
+func (nowhere) Stop(string) error { return nil }
