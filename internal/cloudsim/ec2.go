@@ -22,13 +22,6 @@ import (
 	"time"
 )
 
-// The EC2 Query API version the simulator speaks, and the XML namespace of
-// its responses.
-const (
-	ec2APIVersion = "2016-11-15"
-	ec2Namespace  = "http://ec2.amazonaws.com/doc/" + ec2APIVersion + "/"
-)
-
 // EC2OwnerID is the account that owns every simulated reservation.
 const EC2OwnerID = "123456789012"
 
