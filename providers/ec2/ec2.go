@@ -200,38 +200,30 @@ func (p *Provider) runInput(key string, spec providers.Spec, instanceType, subne
 	return in
 }
 
-// running waits for an instance to run and returns it as a server.
+// running waits, with the SDK's instance-running waiter, for an instance
+// to run and returns it as a server; one that terminated instead says why.
 func (p *Provider) running(ctx context.Context, spec providers.Spec, id string) (providers.Server, error) {
-	deadline := time.Now().Add(p.RunningWait)
-	delay := p.Poll
-	for {
-		found, err := p.find(ctx, []types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}})
-		if err != nil {
-			return providers.Server{}, err
-		}
-		if len(found) == 1 {
+	w := ec2.NewInstanceRunningWaiter(p.api, func(o *ec2.InstanceRunningWaiterOptions) {
+		o.MinDelay, o.MaxDelay = p.Poll, max(p.Poll, 5*time.Second)
+	})
+	out, err := w.WaitForOutput(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, p.RunningWait)
+	if err != nil {
+		why := err.Error()
+		if found, ferr := p.find(ctx, []types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}}); ferr == nil && len(found) == 1 {
 			i := found[0]
-			switch i.State.Name {
-			case types.InstanceStateNameRunning:
-				return providers.Server{ID: spec.Name, Address: aws.ToString(i.PrivateIpAddress), Owner: spec.Owner}, nil
-			case types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated:
-				why := "it was terminated"
-				if i.StateReason != nil {
-					why = aws.ToString(i.StateReason.Message)
-				}
-				return providers.Server{}, fmt.Errorf("instance %s of server %s did not start: %s", id, spec.Name, why)
+			why = string(i.State.Name)
+			if i.StateReason != nil {
+				why += ": " + aws.ToString(i.StateReason.Message)
 			}
 		}
-		if time.Now().After(deadline) {
-			return providers.Server{}, fmt.Errorf("instance %s of server %s is not running after %s", id, spec.Name, p.RunningWait)
-		}
-		select {
-		case <-ctx.Done():
-			return providers.Server{}, ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 5*time.Second)
+		return providers.Server{}, fmt.Errorf("instance %s of server %s did not reach running (%s)", id, spec.Name, why)
 	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			return providers.Server{ID: spec.Name, Address: aws.ToString(i.PrivateIpAddress), Owner: spec.Owner}, nil
+		}
+	}
+	return providers.Server{}, fmt.Errorf("instance %s of server %s vanished", id, spec.Name)
 }
 
 // Get returns the live instance of server id.

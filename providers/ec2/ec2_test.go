@@ -213,3 +213,17 @@ func TestUserDataNeedsTheTemporalAddress(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(out, `"--tls-ca","/etc/ca.pem","--api-key-file","/etc/key"]`+"\n"), out)
 }
+
+// broken boots nothing: every instance fails to start.
+type broken struct{}
+
+func (broken) Boot(string, []byte) (string, error) { return "", fmt.Errorf("no such host") }
+func (broken) Stop(string) error                   { return nil }
+
+func TestInstanceThatNeverRunsSaysWhy(t *testing.T) {
+	sim := cloudsim.NewEC2(broken{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 20 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	_, err := newProvider(sim, "m").Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "of server m-s1 did not reach running (terminated")
+}
