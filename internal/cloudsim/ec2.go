@@ -72,6 +72,10 @@ type EC2Options struct {
 	// InvalidLaunchTemplateName.NotFoundException. Empty: any template is
 	// known.
 	KnownLaunchTemplates []string
+	// KnownInstanceTypes are the instance types of the region: RunInstances
+	// and DescribeInstanceTypes of another fail InvalidInstanceType. Empty:
+	// any well-formed type is known.
+	KnownInstanceTypes []string
 	// PageSize is DescribeInstances's page size when the request gives no
 	// MaxResults (default 1000). A request's MaxResults takes precedence.
 	PageSize int
@@ -118,6 +122,7 @@ type EC2 struct {
 	delay    time.Duration
 	amis     map[string]bool // nil: any
 	lts      map[string]bool // nil: any
+	types    map[string]bool // nil: any well-formed type
 
 	srv       *httptest.Server
 	done      chan struct{} // closed by Close: background transitions stop waiting
@@ -179,6 +184,9 @@ func NewEC2(l Launcher, o EC2Options) *EC2 {
 	}
 	if len(o.KnownLaunchTemplates) > 0 {
 		s.lts = setOf(o.KnownLaunchTemplates)
+	}
+	if len(o.KnownInstanceTypes) > 0 {
+		s.types = setOf(o.KnownInstanceTypes)
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s
@@ -417,6 +425,8 @@ func (s *EC2) handle(w http.ResponseWriter, r *http.Request, reqID string) (any,
 		return s.terminateInstances(form, reqID)
 	case "DescribeImages":
 		return s.describeImages(form, reqID)
+	case "DescribeInstanceTypes":
+		return s.describeInstanceTypes(form, reqID)
 	default:
 		return nil, badRequest("InvalidAction", "The action %s is not valid for this web service.", action)
 	}
@@ -692,6 +702,19 @@ func (s *EC2) runInstances(form url.Values, reqID string) (any, *ec2Error) {
 	return resp, nil
 }
 
+// describeInstanceTypes answers for the types named by InstanceType.N,
+// failing one the region does not offer with InvalidInstanceType.
+func (s *EC2) describeInstanceTypes(form url.Values, reqID string) (any, *ec2Error) {
+	resp := &xmlDescribeInstanceTypesResponse{RequestID: reqID}
+	for _, t := range members(form, "InstanceType") {
+		if !instanceTypeRE.MatchString(t) || (s.types != nil && !s.types[t]) {
+			return nil, badRequest("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", t)
+		}
+		resp.Types = append(resp.Types, xmlInstanceType{InstanceType: t})
+	}
+	return resp, nil
+}
+
 // describeImages answers for the images named by ImageId.N: each must be
 // known (any well-formed one when KnownAMIs is empty), as EC2 fails an ID
 // it does not know with InvalidAMIID.NotFound.
@@ -711,6 +734,9 @@ func (s *EC2) describeImages(form url.Values, reqID string) (any, *ec2Error) {
 
 // checkKnown fails an image or launch template the simulator does not know.
 func (s *EC2) checkKnown(p *runParams) *ec2Error {
+	if p.instanceType != "" && s.types != nil && !s.types[p.instanceType] {
+		return badRequest("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", p.instanceType)
+	}
 	if p.imageID != "" && s.amis != nil && !s.amis[p.imageID] {
 		return badRequest("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", p.imageID)
 	}
@@ -1304,6 +1330,16 @@ type xmlDescribeInstancesResponse struct {
 	RequestID    string           `xml:"requestId"`
 	Reservations []xmlReservation `xml:"reservationSet>item"`
 	NextToken    string           `xml:"nextToken,omitempty"`
+}
+
+type xmlDescribeInstanceTypesResponse struct {
+	XMLName   xml.Name          `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DescribeInstanceTypesResponse"`
+	RequestID string            `xml:"requestId"`
+	Types     []xmlInstanceType `xml:"instanceTypeSet>item"`
+}
+
+type xmlInstanceType struct {
+	InstanceType string `xml:"instanceType"`
 }
 
 type xmlDescribeImagesResponse struct {

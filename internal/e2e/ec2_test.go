@@ -143,29 +143,36 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 }
 
 // TestCloudKindBadSettingsStartNothing: a worker given settings the cloud
-// refuses (an unknown AMI, no credentials) exits at start naming what to
+// refuses (an unknown AMI or instance type, no credentials) exits at start naming what to
 // fix, and launches nothing.
 func TestCloudKindBadSettingsStartNothing(t *testing.T) {
 	tests := []struct {
-		name string
-		ami  string
-		env  []string
-		want string
+		name  string
+		ami   string
+		types string
+		env   []string
+		want  string
 	}{
 		{name: "unknown AMI", ami: "ami-0fffffffffffffff0", env: awsEnv, want: "manager.ec2.ami: ami-0fffffffffffffff0 is not an image this account can launch in us-east-1"},
+		{name: "unknown instance type", ami: testAMI, env: awsEnv, types: "[m7i.large, c7x.huge]",
+			want: "manager.ec2.instance_types: [m7i.large c7x.huge] are not all instance types of us-east-1"},
 		{name: "no credentials", ami: testAMI, env: []string{"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
 			want: "are AWS credentials set"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCluster(t, spec{})
-			sim := cloudsim.NewEC2(&nowhere{}, cloudsim.EC2Options{KnownAMIs: []string{testAMI}})
+			sim := cloudsim.NewEC2(&nowhere{}, cloudsim.EC2Options{KnownAMIs: []string{testAMI}, KnownInstanceTypes: []string{"m7i.large", "c7i.large"}})
 			t.Cleanup(sim.Close)
 			c.frontend = "temporal.internal:7233"
 			c.ec2Catalog(sim.URL())
 			b, err := os.ReadFile(c.catalog)
 			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(c.catalog, []byte(strings.Replace(string(b), testAMI, tc.ami, 1)), 0o644))
+			yaml := strings.Replace(string(b), testAMI, tc.ami, 1)
+			if tc.types != "" {
+				yaml = strings.Replace(yaml, "[m7i.large, c7i.large]", tc.types, 1)
+			}
+			require.NoError(t, os.WriteFile(c.catalog, []byte(yaml), 0o644))
 			exited := c.startEnv("worker", tc.env, "worker", "--catalog", c.catalog)
 			select {
 			case <-exited:

@@ -42,6 +42,7 @@ type API interface {
 	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	TerminateInstances(context.Context, *ec2.TerminateInstancesInput, ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	DescribeImages(context.Context, *ec2.DescribeImagesInput, ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	DescribeInstanceTypes(context.Context, *ec2.DescribeInstanceTypesInput, ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 // Provider launches and terminates the instances of one Manager.
@@ -101,7 +102,8 @@ func NewWithAPI(api API, m catalog.Manager, manager string) *Provider {
 }
 
 // Check verifies at start what would otherwise fail the first launch: the
-// credentials and the endpoint answer, and the AMI exists.
+// credentials and the endpoint answer, the AMI exists, and the instance
+// types are the region's.
 func (p *Provider) Check(ctx context.Context) error {
 	if _, err := p.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5),
 		Filters: []types.Filter{{Name: aws.String("tag:" + TagOwner), Values: []string{p.manager}}}}); err != nil {
@@ -111,6 +113,15 @@ func (p *Provider) Check(ctx context.Context) error {
 		out, err := p.api.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{p.cfg.AMI}})
 		if err != nil || len(out.Images) == 0 {
 			return fmt.Errorf("manager.ec2.ami: %s is not an image this account can launch in %s; check the ID and region, %v", p.cfg.AMI, p.cfg.Region, err)
+		}
+	}
+	if len(p.cfg.InstanceTypes) > 0 {
+		var its []types.InstanceType
+		for _, t := range p.cfg.InstanceTypes {
+			its = append(its, types.InstanceType(t))
+		}
+		if _, err := p.api.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: its}); err != nil {
+			return fmt.Errorf("manager.ec2.instance_types: %v are not all instance types of %s; check their names, %w", p.cfg.InstanceTypes, p.cfg.Region, err)
 		}
 	}
 	if _, err := UserData(p.boot, "check", p.manager); err != nil {
@@ -329,6 +340,8 @@ func code(err error) string {
 func classify(what string, err error) error {
 	c := code(err)
 	switch {
+	case c == "InvalidInstanceType":
+		return providers.Permanent(fmt.Errorf("%s: an instance type of manager.ec2.instance_types does not exist in this region, %w", what, err))
 	case strings.HasPrefix(c, "InvalidAMIID"):
 		return providers.Permanent(fmt.Errorf("%s: manager.ec2.ami is not an image this account can launch; check the ID and region, %w", what, err))
 	case strings.HasPrefix(c, "InvalidSubnetID"):
