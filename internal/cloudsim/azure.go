@@ -137,7 +137,13 @@ type AzureOptions struct {
 	// interfaces before their VM boots (default "10.1.0."); host numbers
 	// start at 4.
 	Subnet string
+	// Sizes are the VM sizes the location offers, as listed by
+	// VirtualMachineSizes (default DefaultAzureSizes).
+	Sizes []string
 }
+
+// DefaultAzureSizes are the sizes a simulated location offers by default.
+var DefaultAzureSizes = []string{"Standard_B2s", "Standard_D2s_v5", "Standard_D2as_v5", "Standard_D4s_v5", "Standard_F2s_v2"}
 
 // AzureVM is a snapshot of a simulated virtual machine.
 type AzureVM struct {
@@ -178,6 +184,7 @@ type Azure struct {
 	location string
 	delay    time.Duration
 	subnet   string
+	sizes    []string
 
 	compute *computefake.ServerFactoryTransport
 	network *networkfake.ServerFactoryTransport
@@ -305,6 +312,10 @@ func NewAzure(l Launcher, o AzureOptions) *Azure {
 	if a.subnet == "" {
 		a.subnet = defaultAzureSubnet
 	}
+	a.sizes = o.Sizes
+	if len(a.sizes) == 0 {
+		a.sizes = DefaultAzureSizes
+	}
 	a.compute = computefake.NewServerFactoryTransport(&computefake.ServerFactory{
 		VirtualMachinesServer: computefake.VirtualMachinesServer{
 			BeginCreateOrUpdate: a.vmCreateOrUpdate,
@@ -316,6 +327,7 @@ func NewAzure(l Launcher, o AzureOptions) *Azure {
 			Get:         a.diskGet,
 			BeginDelete: a.diskDelete,
 		},
+		VirtualMachineSizesServer: computefake.VirtualMachineSizesServer{NewListPager: a.sizeList},
 	})
 	a.network = networkfake.NewServerFactoryTransport(&networkfake.ServerFactory{
 		InterfacesServer: networkfake.InterfacesServer{
@@ -1636,6 +1648,22 @@ func (a *Azure) vmGet(_ context.Context, rg, name string, o *armcompute.VirtualM
 
 // vmList is VirtualMachinesServer.NewListPager: the group's VMs in
 // creation order, azurePageSize a page.
+// sizeList lists the VM sizes of the location (one page); another
+// location offers none.
+func (a *Azure) sizeList(location string, _ *armcompute.VirtualMachineSizesClientListOptions) (
+	resp azfake.PagerResponder[armcompute.VirtualMachineSizesClientListResponse]) {
+	var sizes []*armcompute.VirtualMachineSize
+	if strings.EqualFold(location, a.location) {
+		for _, name := range a.sizes {
+			sizes = append(sizes, &armcompute.VirtualMachineSize{Name: to.Ptr(name)})
+		}
+	}
+	resp.AddPage(http.StatusOK, armcompute.VirtualMachineSizesClientListResponse{
+		VirtualMachineSizeListResult: armcompute.VirtualMachineSizeListResult{Value: sizes},
+	}, nil)
+	return resp
+}
+
 func (a *Azure) vmList(rg string, _ *armcompute.VirtualMachinesClientListOptions) (
 	resp azfake.PagerResponder[armcompute.VirtualMachinesClientListResponse]) {
 	a.mu.Lock()

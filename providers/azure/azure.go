@@ -44,6 +44,7 @@ var capacityCodes = []string{"AllocationFailed", "ZonalAllocationFailed", "SkuNo
 // Provider creates and deletes the VMs of one Manager.
 type Provider struct {
 	vms     *armcompute.VirtualMachinesClient
+	sizes   *armcompute.VirtualMachineSizesClient
 	disks   *armcompute.DisksClient
 	nics    *armnetwork.InterfacesClient
 	cfg     catalog.Azure
@@ -90,20 +91,42 @@ func NewWithOptions(cred azcore.TokenCredential, opts *arm.ClientOptions, m cata
 	if err != nil {
 		return nil, err
 	}
+	sizes, err := armcompute.NewVirtualMachineSizesClient(a.Subscription, cred, opts)
+	if err != nil {
+		return nil, err
+	}
 	nics, err := armnetwork.NewInterfacesClient(a.Subscription, cred, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{vms: vms, disks: disks, nics: nics, cfg: a, image: image, boot: m.Node, manager: manager, Poll: time.Second}, nil
+	return &Provider{vms: vms, sizes: sizes, disks: disks, nics: nics, cfg: a, image: image, boot: m.Node, manager: manager, Poll: time.Second}, nil
 }
 
-// Check verifies at start that the credential works and the resource
-// group can be read.
+// Check verifies at start that the credential works, the resource group
+// can be read, and the location offers the sizes.
 func (p *Provider) Check(ctx context.Context) error {
 	pager := p.vms.NewListPager(p.cfg.ResourceGroup, nil)
 	if _, err := pager.NextPage(ctx); err != nil {
 		return fmt.Errorf("listing the VMs of resource group %s in subscription %s (is the credential allowed, does manager.azure.resource_group exist?), %w",
 			p.cfg.ResourceGroup, p.cfg.Subscription, err)
+	}
+	offered := map[string]bool{}
+	sizes := p.sizes.NewListPager(p.cfg.Location, nil)
+	for sizes.More() {
+		page, err := sizes.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("listing the VM sizes of %s, %w", p.cfg.Location, err)
+		}
+		for _, s := range page.Value {
+			if s != nil {
+				offered[strings.ToLower(str(s.Name))] = true
+			}
+		}
+	}
+	for _, s := range p.cfg.Sizes {
+		if !offered[strings.ToLower(s)] {
+			return fmt.Errorf("manager.azure.sizes: %s is not a VM size of %s; check its name (az vm list-sizes -l %s)", s, p.cfg.Location, p.cfg.Location)
+		}
 	}
 	_, err := cloudinit.Node(p.boot, "check", p.manager)
 	return err

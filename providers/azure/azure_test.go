@@ -168,3 +168,15 @@ func TestNewNeedsTheSettings(t *testing.T) {
 	_, err = azure.NewWithOptions(&azfake.TokenCredential{}, nil, m, "m")
 	require.ErrorContains(t, err, "manager.azure.image")
 }
+
+func TestCheckNamesAnUnknownSize(t *testing.T) {
+	az, _ := newSim(t)
+	require.NoError(t, newProvider(t, az, "m").Check(context.Background()))
+	m := settings()
+	m.Azure.Sizes = []string{"Standard_D2s_v5", "Standard_D2s_v9"}
+	p, err := azure.NewWithOptions(&azfake.TokenCredential{}, az.ClientOptions(), m, "m")
+	require.NoError(t, err)
+	err = p.Check(context.Background())
+	require.ErrorContains(t, err, "manager.azure.sizes: Standard_D2s_v9 is not a VM size of westeurope")
+	assert.Zero(t, az.Calls("VirtualMachines.BeginCreateOrUpdate"))
+}
