@@ -50,6 +50,9 @@ type Server struct {
 	// msm does not own; they are never leased.
 	Blocked []int  `json:"blocked,omitempty"`
 	Error   string `json:"error,omitempty"`
+	// NodeSeen says its node agent has been heard from (it came up, or
+	// started a container): until then it may still be booting.
+	NodeSeen bool `json:"node_seen,omitempty"`
 }
 
 // Container is one `msm agent` process and its port lease.

@@ -133,9 +133,16 @@ func (m *manager) watch(ctx workflow.Context, server string) {
 				continue
 			}
 			window := m.liveness()
+			// A server whose node was never heard from may still be
+			// booting (a new instance): it gets as long as a container
+			// start waits for its node before it counts as lost.
+			wait := window
+			if !s.NodeSeen {
+				wait = max(window, nodeWaitTimeout)
+			}
 			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 				TaskQueue:              NodeQueue(server),
-				ScheduleToStartTimeout: window,
+				ScheduleToStartTimeout: wait,
 				StartToCloseTimeout:    leaseTerm,
 				HeartbeatTimeout:       window,
 				RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
@@ -172,6 +179,9 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 		return
 	}
 	why := fmt.Sprintf("server %s lost: its node agent was unheard for %s", server, window)
+	if !s.NodeSeen {
+		why = fmt.Sprintf("server %s lost: its node agent never came up within %s", server, max(window, nodeWaitTimeout))
+	}
 	lost := m.st.Inventory.Lose(server, why)
 	var ids []string
 	for _, c := range lost {

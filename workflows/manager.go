@@ -359,6 +359,9 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	for _, id := range gone {
 		m.st.Inventory.RemoveContainer(id)
 	}
+	if srv := m.st.Inventory.Server(s.Server); srv != nil {
+		srv.NodeSeen = true
+	}
 	m.watch(ctx, s.Server)
 	m.collect(ctx, s.Server)
 	if len(gone) > 0 {
@@ -407,6 +410,9 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 		switch r.Step {
 		case StepStart:
 			c.PID = r.PID
+			if s := inv.Server(c.Server); s != nil {
+				s.NodeSeen = true
+			}
 		case StepReady:
 			if c.Service == "" && c.State == fleet.Starting {
 				c.State = fleet.Waiting

@@ -453,7 +453,9 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 	s.Empty(next.Backoffs)
 	s.Empty(next.Inventory.Failed)
 	s.Equal(4, next.Inventory.Seq, "container IDs are never reused")
-	s.Equal([]fleet.Server{tfServer(tfS1, fleet.ServerReady)}, next.Inventory.Servers)
+	seen := tfServer(tfS1, fleet.ServerReady)
+	seen.NodeSeen = true // it started containers
+	s.Equal([]fleet.Server{seen}, next.Inventory.Servers)
 	loaded := func(id, service string, port int) fleet.Container {
 		return fleet.Container{ID: id, Server: "s1", Port: port, State: fleet.Loaded, Service: service, Healthy: true, PID: tfAgentPID(id)}
 	}
