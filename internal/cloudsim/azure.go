@@ -652,6 +652,9 @@ func parseAzurePath(path string) *azPath {
 	return p
 }
 
+// vmSizesRE matches the path of a location's VM sizes listing.
+var vmSizesRE = regexp.MustCompile(`(?i)^/subscriptions/([^/]+)/providers/Microsoft\.Compute/locations/([^/]+)/vmSizes$`)
+
 // inferAPI names the client method that sends method to p, as the SDK's
 // clients name it in the request context; "" if the simulator has none.
 func inferAPI(method string, p *azPath) string {
@@ -702,6 +705,16 @@ func (a *Azure) roundTrip(req *http.Request, only string) (*http.Response, error
 	if p != nil && !p.poll && api == "" {
 		if api = inferAPI(req.Method, p); api != "" {
 			req = req.WithContext(context.WithValue(req.Context(), runtime.CtxAPINameKey{}, api))
+		}
+	}
+	// A subscription-level listing (no resource group), from another
+	// process: the VM sizes of a location.
+	if m := vmSizesRE.FindStringSubmatch(req.URL.Path); p == nil && api == "" && m != nil && req.Method == http.MethodGet {
+		api = "VirtualMachineSizesClient.NewListPager"
+		req = req.WithContext(context.WithValue(req.Context(), runtime.CtxAPINameKey{}, api))
+		if !strings.EqualFold(m[1], a.sub) {
+			a.count(shortAPI(api))
+			return armResponse(req, newARMError(http.StatusNotFound, "SubscriptionNotFound", "The subscription '%s' could not be found.", m[1])), nil
 		}
 	}
 	if p != nil && !strings.EqualFold(p.sub, a.sub) {

@@ -816,6 +816,21 @@ func TestAzureServe(t *testing.T) {
 	resp, body = get(vmPath, map[string]string{"Authorization": "Bearer " + tok.AccessToken})
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, `"provisioningState":"Succeeded"`)
+
+	// A subscription-level listing crosses it too (the API is inferred
+	// from the path: another process's request carries no API name).
+	sizes, err := armcompute.NewVirtualMachineSizesClient(testSub, cred, opts)
+	require.NoError(t, err)
+	spager := sizes.NewListPager("westeurope", nil)
+	var offered []string
+	for spager.More() {
+		page, err := spager.NextPage(ctx)
+		require.NoError(t, err)
+		for _, s := range page.Value {
+			offered = append(offered, *s.Name)
+		}
+	}
+	assert.Equal(t, DefaultAzureSizes, offered)
 }
 
 // TestAzureServeChildProcess checks Serve's contract with another process:
