@@ -9,7 +9,10 @@ BIN   := $(CURDIR)/bin
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
 .DEFAULT_GOAL := help
-.PHONY: help build dev test check bench clean
+.PHONY: help build dev test check bench clean image
+
+# IMAGE is the tag `make image` builds.
+IMAGE ?= msm:dev
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,6 +20,13 @@ help: ## list the targets
 build: ## build bin/msm and bin/demo (the example MicroService)
 	$(GO) build -o bin/msm ./cmd/msm
 	$(GO) build -o bin/demo ./examples/demo
+
+image: ## build the msm image FROM scratch (static msm and demo; nothing is pulled) as $(IMAGE)
+	@rm -rf .msm/image && mkdir -p .msm/image
+	CGO_ENABLED=0 $(GO) build -trimpath -o .msm/image/msm ./cmd/msm
+	CGO_ENABLED=0 $(GO) build -trimpath -o .msm/image/demo ./examples/demo
+	cp build/Dockerfile .msm/image/Dockerfile
+	docker build -q -t $(IMAGE) .msm/image
 
 bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once; ~7-11 min the first time
 	$(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)

@@ -25,7 +25,7 @@ func (c *cluster) azureCatalog(endpoint string) {
   liveness: 3s
   server: {slots: 2, ports: 20000-20019}
   max_servers: 4
-  node: {temporal: %q, msm: /msm}
+  node: {temporal: %q}
   azure:
     subscription: 00000000-0000-0000-0000-000000000000
     resource_group: msm-e2e
@@ -38,7 +38,7 @@ func (c *cluster) azureCatalog(endpoint string) {
     endpoint: %s
 services:
   - name: web
-    command: /demo
+    command: /usr/local/bin/demo
     args: ["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]
     replicas: {min: 1, initial: 2, max: 6}
 `, c.frontend, endpoint)

@@ -8,10 +8,13 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// imageMSM is where the image holds msm (the default of manager.node.msm).
+const imageMSM = "/usr/local/bin/msm"
+
 // dockerInstances boots the instances of a simulated cloud as hosts: each
 // is a container of the msm image on the cluster's network, running the
 // command its cloud-init user data gives (runcmd, an argument list), with
-// msm as the image's /msm.
+// msm at imageMSM.
 type dockerInstances struct {
 	c    *cluster
 	mu   sync.Mutex
@@ -42,8 +45,8 @@ func (d *dockerInstances) Boot(id string, userData []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if argv[0] != "/msm" {
-		return "", fmt.Errorf("user data runs %q; the image has /msm", argv[0])
+	if argv[0] != imageMSM {
+		return "", fmt.Errorf("user data runs %q; the image has %s", argv[0], imageMSM)
 	}
 	server := id
 	for i, a := range argv[:len(argv)-1] {

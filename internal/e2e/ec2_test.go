@@ -30,7 +30,7 @@ func (c *cluster) ec2Catalog(endpoint string) {
   liveness: 3s
   server: {slots: 2, ports: 20000-20019}
   max_servers: 4
-  node: {temporal: %q, msm: /msm}
+  node: {temporal: %q}
   ec2:
     region: us-east-1
     endpoint: %s
@@ -40,7 +40,7 @@ func (c *cluster) ec2Catalog(endpoint string) {
     security_groups: [sg-0e2e0001]
 services:
   - name: web
-    command: /demo
+    command: /usr/local/bin/demo
     args: ["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]
     replicas: {min: 1, initial: 2, max: 6}
 `, c.frontend, endpoint, testAMI)

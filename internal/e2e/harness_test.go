@@ -186,7 +186,7 @@ func (c *cluster) catalogYAML(s spec) string {
 		command := bins.demo
 		args := fmt.Sprintf(`["--port={{.Port}}", "--name={{.Service}}", "--startup-delay=%s"]`, s.startupDelay)
 		if c.net != nil { // the image's demo, answering on the host's address
-			command = "/demo"
+			command = "/usr/local/bin/demo"
 			args = `["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]`
 		}
 		if contains(s.broken, name) {

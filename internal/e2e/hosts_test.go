@@ -36,33 +36,16 @@ var imageOnce struct {
 	err error
 }
 
-// buildImage builds the msm image for the hosts: msm and the demo
-// MicroService, static, in an image FROM scratch.
+// buildImage builds the msm image for the hosts with `make image` (static
+// msm and demo, FROM scratch), tagged for these tests.
 func buildImage(t *testing.T) {
 	t.Helper()
 	imageOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "msm-e2e-image")
-		if err != nil {
-			imageOnce.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
 		root, _ := filepath.Abs("../..")
-		for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"demo", "./examples/demo"}} {
-			cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, b[0]), b[1])
-			cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				imageOnce.err = fmt.Errorf("building static %s: %v: %s", b[1], err, out)
-				return
-			}
-		}
-		df := "FROM scratch\nCOPY msm demo /\nENTRYPOINT [\"/msm\"]\n"
-		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
-			imageOnce.err = err
-			return
-		}
-		if out, err := docker("build", "-q", "-t", image, dir); err != nil {
-			imageOnce.err = fmt.Errorf("docker build: %v: %s", err, out)
+		cmd := exec.Command("make", "-s", "image", "IMAGE="+image)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			imageOnce.err = fmt.Errorf("make image: %v: %s", err, out)
 		}
 	})
 	require.NoError(t, imageOnce.err, "the hosts tests need a running Docker Engine")
