@@ -98,13 +98,7 @@ func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 	az.NoCapacity("Standard_D2s_v5", "", false)
 	_, err := c.msm("extend", "web", "--count", "1")
 	require.NoError(t, err)
-	select {
-	case <-died:
-	case <-time.After(90 * time.Second):
-		t.Fatal("the worker was not killed after LaunchServer")
-	}
-	delete(c.procs, "worker")
-	c.startEnv("worker2", env, "worker", "--catalog", c.catalog)
+	c.restartWorker(died, 90*time.Second, env...)
 	st = c.waitFor("web ×3, the third on a second VM", 120*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 3
 	})

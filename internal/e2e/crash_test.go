@@ -61,14 +61,8 @@ func testWorkerKilledAt(t *testing.T, op, step string) {
 		require.NotZero(t, pid)
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	}
-	select {
-	case <-died:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the worker was not killed at %s:%s; see %s", op, step, filepath.Join(c.dir, "worker.log"))
-	}
-	delete(c.procs, "worker")
+	c.restartWorker(died, 60*time.Second)
 	began := time.Now()
-	c.start("worker2", "worker", "--catalog", c.catalog)
 	st := c.waitFor(fmt.Sprintf("web at %d after the restart", want), 90*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && len(st.Services) == 1 && st.Services[0].Ready == want
 	})

@@ -92,13 +92,7 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	sim.NoCapacity("m7i.large", "")
 	_, err := c.msm("extend", "web", "--count", "1")
 	require.NoError(t, err)
-	select {
-	case <-died:
-	case <-time.After(90 * time.Second):
-		t.Fatal("the worker was not killed after LaunchServer")
-	}
-	delete(c.procs, "worker")
-	c.startEnv("worker2", awsEnv, "worker", "--catalog", c.catalog)
+	c.restartWorker(died, 90*time.Second, awsEnv...)
 	st = c.waitFor("web ×3, the third on a second instance", 120*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 3
 	})

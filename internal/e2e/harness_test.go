@@ -209,6 +209,19 @@ func (c *cluster) env() []string {
 	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
 }
 
+// restartWorker waits (up to timeout) for the worker that its MSM_FAULT
+// killed, then starts a new one, worker2, with env and the same catalog.
+func (c *cluster) restartWorker(died <-chan struct{}, timeout time.Duration, env ...string) {
+	c.t.Helper()
+	select {
+	case <-died:
+	case <-time.After(timeout):
+		c.t.Fatalf("the worker was not killed by its fault; see %s", filepath.Join(c.dir, "worker.log"))
+	}
+	delete(c.procs, "worker")
+	c.startEnv("worker2", env, "worker", "--catalog", c.catalog)
+}
+
 // restartServer stops the dev server and starts it again on the same
 // address and state file, and returns how long it was away.
 func (c *cluster) restartServer() time.Duration {

@@ -325,26 +325,30 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if got, err := p.vms.Get(ctx, p.cfg.ResourceGroup, id, nil); err == nil && tag(got.Tags, TagOwner) != p.manager {
 		return providers.Permanent(fmt.Errorf("VM %s is not %s's (owner %q); it is left alone", id, p.manager, tag(got.Tags, TagOwner)))
 	}
-	if poller, err := p.vms.BeginDelete(ctx, p.cfg.ResourceGroup, id, nil); err != nil {
-		if !notFound(err) {
-			return classify("deleting VM "+id, err)
-		}
-	} else if _, err := poller.PollUntilDone(ctx, p.poll()); err != nil && !notFound(err) {
-		return classify("deleting VM "+id, err)
+	rg := p.cfg.ResourceGroup
+	if err := gone(ctx, "deleting VM "+id, p.poll(), func() (*runtime.Poller[armcompute.VirtualMachinesClientDeleteResponse], error) {
+		return p.vms.BeginDelete(ctx, rg, id, nil)
+	}); err != nil {
+		return err
 	}
-	if poller, err := p.nics.BeginDelete(ctx, p.cfg.ResourceGroup, nicName(id), nil); err != nil {
-		if !notFound(err) {
-			return classify("deleting the network interface of "+id, err)
-		}
-	} else if _, err := poller.PollUntilDone(ctx, p.poll()); err != nil && !notFound(err) {
-		return classify("deleting the network interface of "+id, err)
+	if err := gone(ctx, "deleting the network interface of "+id, p.poll(), func() (*runtime.Poller[armnetwork.InterfacesClientDeleteResponse], error) {
+		return p.nics.BeginDelete(ctx, rg, nicName(id), nil)
+	}); err != nil {
+		return err
 	}
-	if poller, err := p.disks.BeginDelete(ctx, p.cfg.ResourceGroup, diskName(id), nil); err != nil {
-		if !notFound(err) {
-			return classify("deleting the OS disk of "+id, err)
-		}
-	} else if _, err := poller.PollUntilDone(ctx, p.poll()); err != nil && !notFound(err) {
-		return classify("deleting the OS disk of "+id, err)
+	return gone(ctx, "deleting the OS disk of "+id, p.poll(), func() (*runtime.Poller[armcompute.DisksClientDeleteResponse], error) {
+		return p.disks.BeginDelete(ctx, rg, diskName(id), nil)
+	})
+}
+
+// gone runs a delete to its end; a resource already gone counts as deleted.
+func gone[T any](ctx context.Context, what string, poll *runtime.PollUntilDoneOptions, begin func() (*runtime.Poller[T], error)) error {
+	poller, err := begin()
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx, poll)
+	}
+	if err != nil && !notFound(err) {
+		return classify(what, err)
 	}
 	return nil
 }
