@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -156,14 +157,22 @@ func newCluster(t *testing.T, s spec) *cluster {
 	return c
 }
 
+// blocks counts the port blocks handed out from blockStart.
+var (
+	blocks     atomic.Int64
+	blockStart = int64(rand.IntN(100))
+)
+
 // catalogYAML writes servers s1..sN on 127.0.0.1 with disjoint port ranges
 // in a randomly chosen block (kept for the cluster's later catalogs), so
 // parallel runs rarely meet.
 func (c *cluster) catalogYAML(s spec) string {
 	// Below the kernel's ephemeral range (32768+), where client sockets
 	// would make ports look taken, and away from the example catalog's.
+	// Blocks go round from a random start, so the clusters of one run
+	// (parallel ones included) never share one, and two runs rarely meet.
 	if c.base == 0 {
-		c.base = 22000 + rand.IntN(100)*100
+		c.base = 22000 + int((blockStart+blocks.Add(1))%100)*100
 	}
 	base := c.base
 	var b strings.Builder
