@@ -50,15 +50,19 @@ type Manager struct {
 	// server is lost: its instances are recovered on other servers, and its
 	// containers are fenced (destroyed) when it comes back.
 	Liveness time.Duration `yaml:"liveness" json:"liveness,omitempty"`
-	// Servers lists the hosts of the standalone kind.
+	// Servers lists the hosts of the standalone kind, or the Docker engines
+	// of the docker kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`
 	// Server is the shape of every server a kind that creates its servers
-	// (docker, ec2, azure) launches: its slots and its port range.
+	// (ec2, azure) launches: its slots and its port range.
 	Server ServerShape `yaml:"server" json:"server,omitzero"`
 	// MaxServers caps how many servers such a kind launches.
 	MaxServers int `yaml:"max_servers" json:"max_servers,omitempty"`
-	// Node says how a launched server starts its node agent.
+	// Node says how a launched server (or a Docker engine's node
+	// container) starts its node agent.
 	Node NodeBoot `yaml:"node" json:"node,omitzero"`
+	// Docker configures the docker kind.
+	Docker Docker `yaml:"docker" json:"docker,omitzero"`
 	// EC2 configures the ec2 kind.
 	EC2 EC2 `yaml:"ec2" json:"ec2,omitzero"`
 	// Azure configures the azure kind.
@@ -126,12 +130,41 @@ type EC2 struct {
 	KeyName        string   `yaml:"key_name" json:"key_name,omitempty"`
 }
 
-// Server is one standalone host.
+// Server is one standalone host, or one Docker engine of the docker kind.
 type Server struct {
-	Name    string    `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name"`
+	// Address is where the server's services are reached: the host, or
+	// the host whose ports a Docker engine publishes on.
 	Address string    `yaml:"address" json:"address"`
 	Slots   int       `yaml:"slots" json:"slots"`
 	Ports   PortRange `yaml:"ports" json:"ports"`
+	// Endpoint is a Docker engine's API (docker kind): unix:///path or
+	// tcp://host:port; "" is the engine msm's own environment names
+	// (DOCKER_HOST, else the local socket).
+	Endpoint string `yaml:"endpoint" json:"endpoint,omitempty"`
+	// TLS holds the client certificate files for a tcp:// endpoint.
+	TLS EngineTLS `yaml:"tls" json:"tls,omitzero"`
+}
+
+// EngineTLS is how msm authenticates to a Docker engine over TCP: PEM
+// files on the worker's host, as `docker --tlsverify` takes them.
+type EngineTLS struct {
+	CA   string `yaml:"ca" json:"ca,omitempty"`
+	Cert string `yaml:"cert" json:"cert,omitempty"`
+	Key  string `yaml:"key" json:"key,omitempty"`
+}
+
+// Docker is how the docker kind runs containers on its engines.
+type Docker struct {
+	// Image holds msm (at manager.node.msm) and the services' programs;
+	// every node and container of the Manager runs from it.
+	Image string `yaml:"image" json:"image,omitempty"`
+	// Network is the bridge network the containers join on each engine,
+	// created (and labelled) by msm if missing; default msm-<manager>.
+	Network string `yaml:"network" json:"network,omitempty"`
+	// Socket is the engine's API socket on each engine's host, mounted
+	// into its node container (default /var/run/docker.sock).
+	Socket string `yaml:"socket" json:"socket,omitempty"`
 }
 
 // PortRange is an inclusive range of ports, written "20000-20099" in YAML.
@@ -147,7 +180,10 @@ type Service struct {
 	// azure). Both are Go templates over TemplateData, e.g. "--port={{.Port}}".
 	Command string   `yaml:"command" json:"command,omitempty"`
 	Args    []string `yaml:"args" json:"args,omitempty"`
-	// Image is the container image on the docker kind.
+	// Image is not read: on the docker kind every container runs from
+	// manager.docker.image, and a service names its program with Command.
+	// It is kept so a catalog that sets it gets an explanation, not
+	// "unknown field".
 	Image string `yaml:"image" json:"image,omitempty"`
 	// Env values are templates over TemplateData too.
 	Env      map[string]string `yaml:"env" json:"env,omitempty"`

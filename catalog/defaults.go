@@ -25,6 +25,8 @@ const (
 	DefaultMSM           = "/usr/local/bin/msm"
 	DefaultNamespace     = "default"
 	DefaultAdminUser     = "msm"
+	DefaultDockerImage   = "msm:dev"
+	DefaultDockerSocket  = "/var/run/docker.sock"
 )
 
 // Default fills the fields left at their zero value. It is idempotent, and
@@ -50,6 +52,15 @@ func (c *Catalog) Default() {
 		}
 		if c.Manager.Kind == KindAzure && c.Manager.Azure.AdminUser == "" {
 			c.Manager.Azure.AdminUser = DefaultAdminUser
+		}
+		if c.Manager.Kind == KindDocker {
+			d := &c.Manager.Docker
+			if d.Image == "" {
+				d.Image = DefaultDockerImage
+			}
+			if d.Socket == "" {
+				d.Socket = DefaultDockerSocket
+			}
 		}
 	}
 	if c.Manager.Liveness == 0 {

@@ -292,7 +292,6 @@ services:
     replicas: {min: 2, initial: 1, max: 3}
     health: {path: healthz, failure_threshold: -1}
   - name: api
-    image: api:1
     replicas: {max: 1}
 `,
 			want: []string{

@@ -42,15 +42,24 @@ type validator struct {
 var kinds = []string{KindStandalone, KindDocker, KindEC2, KindAzure}
 
 // processKind reports whether services run as processes started from
-// Command (rather than as Docker containers from Image).
+// Command: on every kind, the container agent starts its MicroService's
+// program (on the docker kind, inside the container, from the msm image).
 func processKind(kind string) bool {
-	return kind == KindStandalone || kind == KindEC2 || kind == KindAzure
+	return slices.Contains(kinds, kind)
+}
+
+// listedKind reports whether the kind's servers are listed under
+// manager.servers (standalone hosts, Docker engines) rather than launched.
+func listedKind(kind string) bool {
+	return kind == KindStandalone || kind == KindDocker
 }
 
 var (
 	// A name goes into task queue names and container IDs, so it keeps to
 	// the DNS label alphabet, which every provider also accepts.
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	// dockerName is what the engine accepts as a network name.
+	dockerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -103,17 +112,24 @@ func (v *validator) name(item, name, what, example string, seen map[string]strin
 
 func (v *validator) servers() {
 	m := v.c.Manager
-	if m.Kind != KindStandalone {
+	if !listedKind(m.Kind) {
 		if len(m.Servers) > 0 && slices.Contains(kinds, m.Kind) {
-			v.ps.add("manager.servers", "the %s kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone", m.Kind)
+			v.ps.add("manager.servers", "the %s kind creates its own servers, and servers are read by the standalone and docker kinds only; remove manager.servers or set manager.kind: standalone", m.Kind)
 		}
 		if m.Kind == KindEC2 || m.Kind == KindAzure {
 			v.launched()
 		}
 		return
 	}
+	if m.Kind == KindDocker {
+		v.docker()
+	}
 	if len(m.Servers) == 0 {
-		v.ps.add("manager.servers", "the standalone kind needs at least one server; list the hosts msm may run containers on under manager.servers")
+		what := "the hosts msm may run containers on"
+		if m.Kind == KindDocker {
+			what = "the Docker engines msm may run containers on (one named local, with no endpoint, is this machine's)"
+		}
+		v.ps.add("manager.servers", "the %s kind needs at least one server; list %s under manager.servers", m.Kind, what)
 		return
 	}
 	seen := map[string]string{}
@@ -142,19 +158,61 @@ func (v *validator) launched() {
 	if m.MaxServers < 1 {
 		v.ps.add("manager.max_servers", "%d is less than 1; set how many servers the %s kind may launch, e.g. 10", m.MaxServers, m.Kind)
 	}
-	if strings.TrimSpace(m.Node.Temporal) == "" {
-		v.ps.add("manager.node.temporal", "the %s kind's servers start `msm node`, which must reach Temporal; set the frontend address they dial, e.g. \"temporal.internal:7233\"", m.Kind)
-	} else if _, _, err := net.SplitHostPort(m.Node.Temporal); err != nil {
-		v.ps.add("manager.node.temporal", "%q is not host:port; write it as \"temporal.internal:7233\"", m.Node.Temporal)
-	}
-	if !strings.HasPrefix(m.Node.MSM, "/") {
-		v.ps.add("manager.node.msm", "%q is not an absolute path; set where msm is on the server's image, e.g. %q", m.Node.MSM, DefaultMSM)
-	}
+	v.nodeBoot("servers start `msm node`", "temporal.internal:7233")
 	if m.Kind == KindEC2 {
 		v.ec2()
 	}
 	if m.Kind == KindAzure {
 		v.azure()
+	}
+}
+
+// nodeBoot checks how the kind's node agents reach Temporal.
+func (v *validator) nodeBoot(who, example string) {
+	m := v.c.Manager
+	if strings.TrimSpace(m.Node.Temporal) == "" {
+		v.ps.add("manager.node.temporal", "the %s kind's %s, which must reach Temporal; set the frontend address they dial, e.g. %q", m.Kind, who, example)
+	} else if _, _, err := net.SplitHostPort(m.Node.Temporal); err != nil {
+		v.ps.add("manager.node.temporal", "%q is not host:port; write it as %q", m.Node.Temporal, example)
+	}
+	if !strings.HasPrefix(m.Node.MSM, "/") {
+		v.ps.add("manager.node.msm", "%q is not an absolute path; set where msm is on the server's image, e.g. %q", m.Node.MSM, DefaultMSM)
+	}
+}
+
+// docker checks the settings of the docker kind; its engines are checked
+// with the servers.
+func (v *validator) docker() {
+	m := v.c.Manager
+	v.nodeBoot("node and container agents run in containers", "host.docker.internal:7233")
+	if strings.TrimSpace(m.Docker.Image) == "" || strings.ContainsAny(m.Docker.Image, " \t\n") {
+		v.ps.add("manager.docker.image", "%q is not an image reference; name the image holding msm and the services' programs, e.g. %q (`make image` builds it)", m.Docker.Image, DefaultDockerImage)
+	}
+	if n := m.Docker.Network; n != "" && !dockerName.MatchString(n) {
+		v.ps.add("manager.docker.network", "%q is not a Docker network name; use letters, digits, '_', '.' and '-', e.g. \"msm\"", n)
+	}
+	if !strings.HasPrefix(m.Docker.Socket, "/") {
+		v.ps.add("manager.docker.socket", "%q is not an absolute path; set where each engine's API socket is on its host, e.g. %q", m.Docker.Socket, DefaultDockerSocket)
+	}
+	for i, s := range m.Servers {
+		item := fmt.Sprintf("manager.servers[%d]", i)
+		e := strings.TrimSpace(s.Endpoint)
+		switch {
+		case e == "" || strings.HasPrefix(e, "unix:///"):
+			if s.TLS != (EngineTLS{}) {
+				v.ps.add(item+".tls", "TLS is for a tcp:// endpoint; remove tls, or set endpoint to the engine's tcp://host:2376")
+			}
+		case strings.HasPrefix(e, "tcp://"):
+			if _, _, err := net.SplitHostPort(strings.TrimPrefix(e, "tcp://")); err != nil {
+				v.ps.add(item+".endpoint", "%q is not tcp://host:port; write it as \"tcp://docker-2.internal:2376\"", s.Endpoint)
+			}
+			t := s.TLS
+			if t != (EngineTLS{}) && (t.CA == "" || t.Cert == "" || t.Key == "") {
+				v.ps.add(item+".tls", "set all of ca, cert and key (the files `docker --tlsverify` takes), or none")
+			}
+		default:
+			v.ps.add(item+".endpoint", "%q is not a Docker engine endpoint; write unix:///var/run/docker.sock or tcp://host:2376, or leave it out for this machine's engine", s.Endpoint)
+		}
 	}
 }
 
@@ -298,8 +356,9 @@ func (v *validator) artifact(item string, s Service) {
 	switch {
 	case processKind(kind) && strings.TrimSpace(s.Command) == "":
 		v.ps.add(item+".command", "the %s kind starts services as processes and needs a command; set command to the program to run, e.g. \"bin/demo\"", kind)
-	case kind == KindDocker && strings.TrimSpace(s.Image) == "":
-		v.ps.add(item+".image", "the docker kind runs services as containers and needs an image; set image, e.g. \"ghcr.io/acme/web:1.2\"")
+	}
+	if s.Image != "" {
+		v.ps.add(item+".image", "a service does not name an image: on the docker kind every container runs from manager.docker.image, which holds msm and the services' programs; build one FROM it with your program, set it as manager.docker.image, and set command")
 	}
 }
 
@@ -416,7 +475,7 @@ func (v *validator) templates(item string, s Service) {
 // waiting container) must fit in them.
 func (v *validator) capacity() {
 	m := v.c.Manager
-	if m.Kind != KindStandalone {
+	if !listedKind(m.Kind) {
 		return
 	}
 	// A sum over numbers already reported wrong would only add a confusing

@@ -77,12 +77,12 @@ func TestValidate(t *testing.T) {
 		{
 			name: "servers on another kind",
 			modify: func(c *Catalog) {
-				c.Manager.Kind = KindDocker
-				for i := range c.Services {
-					c.Services[i].Image = "demo:1"
-				}
+				c.Manager.Kind = KindEC2
+				c.Manager.Server = ServerShape{Slots: 4, Ports: PortRange{20000, 20099}}
+				c.Manager.MaxServers, c.Manager.Node = 3, NodeBoot{Temporal: "temporal:7233", MSM: DefaultMSM}
+				c.Manager.EC2 = EC2{Region: "eu-west-1", AMI: "ami-1", InstanceTypes: []string{"c7i.large"}}
 			},
-			want: []want{{"manager.servers", "the docker kind creates its own servers, and servers are read by the standalone kind only; remove manager.servers or set manager.kind: standalone"}},
+			want: []want{{"manager.servers", "the ec2 kind creates its own servers, and servers are read by the standalone and docker kinds only; remove manager.servers or set manager.kind: standalone"}},
 		},
 		{
 			name: "ec2 kind, complete",
@@ -261,23 +261,52 @@ func TestValidate(t *testing.T) {
 			want: []want{{"services[0].command", "the azure kind starts services as processes and needs a command"}},
 		},
 		{
-			name: "docker kind without image",
-			modify: func(c *Catalog) {
-				c.Manager.Kind = KindDocker
-				c.Manager.Servers = nil
-				c.Services[0].Image = "ghcr.io/acme/web:1"
-			},
-			want: []want{{"services[1].image", "the docker kind runs services as containers and needs an image; set image"}},
+			name:   "docker kind, complete",
+			modify: dockerKind,
 		},
 		{
-			name: "docker kind needs no command",
+			name: "docker kind: a service names an image",
 			modify: func(c *Catalog) {
-				c.Manager.Kind = KindDocker
+				dockerKind(c)
+				c.Services[0].Image = "ghcr.io/acme/web:1"
+			},
+			want: []want{{"services[0].image", "a service does not name an image: on the docker kind every container runs from manager.docker.image"}},
+		},
+		{
+			name: "docker kind needs a command and the node settings",
+			modify: func(c *Catalog) {
+				dockerKind(c)
+				c.Manager.Node.Temporal = ""
+				c.Manager.Docker.Image = ""
+				c.Services[1].Command = ""
+			},
+			want: []want{
+				{"manager.node.temporal", "the docker kind's node and container agents run in containers, which must reach Temporal"},
+				{"manager.docker.image", `"" is not an image reference`},
+				{"services[1].command", "the docker kind starts services as processes and needs a command"},
+			},
+		},
+		{
+			name: "docker kind without engines",
+			modify: func(c *Catalog) {
+				dockerKind(c)
 				c.Manager.Servers = nil
-				for i := range c.Services {
-					c.Services[i].Command = ""
-					c.Services[i].Image = "demo:1"
-				}
+			},
+			want: []want{{"manager.servers", "the docker kind needs at least one server; list the Docker engines"}},
+		},
+		{
+			name: "docker engine endpoints and TLS",
+			modify: func(c *Catalog) {
+				dockerKind(c)
+				c.Manager.Docker.Network = "no spaces"
+				c.Manager.Servers[0].Endpoint = "http://docker:2375"
+				c.Manager.Servers[1].Endpoint = "tcp://docker-2:2376"
+				c.Manager.Servers[1].TLS = EngineTLS{CA: "ca.pem"}
+			},
+			want: []want{
+				{"manager.docker.network", `"no spaces" is not a Docker network name`},
+				{"manager.servers[0].endpoint", `"http://docker:2375" is not a Docker engine endpoint`},
+				{"manager.servers[1].tls", "set all of ca, cert and key"},
 			},
 		},
 		{
@@ -453,6 +482,13 @@ func TestValidateMessagesSayWhatToDo(t *testing.T) {
 		assert.Contains(t, p.Message, "; ", "%s: %s", p.Field, p.Message)
 		assert.NotEmpty(t, p.Field)
 	}
+}
+
+// dockerKind turns the test catalog into a complete docker-kind one.
+func dockerKind(c *Catalog) {
+	c.Manager.Kind = KindDocker
+	c.Manager.Node = NodeBoot{Temporal: "host.docker.internal:7233", MSM: DefaultMSM}
+	c.Manager.Docker = Docker{Image: DefaultDockerImage, Socket: DefaultDockerSocket}
 }
 
 func testAzure() Azure {
