@@ -22,11 +22,11 @@ build: ## build bin/msm and bin/demo (the example MicroService)
 	$(GO) build -o bin/demo ./examples/demo
 
 image: ## build the msm image FROM scratch (static msm and demo; nothing is pulled) as $(IMAGE)
-	@rm -rf .msm/image && mkdir -p .msm/image
-	CGO_ENABLED=0 $(GO) build -trimpath -o .msm/image/msm ./cmd/msm
-	CGO_ENABLED=0 $(GO) build -trimpath -o .msm/image/demo ./examples/demo
-	cp build/Dockerfile .msm/image/Dockerfile
-	docker build -q -t $(IMAGE) .msm/image
+	@mkdir -p .msm && ctx=$$(mktemp -d .msm/image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
+	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/msm ./cmd/msm && \
+	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/demo ./examples/demo && \
+	cp build/Dockerfile $$ctx/Dockerfile && \
+	docker build -q -t $(IMAGE) $$ctx
 
 bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once; ~7-11 min the first time
 	$(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)

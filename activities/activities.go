@@ -16,6 +16,7 @@ import (
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/azure"
+	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/providers/ec2"
 	"github.com/msm-project/msm/providers/standalone"
 	"github.com/msm-project/msm/workflows"
@@ -27,8 +28,9 @@ type Activities struct {
 	// standalone provider is built from each request's server, which comes
 	// from the catalog in force.
 	Providers map[string]providers.Provider
-	// Cloud builds the provider of a launching kind (ec2, azure) from the
-	// catalog's manager section; nil builds the real SDK clients.
+	// Cloud builds the provider of a kind with a provider API (ec2, azure,
+	// docker) from the catalog's manager section; nil builds the real
+	// clients.
 	Cloud func(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error)
 
 	mu    sync.Mutex
@@ -42,6 +44,8 @@ func Build(ctx context.Context, kind string, m catalog.Manager, manager string) 
 		return ec2.New(ctx, m, manager)
 	case catalog.KindAzure:
 		return azure.New(ctx, m, manager)
+	case catalog.KindDocker:
+		return docker.New(m, manager), nil
 	}
 	return nil, fmt.Errorf("this msm has no provider for kind %q", kind)
 }
@@ -99,11 +103,11 @@ func (a *Activities) provider(ctx context.Context, kind string, s fleet.Server, 
 		workflows.ErrUnknownKind, nil)
 }
 
-// Check verifies that a launching kind can work with the catalog's
-// settings (credentials, endpoint, image), for a worker to refuse to start
-// when it cannot; other kinds pass.
+// Check verifies that a kind with a provider API (ec2, azure, docker) can
+// work with the catalog's settings (credentials, endpoint, image), for a
+// worker to refuse to start when it cannot; standalone passes.
 func Check(ctx context.Context, m catalog.Manager, manager string) error {
-	if m.Kind != catalog.KindEC2 && m.Kind != catalog.KindAzure {
+	if m.Kind == catalog.KindStandalone {
 		return nil
 	}
 	p, err := Build(ctx, m.Kind, m, manager)

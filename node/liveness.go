@@ -21,10 +21,14 @@ import (
 // and the server times the lease out, which is how the Manager learns the
 // server is lost. Heartbeats write no history event.
 func (n *Node) Lease(ctx context.Context, in workflows.LeaseInput) error {
-	if in.Server != n.cfg.Server || in.Manager != n.cfg.Manager {
+	return lease(ctx, in, n.cfg.Server, n.cfg.Manager)
+}
+
+func lease(ctx context.Context, in workflows.LeaseInput, server, manager string) error {
+	if in.Server != server || in.Manager != manager {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"lease for server %s of manager %s reached the node of server %s of manager %s: two nodes poll one task queue; give each its own --server",
-			in.Server, in.Manager, n.cfg.Server, n.cfg.Manager), "WrongNode", nil)
+			in.Server, in.Manager, server, manager), "WrongNode", nil)
 	}
 	every := activity.GetInfo(ctx).HeartbeatTimeout / 5
 	if every <= 0 {
@@ -50,38 +54,63 @@ func (n *Node) Lease(ctx context.Context, in workflows.LeaseInput) error {
 // the Manager never knew or gave up on. It returns what it stopped and what
 // still runs, in ID order.
 func (n *Node) Reconcile(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
-	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}}
-	if in.Server != n.cfg.Server || in.Manager != n.cfg.Manager {
-		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-			"reconcile for server %s of manager %s reached the node of server %s of manager %s", in.Server, in.Manager, n.cfg.Server, n.cfg.Manager), "WrongNode", nil)
+	if err := wrongNode(in, n.cfg.Server, n.cfg.Manager); err != nil {
+		return workflows.ReconcileResult{}, err
 	}
 	recs, err := n.records()
 	if err != nil {
-		return out, err
+		return workflows.ReconcileResult{}, err
 	}
+	list := make([]held, 0, len(recs))
+	for _, r := range recs {
+		list = append(list, held{container: r.Container, running: alive(r.PID, r.Start)})
+	}
+	return reconcile(ctx, in, list, func(ctx context.Context, id string) error {
+		return n.StopContainer(ctx, workflows.StopContainerInput{Container: id})
+	})
+}
+
+func wrongNode(in workflows.ReconcileInput, server, manager string) error {
+	if in.Server != server || in.Manager != manager {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"reconcile for server %s of manager %s reached the node of server %s of manager %s", in.Server, in.Manager, server, manager), "WrongNode", nil)
+	}
+	return nil
+}
+
+// held is a container a node holds, as Reconcile sees it.
+type held struct {
+	container string
+	running   bool
+}
+
+// reconcile stops, in parallel, the containers of list that in does not
+// keep, and reports what it stopped and what still runs.
+func reconcile(ctx context.Context, in workflows.ReconcileInput, list []held, stop func(context.Context, string) error) (workflows.ReconcileResult, error) {
+	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}}
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 		errs []error
 	)
-	for _, r := range recs {
-		if slices.Contains(in.Keep, r.Container) || fleet.SeqOf(r.Container) > in.Seq {
-			if alive(r.PID, r.Start) {
-				out.Running = append(out.Running, r.Container)
+	for _, h := range list {
+		if slices.Contains(in.Keep, h.container) || fleet.SeqOf(h.container) > in.Seq {
+			if h.running {
+				out.Running = append(out.Running, h.container)
 			}
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := n.StopContainer(ctx, workflows.StopContainerInput{Container: r.Container})
+			err := stop(ctx, h.container)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("stopping %s, %w", r.Container, err))
+				errs = append(errs, fmt.Errorf("stopping %s, %w", h.container, err))
 				return
 			}
-			out.Stopped = append(out.Stopped, r.Container)
+			out.Stopped = append(out.Stopped, h.container)
 		}()
 	}
 	wg.Wait()

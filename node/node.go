@@ -112,29 +112,42 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 		return err
 	}
 	n.cfg.Log.Info("node agent up", "server", n.cfg.Server, "reattached", len(kept))
-	up := workflows.NodeUpSignal{Server: n.cfg.Server, Containers: kept}
-	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalNodeUp, up); err != nil {
+	go n.watchAgents(ctx, c, agentPoll)
+	if n.cfg.ReportEvery > 0 {
+		go n.reportUsage(ctx, c, n.cfg.ReportEvery, n.cfg.Meter)
+	}
+	return serve(ctx, c, n.cfg.Log, n.cfg.Server, n.cfg.Manager, kept, activitiesOf{
+		start: n.StartContainer, stop: n.StopContainer, lease: n.Lease, reconcile: n.Reconcile,
+	})
+}
+
+// activitiesOf are the activities a node serves on its task queue.
+type activitiesOf struct {
+	start, stop, lease, reconcile any
+}
+
+// serve tells the Manager the node is up with the containers it kept, and
+// serves the node's task queue until ctx ends.
+func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manager string, kept []string, acts activitiesOf) error {
+	up := workflows.NodeUpSignal{Server: server, Containers: kept}
+	if err := c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalNodeUp, up); err != nil {
 		// No Manager yet: it has nothing to reconcile either.
-		n.cfg.Log.Info("manager not running yet", "manager", n.cfg.Manager, "error", err)
+		log.Info("manager not running yet", "manager", manager, "error", err)
 	}
 	// In-flight starts finish before Run returns, so a StopAll after it
 	// finds every container it must stop.
-	w := worker.New(c, workflows.NodeQueue(n.cfg.Server), worker.Options{
+	w := worker.New(c, workflows.NodeQueue(server), worker.Options{
 		WorkerStopTimeout: 10 * time.Second,
 		// The lease's heartbeats must reach the server well inside the
 		// liveness window, not at 80% of it (the SDK's default throttle).
 		MaxHeartbeatThrottleInterval: time.Second,
 	})
-	w.RegisterActivityWithOptions(n.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
-	w.RegisterActivityWithOptions(n.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
-	w.RegisterActivityWithOptions(n.Lease, activity.RegisterOptions{Name: workflows.ActivityLease})
-	w.RegisterActivityWithOptions(n.Reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})
-	go n.watchAgents(ctx, c, agentPoll)
+	w.RegisterActivityWithOptions(acts.start, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	w.RegisterActivityWithOptions(acts.stop, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
+	w.RegisterActivityWithOptions(acts.lease, activity.RegisterOptions{Name: workflows.ActivityLease})
+	w.RegisterActivityWithOptions(acts.reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})
 	if err := w.Start(); err != nil {
-		return fmt.Errorf("starting node worker on %s, %w", workflows.NodeQueue(n.cfg.Server), err)
-	}
-	if n.cfg.ReportEvery > 0 {
-		go n.reportUsage(ctx, c, n.cfg.ReportEvery, n.cfg.Meter)
+		return fmt.Errorf("starting node worker on %s, %w", workflows.NodeQueue(server), err)
 	}
 	<-ctx.Done()
 	w.Stop()

@@ -273,10 +273,10 @@ func (m *manager) decide(ctx workflow.Context) {
 	})
 }
 
-// providerConfig is the manager section the providers of the ec2 and
-// azure kinds are built from; nil for the kinds that need none.
+// providerConfig is the manager section the providers of the ec2, azure
+// and docker kinds are built from; nil for the kind that needs none.
 func (m *manager) providerConfig() *catalog.Manager {
-	if k := m.st.Catalog.Manager.Kind; k != catalog.KindEC2 && k != catalog.KindAzure {
+	if k := m.st.Catalog.Manager.Kind; k != catalog.KindEC2 && k != catalog.KindAzure && k != catalog.KindDocker {
 		return nil
 	}
 	c := m.st.Catalog.Manager

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/node"
+	"github.com/msm-project/msm/providers/docker"
 )
 
 func (e *env) node(args []string) error {
@@ -15,6 +17,9 @@ func (e *env) node(args []string) error {
 	server := fs.String("server", e.getenv("MSM_SERVER"), "this server's `name` in the catalog (MSM_SERVER)")
 	state := fs.String("state-dir", e.getenv("MSM_STATE_DIR"), "`dir` for container records and logs (default .msm/nodes/SERVER)")
 	every := fs.Duration("report-every", e.durationOr("MSM_REPORT_EVERY", 30*time.Second), "how often to send the Manager a usage summary (MSM_REPORT_EVERY; 0: never)")
+	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
+	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
+	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -29,6 +34,13 @@ func (e *env) node(args []string) error {
 		return err
 	}
 	defer cl.Close()
+	if *onDocker {
+		n, err := e.newDockerNode(&c, *server, *image, *network)
+		if err != nil {
+			return err
+		}
+		return n.Run(ctx, cl)
+	}
 	n, err := e.newNode(&c, *server, *state, *every)
 	if err != nil {
 		return err
@@ -58,5 +70,31 @@ func (e *env) newNode(c *common, server, state string, every time.Duration) (*no
 		Log:          e.logger(c),
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
+	})
+}
+
+// newDockerNode builds the node of the Docker engine the environment names;
+// its agents run this same binary, from the image.
+func (e *env) newDockerNode(c *common, server, image, network string) (*node.Docker, error) {
+	eng, err := docker.Dial(e.getenv("DOCKER_HOST"), catalog.EngineTLS{})
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the msm binary to start agents with, %w", err)
+	}
+	if network == "" {
+		network = docker.Network(catalog.Manager{}, c.manager)
+	}
+	return node.NewDocker(node.DockerConfig{
+		Server:   server,
+		Manager:  c.manager,
+		Engine:   eng,
+		Image:    image,
+		Network:  network,
+		MSM:      self,
+		AgentEnv: e.temporalEnv(c),
+		Log:      e.logger(c),
 	})
 }

@@ -48,7 +48,7 @@ func (e *env) worker(args []string) error {
 		// The cloud answers, with these credentials, and knows the image:
 		// otherwise nothing starts and the setting is named.
 		if err := activities.Check(ctx, first.Manager, c.manager); err != nil {
-			return fmt.Errorf("the %s kind cannot launch servers with this catalog (nothing was started): %w", first.Manager.Kind, err)
+			return fmt.Errorf("the %s kind cannot work with this catalog (nothing was started): %w", first.Manager.Kind, err)
 		}
 	}
 	cl, err := e.dial(ctx, &c, 2*time.Minute)

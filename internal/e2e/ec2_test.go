@@ -176,7 +176,7 @@ func TestCloudKindBadSettingsStartNothing(t *testing.T) {
 			assert.NotZero(t, c.procs["worker"].ProcessState.ExitCode())
 			log, err := os.ReadFile(c.dir + "/worker.log")
 			require.NoError(t, err)
-			assert.Contains(t, string(log), "the ec2 kind cannot launch servers with this catalog (nothing was started)")
+			assert.Contains(t, string(log), "the ec2 kind cannot work with this catalog (nothing was started)")
 			assert.Contains(t, string(log), tc.want)
 			assert.Zero(t, sim.Requests("RunInstances"), "nothing launched")
 			_, err = c.status()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -29,26 +29,14 @@ import (
 // from the network is a partition.
 
 // image is the tag of the test image, built once per test binary.
-const image = "msm-e2e:latest"
-
-var imageOnce struct {
-	sync.Once
-	err error
-}
+const image = testimage.Tag
 
 // buildImage builds the msm image for the hosts with `make image` (static
-// msm and demo, FROM scratch), tagged for these tests.
+// msm and demo, FROM scratch).
 func buildImage(t *testing.T) {
 	t.Helper()
-	imageOnce.Do(func() {
-		root, _ := filepath.Abs("../..")
-		cmd := exec.Command("make", "-s", "image", "IMAGE="+image)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			imageOnce.err = fmt.Errorf("make image: %v: %s", err, out)
-		}
-	})
-	require.NoError(t, imageOnce.err, "the hosts tests need a running Docker Engine")
+	_, err := testimage.Build()
+	require.NoError(t, err, "the hosts tests need a running Docker Engine")
 }
 
 // docker runs the docker CLI and returns its combined output, trimmed.

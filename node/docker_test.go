@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/testimage"
+	"github.com/msm-project/msm/providers/docker"
+	"github.com/msm-project/msm/workflows"
+)
+
+// These tests run against this machine's Docker Engine, with the image of
+// `make image`. Their containers belong to manager m1 on server dockertest
+// and are removed before and after each test.
+
+const dockerServer = "dockertest"
+
+func dockerNode(t *testing.T) (*Docker, *client.Client) {
+	t.Helper()
+	img, err := testimage.Build()
+	require.NoError(t, err)
+	eng, err := docker.Dial("", catalog.EngineTLS{})
+	require.NoError(t, err)
+	net := "msm-node-test"
+	clean := func() {
+		ctx := context.Background()
+		left, _ := docker.Owned(ctx, eng, map[string]string{docker.LabelOwner: "m1", docker.LabelServer: dockerServer})
+		for _, c := range left {
+			_ = docker.Remove(ctx, eng, c.ID)
+		}
+		_ = docker.RemoveNetworkIfUnused(ctx, eng, net, "m1")
+	}
+	clean()
+	t.Cleanup(clean)
+	require.NoError(t, docker.EnsureNetwork(context.Background(), eng, net, "m1"))
+	n, err := NewDocker(DockerConfig{
+		Server: dockerServer, Manager: "m1", Engine: eng, Image: img, Network: net, MSM: catalog.DefaultMSM,
+		// Unreachable: the agents wait for Temporal, and keep running.
+		AgentEnv: []string{"TEMPORAL_ADDRESS=host.docker.internal:1"},
+		Log:      slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	return n, eng
+}
+
+// startIn runs StartContainer as an activity (it logs through
+// activity.GetLogger).
+func startIn(t *testing.T, n *Docker, id string, port int) (workflows.StartContainerResult, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(n.StartContainer)
+	v, err := env.ExecuteActivity(n.StartContainer, workflows.StartContainerInput{
+		Manager: "m1", Container: id, Server: dockerServer, Port: port,
+	})
+	if err != nil {
+		return workflows.StartContainerResult{}, err
+	}
+	var res workflows.StartContainerResult
+	require.NoError(t, v.Get(&res))
+	return res, nil
+}
+
+// ours lists the Docker containers of server dockertest: name → state.
+func ours(t *testing.T, eng *client.Client) map[string]string {
+	t.Helper()
+	list, err := docker.Owned(context.Background(), eng, map[string]string{docker.LabelOwner: "m1", docker.LabelServer: dockerServer})
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, c := range list {
+		out[strings.TrimPrefix(c.Names[0], "/")] = string(c.State)
+	}
+	return out
+}
+
+func TestDockerStartContainerIsIdempotent(t *testing.T) {
+	n, eng := dockerNode(t)
+	port := freePort(t)
+	first, err := startIn(t, n, "m1-c1", port)
+	require.NoError(t, err)
+	assert.Positive(t, first.PID)
+	assert.False(t, first.Attached)
+
+	again, err := startIn(t, n, "m1-c1", port)
+	require.NoError(t, err)
+	assert.Equal(t, workflows.StartContainerResult{PID: first.PID, Attached: true}, again)
+	// A node made afresh (its container restarted) finds it by name.
+	n2, err := NewDocker(n.cfg)
+	require.NoError(t, err)
+	again, err = startIn(t, n2, "m1-c1", port)
+	require.NoError(t, err)
+	assert.True(t, again.Attached)
+	assert.Equal(t, map[string]string{"msm-m1-c1": "running"}, ours(t, eng), "one container for one key")
+
+	got, err := eng.ContainerInspect(context.Background(), "msm-m1-c1", client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	var published []string
+	for p, bs := range got.Container.HostConfig.PortBindings {
+		for _, b := range bs {
+			published = append(published, p.String()+"->"+b.HostPort)
+		}
+	}
+	assert.Equal(t, []string{strconv.Itoa(port) + "/tcp->" + strconv.Itoa(port)}, published, "the leased port is published on the host")
+	assert.Equal(t, []string{"agent", "--container", "m1-c1", "--server", dockerServer, "--manager", "m1"}, got.Container.Config.Cmd)
+
+	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}))
+	assert.Empty(t, ours(t, eng))
+	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}), "gone counts as stopped")
+
+	// Another port for the same ID (an earlier Manager run's container):
+	// the stale one goes and one container is left.
+	_, err = startIn(t, n, "m1-c1", port)
+	require.NoError(t, err)
+	other := freePort(t)
+	_, err = startIn(t, n, "m1-c1", other)
+	require.NoError(t, err)
+	got, err = eng.ContainerInspect(context.Background(), "msm-m1-c1", client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(other), got.Container.Config.Labels[docker.LabelPort])
+	assert.Len(t, ours(t, eng), 1)
+}
+
+func TestDockerStartContainerPortInUse(t *testing.T) {
+	n, eng := dockerNode(t)
+	l, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer l.Close()
+	_, err = startIn(t, n, "m1-c2", l.Addr().(*net.TCPAddr).Port)
+	var app *temporal.ApplicationError
+	require.True(t, errors.As(err, &app), "%v", err)
+	assert.Equal(t, workflows.ErrPortInUse, app.Type())
+	assert.True(t, app.NonRetryable())
+	assert.Empty(t, ours(t, eng), "nothing left behind")
+}
+
+func TestDockerDeathAndDisconnectAreReported(t *testing.T) {
+	n, _ := dockerNode(t)
+	for _, id := range []string{"m1-c1", "m1-c2", "m1-c3"} {
+		_, err := startIn(t, n, id, freePort(t))
+		require.NoError(t, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	sig := &signals{}
+	go func() { defer close(done); n.watchEvents(ctx, sig) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c3"}))
+	out, err := exec.Command("docker", "kill", "msm-m1-c1").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	out, err = exec.Command("docker", "network", "disconnect", n.cfg.Network, "msm-m1-c2").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	require.Eventually(t, func() bool { return len(sig.reports()) >= 2 }, 20*time.Second, 50*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // room for a wrong third report
+	reasons := map[string]string{}
+	for _, r := range sig.reports() {
+		_, dup := reasons[r.Container]
+		assert.False(t, dup, "%s reported twice", r.Container)
+		reasons[r.Container] = r.Reason
+	}
+	assert.Len(t, reasons, 2, "the stopped container is not reported: %v", reasons)
+	assert.Contains(t, reasons["m1-c1"], "its Docker container died (exit code 137)")
+	assert.Contains(t, reasons["m1-c2"], "disconnected from network "+n.cfg.Network)
+}
+
+func TestDockerReconcileRemovesWhatTheManagerDoesNotKeep(t *testing.T) {
+	n, eng := dockerNode(t)
+	for _, id := range []string{"m1-c1", "m1-c2", "m1-c3"} {
+		_, err := startIn(t, n, id, freePort(t))
+		require.NoError(t, err)
+	}
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(n.Reconcile)
+	// c3 is newer than the Manager's snapshot (seq 2): it stays.
+	v, err := env.ExecuteActivity(n.Reconcile, workflows.ReconcileInput{Manager: "m1", Server: dockerServer, Keep: []string{"m1-c1"}, Seq: 2})
+	require.NoError(t, err)
+	var res workflows.ReconcileResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m1-c2"}, Running: []string{"m1-c1", "m1-c3"}}, res)
+	assert.Equal(t, map[string]string{"msm-m1-c1": "running", "msm-m1-c3": "running"}, ours(t, eng))
+
+	kept, err := n.Reattach(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{"m1-c1", "m1-c3"}, kept)
+}
