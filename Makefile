@@ -9,10 +9,13 @@ BIN   := $(CURDIR)/bin
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
 .DEFAULT_GOAL := help
-.PHONY: help build dev test check bench clean image
+.PHONY: help build dev test check bench clean image temporal-image docker-clean
 
-# IMAGE is the tag `make image` builds.
+# IMAGE is the tag `make image` builds; TEMPORAL_IMAGE `make temporal-image`'s.
 IMAGE ?= msm:dev
+TEMPORAL_IMAGE ?= msm-temporal:dev
+# MANAGER is the Manager whose containers `make docker-clean` removes.
+MANAGER ?= local
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,8 +31,18 @@ image: ## build the msm image FROM scratch (static msm and demo; nothing is pull
 	cp build/Dockerfile $$ctx/Dockerfile && \
 	docker build -q -t $(IMAGE) $$ctx
 
-bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once; ~7-11 min the first time
-	$(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once, static; ~7-11 min the first time
+	export CGO_ENABLED=0 && $(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+temporal-image: bin/temporal ## build the Temporal dev server image FROM scratch (for docker-compose.local.yml) as $(TEMPORAL_IMAGE)
+	@$(GO) version -m bin/temporal | grep -q 'CGO_ENABLED=0' || { echo "bin/temporal was built with cgo and cannot run FROM scratch: rm bin/temporal && make temporal-image"; exit 1; }
+	@mkdir -p .msm && ctx=$$(mktemp -d .msm/image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
+	cp bin/temporal $$ctx/temporal && cp build/temporal.Dockerfile $$ctx/Dockerfile && \
+	docker build -q -t $(TEMPORAL_IMAGE) $$ctx
+
+docker-clean: ## remove every container and network of Manager $(MANAGER) from the local engine (after docker-compose down)
+	@ids=$$(docker ps -aq --filter label=io.msm.owner=$(MANAGER)); [ -z "$$ids" ] || docker rm -f $$ids
+	@ids=$$(docker network ls -q --filter label=io.msm.owner=$(MANAGER)); [ -z "$$ids" ] || docker network rm $$ids
 
 bin/staticcheck:
 	$(TOOL_INSTALL) honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

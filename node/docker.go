@@ -198,6 +198,9 @@ func (n *Docker) remove(ctx context.Context, nameOrID string, grace time.Duratio
 		}
 	}
 	n.mu.Unlock()
+	if ns := got.Container.NetworkSettings; ns != nil && ns.Networks[n.cfg.Network] == nil {
+		grace = 0 // cut off: its agent cannot say goodbye to anyone
+	}
 	if grace > 0 && got.Container.State != nil && got.Container.State.Running {
 		secs := int(grace / time.Second)
 		_, err := n.cfg.Engine.ContainerStop(ctx, got.Container.ID, client.ContainerStopOptions{Timeout: &secs})

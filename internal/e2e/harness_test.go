@@ -215,7 +215,11 @@ func (c *cluster) env() []string {
 	if every == "" {
 		every = "0"
 	}
-	return append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
+	address := c.frontend // a Temporal server the cluster did not start
+	if c.srv != nil {
+		address = c.srv.Address()
+	}
+	return append(os.Environ(), "TEMPORAL_ADDRESS="+address, "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
 }
 
 // restartWorker waits (up to timeout) for the worker that its MSM_FAULT

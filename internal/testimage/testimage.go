@@ -1,6 +1,6 @@
-// Package testimage builds the msm image the tests that run containers use:
-// `make image` (static msm and demo, FROM scratch, nothing pulled), once per
-// test binary, under a tag of its own.
+// Package testimage builds the images the tests that run containers use:
+// `make image` (static msm and demo, FROM scratch, nothing pulled) and `make
+// temporal-image`, once per test binary, under tags of their own.
 package testimage
 
 import (
@@ -12,31 +12,46 @@ import (
 	"sync"
 )
 
-// Tag is the tag the tests' image is built as.
-const Tag = "msm-test:latest"
+// Tags the tests' images are built as.
+const (
+	Tag         = "msm-test:latest"
+	TemporalTag = "msm-temporal-test:latest"
+)
 
-var once struct {
+type result struct {
 	sync.Once
 	err error
 }
 
-// Build builds the image from the repository holding the working directory,
-// the first time it is called in this process, and returns its tag. It
-// needs a running Docker Engine.
+var msm, temporal result
+
+// Build builds the msm image from the repository holding the working
+// directory, the first time it is called in this process, and returns its
+// tag. It needs a running Docker Engine.
 func Build() (string, error) {
-	once.Do(func() {
+	return Tag, msm.make("image", "IMAGE="+Tag)
+}
+
+// BuildTemporal builds the Temporal dev server image (`make
+// temporal-image`, from the static bin/temporal) once, and returns its tag.
+func BuildTemporal() (string, error) {
+	return TemporalTag, temporal.make("temporal-image", "TEMPORAL_IMAGE="+TemporalTag)
+}
+
+func (r *result) make(args ...string) error {
+	r.Do(func() {
 		root, err := repoRoot()
 		if err != nil {
-			once.err = err
+			r.err = err
 			return
 		}
-		cmd := exec.Command("make", "-s", "image", "IMAGE="+Tag)
+		cmd := exec.Command("make", append([]string{"-s"}, args...)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			once.err = fmt.Errorf("make image (it needs a running Docker Engine): %v: %s", err, out)
+			r.err = fmt.Errorf("make %s (it needs a running Docker Engine): %v: %s", args[0], err, out)
 		}
 	})
-	return Tag, once.err
+	return r.err
 }
 
 // repoRoot is the nearest directory up from here with a go.mod.

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/internal/testimage"
+	"github.com/msm-project/msm/workflows"
+)
+
+// compose runs docker-compose (the standalone tool; `docker compose`, the
+// plugin, reads the same files) on file in the repository root.
+func compose(env []string, file string, args ...string) (string, error) {
+	cmd := exec.Command("docker-compose", append([]string{"-f", file}, args...)...)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// TestComposeFilesAreValid checks both compose files with `docker-compose
+// config`. docker-compose.yml uses the official Temporal and PostgreSQL
+// images, which cannot be pulled here, so this is all that runs of it.
+func TestComposeFilesAreValid(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		file     string
+		services []string
+		images   []string
+	}{
+		{"docker-compose.yml", []string{"msm", "postgresql", "temporal", "temporal-ui"},
+			[]string{"image: msm:dev", "image: postgres:16", "image: temporalio/auto-setup:1.29.1", "image: temporalio/ui:2.42.1"}},
+		{"docker-compose.local.yml", []string{"msm", "temporal"},
+			[]string{"image: msm:dev", "image: msm-temporal:dev"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			out, err := compose(nil, tc.file, "config")
+			require.NoError(t, err, out)
+			for _, img := range tc.images {
+				assert.Contains(t, out, img)
+			}
+			out, err = compose(nil, tc.file, "config", "--services")
+			require.NoError(t, err, out)
+			got := strings.Fields(out)
+			assert.ElementsMatch(t, tc.services, got)
+		})
+	}
+}
+
+// freeTCPPort returns a port free on every address of this machine.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestLocalComposeProvisionsTheExampleCatalog runs docker-compose.local.yml
+// (the Temporal dev server and the msm worker, from locally built images)
+// with the example docker catalog, and checks the catalog comes up as
+// Docker containers that serve.
+func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
+	t.Parallel()
+	c := &cluster{t: t, dir: t.TempDir(), manager: fmt.Sprintf("compose%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}}
+	buildImage(t)
+	temporalImage, err := testimage.BuildTemporal()
+	require.NoError(t, err)
+	port, ui := freeTCPPort(t), freeTCPPort(t)
+	c.frontend = fmt.Sprintf("127.0.0.1:%d", port)
+	c.catalog = filepath.Join(c.dir, "catalog.yaml")
+	c.catalogYAML(spec{}) // picks the port block
+	c.dockerCatalog()
+	env := []string{
+		"MSM_IMAGE=" + image, "MSM_TEMPORAL_IMAGE=" + temporalImage, "MSM_MANAGER=" + c.manager,
+		fmt.Sprintf("MSM_TEMPORAL_PORT=%d", port), fmt.Sprintf("MSM_UI_PORT=%d", ui),
+		"MSM_CATALOG_FILE=" + c.catalog, "COMPOSE_PROJECT_NAME=" + c.manager,
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := compose(env, "docker-compose.local.yml", "logs", "--no-color", "--tail", "60")
+			t.Logf("compose logs:\n%s", out)
+		}
+		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
+		for _, d := range c.dockerOwned() {
+			_, _ = docker("rm", "-f", d.name)
+		}
+		_, _ = docker("network", "rm", "msm-"+c.manager)
+	})
+	out, err := compose(env, "docker-compose.local.yml", "up", "-d")
+	require.NoError(t, err, out)
+
+	// The catalog's agents dial the published port as host.docker.internal;
+	// msm status dials it on loopback.
+	var st workflows.Status
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := c.msm("status", "-o", "json")
+		if err == nil && json.Unmarshal([]byte(out), &st) == nil && converged(1)(st) && len(c.dockerMatches(st)) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example catalog did not come up through docker-compose.local.yml: %v; last status %+v; engine: %v", err, st, c.dockerMatches(st))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	assert.Equal(t, "docker", st.Kind)
+	assert.Len(t, loadedOf(st, "web"), 2)
+	assert.Len(t, loadedOf(st, "api"), 1)
+	c.assertServing(st)
+	code, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/", ui))
+	require.NoError(t, err, "the Web UI answers on its published port")
+	assert.Equal(t, 200, code)
+}
