@@ -7,5 +7,8 @@ COPY temporal /usr/local/bin/temporal
 # and may write temporary files.
 WORKDIR /tmp
 WORKDIR /var/lib/temporal
+# Read by the static server for its telemetry resource (there is no
+# /etc/passwd here).
+ENV USER=temporal HOME=/var/lib/temporal
 ENTRYPOINT ["/usr/local/bin/temporal"]
 CMD ["server", "start-dev", "--ip", "0.0.0.0", "--db-filename", "/var/lib/temporal/temporal.db"]

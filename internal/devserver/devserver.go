@@ -196,6 +196,11 @@ func launch(bin string, args []string, output io.Writer, address, uiURL, ns stri
 		out = io.MultiWriter(output, t)
 	}
 	cmd := exec.Command(bin, args...)
+	if os.Getenv("USER") == "" {
+		// A static (CGO_ENABLED=0) Temporal server reads the user's name
+		// from $USER and will not start without it (CI, cron, containers).
+		cmd.Env = append(os.Environ(), "USER=msm")
+	}
 	// One writer value for both streams: exec then copies them with a single
 	// goroutine, so Output need not be safe for concurrent writes.
 	cmd.Stdout, cmd.Stderr = out, out

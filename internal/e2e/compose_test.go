@@ -90,7 +90,7 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := compose(env, "docker-compose.local.yml", "logs", "--no-color", "--tail", "60")
-			t.Logf("compose logs:\n%s", out)
+			t.Logf("compose logs (tail):\n%s", tailOf([]byte(out), 4000))
 		}
 		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
 		for _, d := range c.dockerOwned() {
