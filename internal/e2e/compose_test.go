@@ -93,10 +93,7 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 			t.Logf("compose logs (tail):\n%s", tailOf([]byte(out), 4000))
 		}
 		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
-		for _, d := range c.dockerOwned() {
-			_, _ = docker("rm", "-f", d.name)
-		}
-		_, _ = docker("network", "rm", "msm-"+c.manager)
+		c.dockerClean("msm-" + c.manager)
 	})
 	out, err := compose(env, "docker-compose.local.yml", "up", "-d")
 	require.NoError(t, err, out)

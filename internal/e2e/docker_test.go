@@ -115,6 +115,23 @@ func (c *cluster) requireDockerMatches(warm int, timeout time.Duration) workflow
 	}
 }
 
+// dockerClean removes every container of the Manager and its network,
+// after a failure too. It runs while the worker may still start one, so it
+// goes on until a pass finds nothing.
+func (c *cluster) dockerClean(network string) {
+	for range 20 {
+		left := c.dockerOwned()
+		if len(left) == 0 {
+			break
+		}
+		for _, d := range left {
+			_, _ = docker("rm", "-f", d.name)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	_, _ = docker("network", "rm", network)
+}
+
 // dockerGateway is the address of this machine on Docker's default bridge,
 // which containers reach as host.docker.internal.
 func dockerGateway(t *testing.T) string {
@@ -181,12 +198,7 @@ func TestDockerKindRunsTheExampleCatalog(t *testing.T) {
 	c.frontend = proxy(t, dockerGateway(t), c.srv.Address())
 	c.dockerCatalog()
 	network := "msm-" + c.manager
-	t.Cleanup(func() { // after a failure: nothing of this test stays
-		for _, d := range c.dockerOwned() {
-			_, _ = docker("rm", "-f", d.name)
-		}
-		_, _ = docker("network", "rm", network)
-	})
+	t.Cleanup(func() { c.dockerClean(network) })
 
 	c.start("worker", "worker", "--catalog", c.catalog)
 	st := c.requireDockerMatches(1, 2*time.Minute)
