@@ -44,10 +44,10 @@ var ErrNotOurs = errors.New("name taken by a container msm did not create for th
 
 // Dial returns a client of the engine at endpoint ("" is the one the
 // environment names: DOCKER_HOST, else the local socket), with TLS when
-// given. It negotiates the API version, so older engines answer; it does no
-// I/O.
+// given. The client negotiates the API version (its default), so older
+// engines answer; it does no I/O.
 func Dial(endpoint string, tls catalog.EngineTLS) (*client.Client, error) {
-	opts := []client.Opt{client.WithAPIVersionNegotiation()}
+	var opts []client.Opt
 	if endpoint == "" {
 		opts = append(opts, client.FromEnv)
 	} else {
