@@ -354,6 +354,8 @@ func (v *validator) services() {
 func (v *validator) artifact(item string, s Service) {
 	kind := v.c.Manager.Kind
 	switch {
+	case processKind(kind) && strings.TrimSpace(s.Command) == "" && kind == KindDocker:
+		v.ps.add(item+".command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\"")
 	case processKind(kind) && strings.TrimSpace(s.Command) == "":
 		v.ps.add(item+".command", "the %s kind starts services as processes and needs a command; set command to the program to run, e.g. \"bin/demo\"", kind)
 	}

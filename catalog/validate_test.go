@@ -283,7 +283,7 @@ func TestValidate(t *testing.T) {
 			want: []want{
 				{"manager.node.temporal", "the docker kind's node and container agents run in containers, which must reach Temporal"},
 				{"manager.docker.image", `"" is not an image reference`},
-				{"services[1].command", "the docker kind starts services as processes and needs a command"},
+				{"services[1].command", "the docker kind starts services as processes inside manager.docker.image and needs a command"},
 			},
 		},
 		{

@@ -415,12 +415,13 @@ func TestStringHidesThePassword(t *testing.T) {
 func TestErrorsAreCatalogErrors(t *testing.T) {
 	// Problems from rows carry no line: the YAML they were read from is
 	// not anybody's file.
-	r := rows{manager: `{"kind": "docker"}`, services: []row{{name: "web", spec: `{"replicas": {"max": 1}}`}}}
+	r := rows{manager: `{"kind": "docker", "node": {"temporal": "host.docker.internal:7233"}, "servers": [{"name": "local", "address": "127.0.0.1", "slots": 2, "ports": "21000-21009"}]}`,
+		services: []row{{name: "web", spec: `{"replicas": {"max": 1}}`}}}
 	_, err := r.parse()
 	var cerr *catalog.Error
 	require.True(t, errors.As(err, &cerr))
 	for _, p := range cerr.Problems {
 		assert.Zero(t, p.Line, p.String())
 	}
-	assert.Equal(t, `postgres:msm_services[web]: spec.image: the docker kind runs services as containers and needs an image; set image, e.g. "ghcr.io/acme/web:1.2"`, err.Error())
+	assert.Equal(t, `postgres:msm_services[web]: spec.command: the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. "/usr/local/bin/demo"`, err.Error())
 }
