@@ -66,8 +66,8 @@ check: bin/staticcheck bin/workflowcheck ## gofmt, go vet, staticcheck, workflow
 	$(GO) mod tidy
 	@git diff --quiet -- go.mod go.sum || { echo "go mod tidy changed go.mod/go.sum: commit the result"; git --no-pager diff -- go.mod go.sum; exit 1; }
 
-bench: ## benchmarks (see issue 7: not written yet)
-	@echo "make bench: the benchmarks are not written yet (issue 7)"
+bench: build bin/temporal ## measure scale-out and recovery beside their floors; writes bench/results/latest.json (RUNS=20)
+	$(GO) run ./bench -runs $(or $(RUNS),20) -bin $(BIN) -out bench/results/latest.json
 
 clean: ## remove built binaries (keeps bin/temporal, which is slow to build) and .msm state
 	rm -f bin/msm bin/demo bin/staticcheck bin/workflowcheck

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows"
+)
+
+// cluster is one Manager on the standalone kind: a worker and one node
+// process per server, all on this machine.
+type cluster struct {
+	e       *benchEnv
+	manager string
+	dir     string
+	procs   []*exec.Cmd
+}
+
+// portBase keeps the clusters of a run (and of runs side by side, mostly)
+// on ports of their own, below the kernel's ephemeral range.
+var portBase = 24000 + int(time.Now().UnixNano()%40)*100
+
+// newCluster starts a Manager with servers s1..sN of slots each and the
+// given manager and services YAML (indented as in a catalog).
+func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cluster, error) {
+	e.n++
+	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n))}
+	if err := os.MkdirAll(cl.dir, 0o755); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "manager:\n  kind: standalone\n%s  servers:\n", manager)
+	base := portBase + (e.n%20)*300
+	for i := 1; i <= servers; i++ {
+		first := base + (i-1)*60
+		fmt.Fprintf(&b, "    - {name: s%d, address: 127.0.0.1, slots: %d, ports: %d-%d}\n", i, slots, first, first+59)
+	}
+	b.WriteString("services:\n" + services)
+	catalog := filepath.Join(cl.dir, "catalog.yaml")
+	if err := os.WriteFile(catalog, []byte(b.String()), 0o644); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= servers; i++ {
+		if err := cl.start(fmt.Sprintf("s%d", i), "node", "--server", fmt.Sprintf("s%d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := cl.start("worker", "worker", "--catalog", catalog); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+func (cl *cluster) start(name string, args ...string) error {
+	cmd := exec.Command(filepath.Join(cl.e.bin, "msm"), args...)
+	cmd.Dir = cl.dir
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+cl.e.address, "MSM_MANAGER="+cl.manager, "MSM_REPORT_EVERY=0",
+		"MSM_STATE_DIR="+filepath.Join(cl.dir, "state-"+name))
+	log, err := os.Create(filepath.Join(cl.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting msm %s, %w", name, err)
+	}
+	cl.procs = append(cl.procs, cmd)
+	return nil
+}
+
+// close stops the worker and nodes, then every process left with the
+// Manager's name in its environment (agents and their MicroServices, which
+// outlive a node by design).
+func (cl *cluster) close() {
+	for _, p := range cl.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range cl.procs {
+		_ = p.Wait()
+	}
+	for _, pid := range cl.pids(nil) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// pids returns the processes whose environment names this Manager and
+// whose command line holds every one of args.
+func (cl *cluster) pids(args []string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(env, []byte("MSM_MANAGER="+cl.manager+"\x00")) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		all := true
+		for _, a := range args {
+			if !bytes.Contains(cmdline, []byte(a)) {
+				all = false
+			}
+		}
+		if all {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func (cl *cluster) status() (workflows.Status, error) {
+	return starter.Status(cl.e.ctx, cl.e.c, cl.manager)
+}
+
+// waitFor polls the Manager's status every 5 ms until ok holds, and returns
+// that status and when it was seen.
+func (cl *cluster) waitFor(what string, timeout time.Duration, ok func(workflows.Status) bool) (workflows.Status, time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	var last workflows.Status
+	for time.Now().Before(deadline) {
+		st, err := cl.status()
+		if err == nil {
+			last = st
+			if ok(st) {
+				return st, time.Now(), nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, _ := jsonIndent(last)
+	return last, time.Time{}, fmt.Errorf("%w after %s waiting for %s (logs in %s); last status:\n%s", errTimeout, timeout, what, cl.dir, b)
+}
+
+// settled: nothing in flight, every service at desired, and the warm pool
+// full.
+func settled(warm int) func(workflows.Status) bool {
+	return func(st workflows.Status) bool {
+		if len(st.Services) == 0 || st.Operations > 0 {
+			return false
+		}
+		for _, s := range st.Services {
+			if s.Ready != s.Desired {
+				return false
+			}
+		}
+		return count(st, "waiting") == warm
+	}
+}
+
+func count(st workflows.Status, state string) int {
+	n := 0
+	for _, c := range st.Containers {
+		if c.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// healthy returns the loaded, healthy instances of service.
+func healthy(st workflows.Status, service string) []workflows.ContainerStatus {
+	var out []workflows.ContainerStatus
+	for _, c := range st.Containers {
+		if c.State == "loaded" && c.Healthy && c.Service == service {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows"
+)
+
+func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
+
+// webService is the demo as service web: scaling decisions without a
+// cooldown (the benchmark asks for them), a health check every 100 ms.
+const webService = `  - name: web
+    command: %s
+    args: ["--port={{.Port}}", "--name={{.Service}}"]
+    replicas: {min: 1, initial: 1, max: 4}
+    health: {path: /healthz, interval: 100ms, timeout: 1s}
+    drain: 10ms
+    scaling: {overload: 95, window: 1h, idle: 1, stabilization: 1h, cooldown: 1ms}
+`
+
+// healthyAt polls GET /healthz on port every millisecond until it answers
+// 200, and returns when it did.
+func healthyAt(port int, timeout time.Duration) (time.Time, error) {
+	cl := &http.Client{Timeout: time.Second}
+	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if resp, err := cl.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("%w: nothing healthy on port %d after %s", errTimeout, port, timeout)
+}
+
+// baselineStart is the floor of B1 and B2: the same MicroService binary
+// started by hand, from exec to its first healthy answer.
+func baselineStart(e *benchEnv) ([]Figure, error) {
+	var samples []time.Duration
+	for range e.runs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		cmd := exec.Command(filepath.Join(e.bin, "demo"), "--port="+strconv.Itoa(port), "--name=web")
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		at, err := healthyAt(port, 10*time.Second)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil {
+			return nil, err
+		}
+		samples = append(samples, at.Sub(start))
+	}
+	return []Figure{summarize("B0", "baseline: exec demo → first healthy answer", samples)}, nil
+}
+
+// scaleOut measures overload report → new instance healthy, as the
+// Manager reports it, runs times; warm says whether a waiting container is
+// kept for it.
+func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]Figure, error) {
+	cl, err := e.newCluster(1, 8, fmt.Sprintf("  warm_pool: %d\n", warm), fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	var samples []time.Duration
+	for range e.runs {
+		st, _, err := cl.waitFor("web at 1 and the warm pool full", time.Minute, func(st workflows.Status) bool {
+			return settled(warm)(st) && len(healthy(st, "web")) == 1
+		})
+		if err != nil {
+			return nil, err
+		}
+		from := healthy(st, "web")[0]
+		// What the agent of an overloaded instance sends.
+		start := time.Now()
+		err = e.c.SignalWorkflow(e.ctx, workflows.ManagerID(cl.manager), "", workflows.SignalOverload,
+			workflows.OverloadSignal{Container: from.ID, Service: "web", Reason: "bench"})
+		if err != nil {
+			return nil, err
+		}
+		_, at, err := cl.waitFor("a second healthy web", 30*time.Second, func(st workflows.Status) bool {
+			return len(healthy(st, "web")) == 2
+		})
+		if err != nil {
+			return nil, err
+		}
+		samples = append(samples, at.Sub(start))
+		if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 1}); err != nil {
+			return nil, fmt.Errorf("scaling web back to 1, %w", err)
+		}
+	}
+	f := summarize(id, name, samples)
+	f.Baseline, f.Target = "B0", target
+	return []Figure{f}, nil
+}
+
+func warmScaleOut(e *benchEnv) ([]Figure, error) {
+	return scaleOut(e, "B1", "warm scale-out: overload → new instance healthy (waiting container)", 1, 250*time.Millisecond)
+}
+
+func coldScaleOut(e *benchEnv) ([]Figure, error) {
+	return scaleOut(e, "B2", "scale-out: overload → new instance healthy (new container process)", 0, 400*time.Millisecond)
+}
+
+// crashRecovery kills the MicroService of one of two web instances and
+// measures until two are healthy again.
+func crashRecovery(e *benchEnv) ([]Figure, error) {
+	cl, err := e.newCluster(1, 8, "  warm_pool: 1\n", fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(1)); err != nil {
+		return nil, err
+	}
+	if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 2}); err != nil {
+		return nil, err
+	}
+	var samples []time.Duration
+	for range e.runs {
+		st, _, err := cl.waitFor("web at 2 and the warm pool full", time.Minute, func(st workflows.Status) bool {
+			return settled(1)(st) && len(healthy(st, "web")) == 2
+		})
+		if err != nil {
+			return nil, err
+		}
+		victim := healthy(st, "web")[0]
+		pids := cl.pids([]string{"demo", "--port=" + strconv.Itoa(victim.Port) + "\x00"})
+		if len(pids) != 1 {
+			return nil, fmt.Errorf("found %d MicroService processes on port %d", len(pids), victim.Port)
+		}
+		start := time.Now()
+		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+			return nil, err
+		}
+		_, at, err := cl.waitFor("web back at 2", 30*time.Second, func(st workflows.Status) bool {
+			h := healthy(st, "web")
+			return len(h) == 2 && h[0].ID != victim.ID && h[1].ID != victim.ID
+		})
+		if err != nil {
+			return nil, err
+		}
+		samples = append(samples, at.Sub(start))
+	}
+	f := summarize("B3", "MicroService crash (kill -9) → back at desired replicas", samples)
+	f.Target, f.Baseline = 500*time.Millisecond, "B0"
+	return []Figure{f}, nil
+}

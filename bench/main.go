@@ -1,0 +1,214 @@
+// Command bench measures how fast msm follows load and failures, each figure
+// beside its floor measured in the same run, and writes the figures to
+// bench/results/latest.json. `make bench` runs it; docs/performance.md reads
+// the results.
+//
+// Every figure runs on the standalone kind against a Temporal dev server of
+// bin/temporal started for the run, with real msm worker, node and agent
+// processes and the demo MicroService (bin/msm, bin/demo).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/workflows"
+)
+
+// Figure is one measured figure: its samples' percentiles, and the figure it
+// is compared with.
+type Figure struct {
+	ID       string        `json:"id"`
+	Name     string        `json:"name"`
+	Runs     int           `json:"runs"`
+	P50      time.Duration `json:"p50_ns"`
+	P95      time.Duration `json:"p95_ns"`
+	Target   time.Duration `json:"target_ns,omitempty"`
+	Baseline string        `json:"baseline,omitempty"` // the ID of the figure it is set beside
+	Note     string        `json:"note,omitempty"`
+}
+
+// Results is what latest.json holds.
+type Results struct {
+	Started time.Time `json:"started"`
+	Machine string    `json:"machine"`
+	Eager   bool      `json:"eager_activities"`
+	Figures []Figure  `json:"figures"`
+}
+
+func main() {
+	runs := flag.Int("runs", 20, "samples per figure")
+	out := flag.String("out", "bench/results/latest.json", "where to write the results")
+	bin := flag.String("bin", "bin", "directory holding msm, demo and temporal")
+	only := flag.String("only", "", "comma-separated figure IDs to run (default all)")
+	eager := flag.Bool("eager", true, "run the dev server with system.enableActivityEagerExecution=true")
+	flag.Parse()
+	if err := run(*runs, *out, *bin, *only, *eager); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(runs int, out, bin, only string, eager bool) error {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"msm", "demo", "temporal"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%s/%s is missing; run make build bin/temporal first", bin, b)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	work, err := os.MkdirTemp("", "msm-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	logf, err := os.Create(filepath.Join(work, "temporal.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	opts := devserver.Options{Binary: filepath.Join(bin, "temporal"), SearchAttributes: workflows.SearchAttributeTypes, Output: logf}
+	if eager {
+		opts.ExtraArgs = []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
+	}
+	srv, err := devserver.Start(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("starting the dev server, %w", err)
+	}
+	defer func() { _ = srv.Stop() }()
+	c, err := client.Dial(client.Options{HostPort: srv.Address(), Logger: quiet{}})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	env := &benchEnv{ctx: ctx, c: c, bin: bin, work: work, address: srv.Address(), runs: runs}
+	res := Results{Started: time.Now().UTC(), Machine: machine(), Eager: eager}
+	want := func(id string) bool { return only == "" || slices.Contains(strings.Split(only, ","), id) }
+	for _, f := range figures {
+		if !want(f.id) {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%s: %s (%d runs)…\n", f.id, f.name, runs)
+		got, err := f.run(env)
+		if err != nil {
+			return fmt.Errorf("%s, %w", f.id, err)
+		}
+		res.Figures = append(res.Figures, got...)
+	}
+	printTable(os.Stdout, res)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, append(b, '\n'), 0o644)
+}
+
+// figure is one entry of the run: it may yield several figures (one and
+// its baseline).
+type figure struct {
+	id, name string
+	run      func(*benchEnv) ([]Figure, error)
+}
+
+var figures = []figure{
+	{"B0", "raw start of the demo MicroService: exec → first healthy answer", baselineStart},
+	{"B1", "warm scale-out: overload report → new instance healthy, through a waiting container", warmScaleOut},
+	{"B2", "scale-out with a new container process on an existing server", coldScaleOut},
+	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
+}
+
+// benchEnv is what every figure shares: the dev server and the binaries.
+type benchEnv struct {
+	ctx     context.Context
+	c       client.Client
+	bin     string
+	work    string
+	address string
+	runs    int
+	n       int // clusters made so far, for their names and port blocks
+}
+
+// summarize turns samples into a figure.
+func summarize(id, name string, samples []time.Duration) Figure {
+	s := slices.Clone(samples)
+	slices.Sort(s)
+	pct := func(p float64) time.Duration {
+		if len(s) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(s)) + 0.5)
+		return s[min(max(i-1, 0), len(s)-1)]
+	}
+	return Figure{ID: id, Name: name, Runs: len(s), P50: pct(0.50), P95: pct(0.95)}
+}
+
+// printTable writes the figures, each with its ratio to its baseline.
+func printTable(w io.Writer, r Results) {
+	by := map[string]Figure{}
+	for _, f := range r.Figures {
+		by[f.ID] = f
+	}
+	fmt.Fprintf(w, "\nmsm benchmarks, %s, %s, eager activities %t\n\n", r.Started.Format(time.RFC3339), r.Machine, r.Eager)
+	fmt.Fprintf(w, "%-4s %-78s %5s %10s %10s %10s %s\n", "id", "figure", "runs", "p50", "p95", "target", "vs baseline (p50)")
+	for _, f := range r.Figures {
+		target, ratio := "", ""
+		if f.Target > 0 {
+			target = ms(f.Target)
+		}
+		if b, ok := by[f.Baseline]; ok && b.P50 > 0 {
+			ratio = fmt.Sprintf("%.1f× %s", float64(f.P50)/float64(b.P50), b.ID)
+		}
+		fmt.Fprintf(w, "%-4s %-78s %5d %10s %10s %10s %s\n", f.ID, f.Name, f.Runs, ms(f.P50), ms(f.P95), target, ratio)
+		if f.Note != "" {
+			fmt.Fprintf(w, "     %s\n", f.Note)
+		}
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// machine describes where the figures were measured.
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s), %s/%s, %s", runtime.NumCPU(), model, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// quiet is the SDK's logger, silenced.
+type quiet struct{}
+
+func (quiet) Debug(string, ...any) {}
+func (quiet) Info(string, ...any)  {}
+func (quiet) Warn(string, ...any)  {}
+func (quiet) Error(string, ...any) {}
+
+var errTimeout = errors.New("timed out")
+
