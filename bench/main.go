@@ -211,4 +211,3 @@ func (quiet) Warn(string, ...any)  {}
 func (quiet) Error(string, ...any) {}
 
 var errTimeout = errors.New("timed out")
-
