@@ -145,27 +145,7 @@ func (cl *cluster) waitFor(what string, timeout time.Duration, ok func(workflows
 // settled: nothing in flight, every service at desired, and the warm pool
 // full.
 func settled(warm int) func(workflows.Status) bool {
-	return func(st workflows.Status) bool {
-		if len(st.Services) == 0 || st.Operations > 0 {
-			return false
-		}
-		for _, s := range st.Services {
-			if s.Ready != s.Desired {
-				return false
-			}
-		}
-		return count(st, "waiting") == warm
-	}
-}
-
-func count(st workflows.Status, state string) int {
-	n := 0
-	for _, c := range st.Containers {
-		if c.State == state {
-			n++
-		}
-	}
-	return n
+	return func(st workflows.Status) bool { return st.Settled(warm) }
 }
 
 // healthy returns the loaded, healthy instances of service.

@@ -14,9 +14,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/testimage"
@@ -58,23 +56,12 @@ func dockerNode(t *testing.T) (*Docker, *client.Client) {
 	return n, eng
 }
 
-// startIn runs StartContainer as an activity (it logs through
-// activity.GetLogger).
+// startIn runs StartContainer as an activity.
 func startIn(t *testing.T, n *Docker, id string, port int) (workflows.StartContainerResult, error) {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(n.StartContainer)
-	v, err := env.ExecuteActivity(n.StartContainer, workflows.StartContainerInput{
+	return runActivity[workflows.StartContainerResult](t, n.StartContainer, workflows.StartContainerInput{
 		Manager: "m1", Container: id, Server: dockerServer, Port: port,
 	})
-	if err != nil {
-		return workflows.StartContainerResult{}, err
-	}
-	var res workflows.StartContainerResult
-	require.NoError(t, v.Get(&res))
-	return res, nil
 }
 
 // ours lists the Docker containers of server dockertest: name → state.
@@ -186,15 +173,9 @@ func TestDockerReconcileRemovesWhatTheManagerDoesNotKeep(t *testing.T) {
 		_, err := startIn(t, n, id, freePort(t))
 		require.NoError(t, err)
 	}
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(n.Reconcile)
 	// c3 is newer than the Manager's snapshot (seq 2): it stays.
-	v, err := env.ExecuteActivity(n.Reconcile, workflows.ReconcileInput{Manager: "m1", Server: dockerServer, Keep: []string{"m1-c1"}, Seq: 2})
+	res, err := runActivity[workflows.ReconcileResult](t, n.Reconcile, workflows.ReconcileInput{Manager: "m1", Server: dockerServer, Keep: []string{"m1-c1"}, Seq: 2})
 	require.NoError(t, err)
-	var res workflows.ReconcileResult
-	require.NoError(t, v.Get(&res))
 	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m1-c2"}, Running: []string{"m1-c1", "m1-c3"}}, res)
 	assert.Equal(t, map[string]string{"msm-m1-c1": "running", "msm-m1-c3": "running"}, ours(t, eng))
 

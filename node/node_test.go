@@ -79,23 +79,30 @@ func (f *fixture) hasRecord(id string) bool {
 	return err == nil
 }
 
-// start runs StartContainer as an activity: it logs through
-// activity.GetLogger, which panics outside an activity context.
-func start(t *testing.T, n *Node, id string, port int) (workflows.StartContainerResult, error) {
+// runActivity runs fn as an activity (activities log through
+// activity.GetLogger, which panics outside an activity context) and
+// decodes its result.
+func runActivity[T any](t *testing.T, fn, in any) (T, error) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(n.StartContainer)
-	v, err := env.ExecuteActivity(n.StartContainer, workflows.StartContainerInput{
-		Manager: n.cfg.Manager, Container: id, Server: n.cfg.Server, Port: port,
-	})
+	env.RegisterActivity(fn)
+	var res T
+	v, err := env.ExecuteActivity(fn, in)
 	if err != nil {
-		return workflows.StartContainerResult{}, err
+		return res, err
 	}
-	var res workflows.StartContainerResult
 	require.NoError(t, v.Get(&res))
 	return res, nil
+}
+
+// start runs StartContainer as an activity.
+func start(t *testing.T, n *Node, id string, port int) (workflows.StartContainerResult, error) {
+	t.Helper()
+	return runActivity[workflows.StartContainerResult](t, n.StartContainer, workflows.StartContainerInput{
+		Manager: n.cfg.Manager, Container: id, Server: n.cfg.Server, Port: port,
+	})
 }
 
 func mustStart(t *testing.T, n *Node, id string) workflows.StartContainerResult {

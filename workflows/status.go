@@ -63,3 +63,28 @@ type ServiceStatus struct {
 	LastError string     `json:"last_error,omitempty"`
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
 }
+
+// Count returns how many of the status's containers are in state.
+func (st Status) Count(state string) int {
+	n := 0
+	for _, c := range st.Containers {
+		if c.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// Settled reports whether no operation is in flight, every service is at
+// its desired replicas, and warm containers wait.
+func (st Status) Settled(warm int) bool {
+	if len(st.Services) == 0 || st.Operations > 0 {
+		return false
+	}
+	for _, s := range st.Services {
+		if s.Ready != s.Desired {
+			return false
+		}
+	}
+	return st.Count("waiting") == warm
+}

@@ -330,28 +330,10 @@ func (c *cluster) waitFor(what string, timeout time.Duration, ok func(workflows.
 
 // converged: every service has ready == desired and the warm pool is full.
 func converged(warm int) func(workflows.Status) bool {
-	return func(st workflows.Status) bool {
-		if len(st.Services) == 0 || st.Operations > 0 {
-			return false
-		}
-		for _, s := range st.Services {
-			if s.Ready != s.Desired {
-				return false
-			}
-		}
-		return count(st, "waiting") == warm
-	}
+	return func(st workflows.Status) bool { return st.Settled(warm) }
 }
 
-func count(st workflows.Status, state string) int {
-	n := 0
-	for _, c := range st.Containers {
-		if c.State == state {
-			n++
-		}
-	}
-	return n
-}
+func count(st workflows.Status, state string) int { return st.Count(state) }
 
 // proc is an msm-owned process found on the host.
 type proc struct {

@@ -10,6 +10,23 @@ import (
 	"github.com/msm-project/msm/catalog"
 )
 
+// NodeArgs are the arguments of `msm node` for server: the Temporal
+// settings of boot, which the node also passes to its agents.
+func NodeArgs(boot catalog.NodeBoot, server, manager string) []string {
+	args := []string{"node", "--server", server, "--manager", manager,
+		"--address", boot.Temporal, "--namespace", boot.Namespace}
+	if boot.TLS {
+		args = append(args, "--tls")
+	}
+	if boot.CA != "" {
+		args = append(args, "--tls-ca", boot.CA)
+	}
+	if boot.APIKeyFile != "" {
+		args = append(args, "--api-key-file", boot.APIKeyFile)
+	}
+	return args
+}
+
 // Node is the cloud-init document that starts `msm node` for server on
 // a new instance: one runcmd entry, an argument list (no shell), so no
 // setting can be read as shell syntax.
@@ -17,17 +34,7 @@ func Node(boot catalog.NodeBoot, server, manager string) (string, error) {
 	if boot.Temporal == "" {
 		return "", fmt.Errorf("manager.node.temporal is not set; set the Temporal frontend address the servers dial, e.g. temporal.internal:7233")
 	}
-	argv := []string{boot.MSM, "node", "--server", server, "--manager", manager,
-		"--address", boot.Temporal, "--namespace", boot.Namespace}
-	if boot.TLS {
-		argv = append(argv, "--tls")
-	}
-	if boot.CA != "" {
-		argv = append(argv, "--tls-ca", boot.CA)
-	}
-	if boot.APIKeyFile != "" {
-		argv = append(argv, "--api-key-file", boot.APIKeyFile)
-	}
+	argv := append([]string{boot.MSM}, NodeArgs(boot, server, manager)...)
 	for _, a := range argv {
 		if a == "" || strings.ContainsAny(a, "\x00\n") {
 			return "", fmt.Errorf("the node command %q has an empty or multi-line argument; check manager.node", argv)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/cloudinit"
 )
 
 // Provider holds the Manager's engines.
@@ -141,20 +142,8 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 
 // NodeArgs are the arguments of `msm` in server's node container.
 func NodeArgs(m catalog.Manager, server, manager string) []string {
-	b := m.Node
-	args := []string{"node", "--docker", "--server", server, "--manager", manager,
-		"--address", b.Temporal, "--namespace", b.Namespace,
-		"--docker-image", m.Docker.Image, "--docker-network", Network(m, manager)}
-	if b.TLS {
-		args = append(args, "--tls")
-	}
-	if b.CA != "" {
-		args = append(args, "--tls-ca", b.CA)
-	}
-	if b.APIKeyFile != "" {
-		args = append(args, "--api-key-file", b.APIKeyFile)
-	}
-	return args
+	return append(cloudinit.NodeArgs(m.Node, server, manager),
+		"--docker", "--docker-image", m.Docker.Image, "--docker-network", Network(m, manager))
 }
 
 // Get returns the server whose node container this Manager runs on the
