@@ -21,7 +21,7 @@ type cluster struct {
 	e       *benchEnv
 	manager string
 	dir     string
-	procs   []*exec.Cmd
+	procs   map[string]*exec.Cmd // by name: worker, s1, s2…
 }
 
 // portBase keeps the clusters of a run (and of runs side by side, mostly)
@@ -32,7 +32,7 @@ var portBase = 24000 + int(time.Now().UnixNano()%40)*100
 // given manager and services YAML (indented as in a catalog).
 func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cluster, error) {
 	e.n++
-	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n))}
+	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n)), procs: map[string]*exec.Cmd{}}
 	if err := os.MkdirAll(cl.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cl
 		return nil, err
 	}
 	for i := 1; i <= servers; i++ {
-		if err := cl.start(fmt.Sprintf("s%d", i), "node", "--server", fmt.Sprintf("s%d", i)); err != nil {
+		if err := cl.startNode(fmt.Sprintf("s%d", i)); err != nil {
 			return nil, err
 		}
 	}
@@ -59,12 +59,16 @@ func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cl
 	return cl, nil
 }
 
+func (cl *cluster) startNode(server string) error {
+	return cl.start(server, "node", "--server", server)
+}
+
 func (cl *cluster) start(name string, args ...string) error {
 	cmd := exec.Command(filepath.Join(cl.e.bin, "msm"), args...)
 	cmd.Dir = cl.dir
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+cl.e.address, "MSM_MANAGER="+cl.manager, "MSM_REPORT_EVERY=0",
 		"MSM_STATE_DIR="+filepath.Join(cl.dir, "state-"+name))
-	log, err := os.Create(filepath.Join(cl.dir, name+".log"))
+	log, err := os.OpenFile(filepath.Join(cl.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -72,8 +76,24 @@ func (cl *cluster) start(name string, args ...string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting msm %s, %w", name, err)
 	}
-	cl.procs = append(cl.procs, cmd)
+	cl.procs[name] = cmd
 	return nil
+}
+
+// killServer kills server's node and every container process of it with
+// SIGKILL, as a lost machine would take them.
+func (cl *cluster) killServer(server string) {
+	if p := cl.procs[server]; p != nil {
+		_ = p.Process.Kill()
+		_ = p.Wait()
+		delete(cl.procs, server)
+	}
+	for _, pid := range cl.pids(nil) {
+		env, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
+		if bytes.Contains(env, []byte("\x00MSM_SERVER="+server+"\x00")) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // close stops the worker and nodes, then every process left with the

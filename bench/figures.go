@@ -166,3 +166,53 @@ func crashRecovery(e *benchEnv) ([]Figure, error) {
 	f.Target, f.Baseline = 500*time.Millisecond, "B0"
 	return []Figure{f}, nil
 }
+
+// serverLoss kills the node and every container process of the server
+// holding a web instance (a lost machine), and measures until web is back
+// at desired on the other server. The node is then started again, and its
+// stale containers fenced, before the next run.
+func serverLoss(e *benchEnv) ([]Figure, error) {
+	cl, err := e.newCluster(2, 4, "  warm_pool: 0\n", fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(0)); err != nil {
+		return nil, err
+	}
+	if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 2}); err != nil {
+		return nil, err
+	}
+	var samples []time.Duration
+	for range e.runs {
+		st, _, err := cl.waitFor("web at 2 on ready servers", 2*time.Minute, func(st workflows.Status) bool {
+			for _, s := range st.Servers {
+				if s.State != "ready" {
+					return false
+				}
+			}
+			return settled(0)(st) && len(healthy(st, "web")) == 2
+		})
+		if err != nil {
+			return nil, err
+		}
+		lost := healthy(st, "web")[0].Server
+		start := time.Now()
+		cl.killServer(lost)
+		_, at, err := cl.waitFor("web back at 2 without "+lost, time.Minute, func(st workflows.Status) bool {
+			h := healthy(st, "web")
+			return len(h) == 2 && h[0].Server != lost && h[1].Server != lost
+		})
+		if err != nil {
+			return nil, err
+		}
+		samples = append(samples, at.Sub(start))
+		if err := cl.startNode(lost); err != nil {
+			return nil, err
+		}
+	}
+	f := summarize("B4", "server loss (node and containers killed) → back at desired, 5 s liveness window", samples)
+	f.Target, f.Baseline = 5500*time.Millisecond, "B0"
+	f.Note = "detection is the liveness window (manager.liveness, default 5 s): the lease's heartbeat timeout"
+	return []Figure{f}, nil
+}

@@ -136,6 +136,7 @@ var figures = []figure{
 	{"B1", "warm scale-out: overload report → new instance healthy, through a waiting container", warmScaleOut},
 	{"B2", "scale-out with a new container process on an existing server", coldScaleOut},
 	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
+	{"B4", "server loss → back at desired replicas", serverLoss},
 }
 
 // benchEnv is what every figure shares: the dev server and the binaries.
