@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -215,4 +217,84 @@ func serverLoss(e *benchEnv) ([]Figure, error) {
 	f.Target, f.Baseline = 5500*time.Millisecond, "B0"
 	f.Note = "detection is the liveness window (manager.liveness, default 5 s): the lease's heartbeat timeout"
 	return []Figure{f}, nil
+}
+
+// bulkService is the demo as service web with `initial` instances and the
+// default health check interval.
+const bulkService = `  - name: web
+    command: %s
+    args: ["--port={{.Port}}", "--name={{.Service}}"]
+    replicas: {min: 1, initial: %d, max: %d}
+`
+
+// provisionAndIdle starts a Manager whose catalog asks for 200 instances on
+// 4 servers of 50 slots and measures the time to all healthy (B5); then,
+// with the 200 idle, the worker's memory and CPU (B7).
+func provisionAndIdle(e *benchEnv) ([]Figure, error) {
+	const n, servers = 200, 4
+	start := time.Now()
+	cl, err := e.newCluster(servers, n/servers, "  warm_pool: 0\n", fmt.Sprintf(bulkService, filepath.Join(e.bin, "demo"), n, n))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	_, at, err := cl.waitFor(fmt.Sprintf("%d healthy instances", n), 10*time.Minute, func(st workflows.Status) bool {
+		return len(healthy(st, "web")) == n
+	})
+	if err != nil {
+		return nil, err
+	}
+	took := at.Sub(start)
+	b5 := Figure{ID: "B5", Name: fmt.Sprintf("provisioning 0 → %d containers on %d servers (one run)", n, servers), Runs: 1, P50: took, P95: took,
+		Note: fmt.Sprintf("%.1f containers/s (target ≥ 20/s); from starting the worker and nodes to %d healthy", float64(n)/took.Seconds(), n)}
+
+	// B7: the worker, with the 200 idle, over a window.
+	worker := cl.procs["worker"].Process.Pid
+	const window = 30 * time.Second
+	cpu0, err := cpuTicks(worker)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(window)
+	cpu1, err := cpuTicks(worker)
+	if err != nil {
+		return nil, err
+	}
+	rss, err := rssBytes(worker)
+	if err != nil {
+		return nil, err
+	}
+	cpu := float64(cpu1-cpu0) / 100 / window.Seconds() * 100 // percent of one core
+	b7 := Figure{ID: "B7", Name: fmt.Sprintf("msm worker RSS with %d containers idle (target ≤ 150 MiB)", n), Runs: 1,
+		Value: float64(rss) / (1 << 20), Unit: "MiB",
+		Note: fmt.Sprintf("CPU %.2f%% of one core over %s idle", cpu, window)}
+	return []Figure{b5, b7}, nil
+}
+
+// cpuTicks is a process's user + system CPU time in clock ticks (1/100 s).
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	k, _ := strconv.ParseUint(f[12], 10, 64)
+	return u + k, nil
+}
+
+// rssBytes is a process's resident set size.
+func rssBytes(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for process %d", pid)
 }

@@ -38,7 +38,10 @@ type Figure struct {
 	P95      time.Duration `json:"p95_ns"`
 	Target   time.Duration `json:"target_ns,omitempty"`
 	Baseline string        `json:"baseline,omitempty"` // the ID of the figure it is set beside
-	Note     string        `json:"note,omitempty"`
+	// Value and Unit hold a figure that is not a duration (MiB, events).
+	Value float64 `json:"value,omitempty"`
+	Unit  string  `json:"unit,omitempty"`
+	Note  string  `json:"note,omitempty"`
 }
 
 // Results is what latest.json holds.
@@ -137,6 +140,7 @@ var figures = []figure{
 	{"B2", "scale-out with a new container process on an existing server", coldScaleOut},
 	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
 	{"B4", "server loss → back at desired replicas", serverLoss},
+	{"B5", "provisioning 0 → 200 containers on 4 servers, then the idle worker's footprint (B7)", provisionAndIdle},
 }
 
 // benchEnv is what every figure shares: the dev server and the binaries.
@@ -180,7 +184,11 @@ func printTable(w io.Writer, r Results) {
 		if b, ok := by[f.Baseline]; ok && b.P50 > 0 {
 			ratio = fmt.Sprintf("%.1f× %s", float64(f.P50)/float64(b.P50), b.ID)
 		}
-		fmt.Fprintf(w, "%-4s %-78s %5d %10s %10s %10s %s\n", f.ID, f.Name, f.Runs, ms(f.P50), ms(f.P95), target, ratio)
+		p50, p95 := ms(f.P50), ms(f.P95)
+		if f.Unit != "" {
+			p50, p95 = fmt.Sprintf("%.1f %s", f.Value, f.Unit), ""
+		}
+		fmt.Fprintf(w, "%-4s %-78s %5d %10s %10s %10s %s\n", f.ID, f.Name, f.Runs, p50, p95, target, ratio)
 		if f.Note != "" {
 			fmt.Fprintf(w, "     %s\n", f.Note)
 		}
