@@ -22,6 +22,8 @@ type cluster struct {
 	manager string
 	dir     string
 	procs   map[string]*exec.Cmd // by name: worker, s1, s2…
+	// reportEvery is the nodes' usage report period ("0": none).
+	reportEvery string
 }
 
 // portBase keeps the clusters of a run (and of runs side by side, mostly)
@@ -31,8 +33,15 @@ var portBase = 24000 + int(time.Now().UnixNano()%40)*100
 // newCluster starts a Manager with servers s1..sN of slots each and the
 // given manager and services YAML (indented as in a catalog).
 func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cluster, error) {
+	return e.newClusterReporting(servers, slots, manager, services, "0")
+}
+
+// newClusterReporting is newCluster with nodes that send the Manager a
+// usage report every reportEvery.
+func (e *benchEnv) newClusterReporting(servers, slots int, manager, services, reportEvery string) (*cluster, error) {
 	e.n++
-	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n)), procs: map[string]*exec.Cmd{}}
+	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n)),
+		procs: map[string]*exec.Cmd{}, reportEvery: reportEvery}
 	if err := os.MkdirAll(cl.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -66,7 +75,7 @@ func (cl *cluster) startNode(server string) error {
 func (cl *cluster) start(name string, args ...string) error {
 	cmd := exec.Command(filepath.Join(cl.e.bin, "msm"), args...)
 	cmd.Dir = cl.dir
-	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+cl.e.address, "MSM_MANAGER="+cl.manager, "MSM_REPORT_EVERY=0",
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+cl.e.address, "MSM_MANAGER="+cl.manager, "MSM_REPORT_EVERY="+cl.reportEvery,
 		"MSM_STATE_DIR="+filepath.Join(cl.dir, "state-"+name))
 	log, err := os.OpenFile(filepath.Join(cl.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

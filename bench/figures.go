@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
@@ -85,6 +88,7 @@ func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]F
 	}
 	defer cl.close()
 	var samples []time.Duration
+	var mgr opCost // what the extensions added to the Manager's history
 	for range e.runs {
 		st, _, err := cl.waitFor("web at 1 and the warm pool full", time.Minute, func(st workflows.Status) bool {
 			return settled(warm)(st) && len(healthy(st, "web")) == 1
@@ -93,6 +97,10 @@ func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]F
 			return nil, err
 		}
 		from := healthy(st, "web")[0]
+		before, err := e.historyLength(workflows.ManagerID(cl.manager))
+		if err != nil {
+			return nil, err
+		}
 		// What the agent of an overloaded instance sends.
 		start := time.Now()
 		err = e.c.SignalWorkflow(e.ctx, workflows.ManagerID(cl.manager), "", workflows.SignalOverload,
@@ -107,13 +115,53 @@ func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]F
 			return nil, err
 		}
 		samples = append(samples, at.Sub(start))
+		if _, _, err := cl.waitFor("the extension over", 30*time.Second, func(st workflows.Status) bool { return st.Operations == 0 }); err != nil {
+			return nil, err
+		}
+		c, err := e.cost(workflows.ManagerID(cl.manager), before+1)
+		if err != nil {
+			return nil, err
+		}
+		mgr.events += c.events
+		mgr.actions += c.actions
 		if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 1}); err != nil {
 			return nil, fmt.Errorf("scaling web back to 1, %w", err)
 		}
 	}
 	f := summarize(id, name, samples)
 	f.Baseline, f.Target = "B0", target
-	return []Figure{f}, nil
+	// B6: each extension's child workflow, found by its search attributes.
+	var child opCost
+	q := fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'extend'", cl.manager)
+	var ops int
+	var token []byte
+	for {
+		page, err := e.c.ListWorkflow(e.ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("listing the extensions, %w", err)
+		}
+		for _, w := range page.Executions {
+			c, err := e.cost(w.Execution.WorkflowId, 1)
+			if err != nil {
+				return nil, err
+			}
+			child.events += c.events
+			child.actions += c.actions
+			ops++
+		}
+		if token = page.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	if ops == 0 {
+		return nil, fmt.Errorf("no extension found with %s", q)
+	}
+	runs := float64(len(samples))
+	cost := Figure{ID: id + "c", Name: "Temporal cost per " + strings.SplitN(name, ":", 2)[0] + ": actions (target ≤ 20 warm)", Runs: len(samples),
+		Value: float64(mgr.actions)/runs + float64(child.actions)/float64(ops), Unit: "actions",
+		Note: fmt.Sprintf("history events per operation: %.1f in the Manager + %.1f in the operation's own workflow (%d found); actions %.1f + %.1f",
+			float64(mgr.events)/runs, float64(child.events)/float64(ops), ops, float64(mgr.actions)/runs, float64(child.actions)/float64(ops))}
+	return []Figure{f, cost}, nil
 }
 
 func warmScaleOut(e *benchEnv) ([]Figure, error) {
@@ -233,7 +281,9 @@ const bulkService = `  - name: web
 func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	const n, servers = 200, 4
 	start := time.Now()
-	cl, err := e.newCluster(servers, n/servers, "  warm_pool: 0\n", fmt.Sprintf(bulkService, filepath.Join(e.bin, "demo"), n, n))
+	// The nodes report usage every 30 s, the default, which is what the
+	// Manager's history takes at steady state.
+	cl, err := e.newClusterReporting(servers, n/servers, "  warm_pool: 0\n", fmt.Sprintf(bulkService, filepath.Join(e.bin, "demo"), n, n), "30s")
 	if err != nil {
 		return nil, err
 	}
@@ -248,10 +298,15 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	b5 := Figure{ID: "B5", Name: fmt.Sprintf("provisioning 0 → %d containers on %d servers (one run)", n, servers), Runs: 1, P50: took, P95: took,
 		Note: fmt.Sprintf("%.1f containers/s (target ≥ 20/s); from starting the worker and nodes to %d healthy", float64(n)/took.Seconds(), n)}
 
-	// B7: the worker, with the 200 idle, over a window.
+	// B7 and B6's steady state: the worker and the Manager's history, with
+	// the 200 idle, over a window of two report periods.
 	worker := cl.procs["worker"].Process.Pid
-	const window = 30 * time.Second
+	const window = 60 * time.Second
 	cpu0, err := cpuTicks(worker)
+	if err != nil {
+		return nil, err
+	}
+	ev0, err := e.historyLength(workflows.ManagerID(cl.manager))
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +315,14 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
+	ev1, err := e.historyLength(workflows.ManagerID(cl.manager))
+	if err != nil {
+		return nil, err
+	}
+	perHour := float64(ev1-ev0) / n / (window.Hours())
+	steady := Figure{ID: "B6s", Name: "Temporal cost at steady state: history events per container-hour (target ≤ 30)", Runs: 1,
+		Value: perHour, Unit: "ev/c·h",
+		Note: fmt.Sprintf("%d events in the Manager's history over %s with %d containers idle on %d servers reporting usage every 30 s", ev1-ev0, window, n, servers)}
 	rss, err := rssBytes(worker)
 	if err != nil {
 		return nil, err
@@ -268,7 +331,7 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	b7 := Figure{ID: "B7", Name: fmt.Sprintf("msm worker RSS with %d containers idle (target ≤ 150 MiB)", n), Runs: 1,
 		Value: float64(rss) / (1 << 20), Unit: "MiB",
 		Note: fmt.Sprintf("CPU %.2f%% of one core over %s idle", cpu, window)}
-	return []Figure{b5, b7}, nil
+	return []Figure{b5, steady, b7}, nil
 }
 
 // cpuTicks is a process's user + system CPU time in clock ticks (1/100 s).
@@ -297,4 +360,55 @@ func rssBytes(pid int) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for process %d", pid)
+}
+
+// historyLength is the number of events in the history of the workflow's
+// current run (continue-as-new starts a new one).
+func (e *benchEnv) historyLength(id string) (int64, error) {
+	d, err := e.c.DescribeWorkflowExecution(e.ctx, id, "")
+	if err != nil {
+		return 0, err
+	}
+	return d.WorkflowExecutionInfo.HistoryLength, nil
+}
+
+// opCost is what one operation costs in Temporal: its child workflow's
+// history, and what it added to the Manager's.
+type opCost struct {
+	events, actions int
+}
+
+// actionEvents are the history events that count as actions: workflow
+// tasks, activities, signals, updates, child workflows and timers.
+var actionEvents = map[enumspb.EventType]bool{
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:                           true,
+	enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:                              true,
+	enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:                              true,
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:                          true,
+	enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:         true,
+	enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:             true,
+	enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:                   true,
+	enumspb.EVENT_TYPE_TIMER_STARTED:                                        true,
+	enumspb.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: true,
+}
+
+// cost counts the events and actions of a workflow's history from event
+// `from` (1-based) on.
+func (e *benchEnv) cost(id string, from int64) (opCost, error) {
+	var c opCost
+	it := e.c.GetWorkflowHistory(e.ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return c, err
+		}
+		if ev.EventId < from {
+			continue
+		}
+		c.events++
+		if actionEvents[ev.EventType] {
+			c.actions++
+		}
+	}
+	return c, nil
 }
