@@ -397,6 +397,7 @@ var actionEvents = map[enumspb.EventType]bool{
 func (e *benchEnv) cost(id string, from int64) (opCost, error) {
 	var c opCost
 	it := e.c.GetWorkflowHistory(e.ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var first time.Time
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -404,6 +405,13 @@ func (e *benchEnv) cost(id string, from int64) (opCost, error) {
 		}
 		if ev.EventId < from {
 			continue
+		}
+		if e.trace != nil {
+			if first.IsZero() {
+				first = ev.EventTime.AsTime()
+				fmt.Fprintf(e.trace, "%s\n", id)
+			}
+			fmt.Fprintf(e.trace, "  %7.1f ms  %3d %s\n", float64(ev.EventTime.AsTime().Sub(first))/1e6, ev.EventId, ev.EventType)
 		}
 		c.events++
 		if actionEvents[ev.EventType] {

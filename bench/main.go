@@ -58,14 +58,19 @@ func main() {
 	bin := flag.String("bin", "bin", "directory holding msm, demo and temporal")
 	only := flag.String("only", "", "comma-separated figure IDs to run (default all)")
 	eager := flag.Bool("eager", true, "run the dev server with system.enableActivityEagerExecution=true")
+	trace := flag.Bool("trace", false, "print the histories of the operations measured, with event times, on stderr")
 	flag.Parse()
-	if err := run(*runs, *out, *bin, *only, *eager); err != nil {
+	var tw io.Writer
+	if *trace {
+		tw = os.Stderr
+	}
+	if err := run(*runs, *out, *bin, *only, *eager, tw); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs int, out, bin, only string, eager bool) error {
+func run(runs int, out, bin, only string, eager bool, trace io.Writer) error {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -91,6 +96,7 @@ func run(runs int, out, bin, only string, eager bool) error {
 	if eager {
 		opts.ExtraArgs = []string{"--dynamic-config-value", "system.enableActivityEagerExecution=true"}
 	}
+
 	srv, err := devserver.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("starting the dev server, %w", err)
@@ -102,7 +108,7 @@ func run(runs int, out, bin, only string, eager bool) error {
 	}
 	defer c.Close()
 
-	env := &benchEnv{ctx: ctx, c: c, bin: bin, work: work, address: srv.Address(), runs: runs}
+	env := &benchEnv{ctx: ctx, c: c, bin: bin, work: work, address: srv.Address(), runs: runs, trace: trace}
 	res := Results{Started: time.Now().UTC(), Machine: machine(), Eager: eager}
 	want := func(id string) bool { return only == "" || slices.Contains(strings.Split(only, ","), id) }
 	for _, f := range figures {
@@ -151,7 +157,8 @@ type benchEnv struct {
 	work    string
 	address string
 	runs    int
-	n       int // clusters made so far, for their names and port blocks
+	trace   io.Writer // where the histories of the operations measured are printed, with event times (-trace)
+	n       int       // clusters made so far, for their names and port blocks
 }
 
 // summarize turns samples into a figure.
