@@ -365,11 +365,11 @@ func rssBytes(pid int) (uint64, error) {
 // historyLength is the number of events in the history of the workflow's
 // current run (continue-as-new starts a new one).
 func (e *benchEnv) historyLength(id string) (int64, error) {
-	d, err := e.c.DescribeWorkflowExecution(e.ctx, id, "")
+	d, err := e.c.DescribeWorkflow(e.ctx, id, "")
 	if err != nil {
 		return 0, err
 	}
-	return d.WorkflowExecutionInfo.HistoryLength, nil
+	return d.RawResponse.GetWorkflowExecutionInfo().GetHistoryLength(), nil
 }
 
 // opCost is what one operation costs in Temporal: its child workflow's
