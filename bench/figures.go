@@ -118,7 +118,7 @@ func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]F
 		if _, _, err := cl.waitFor("the extension over", 30*time.Second, func(st workflows.Status) bool { return st.Operations == 0 }); err != nil {
 			return nil, err
 		}
-		c, err := e.cost(workflows.ManagerID(cl.manager), before+1)
+		c, err := e.costUntil(workflows.ManagerID(cl.manager), before+1, workflows.WorkflowExtend)
 		if err != nil {
 			return nil, err
 		}
@@ -395,7 +395,16 @@ var actionEvents = map[enumspb.EventType]bool{
 // cost counts the events and actions of a workflow's history from event
 // `from` (1-based) on.
 func (e *benchEnv) cost(id string, from int64) (opCost, error) {
+	return e.costUntil(id, from, "")
+}
+
+// costUntil is cost that stops, when child is not "", at the workflow task
+// that follows the completion of the first child workflow of that type: the
+// Manager's share of one operation, without the operation it starts next
+// (a warm pool refill).
+func (e *benchEnv) costUntil(id string, from int64, child string) (opCost, error) {
 	var c opCost
+	childDone := false
 	it := e.c.GetWorkflowHistory(e.ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var first time.Time
 	for it.HasNext() {
@@ -416,6 +425,12 @@ func (e *benchEnv) cost(id string, from int64) (opCost, error) {
 		c.events++
 		if actionEvents[ev.EventType] {
 			c.actions++
+		}
+		if a := ev.GetChildWorkflowExecutionCompletedEventAttributes(); child != "" && a != nil && a.GetWorkflowType().GetName() == child {
+			childDone = true
+		}
+		if childDone && ev.EventType == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			break
 		}
 	}
 	return c, nil
