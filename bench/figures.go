@@ -16,6 +16,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
@@ -434,4 +435,171 @@ func (e *benchEnv) costUntil(id string, from int64, child string) (opCost, error
 		}
 	}
 	return c, nil
+}
+
+// swarm is Docker Swarm on this machine's engine, serving the demo from
+// the msm image as service msm-bench-web, each task's port published on the
+// host (mode=host, a port the engine picks), so each task is checked alone.
+type swarm struct {
+	name   string
+	joined bool // this run made the engine a swarm manager, and leaves
+}
+
+func dockerCLI(args ...string) (string, error) {
+	out, err := exec.Command("docker", args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func startSwarm(image string) (*swarm, error) {
+	sw := &swarm{name: fmt.Sprintf("msm-bench-web-%d", os.Getpid())}
+	if state, err := dockerCLI("info", "--format", "{{.Swarm.LocalNodeState}}"); err != nil {
+		return nil, fmt.Errorf("no Docker engine answers: %v: %s", err, state)
+	} else if state != "active" {
+		if out, err := dockerCLI("swarm", "init", "--advertise-addr", "127.0.0.1"); err != nil {
+			return nil, fmt.Errorf("docker swarm init: %v: %s", err, out)
+		}
+		sw.joined = true
+	}
+	out, err := dockerCLI("service", "create", "-d", "--name", sw.name, "--replicas", "1",
+		"--entrypoint", "/usr/local/bin/demo", "--publish", "mode=host,target=8080", image, "--port=8080", "--listen=0.0.0.0", "--name=web")
+	if err != nil {
+		sw.close()
+		return nil, fmt.Errorf("docker service create: %v: %s", err, out)
+	}
+	return sw, nil
+}
+
+func (sw *swarm) close() {
+	_, _ = dockerCLI("service", "rm", sw.name)
+	if sw.joined {
+		_, _ = dockerCLI("swarm", "leave", "--force")
+	}
+}
+
+// tasks returns the service's running task containers and their host ports.
+func (sw *swarm) tasks() (map[string]int, error) {
+	ids, err := dockerCLI("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+sw.name, "--filter", "status=running")
+	if err != nil {
+		return nil, fmt.Errorf("docker ps: %v: %s", err, ids)
+	}
+	out := map[string]int{}
+	for _, id := range strings.Fields(ids) {
+		p, err := dockerCLI("port", id, "8080/tcp")
+		if err != nil {
+			continue // leaving
+		}
+		_, port, _ := strings.Cut(strings.Fields(p)[0], ":")
+		if n, err := strconv.Atoi(port); err == nil {
+			out[id] = n
+		}
+	}
+	return out, nil
+}
+
+// newHealthy waits for a task container not in known to answer /healthz.
+func (sw *swarm) newHealthy(known map[string]int, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ts, err := sw.tasks()
+		if err != nil {
+			return time.Time{}, err
+		}
+		for id, port := range ts {
+			if _, old := known[id]; old {
+				continue
+			}
+			if at, err := healthyAt(port, time.Until(deadline)); err == nil {
+				return at, nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("%w: no new healthy task of %s after %s", errTimeout, sw.name, timeout)
+}
+
+// settle waits until the service runs exactly n healthy tasks.
+func (sw *swarm) settle(n int) (map[string]int, error) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		ts, err := sw.tasks()
+		if err != nil {
+			return nil, err
+		}
+		if len(ts) == n {
+			ok := true
+			for _, port := range ts {
+				if _, err := healthyAt(port, time.Second); err != nil {
+					ok = false
+				}
+			}
+			if ok {
+				return ts, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("%w: %s not at %d healthy tasks", errTimeout, sw.name, n)
+}
+
+// swarmFigures measures Docker Swarm beside B1 and B3, on the same engine
+// and image: `docker service scale` to N+1 → the new task healthy, and a
+// killed task → its replacement healthy.
+func swarmFigures(e *benchEnv) ([]Figure, error) {
+	if _, err := dockerCLI("version"); err != nil {
+		fmt.Fprintln(os.Stderr, "Swarm figures skipped: no Docker engine answers")
+		return nil, nil
+	}
+	image, err := testimage.Build() // the msm image: the demo at /usr/local/bin
+	if err != nil {
+		return nil, err
+	}
+	sw, err := startSwarm(image)
+	if err != nil {
+		return nil, err
+	}
+	defer sw.close()
+	var scale, kill []time.Duration
+	for range e.runs {
+		known, err := sw.settle(1)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if out, err := dockerCLI("service", "scale", "-d", sw.name+"=2"); err != nil {
+			return nil, fmt.Errorf("docker service scale: %v: %s", err, out)
+		}
+		at, err := sw.newHealthy(known, time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		scale = append(scale, at.Sub(start))
+		if out, err := dockerCLI("service", "scale", "-d", sw.name+"=1"); err != nil {
+			return nil, fmt.Errorf("docker service scale: %v: %s", err, out)
+		}
+	}
+	for range e.runs {
+		known, err := sw.settle(1)
+		if err != nil {
+			return nil, err
+		}
+		var victim string
+		for id := range known {
+			victim = id
+		}
+		start := time.Now()
+		if out, err := dockerCLI("kill", victim); err != nil {
+			return nil, fmt.Errorf("docker kill: %v: %s", err, out)
+		}
+		at, err := sw.newHealthy(known, time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		kill = append(kill, at.Sub(start))
+	}
+	s1 := summarize("S1", "Swarm: docker service scale N+1 → new task healthy (beside B1)", scale)
+	s1.Baseline = "B0"
+	s1.Note = "includes the docker CLI's own start (~50 ms); a task answering its health check counts as healthy"
+	s3 := summarize("S3", "Swarm: docker kill of a task → replacement healthy (beside B3)", kill)
+	s3.Baseline = "B0"
+	return []Figure{s1, s3}, nil
 }

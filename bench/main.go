@@ -147,6 +147,7 @@ var figures = []figure{
 	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
 	{"B4", "server loss → back at desired replicas", serverLoss},
 	{"B5", "provisioning 0 → 200 containers on 4 servers, then the idle worker's footprint (B7)", provisionAndIdle},
+	{"S", "Docker Swarm on this engine and the msm image: scale N+1 and a killed task (beside B1 and B3)", swarmFigures},
 }
 
 // benchEnv is what every figure shares: the dev server and the binaries.
