@@ -473,6 +473,8 @@ func (sw *swarm) close() {
 	_, _ = dockerCLI("service", "rm", sw.name)
 	if sw.joined {
 		_, _ = dockerCLI("swarm", "leave", "--force")
+		// swarm init made it, and leaving keeps it.
+		_, _ = dockerCLI("network", "rm", "docker_gwbridge")
 	}
 }
 
