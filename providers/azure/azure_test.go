@@ -2,9 +2,7 @@ package azure_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +17,6 @@ import (
 	"github.com/msm-project/msm/providers/providertest"
 )
 
-// hosts stands in for the machines the VMs boot on.
-type hosts struct {
-	mu         sync.Mutex
-	n          int
-	customData map[string]string
-}
-
-func (h *hosts) Boot(id string, data []byte) (string, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.n++
-	if h.customData == nil {
-		h.customData = map[string]string{}
-	}
-	h.customData[id] = string(data)
-	return fmt.Sprintf("10.9.0.%d", h.n), nil
-}
-
-func (h *hosts) Stop(string) error { return nil }
-
 func settings() catalog.Manager {
 	return catalog.Manager{Kind: catalog.KindAzure,
 		Node: catalog.NodeBoot{Temporal: "temporal.internal:7233", Namespace: "default", MSM: "/usr/local/bin/msm"},
@@ -48,8 +26,8 @@ func settings() catalog.Manager {
 			Image: "Canonical:ubuntu-24_04-lts:server:latest", AdminUser: "msm", SSHKey: "ssh-ed25519 AAAA ops"}}
 }
 
-func newSim(t *testing.T) (*cloudsim.Azure, *hosts) {
-	h := &hosts{}
+func newSim(t *testing.T) (*cloudsim.Azure, *cloudsim.Hosts) {
+	h := &cloudsim.Hosts{Prefix: "10.9.0."}
 	az := cloudsim.NewAzure(h, cloudsim.AzureOptions{BootDelay: 20 * time.Millisecond})
 	t.Cleanup(az.Close)
 	return az, h
@@ -87,7 +65,7 @@ func TestCreateMakesNICThenVMWithCustomData(t *testing.T) {
 	assert.Equal(t, map[string]string{"msm-owner": "m", "msm-server": "m-s1", "msm-key": "m/m-s1"}, vm.Tags)
 	assert.Equal(t, "#cloud-config\nruncmd:\n  - "+
 		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default"]`+"\n",
-		h.customData["m-s1"])
+		h.Data("m-s1"))
 }
 
 func TestCapacityFallsBackThroughZonesThenSizes(t *testing.T) {
@@ -148,7 +126,7 @@ func TestRetryAfterACrashMakesNoSecondVM(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first, again)
 	assert.Len(t, az.VMs(), 1)
-	assert.Equal(t, 1, h.n, "booted once")
+	assert.Equal(t, 1, h.Booted(), "booted once")
 }
 
 func TestAnotherLaunchsVMIsNotTakenOver(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,33 +21,6 @@ import (
 )
 
 const ami = "ami-0123456789abcdef0"
-
-// hosts stands in for the machines: it hands out addresses and records
-// the user data each instance booted with.
-type hosts struct {
-	mu       sync.Mutex
-	n        int
-	userData map[string]string
-	stopped  []string
-}
-
-func (h *hosts) Boot(id string, userData []byte) (string, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.n++
-	if h.userData == nil {
-		h.userData = map[string]string{}
-	}
-	h.userData[id] = string(userData)
-	return fmt.Sprintf("10.0.0.%d", h.n), nil
-}
-
-func (h *hosts) Stop(id string) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stopped = append(h.stopped, id)
-	return nil
-}
 
 func settings(endpoint string) catalog.Manager {
 	return catalog.Manager{Kind: catalog.KindEC2,
@@ -70,7 +42,7 @@ func newProvider(sim *cloudsim.EC2, owner string) *ec2.Provider {
 }
 
 func TestConformance(t *testing.T) {
-	sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 50 * time.Millisecond})
+	sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 50 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	providertest.Run(t, providertest.Harness{
 		New:   func(_ *testing.T, owner string) providers.Provider { return newProvider(sim, owner) },
@@ -82,7 +54,7 @@ func TestConformance(t *testing.T) {
 // TestNewBuildsTheRealClientFromTheDefaultChain: New reads credentials
 // from the environment and reaches the endpoint of the catalog.
 func TestNewBuildsTheRealClientFromTheDefaultChain(t *testing.T) {
-	sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
+	sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
@@ -106,7 +78,7 @@ func TestNewBuildsTheRealClientFromTheDefaultChain(t *testing.T) {
 }
 
 func TestLaunchTagsUserDataAndAddress(t *testing.T) {
-	h := &hosts{}
+	h := &cloudsim.Hosts{Prefix: "10.0.0."}
 	sim := cloudsim.NewEC2(h, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 50 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	p := newProvider(sim, "m")
@@ -123,7 +95,7 @@ func TestLaunchTagsUserDataAndAddress(t *testing.T) {
 	assert.Equal(t, "running", i.State, "Create returns once the instance runs")
 	assert.Equal(t, "#cloud-config\nruncmd:\n  - "+
 		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default","--tls"]`+"\n",
-		h.userData[i.ID])
+		h.Data(i.ID))
 }
 
 func TestCapacityFallsBackThroughTypesThenSubnets(t *testing.T) {
@@ -142,7 +114,7 @@ func TestCapacityFallsBackThroughTypesThenSubnets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
+			sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
 			t.Cleanup(sim.Close)
 			for _, f := range tc.full {
 				sim.NoCapacity(f[0], f[1])
@@ -168,7 +140,7 @@ func TestCapacityFallsBackThroughTypesThenSubnets(t *testing.T) {
 // was lost (the worker died); the retry, even once capacity came back to
 // an earlier type, finds the instance by its key.
 func TestRetryAfterACrashMakesNoSecondInstance(t *testing.T) {
-	sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
+	sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	sim.NoCapacity("m7i.large", "")
 	first, err := newProvider(sim, "m").Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1"})
@@ -181,7 +153,7 @@ func TestRetryAfterACrashMakesNoSecondInstance(t *testing.T) {
 }
 
 func TestThrottlingIsRetried(t *testing.T) {
-	sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
+	sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 10 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
@@ -196,7 +168,7 @@ func TestThrottlingIsRetried(t *testing.T) {
 }
 
 func TestBadSettingsArePermanent(t *testing.T) {
-	sim := cloudsim.NewEC2(&hosts{}, cloudsim.EC2Options{KnownAMIs: []string{"ami-0aaaaaaaaaaaaaaa0"}})
+	sim := cloudsim.NewEC2(&cloudsim.Hosts{Prefix: "10.0.0."}, cloudsim.EC2Options{KnownAMIs: []string{"ami-0aaaaaaaaaaaaaaa0"}})
 	t.Cleanup(sim.Close)
 	_, err := newProvider(sim, "m").Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1"})
 	require.True(t, providers.IsPermanent(err), "%v", err)
