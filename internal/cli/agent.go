@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/msm-project/msm/agent"
@@ -20,6 +21,7 @@ func (e *env) agent(args []string) error {
 		return errUsage
 	}
 	skipBinaryChecksum()
+	runtime.GOMAXPROCS(1)
 	ctx, stop := interrupted()
 	defer stop()
 	cl, err := e.dial(ctx, &c, time.Minute)
