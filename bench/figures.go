@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -296,6 +298,7 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 		return nil, err
 	}
 	took := at.Sub(start)
+	e.profileProvision(cl, workflows.ManagerID(cl.manager)+"/provision/1")
 	b5 := Figure{ID: "B5", Name: fmt.Sprintf("provisioning 0 → %d containers on %d servers (one run)", n, servers), Runs: 1, P50: took, P95: took,
 		Note: fmt.Sprintf("%.1f containers/s (target ≥ 20/s); from starting the worker and nodes to %d healthy", float64(n)/took.Seconds(), n)}
 
@@ -604,4 +607,99 @@ func swarmFigures(e *benchEnv) ([]Figure, error) {
 	s3 := summarize("S3", "Swarm: docker kill of a task → replacement healthy (beside B3)", kill)
 	s3.Baseline = "B0"
 	return []Figure{s1, s3}, nil
+}
+
+// profileProvision prints, on the trace, where a large provisioning spent
+// its time: each activity type's count, wait (scheduled → started) and run
+// (started → completed) in the operation's history, when its first and last
+// completed, and the CPU each kind of process used.
+func (e *benchEnv) profileProvision(cl *cluster, op string) {
+	if e.trace == nil {
+		return
+	}
+	type span struct{ sched, start time.Time }
+	open := map[int64]*span{}
+	kind := map[int64]string{}
+	waits, runs := map[string][]time.Duration{}, map[string][]time.Duration{}
+	first, last := map[string]time.Time{}, map[string]time.Time{}
+	var t0 time.Time
+	it := e.c.GetWorkflowHistory(e.ctx, op, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	events := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			fmt.Fprintf(e.trace, "reading %s: %v\n", op, err)
+			return
+		}
+		events++
+		at := ev.EventTime.AsTime()
+		if t0.IsZero() {
+			t0 = at
+		}
+		switch {
+		case ev.GetActivityTaskScheduledEventAttributes() != nil:
+			open[ev.EventId] = &span{sched: at}
+			kind[ev.EventId] = ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+		case ev.GetActivityTaskStartedEventAttributes() != nil:
+			id := ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()
+			if s := open[id]; s != nil {
+				s.start = at
+				waits[kind[id]] = append(waits[kind[id]], at.Sub(s.sched))
+			}
+		case ev.GetActivityTaskCompletedEventAttributes() != nil:
+			id := ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()
+			if s := open[id]; s != nil && !s.start.IsZero() {
+				k := kind[id]
+				runs[k] = append(runs[k], at.Sub(s.start))
+				if first[k].IsZero() {
+					first[k] = at
+				}
+				last[k] = at
+			}
+		}
+	}
+	fmt.Fprintf(e.trace, "%s: %d events over %s\n", op, events, last["LoadService"].Sub(t0).Round(time.Millisecond))
+	for _, k := range slices.Sorted(maps.Keys(waits)) {
+		w, r := summarize("", "", waits[k]), summarize("", "", runs[k])
+		fmt.Fprintf(e.trace, "  %-16s %4d  wait p50 %9s p95 %9s  run p50 %9s p95 %9s  completed %9s … %9s\n",
+			k, len(waits[k]), ms(w.P50), ms(w.P95), ms(r.P50), ms(r.P95), ms(first[k].Sub(t0)), ms(last[k].Sub(t0)))
+	}
+	cpu := map[string]uint64{}
+	for _, pid := range cl.pids(nil) {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(cmdline), "\x00")
+		name := filepath.Base(args[0])
+		if name == "msm" && len(args) > 1 {
+			name += " " + args[1]
+		}
+		t, err := cpuTicks(pid)
+		if err == nil {
+			cpu[name] += t
+		}
+	}
+	if pid, err := e.serverPID(); err == nil {
+		t, _ := cpuTicks(pid)
+		cpu["temporal (dev server)"] = t
+	}
+	for _, k := range slices.Sorted(maps.Keys(cpu)) {
+		fmt.Fprintf(e.trace, "  CPU %-22s %6.1f s\n", k, float64(cpu[k])/100)
+	}
+}
+
+// serverPID finds the dev server this run started, by its port.
+func (e *benchEnv) serverPID() (int, error) {
+	_, port, _ := strings.Cut(e.address, ":")
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		args := strings.Split(string(cmdline), "\x00")
+		if slices.Contains(args, "start-dev") && slices.Contains(args, port) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no dev server process with port %s", port)
 }
