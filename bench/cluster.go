@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	dockerkind "github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
@@ -24,6 +26,9 @@ type cluster struct {
 	procs   map[string]*exec.Cmd // by name: worker, s1, s2…
 	// reportEvery is the nodes' usage report period ("0": none).
 	reportEvery string
+	// docker says the cluster is of the docker kind: its node and
+	// containers are Docker containers labelled with the Manager's name.
+	docker bool
 }
 
 // portBase keeps the clusters of a run (and of runs side by side, mostly)
@@ -39,10 +44,8 @@ func (e *benchEnv) newCluster(servers, slots int, manager, services string) (*cl
 // newClusterReporting is newCluster with nodes that send the Manager a
 // usage report every reportEvery.
 func (e *benchEnv) newClusterReporting(servers, slots int, manager, services, reportEvery string) (*cluster, error) {
-	e.n++
-	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n)),
-		procs: map[string]*exec.Cmd{}, reportEvery: reportEvery}
-	if err := os.MkdirAll(cl.dir, 0o755); err != nil {
+	cl, err := e.prepare(reportEvery)
+	if err != nil {
 		return nil, err
 	}
 	var b strings.Builder
@@ -53,16 +56,59 @@ func (e *benchEnv) newClusterReporting(servers, slots int, manager, services, re
 		fmt.Fprintf(&b, "    - {name: s%d, address: 127.0.0.1, slots: %d, ports: %d-%d}\n", i, slots, first, first+59)
 	}
 	b.WriteString("services:\n" + services)
-	catalog := filepath.Join(cl.dir, "catalog.yaml")
-	if err := os.WriteFile(catalog, []byte(b.String()), 0o644); err != nil {
-		return nil, err
-	}
 	for i := 1; i <= servers; i++ {
 		if err := cl.startNode(fmt.Sprintf("s%d", i)); err != nil {
+			cl.close()
 			return nil, err
 		}
 	}
-	if err := cl.start("worker", "worker", "--catalog", catalog); err != nil {
+	if err := cl.startWorker(b.String()); err != nil {
+		cl.close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// prepare names the next cluster and makes its directory.
+func (e *benchEnv) prepare(reportEvery string) (*cluster, error) {
+	e.n++
+	cl := &cluster{e: e, manager: fmt.Sprintf("bench%d-%d", os.Getpid(), e.n), dir: filepath.Join(e.work, fmt.Sprint(e.n)),
+		procs: map[string]*exec.Cmd{}, reportEvery: reportEvery}
+	return cl, os.MkdirAll(cl.dir, 0o755)
+}
+
+// startWorker writes the catalog and starts the Manager's worker on it.
+func (cl *cluster) startWorker(catalog string) error {
+	path := filepath.Join(cl.dir, "catalog.yaml")
+	if err := os.WriteFile(path, []byte(catalog), 0o644); err != nil {
+		return err
+	}
+	return cl.start("worker", "worker", "--catalog", path)
+}
+
+// newDockerCluster starts a Manager of the docker kind on this machine's
+// engine: one server ("local") of slots, the worker here, and the node and
+// every container as Docker containers of the msm image, which reach the
+// dev server on Docker's default bridge.
+func (e *benchEnv) newDockerCluster(slots int, manager, services string) (*cluster, error) {
+	if e.bridgeAddress == "" {
+		return nil, errors.New("the docker kind needs the dev server on Docker's default bridge (docker0), and this machine has none")
+	}
+	image, err := e.msmImage()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := e.prepare("0")
+	if err != nil {
+		return nil, err
+	}
+	cl.docker = true
+	first := portBase + (e.n%20)*300
+	catalog := fmt.Sprintf("manager:\n  kind: docker\n%s  docker: {image: %s}\n  node: {temporal: %q}\n  servers:\n"+
+		"    - {name: local, address: 127.0.0.1, slots: %d, ports: %d-%d}\nservices:\n%s",
+		manager, image, e.bridgeAddress, slots, first, first+59, services)
+	if err := cl.startWorker(catalog); err != nil {
+		cl.close()
 		return nil, err
 	}
 	return cl, nil
@@ -117,6 +163,15 @@ func (cl *cluster) close() {
 	}
 	for _, pid := range cl.pids(nil) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if cl.docker { // what make docker-clean removes
+		label := "label=" + dockerkind.LabelOwner + "=" + cl.manager
+		if ids, _ := dockerCLI("ps", "-aq", "--filter", label); ids != "" {
+			_, _ = dockerCLI(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		}
+		if ids, _ := dockerCLI("network", "ls", "-q", "--filter", label); ids != "" {
+			_, _ = dockerCLI(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
+		}
 	}
 }
 

@@ -18,23 +18,44 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
 
 func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
 
-// webService is the demo as service web: scaling decisions without a
-// cooldown (the benchmark asks for them), a health check every 100 ms.
-const webService = `  - name: web
+// webService is the demo (at command) as service web: scaling decisions
+// without a cooldown (the benchmark asks for them), a health check every
+// 100 ms. In a Docker container it listens on all the container's
+// addresses, so its published port reaches it.
+func webService(command string, inDocker bool) string {
+	listen := ""
+	if inDocker {
+		listen = `, "--listen=0.0.0.0"`
+	}
+	return fmt.Sprintf(`  - name: web
     command: %s
-    args: ["--port={{.Port}}", "--name={{.Service}}"]
+    args: ["--port={{.Port}}", "--name={{.Service}}"%s]
     replicas: {min: 1, initial: 1, max: 4}
     health: {path: /healthz, interval: 100ms, timeout: 1s}
     drain: 10ms
     scaling: {overload: 95, window: 1h, idle: 1, stabilization: 1h, cooldown: 1ms}
-`
+`, command, listen)
+}
+
+// webCluster is one server of 8 slots with service web and a warm pool of
+// warm: on the standalone kind (nodes and containers as processes here),
+// or on the docker kind (this machine's engine).
+func (e *benchEnv) webCluster(onDocker bool, warm int) (*cluster, error) {
+	pool := fmt.Sprintf("  warm_pool: %d\n", warm)
+	if onDocker {
+		return e.newDockerCluster(8, pool, webService(demoInImage, true))
+	}
+	return e.newCluster(1, 8, pool, webService(filepath.Join(e.bin, "demo"), false))
+}
+
+// demoInImage is where the msm image holds the demo MicroService.
+const demoInImage = "/usr/local/bin/demo"
 
 // healthyAt polls GET /healthz on port every millisecond until it answers
 // 200, and returns when it did.
@@ -84,8 +105,8 @@ func baselineStart(e *benchEnv) ([]Figure, error) {
 // scaleOut measures overload report → new instance healthy, as the
 // Manager reports it, runs times; warm says whether a waiting container is
 // kept for it.
-func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]Figure, error) {
-	cl, err := e.newCluster(1, 8, fmt.Sprintf("  warm_pool: %d\n", warm), fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+func scaleOut(e *benchEnv, onDocker bool, id, name string, warm int, target time.Duration) ([]Figure, error) {
+	cl, err := e.webCluster(onDocker, warm)
 	if err != nil {
 		return nil, err
 	}
@@ -168,17 +189,102 @@ func scaleOut(e *benchEnv, id, name string, warm int, target time.Duration) ([]F
 }
 
 func warmScaleOut(e *benchEnv) ([]Figure, error) {
-	return scaleOut(e, "B1", "warm scale-out: overload → new instance healthy (waiting container)", 1, 250*time.Millisecond)
+	return scaleOut(e, false, "B1", "warm scale-out: overload → new instance healthy (waiting container)", 1, 250*time.Millisecond)
 }
 
 func coldScaleOut(e *benchEnv) ([]Figure, error) {
-	return scaleOut(e, "B2", "scale-out: overload → new instance healthy (new container process)", 0, 400*time.Millisecond)
+	return scaleOut(e, false, "B2", "scale-out: overload → new instance healthy (new container process)", 0, 400*time.Millisecond)
+}
+
+// dockerFigures are B1, B2 and B3 on the docker kind: the node and each
+// container a Docker container on this machine's engine.
+func dockerFigures(e *benchEnv) ([]Figure, error) {
+	if _, err := dockerCLI("version"); err != nil || e.bridgeAddress == "" {
+		fmt.Fprintln(os.Stderr, "docker kind figures skipped: no Docker engine with a default bridge answers")
+		return nil, nil
+	}
+	floor, err := dockerBaseline(e)
+	if err != nil {
+		return nil, err
+	}
+	out := []Figure{floor}
+	for _, f := range []func() ([]Figure, error){
+		func() ([]Figure, error) {
+			return scaleOut(e, true, "B1d", "docker kind: warm scale-out (waiting container)", 1, 250*time.Millisecond)
+		},
+		func() ([]Figure, error) {
+			return scaleOut(e, true, "B2d", "docker kind: scale-out with a new container", 0, 400*time.Millisecond)
+		},
+		func() ([]Figure, error) {
+			return recoverCrash(e, true, "B3d", "docker kind: MicroService crash (kill -9) → back at desired")
+		},
+	} {
+		got, err := f()
+		if err != nil {
+			return nil, err
+		}
+		// The Temporal cost is the standalone figures' (B1c, B2c): the
+		// same workflows whatever the kind.
+		got = slices.DeleteFunc(got, func(f Figure) bool { return strings.HasSuffix(f.ID, "c") })
+		for i := range got {
+			if got[i].ID == "B2d" {
+				got[i].Baseline = floor.ID // a new Docker container each
+			}
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+// dockerBaseline is B2d's floor: `docker run` of the demo from the msm
+// image, shaped as the docker node makes a container (on a network of its
+// own, the port published on every address, host.docker.internal added),
+// to its first healthy answer on the published port.
+func dockerBaseline(e *benchEnv) (Figure, error) {
+	image, err := e.msmImage()
+	if err != nil {
+		return Figure{}, err
+	}
+	network := fmt.Sprintf("msm-bench-floor-%d", os.Getpid())
+	if out, err := dockerCLI("network", "create", network); err != nil {
+		return Figure{}, fmt.Errorf("docker network create: %v: %s", err, out)
+	}
+	defer func() { _, _ = dockerCLI("network", "rm", network) }()
+	var samples []time.Duration
+	for i := range e.runs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return Figure{}, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		name := fmt.Sprintf("%s-%d", network, i)
+		start := time.Now()
+		out, err := dockerCLI("run", "-d", "--name", name, "--network", network, "-p", fmt.Sprintf("%d:%d", port, port),
+			"--add-host", "host.docker.internal:host-gateway",
+			"--entrypoint", demoInImage, image, fmt.Sprintf("--port=%d", port), "--listen=0.0.0.0", "--name=web")
+		if err != nil {
+			return Figure{}, fmt.Errorf("docker run: %v: %s", err, out)
+		}
+		at, err := healthyAt(port, 30*time.Second)
+		_, _ = dockerCLI("rm", "-f", name)
+		if err != nil {
+			return Figure{}, err
+		}
+		samples = append(samples, at.Sub(start))
+	}
+	return summarize("B0d", "docker kind baseline: docker run of the demo, shaped as the node does → healthy", samples), nil
 }
 
 // crashRecovery kills the MicroService of one of two web instances and
 // measures until two are healthy again.
 func crashRecovery(e *benchEnv) ([]Figure, error) {
-	cl, err := e.newCluster(1, 8, "  warm_pool: 1\n", fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+	return recoverCrash(e, false, "B3", "MicroService crash (kill -9) → back at desired replicas")
+}
+
+// recoverCrash is crashRecovery on either kind.
+func recoverCrash(e *benchEnv, onDocker bool, id, name string) ([]Figure, error) {
+	cl, err := e.webCluster(onDocker, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +321,7 @@ func crashRecovery(e *benchEnv) ([]Figure, error) {
 		}
 		samples = append(samples, at.Sub(start))
 	}
-	f := summarize("B3", "MicroService crash (kill -9) → back at desired replicas", samples)
+	f := summarize(id, name, samples)
 	f.Target, f.Baseline = 500*time.Millisecond, "B0"
 	return []Figure{f}, nil
 }
@@ -225,7 +331,7 @@ func crashRecovery(e *benchEnv) ([]Figure, error) {
 // at desired on the other server. The node is then started again, and its
 // stale containers fenced, before the next run.
 func serverLoss(e *benchEnv) ([]Figure, error) {
-	cl, err := e.newCluster(2, 4, "  warm_pool: 0\n", fmt.Sprintf(webService, filepath.Join(e.bin, "demo")))
+	cl, err := e.newCluster(2, 4, "  warm_pool: 0\n", webService(filepath.Join(e.bin, "demo"), false))
 	if err != nil {
 		return nil, err
 	}
@@ -554,7 +660,7 @@ func swarmFigures(e *benchEnv) ([]Figure, error) {
 		fmt.Fprintln(os.Stderr, "Swarm figures skipped: no Docker engine answers")
 		return nil, nil
 	}
-	image, err := testimage.Build() // the msm image: the demo at /usr/local/bin
+	image, err := e.msmImage() // the demo at /usr/local/bin
 	if err != nil {
 		return nil, err
 	}

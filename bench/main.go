@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +26,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/tcpproxy"
+	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -70,8 +73,8 @@ func main() {
 	}
 }
 
-func run(runs int, out, bin, only string, eager bool, trace io.Writer) error {
-	bin, err := filepath.Abs(bin)
+func run(runs int, out, bin, only string, eager bool, trace io.Writer) (err error) {
+	bin, err = filepath.Abs(bin)
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,11 @@ func run(runs int, out, bin, only string, eager bool, trace io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { // kept when the run failed: the error names the logs in it
+		if err == nil {
+			os.RemoveAll(work)
+		}
+	}()
 	logf, err := os.Create(filepath.Join(work, "temporal.log"))
 	if err != nil {
 		return err
@@ -109,6 +116,16 @@ func run(runs int, out, bin, only string, eager bool, trace io.Writer) error {
 	defer c.Close()
 
 	env := &benchEnv{ctx: ctx, c: c, bin: bin, work: work, address: srv.Address(), runs: runs, trace: trace}
+	// The docker kind's nodes and containers reach the dev server on
+	// Docker's default bridge, through a proxy.
+	if bridge := bridgeIP(); bridge != "" {
+		p, err := tcpproxy.Start(bridge, srv.Address())
+		if err != nil {
+			return fmt.Errorf("proxying the dev server onto %s, %w", bridge, err)
+		}
+		defer p.Close()
+		env.bridgeAddress = p.Addr()
+	}
 	res := Results{Started: time.Now().UTC(), Machine: machine(), Eager: eager}
 	want := func(id string) bool { return only == "" || slices.Contains(strings.Split(only, ","), id) }
 	for _, f := range figures {
@@ -147,6 +164,7 @@ var figures = []figure{
 	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
 	{"B4", "server loss → back at desired replicas", serverLoss},
 	{"B5", "provisioning 0 → 200 containers on 4 servers, then the idle worker's footprint (B7)", provisionAndIdle},
+	{"D", "B1–B3 on the docker kind (this machine's engine, the msm image)", dockerFigures},
 	{"S", "Docker Swarm on this engine and the msm image: scale N+1 and a killed task (beside B1 and B3)", swarmFigures},
 }
 
@@ -160,6 +178,39 @@ type benchEnv struct {
 	runs    int
 	trace   io.Writer // where the histories of the operations measured are printed, with event times (-trace)
 	n       int       // clusters made so far, for their names and port blocks
+	// bridgeAddress is where containers reach the dev server: a proxy on
+	// Docker's default bridge; "" without one.
+	bridgeAddress string
+	image         string // the msm image, once built
+}
+
+// msmImage builds the msm image (msm and the demo, FROM scratch) once per
+// run and returns its tag.
+func (e *benchEnv) msmImage() (string, error) {
+	if e.image != "" {
+		return e.image, nil
+	}
+	image, err := testimage.Build()
+	if err != nil {
+		return "", fmt.Errorf("building the msm image, %w", err)
+	}
+	e.image = image
+	return image, nil
+}
+
+// bridgeIP is the IPv4 address of Docker's default bridge (docker0), or "".
+func bridgeIP() string {
+	ifc, err := net.InterfaceByName("docker0")
+	if err != nil {
+		return ""
+	}
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil {
+			return ip.IP.String()
+		}
+	}
+	return ""
 }
 
 // summarize turns samples into a figure.
