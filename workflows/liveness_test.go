@@ -46,9 +46,13 @@ func (s *ManagerSuite) TestLostServerIsRecoveredOnTheOthersAndFencedWhenItComesB
 		why+"; recovering its 4 container(s) [m1-c1 m1-c2 m1-c3 m1-c4] on the other servers, to be fenced when it comes back")
 
 	ps := s.provisions()
-	s.Require().Len(ps, 2)
+	s.Require().Len(ps, 3)
 	s.Equal("msm/m1/recover/web+api/2", ps[1].ID, "named as a recovery")
 	s.Equal([]string{"s2"}, serverIDs(ps[1].Input.Plan.Servers), "s2 is launched for it")
+	s.Equal(tmRecoveredOnS2(), ps[1].Input.Plan.Starts, "the services' instances only: the pool waits for the next decision")
+	s.Empty(ps[1].Input.Plan.Loads)
+	s.requireRefill(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c8", "s2", 21003, "")}})
+	s.Equal(ps[1].At, ps[2].At, "the refill follows the recovery at once")
 
 	// Back: fenced with nothing kept, the leases released, s1 ready.
 	s.Require().NoError(errAfter)
@@ -83,6 +87,12 @@ func (s *ManagerSuite) TestNodeUpReconcilesKeepingWhatTheManagerKeeps() {
 	s.Equal(workflows.ReconcileInput{Manager: tfManager, Server: "s1", Keep: []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, Seq: 4}, in)
 }
 
+// tmRecoveredOnS2 are the starts that recover tfCatalog's services on s2
+// once s1 is lost.
+func tmRecoveredOnS2() []fleet.Container {
+	return []fleet.Container{tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, "web"), tfStart("c7", "s2", 21002, "api")}
+}
+
 func serverIDs(ss []fleet.Server) []string {
 	var out []string
 	for _, s := range ss {
@@ -112,9 +122,11 @@ func (s *ManagerSuite) TestServerLostDuringAnOperationEndsItsStepsThere() {
 
 	s.Require().NoError(err)
 	ps := s.provisions()
-	s.Require().Len(ps, 2)
+	s.Require().Len(ps, 3)
 	s.Equal("msm/m1/recover/web+api/2", ps[1].ID)
 	s.Less(ps[1].At.Sub(ps[0].At), 15*time.Second, "the recovery does not wait for the stuck load")
+	s.Equal(tmRecoveredOnS2(), ps[1].Input.Plan.Starts)
+	s.requireRefill(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c8", "s2", 21003, "")}})
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
 	var c2 *workflows.ContainerStatus
 	for i := range st.Containers {

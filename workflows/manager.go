@@ -208,7 +208,24 @@ func (m *manager) decide(ctx workflow.Context) {
 			hold = append(hold, b.Service)
 		}
 	}
+	// A decision made for load or a crash takes a waiting container and
+	// leaves the pool's refill to the next decision, made when this
+	// operation ends: the extension then is one load, not a load and a
+	// container start, and its result reaches status sooner.
+	refillAfter := (len(m.extending) > 0 || len(m.recovering) > 0) &&
+		workflow.GetVersion(ctx, refillAfterChange, workflow.DefaultVersion, 1) == 1
+	if refillAfter {
+		hold = append(hold, "")
+	}
 	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold})
+	// With nothing else to do no operation runs, so no next decision comes
+	// to refill the pool: it is this one's. (recovering outlives a decision
+	// that was not named a recovery, so this also comes after operations;
+	// holding the pool then would leave it short for good.) An empty plan
+	// placed nothing, so planning again is safe.
+	if refillAfter && plan.Empty() {
+		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1]})
+	}
 	extending := m.extending
 	m.extending = nil
 	m.unplaced = plan.Unplaced
@@ -477,6 +494,10 @@ func (m *manager) failed(ctx workflow.Context, service, op, why string) {
 
 // immediateRetryChange gates the immediate replacement of a first failure.
 const immediateRetryChange = "immediate-first-retry"
+
+// refillAfterChange gates refilling the warm pool in the decision after an
+// extension or a recovery instead of in the same operation.
+const refillAfterChange = "refill-pool-after"
 
 // backoffDelay is the wait before the next attempt after failures failed
 // ones: none after the first (a one-off crash is replaced at once), then

@@ -87,6 +87,20 @@ func (s *ManagerSuite) provisions() []tmChild {
 	return slices.Clone(s.children)
 }
 
+// requireRefill asserts that c is the Provision numbered n that only
+// refills the warm pool, with plan: the decision made when an extension or
+// a recovery ended.
+func (s *ManagerSuite) requireRefill(c tmChild, n int, plan fleet.Plan) {
+	id := fmt.Sprintf("msm/m1/provision/%d", n)
+	s.Equal(id, c.ID)
+	s.Equal(id, c.Input.Op)
+	s.Equal(plan, c.Input.Plan, id)
+	s.Nil(c.Input.Services, "%s places no service", id)
+	for _, st := range plan.Starts {
+		s.Empty(st.Service, "%s: a refill starts warm-pool containers only", id)
+	}
+}
+
 // at runs fn at d after the Manager starts.
 func (s *ManagerSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
 

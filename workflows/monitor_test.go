@@ -78,9 +78,10 @@ func (s *MonitorSuite) TestIdleReportShrinksByOneDownToInitial() {
 	s.requireAccepted(up, "scaling web from 2 to 4 instance(s)")
 
 	s.Equal(scWebTwice(), scShape(s.status(before)), "a report inside the extension's cooldown does nothing")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3", "msm/m1/shrink/web/4"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
+	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 
-	c := s.requireShrink("msm/m1/shrink/web/3", []string{"web"},
+	c := s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c5", "s2", 21000, "web")}})
 	s.Equal(15*time.Second, c.At)
 	st := s.status(once)
@@ -88,7 +89,7 @@ func (s *MonitorSuite) TestIdleReportShrinksByOneDownToInitial() {
 	s.Contains(eventMessages(st.Events), "shrink web from 4 to 3 instance(s) (idle reported by m1-c5: cpu below 10% for 5m)")
 	s.Equal(1, scCountEvents(st, "shrink web from"), "the report at 20s fell in the cooldown")
 
-	c = s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
+	c = s.requireShrink("msm/m1/shrink/web/5", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c4", "s1", 20003, "web")}})
 	s.Equal(25*time.Second, c.At, "one more at the end of the cooldown")
 	st = s.status(twice)
@@ -118,8 +119,9 @@ func (s *MonitorSuite) TestIdleInCooldownDoesNothing() {
 
 	s.Equal(scWebExtended(), scShape(s.status(before)))
 	s.Equal(s.status(before), s.status(within), "nothing changed, not even the event log")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3"}, s.ids())
-	s.Equal(35*time.Second, s.child("msm/m1/shrink/web/3").At)
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4"}, s.ids())
+	s.requireRefill("msm/m1/provision/3", scWebRefillPlan())
+	s.Equal(35*time.Second, s.child("msm/m1/shrink/web/4").At)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 2, Ready: 2}, s.web(after))
 }
 
@@ -165,16 +167,17 @@ func (s *MonitorSuite) TestAutoscaleOutAboveTargetBeyondTolerance() {
 	s.Contains(eventMessages(s.status(after).Events),
 		"extend web from 1 to 2 instance(s) (monitoring: 1 instance(s) at 100% CPU on average, target 50%)")
 
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3"}, s.ids())
 	c := s.child("msm/m1/extend/web/2")
 	s.Equal(workflows.WorkflowExtend, c.Type)
 	s.Equal("extend", c.Operation)
 	s.Equal([]string{"web"}, c.Services)
 	s.Equal(5*time.Second, c.At, "at once: scaling out waits for no window")
 	s.Equal(fleet.Plan{
-		Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")},
-		Loads:  []fleet.Container{{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c3")}},
+		Loads: []fleet.Container{{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c3")}},
 	}, c.Place.Plan)
+	c = s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
+	s.Equal(5*time.Second, c.At, "the pool's refill follows the extension at once")
 }
 
 func (s *MonitorSuite) TestAutoscaleWithinToleranceDoesNothing() {
@@ -193,8 +196,9 @@ func (s *MonitorSuite) TestAutoscaleWithinToleranceDoesNothing() {
 
 	s.Equal(s.status(before).Services, s.status(within).Services)
 	s.Equal(s.status(before).Events, s.status(within).Events, "no decision, no event")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3"}, s.ids())
 	s.Equal(20*time.Second, s.child("msm/m1/extend/web/2").At)
+	s.Equal(20*time.Second, s.requireRefill("msm/m1/provision/3", scWebRefillPlan()).At)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 3, Ready: 3}, s.web(after), "ceil(2 × 60/50)")
 }
 
@@ -207,7 +211,7 @@ func (s *MonitorSuite) TestAutoscaleInWaitsForAWholeStabilizationWindow() {
 	cat.Manager.Servers = []catalog.Server{s1}
 	web := []string{"m1-c1", "m1-c2", "m1-c4", "m1-c5"}
 	s.catalog(time.Second, cat)
-	up := s.scale(5*time.Second, "web", 4) // m1-c4 (was waiting) and m1-c5; cooldown until 15s
+	up := s.scale(5*time.Second, "web", 4) // m1-c4 (was waiting) and m1-c5, then the pool's m1-c6; cooldown until 15s
 	s.usage(20*time.Second, 10, web...)    // recommends 2 (1, but web's min is 2): the window starts
 	s.usage(50*time.Second, 10, web...)
 	s.usage(60*time.Second, 50, web...) // busy: recommends 4
@@ -229,9 +233,14 @@ func (s *MonitorSuite) TestAutoscaleInWaitsForAWholeStabilizationWindow() {
 
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(early), "not before a whole window since the first recommendation")
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(busy), "one busy report in the window keeps the instances")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3", "msm/m1/shrink/web/4"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
+	s.Equal(fleet.Plan{
+		Starts: []fleet.Container{tfStart("c5", "s1", 20004, "web")},
+		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
+	}, s.child("msm/m1/extend/web/2").Place.Plan)
+	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s1", 20005, "")}})
 
-	c := s.requireShrink("msm/m1/shrink/web/3", []string{"web"},
+	c := s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c5", "s1", 20004, "web")}})
 	s.Equal(121*time.Second, c.At)
 	st := s.status(once)
@@ -239,7 +248,7 @@ func (s *MonitorSuite) TestAutoscaleInWaitsForAWholeStabilizationWindow() {
 	s.Contains(eventMessages(st.Events),
 		"shrink web from 4 to 3 instance(s) (monitoring: 4 instance(s) at 10% CPU on average, target 50%, for 1m0s)")
 
-	c = s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
+	c = s.requireShrink("msm/m1/shrink/web/5", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c4", "s1", 20003, "web")}})
 	s.Equal(151*time.Second, c.At)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 2, Ready: 2}, s.web(twice), "not below min")
@@ -269,12 +278,21 @@ func (s *MonitorSuite) TestAutoscaleRespectsCooldown() {
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(inWithin), "no scale-in inside the cooldown")
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 1, Ready: 1}, s.web(in))
 
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/extend/web/3", "msm/m1/shrink/web/4"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/extend/web/4", "msm/m1/provision/5",
+		"msm/m1/shrink/web/6"}, s.ids())
+	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web")},
+		Loads:   []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
+	}, s.child("msm/m1/extend/web/4").Place.Plan)
+	s.requireRefill("msm/m1/provision/5", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 	var at []time.Duration
 	for _, c := range s.started()[1:] {
 		at = append(at, c.At)
 	}
-	s.Equal([]time.Duration{5 * time.Second, 25 * time.Second, 45 * time.Second}, at, "each decision when the cooldown before it ended")
+	s.Equal([]time.Duration{5 * time.Second, 5 * time.Second, 25 * time.Second, 25 * time.Second, 45 * time.Second}, at,
+		"each decision when the cooldown before it ended, each extension's refill at once after it")
 }
 
 func (s *MonitorSuite) TestCatalogRejectionShowsInStatusUntilAValidCatalog() {

@@ -263,7 +263,8 @@ func scWarmLoad(service string) fleet.Container {
 }
 
 // scWebExtended is tfCatalog after one more web instance: the waiting m1-c4
-// took web, and the pool got m1-c5 on s2, launched for it.
+// took web, and the provision after the extension gave the pool m1-c5 on
+// s2, launched for it.
 func scWebExtended() workflows.Status {
 	return workflows.Status{
 		Manager: tfManager, Kind: catalog.KindStandalone,
@@ -279,17 +280,23 @@ func scWebExtended() workflows.Status {
 	}
 }
 
-// scWebExtendedPlan is the plan of that extension.
+// scWebExtendedPlan is the plan of that extension: one load, of the
+// waiting m1-c4. The pool's refill is the next decision's.
 func scWebExtendedPlan() fleet.Plan {
+	return fleet.Plan{Loads: []fleet.Container{scWarmLoad("web")}}
+}
+
+// scWebRefillPlan is the plan of the provision that follows that extension:
+// the pool gets m1-c5 on s2, launched for it (s1 is full).
+func scWebRefillPlan() fleet.Plan {
 	return fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
 		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "")},
-		Loads:   []fleet.Container{scWarmLoad("web")},
 	}
 }
 
 // scWebTwice is scWebExtended after a second extension of web: the waiting
-// m1-c5 took web, the pool got m1-c6 beside it.
+// m1-c5 took web, the next provision gave the pool m1-c6 beside it.
 func scWebTwice() workflows.Status {
 	st := scWebExtended()
 	st.Servers[1].Used = 2
@@ -308,6 +315,23 @@ func (s *ScaleSuite) requireExtendOf(c scChild, service string, n int) {
 	s.Equal(id, c.Input.Op, "the operation reports its steps under its own ID")
 }
 
+// requireRefillOf asserts that c is the provision numbered n that only
+// refills the warm pool, with plan: the decision after an extension or a
+// recovery, which left the pool to it.
+func (s *ScaleSuite) requireRefillOf(c scChild, n int, plan fleet.Plan) {
+	id := fmt.Sprintf("msm/m1/provision/%d", n)
+	s.Equal(id, c.ID)
+	s.Equal(workflows.WorkflowProvision, c.Type, c.ID)
+	s.Equal("provision", c.Operation, c.ID)
+	s.Nil(c.Services, "%s places no service", c.ID)
+	s.Equal(id, c.Input.Op)
+	s.Equal(plan, c.Input.Plan, c.ID)
+	s.Nil(c.Input.Services, c.ID)
+	for _, st := range plan.Starts {
+		s.Empty(st.Service, "%s: a refill starts warm-pool containers only", c.ID)
+	}
+}
+
 func (s *ScaleSuite) TestExtendLoadsAWaitingContainerFirst() {
 	s.catalog(time.Second, tfCatalog())
 	before := s.snapshot(4 * time.Second)
@@ -323,9 +347,10 @@ func (s *ScaleSuite) TestExtendLoadsAWaitingContainerFirst() {
 	s.Contains(eventMessages(st.Events), "extend web from 2 to 3 instance(s) (operator: load test)")
 
 	ps := s.placements()
-	s.Require().Len(ps, 2)
+	s.Require().Len(ps, 3)
 	s.requireExtendOf(ps[1], "web", 2)
 	s.Equal(scWebExtendedPlan(), ps[1].Input.Plan, "web gets the waiting container, not a new process")
+	s.requireRefillOf(ps[2], 3, scWebRefillPlan())
 	load, n := s.fake.input(workflows.ActivityLoadService, "m1-c4")
 	s.Require().Equal(1, n)
 	s.Equal(workflows.LoadServiceInput{Container: "m1-c4", Server: "s1", Address: "10.0.0.1", Port: 20003, Service: tfWeb}, load)
@@ -333,6 +358,133 @@ func (s *ScaleSuite) TestExtendLoadsAWaitingContainerFirst() {
 	// The only new process is the pool's refill, which no one loads.
 	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityStartContainer))
 	s.Equal([]string{"m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityReady))
+	s.Greater(s.fake.index(workflows.ActivityLaunchServer, "s2", false),
+		s.fake.index(workflows.ActivityLoadService, "m1-c4", true), "the refill began after the extension's load returned")
+}
+
+// An extension only loads waiting containers; the warm pool's refill is the
+// decision made when the extension ends, a provision of its own.
+func (s *ScaleSuite) TestExtendLeavesThePoolRefillToTheNextDecision() {
+	cat := tfCatalog()
+	cat.Manager.WarmPool = 2 // m1-c4 waits on s1, m1-c5 on s2
+	s.catalog(time.Second, cat)
+	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 2})
+	after := s.snapshot(10 * time.Second)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(u, "extending web from 2 to 4 instance(s)")
+
+	all := s.started()
+	s.Require().Len(all, 3)
+	s.Equal("msm/m1/provision/1", all[0].ID)
+	s.Equal([]string{"s1", "s2"}, s.fake.keys(workflows.ActivityLaunchServer), "the first provision launched both servers")
+
+	ext := all[1]
+	s.requireExtendOf(ext, "web", 2)
+	s.Equal(fleet.Plan{Loads: []fleet.Container{
+		scWarmLoad("web"),
+		{ID: "m1-c5", Server: "s2", Port: 21000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")},
+	}}, ext.Input.Plan, "the extension loads the two waiting containers and starts nothing")
+
+	// The very next operation refills the pool: exactly the two containers
+	// the extension took, on s2, the server with room.
+	refill := all[2]
+	s.requireRefillOf(refill, 3, fleet.Plan{Starts: []fleet.Container{
+		tfStart("c6", "s2", 21001, ""), tfStart("c7", "s2", 21002, ""),
+	}})
+	s.Equal(5*time.Second, ext.At.Sub(start))
+	s.Equal(5*time.Second, refill.At.Sub(start), "at once, when the extension ends")
+	for _, c := range []string{"m1-c4", "m1-c5"} {
+		s.Greater(s.fake.index(workflows.ActivityStartContainer, "m1-c6", false), s.fake.index(workflows.ActivityLoadService, c, true),
+			"the refill began after the extension's load of %s returned", c)
+	}
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4", "m1-c5", "m1-c6", "m1-c7"}, s.fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityLoadService))
+
+	st := s.status(after)
+	msgs := eventMessages(st.Events)
+	done := slices.Index(msgs, "msm/m1/extend/web/2 done: 0 started, 2 loaded, 0 failed")
+	planned := slices.Index(msgs, "msm/m1/provision/3: 0 server(s) to launch, 2 container(s) to start, 0 to load")
+	s.Contains(msgs, "msm/m1/extend/web/2: 0 server(s) to launch, 0 container(s) to start, 2 to load")
+	s.NotEqual(-1, done, msgs)
+	s.Greater(planned, done, "the refill is decided after the extension ended")
+	s.Contains(msgs, "msm/m1/provision/3 done: 2 started, 0 loaded, 0 failed")
+	s.Equal(workflows.Status{
+		Manager: tfManager, Kind: catalog.KindStandalone,
+		Servers: []workflows.ServerStatus{scServer(tfS1, 4), scServer(tfS2, 3)},
+		Containers: []workflows.ContainerStatus{
+			scContainer("c1", "s1", 20000, "web", fleet.Loaded),
+			scContainer("c2", "s1", 20001, "web", fleet.Loaded),
+			scContainer("c3", "s1", 20002, "api", fleet.Loaded),
+			scContainer("c4", "s1", 20003, "web", fleet.Loaded),
+			scContainer("c5", "s2", 21000, "web", fleet.Loaded),
+			scContainer("c6", "s2", 21001, "", fleet.Waiting),
+			scContainer("c7", "s2", 21002, "", fleet.Waiting),
+		},
+		Services: []workflows.ServiceStatus{{Name: "web", Desired: 4, Ready: 4}, {Name: "api", Desired: 1, Ready: 1}},
+	}, scShape(st))
+}
+
+// A crash reported while another service is extended makes one provision
+// of both, not a recovery: the crashed service stays among those recovering
+// after it, and a decision for them leaves the pool to the next one. That
+// next decision has nothing else to do, so it refills the pool itself
+// rather than hold it again and run nothing, which would leave the pool
+// short for good.
+func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
+	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
+	// the crash and the extension wait for it and are decided together.
+	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(_ context.Context, id string) (workflows.ReadyResult, error) {
+			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
+		})
+	s.catalog(time.Second, tfCatalog())
+	s.signal(5*time.Second, workflows.SignalErrorReport, workflows.ErrorReport{Container: "m1-c1", Service: "web", Reason: "web exited"})
+	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(50 * time.Second)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+
+	ps := s.placements()
+	s.Require().Len(ps, 3)
+	s.Equal("msm/m1/provision/2", ps[1].ID)
+	s.Equal([]string{"web", "api"}, ps[1].Services)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
+		Loads:   []fleet.Container{scWarmLoad("web")},
+	}, ps[1].Input.Plan, "web's replacement takes the waiting m1-c4; the pool waits")
+	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal(11*time.Second, ps[2].At.Sub(start), "when the provision ended")
+
+	st := s.status(after)
+	s.Contains(st.Containers, scContainer("c6", "s2", 21001, "", fleet.Waiting), "the pool is full again")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
+}
+
+// Runs begun before the change (GetVersion answers DefaultVersion) keep
+// refilling the pool in the extension itself, as their histories recorded.
+func (s *ScaleSuite) TestExtendOfARunBeforeRefillPoolAfterRefillsInTheSameOperation() {
+	s.env.OnGetVersion("refill-pool-after", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	s.catalog(time.Second, tfCatalog())
+	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	after := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(u, "extending web from 2 to 3 instance(s)")
+
+	s.Equal(scWebExtended(), scShape(s.status(after)))
+	all := s.started()
+	s.Require().Len(all, 2, "no refill of its own")
+	s.requireExtendOf(all[1], "web", 2)
+	s.Equal(fleet.Plan{
+		Servers: scWebRefillPlan().Servers,
+		Starts:  scWebRefillPlan().Starts,
+		Loads:   scWebExtendedPlan().Loads,
+	}, all[1].Input.Plan, "the load and the pool's start in one operation")
 }
 
 func (s *ScaleSuite) TestExtendStartsANewContainerOnAServerWithRoomWhenNoneIsWaiting() {
@@ -436,7 +588,7 @@ func (s *ScaleSuite) TestExtendRunsAsAnExtendOperationNamedForTheService() {
 	s.requireAccepted(u, "extending api from 1 to 2 instance(s)")
 
 	all := s.started()
-	s.Require().Len(all, 2)
+	s.Require().Len(all, 3)
 	first := all[0]
 	s.Equal("msm/m1/provision/1", first.ID)
 	s.Equal(workflows.WorkflowProvision, first.Type, "the catalog's needs are a provision")
@@ -448,23 +600,25 @@ func (s *ScaleSuite) TestExtendRunsAsAnExtendOperationNamedForTheService() {
 	s.Equal(tfManager, ext.Manager)
 	s.Equal(workflows.ProvisionInput{
 		Op: "msm/m1/extend/api/2", Manager: tfManager, Kind: catalog.KindStandalone,
-		Plan: fleet.Plan{
-			Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
-			Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "")},
-			Loads:   []fleet.Container{scWarmLoad("api")},
-		},
+		Plan:      fleet.Plan{Loads: []fleet.Container{scWarmLoad("api")}},
 		Services:  []catalog.Service{tfAPI},
-		Addresses: map[string]string{"s1": "10.0.0.1", "s2": "10.0.0.2"},
-	}, ext.Input)
+		Addresses: map[string]string{"s1": "10.0.0.1"},
+	}, ext.Input, "one load: the pool's refill is the next decision's")
+	s.requireRefillOf(all[2], 3, scWebRefillPlan())
+	s.Equal(tfManager, all[2].Manager)
+	s.Equal(map[string]string{"s1": "10.0.0.1", "s2": "10.0.0.2"}, all[2].Input.Addresses)
 
 	st := s.status(after)
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
 	msgs := eventMessages(st.Events)
 	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
-	s.Contains(msgs, "msm/m1/extend/api/2: 1 server(s) to launch, 1 container(s) to start, 1 to load")
+	s.Contains(msgs, "msm/m1/extend/api/2: 0 server(s) to launch, 0 container(s) to start, 1 to load")
 	// The Manager recorded the steps the Extend reported: m1-c4 is api's.
-	s.Contains(msgs, "msm/m1/extend/api/2 done: 1 started, 1 loaded, 0 failed")
+	s.Contains(msgs, "msm/m1/extend/api/2 done: 0 started, 1 loaded, 0 failed")
+	s.Contains(msgs, "msm/m1/provision/3: 1 server(s) to launch, 1 container(s) to start, 0 to load")
+	s.Contains(msgs, "msm/m1/provision/3 done: 1 started, 0 loaded, 0 failed")
 	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "api", fleet.Loaded))
+	s.Contains(st.Containers, scContainer("c5", "s2", 21000, "", fleet.Waiting))
 }
 
 func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
@@ -487,16 +641,17 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
 
 	s.Len(during, 1, "no operation starts while the first one runs")
 	ps := s.placements()
-	s.Require().Len(ps, 2)
+	s.Require().Len(ps, 3)
 	s.Equal("msm/m1/provision/2", ps[1].ID)
 	s.Equal(workflows.WorkflowProvision, ps[1].Type)
 	s.Equal("provision", ps[1].Operation)
 	s.Equal([]string{"web", "api"}, ps[1].Services)
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
-		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api"), tfStart("c6", "s2", 21001, "")},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
 		Loads:   []fleet.Container{scWarmLoad("web")},
-	}, ps[1].Input.Plan)
+	}, ps[1].Input.Plan, "a decision for extensions leaves the pool to the next")
+	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 2, Ready: 2}},
 		s.status(after).Services)
 }
@@ -513,18 +668,20 @@ func (s *ScaleSuite) TestOnlyAnExtensionRunsAsExtend() {
 	s.requireAccepted(u, "extending api from 1 to 2 instance(s)")
 
 	ps := s.placements()
-	s.Require().Len(ps, 3)
+	s.Require().Len(ps, 4)
 	s.Equal("msm/m1/provision/2", ps[1].ID)
 	s.Equal(workflows.WorkflowProvision, ps[1].Type)
 	s.Equal("provision", ps[1].Operation)
 	s.Equal([]string{"api"}, ps[1].Services)
-	s.Equal(tmUseWarm("api", "c5", 20002), ps[1].Input.Plan)
+	s.Equal(tmUseWarm("api", "c5", 20002), ps[1].Input.Plan, "a replacement after a failed load is no recovery: it refills the pool")
 	s.requireExtendOf(ps[2], "api", 3)
 	s.Equal(fleet.Plan{
+		Loads: []fleet.Container{{ID: "m1-c5", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "api", PID: tfAgentPID("m1-c5")}},
+	}, ps[2].Input.Plan)
+	s.requireRefillOf(ps[3], 4, fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
 		Starts:  []fleet.Container{tfStart("c6", "s2", 21000, "")},
-		Loads:   []fleet.Container{{ID: "m1-c5", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "api", PID: tfAgentPID("m1-c5")}},
-	}, ps[2].Input.Plan)
+	})
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 2, Ready: 2}, s.status(after).Services[1])
 }
 
@@ -559,14 +716,19 @@ func (s *ScaleSuite) TestExtendIsCappedAtMaxAndSaysSo() {
 	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
 
 	ps := s.placements()
-	s.Require().Len(ps, 3)
+	s.Require().Len(ps, 5)
 	s.requireExtendOf(ps[1], "web", 2)
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
-		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, "")},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web")},
 		Loads:   []fleet.Container{scWarmLoad("web")},
 	}, ps[1].Input.Plan, "two more web, not five")
-	s.requireExtendOf(ps[2], "api", 3)
+	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.requireExtendOf(ps[3], "api", 4)
+	s.Equal(fleet.Plan{
+		Loads: []fleet.Container{{ID: "m1-c6", Server: "s2", Port: 21001, State: fleet.Loaded, Service: "api", PID: tfAgentPID("m1-c6")}},
+	}, ps[3].Input.Plan)
+	s.requireRefillOf(ps[4], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c7", "s2", 21002, "")}})
 }
 
 func (s *ScaleSuite) TestExtendValidatorRejectsUnknownServiceZeroCountAndAtMax() {
@@ -601,7 +763,12 @@ func (s *ScaleSuite) TestExtendValidatorRejectsUnknownServiceZeroCountAndAtMax()
 	s.requireRejected(again, "api already has its max of 2 instance(s); raise replicas.max in the catalog to extend it")
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 2, Ready: 2}, s.status(atMax).Services[1])
 	s.Equal(s.status(atMax), s.status(after))
-	s.Len(s.started(), 2, "only the accepted extension started an operation")
+	all := s.started()
+	s.Require().Len(all, 3, "only the accepted extension started an operation, and the pool's refill after it")
+	s.Equal("msm/m1/provision/1", all[0].ID)
+	s.requireExtendOf(all[1], "api", 2)
+	s.Equal(fleet.Plan{Loads: []fleet.Container{scWarmLoad("api")}}, all[1].Input.Plan)
+	s.requireRefillOf(all[2], 3, scWebRefillPlan())
 }
 
 func (s *ScaleSuite) TestScaleValidatorRejectsOutsideMinMax() {
@@ -638,13 +805,14 @@ func (s *ScaleSuite) TestScaleUpExtends() {
 	s.Equal(scWebTwice(), scShape(st))
 	s.Contains(eventMessages(st.Events), "extend web from 2 to 4 instance(s) (operator: scale)")
 	ps := s.placements()
-	s.Require().Len(ps, 2)
+	s.Require().Len(ps, 3)
 	s.requireExtendOf(ps[1], "web", 2)
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
-		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web"), tfStart("c6", "s2", 21001, "")},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web")},
 		Loads:   []fleet.Container{scWarmLoad("web")},
 	}, ps[1].Input.Plan)
+	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 }
 
 func (s *ScaleSuite) TestScaleDownLowersDesiredOnly() {
@@ -682,10 +850,11 @@ func (s *ScaleSuite) requireOneExtension(st workflows.Status) {
 	s.Equal(1, scCountEvents(st, "extend web from 2 to 3 instance(s) (overload reported by m1-c"), eventMessages(st.Events))
 	s.Equal(1, scCountEvents(st, "extend "), eventMessages(st.Events))
 	ps := s.placements()
-	s.Require().Len(ps, 2, "one Extend")
+	s.Require().Len(ps, 3, "one Extend, and the pool's refill after it")
 	s.requireExtendOf(ps[1], "web", 2)
 	s.Equal(scWebExtendedPlan(), ps[1].Input.Plan)
-	s.Len(s.started(), 2)
+	s.requireRefillOf(ps[2], 3, scWebRefillPlan())
+	s.Len(s.started(), 3)
 }
 
 func (s *ScaleSuite) TestOverloadStormMakesOneDecision() {
@@ -741,23 +910,32 @@ func (s *ScaleSuite) TestOverloadAfterCooldownExtendsAgain() {
 		"extend web from 3 to 4 instance(s) (overload reported by m1-c2: p95 latency 900ms; 3 earlier report(s) fell in the cooldown or at max)")
 	s.Equal(2, scCountEvents(st, "extend "))
 	ps := s.placements()
-	s.Require().Len(ps, 4)
+	s.Require().Len(ps, 7)
 	s.requireExtendOf(ps[1], "web", 2)
 	s.Equal(5*time.Second, ps[1].At.Sub(start))
-	s.requireExtendOf(ps[2], "web", 3)
-	s.Equal(35*time.Second, ps[2].At.Sub(start), "the first report once the cooldown is over")
+	s.Equal(scWebExtendedPlan(), ps[1].Input.Plan)
+	s.requireRefillOf(ps[2], 3, scWebRefillPlan())
+	s.Equal(5*time.Second, ps[2].At.Sub(start), "the refill follows the extension at once")
+	s.requireExtendOf(ps[3], "web", 4)
+	s.Equal(35*time.Second, ps[3].At.Sub(start), "the first report once the cooldown is over")
 	s.Equal(fleet.Plan{
-		Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")},
-		Loads:  []fleet.Container{{ID: "m1-c5", Server: "s2", Port: 21000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")}},
-	}, ps[2].Input.Plan)
+		Loads: []fleet.Container{{ID: "m1-c5", Server: "s2", Port: 21000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c5")}},
+	}, ps[3].Input.Plan)
+	s.requireRefillOf(ps[4], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal(35*time.Second, ps[4].At.Sub(start))
 
 	// The count starts again after each extension that mentioned it.
 	st = s.status(third)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 5, Ready: 5}, st.Services[0])
 	s.Contains(eventMessages(st.Events),
 		"extend web from 4 to 5 instance(s) (overload reported by m1-c5; 1 earlier report(s) fell in the cooldown or at max)")
-	s.requireExtendOf(ps[3], "web", 4)
-	s.Equal(65*time.Second, ps[3].At.Sub(start))
+	s.requireExtendOf(ps[5], "web", 6)
+	s.Equal(65*time.Second, ps[5].At.Sub(start))
+	s.Equal(fleet.Plan{
+		Loads: []fleet.Container{{ID: "m1-c6", Server: "s2", Port: 21001, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c6")}},
+	}, ps[5].Input.Plan)
+	s.requireRefillOf(ps[6], 7, fleet.Plan{Starts: []fleet.Container{tfStart("c7", "s2", 21002, "")}})
+	s.Equal(65*time.Second, ps[6].At.Sub(start))
 }
 
 func (s *ScaleSuite) TestOverloadInTheLastTaskBeforeContinueAsNewIsKept() {
@@ -786,11 +964,12 @@ func (s *ScaleSuite) TestOverloadInTheLastTaskBeforeContinueAsNewIsKept() {
 	s.requireCancelled()
 	s.Equal(scWebExtended(), scShape(s.status(after)))
 	ps := s.placements()
-	s.Require().Len(ps, 1)
+	s.Require().Len(ps, 2)
 	s.Equal(ended, ps[0].At, "at once")
 	s.Equal([]string{"web"}, ps[0].Services)
 	s.Equal(scWebExtendedPlan(), ps[0].Input.Plan)
 	s.requireExtendOf(ps[0], "web", 2) // named as an extension across continue-as-new
+	s.requireRefillOf(ps[1], 3, scWebRefillPlan())
 }
 
 func (s *ScaleSuite) TestOverloadCooldownIsTheServicesOwn() {
@@ -812,9 +991,12 @@ func (s *ScaleSuite) TestOverloadCooldownIsTheServicesOwn() {
 	s.Contains(eventMessages(st.Events),
 		"extend web from 3 to 4 instance(s) (overload reported by m1-c1; 1 earlier report(s) fell in the cooldown or at max)")
 	ps := s.placements()
-	s.Require().Len(ps, 3)
-	s.requireExtendOf(ps[2], "web", 3)
-	s.Equal(15*time.Second, ps[2].At.Sub(start))
+	s.Require().Len(ps, 5)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.requireRefillOf(ps[2], 3, scWebRefillPlan())
+	s.requireExtendOf(ps[3], "web", 4)
+	s.Equal(15*time.Second, ps[3].At.Sub(start))
+	s.requireRefillOf(ps[4], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 }
 
 func (s *ScaleSuite) TestOverloadAtMaxDoesNothing() {
@@ -837,7 +1019,16 @@ func (s *ScaleSuite) TestOverloadAtMaxDoesNothing() {
 
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.status(before).Services[0])
 	s.Equal(s.status(before), s.status(after), "reports at max change nothing, not even the event log")
-	s.Len(s.placements(), 3, "provision, scale, and the extension once max was raised")
+	ps := s.placements()
+	s.Require().Len(ps, 5, "provision, scale, the extension once max was raised, each extension followed by the pool's refill")
+	s.Equal("msm/m1/provision/1", ps[0].ID)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.requireExtendOf(ps[3], "web", 4)
+	s.Equal(fleet.Plan{
+		Loads: []fleet.Container{{ID: "m1-c6", Server: "s2", Port: 21001, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c6")}},
+	}, ps[3].Input.Plan)
+	s.requireRefillOf(ps[4], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c7", "s2", 21002, "")}})
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 5, Ready: 5}, s.status(raised).Services[0])
 	s.Contains(eventMessages(s.status(raised).Events),
 		"extend web from 4 to 5 instance(s) (overload reported by m1-c2; 52 earlier report(s) fell in the cooldown or at max)")
@@ -905,7 +1096,12 @@ func (s *ScaleSuite) TestCatalogChangeClampsTargets() {
 	s.Equal([]string{"web 6", "api 2"}, desired(s.status(scaled)))
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 6, Ready: 6}, {Name: "api", Desired: 2, Ready: 2}}, s.status(scaled).Services)
 	s.Equal([]string{"web 4"}, desired(s.status(clamped)), "the target follows the new max")
-	s.Len(atNarrow, 3, "a lower max adds nothing")
+	var ids []string
+	for _, c := range atNarrow {
+		ids = append(ids, c.ID)
+	}
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/extend/api/4", "msm/m1/provision/5"}, ids,
+		"a lower max adds nothing (each extension is followed by the pool's refill)")
 	// Clamped to the new min (not the initial 6: the target stayed), and
 	// api's old target of 2 went with it: it is back at its initial 1.
 	s.Equal([]string{"web 5", "api 1"}, desired(s.status(readded)))
@@ -929,9 +1125,10 @@ func (s *ScaleSuite) TestTargetsAndCooldownSurviveContinueAsNew() {
 	s.Equal("web", next.Targets[0].Service)
 	s.Equal(3, next.Targets[0].Desired, "the report in the last task made no second decision")
 	s.Equal(35*time.Second, next.Targets[0].CooldownUntil.Sub(start))
-	s.Equal(2, next.Ops)
-	s.Require().Len(s.placements(), 2)
+	s.Equal(3, next.Ops)
+	s.Require().Len(s.placements(), 3)
 	s.requireExtendOf(s.placements()[1], "web", 2)
+	s.requireRefillOf(s.placements()[2], 3, scWebRefillPlan())
 
 	// The next run keeps web at 3 and honours the cooldown it was given.
 	s.SetupTest()
@@ -949,8 +1146,9 @@ func (s *ScaleSuite) TestTargetsAndCooldownSurviveContinueAsNew() {
 	st := s.status(after)
 	s.Equal(scWebTwice(), scShape(st))
 	ps := s.placements()
-	s.Require().Len(ps, 1)
-	s.requireExtendOf(ps[0], "web", 3)
+	s.Require().Len(ps, 2)
+	s.requireExtendOf(ps[0], "web", 4)
 	s.Equal(35*time.Second, ps[0].At.Sub(start), "extended exactly when the carried cooldown ended")
+	s.requireRefillOf(ps[1], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 	s.Equal(1, scCountEvents(st, "extend web from 3 to 4 instance(s) (overload reported by m1-c2"), eventMessages(st.Events))
 }

@@ -19,9 +19,10 @@ import (
 )
 
 // TestExtendUsesTheWaitingContainerFirst: `msm extend web --count 2` loads
-// the waiting container first, starts a new container process for the
-// second instance, and refills the warm pool; bad requests are refused by
-// the validators with what is allowed.
+// the waiting container first and starts a new container process for the
+// second instance; the warm pool is refilled by the next decision, a
+// provision of its own once the extension ended. Bad requests are refused
+// by the validators with what is allowed.
 func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
 	c := newCluster(t, spec{servers: 1, slots: 6, warmPool: 1, services: map[string]int{"web": 1}, order: []string{"web"}})
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
@@ -61,8 +62,20 @@ func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
 	}
 	assert.Equal(t, 1, newWeb, "the second instance is a new container process")
 	assert.Equal(t, 1, newWarm, "the warm pool is refilled")
+	// IDs follow the decisions: web m1-c1 and the pool's m1-c2 first; the
+	// extension starts m1-c3 for web, the provision after it m1-c4 to wait.
+	assert.Equal(t, "loaded", stateOf(st, c.manager+"-c3"))
+	assert.Equal(t, "waiting", stateOf(st, c.manager+"-c4"))
+	events := eventsOf(st)
+	ext, refill := fmt.Sprintf("msm/%s/extend/web/2", c.manager), fmt.Sprintf("msm/%s/provision/3", c.manager)
+	assert.Contains(t, events, ext+": 0 server(s) to launch, 1 container(s) to start, 1 to load", "no start for the pool in the extension")
+	assert.Contains(t, events, ext+" done: 1 started, 2 loaded, 0 failed")
+	assert.Contains(t, events, refill+": 0 server(s) to launch, 1 container(s) to start, 0 to load")
+	assert.Contains(t, events, refill+" done: 1 started, 0 loaded, 0 failed")
+	assert.Less(t, strings.Index(events, ext+" done"), strings.Index(events, refill+":"), "the refill is decided once the extension ended")
 	c.assertFleet(st, 4)
-	c.assertVisible(fmt.Sprintf("WorkflowId = 'msm/%s/extend/web/2' AND MsmOperation = 'extend'", c.manager))
+	c.assertVisible(fmt.Sprintf("WorkflowId = '%s' AND MsmOperation = 'extend'", ext))
+	c.assertVisible(fmt.Sprintf("WorkflowId = '%s' AND MsmOperation = 'provision'", refill))
 
 	for _, tc := range []struct {
 		args []string
