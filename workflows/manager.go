@@ -59,6 +59,10 @@ type manager struct {
 	watches map[string]*watch
 	// ops are the IDs of the operations running.
 	ops []string
+	// poolHeld says the last decision left the warm pool's refill to the
+	// next one, which therefore does not hold it again. Not carried across
+	// continue-as-new: at worst the first decision after holds it once more.
+	poolHeld bool
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
@@ -212,7 +216,9 @@ func (m *manager) decide(ctx workflow.Context) {
 	// leaves the pool's refill to the next decision, made when this
 	// operation ends: the extension then is one load, not a load and a
 	// container start, and its result reaches status sooner.
-	refillAfter := (len(m.extending) > 0 || len(m.recovering) > 0) &&
+	// One decision in two at most: a run of extensions must not keep the
+	// pool empty (each would then start a cold container).
+	refillAfter := (len(m.extending) > 0 || len(m.recovering) > 0) && !m.poolHeld &&
 		workflow.GetVersion(ctx, refillAfterChange, workflow.DefaultVersion, 1) == 1
 	if refillAfter {
 		hold = append(hold, "")
@@ -225,7 +231,9 @@ func (m *manager) decide(ctx workflow.Context) {
 	// placed nothing, so planning again is safe.
 	if refillAfter && plan.Empty() {
 		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1]})
+		refillAfter = false
 	}
+	m.poolHeld = refillAfter
 	extending := m.extending
 	m.extending = nil
 	m.unplaced = plan.Unplaced
