@@ -4,20 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/tcpproxy"
 	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/workflows"
 )
@@ -86,33 +84,10 @@ func newDockerNet(t *testing.T, manager string) *dockerNet {
 // test ends, and returns its address.
 func proxy(t *testing.T, ip, target string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	p, err := tcpproxy.Start(ip, target)
 	require.NoError(t, err)
-	var conns sync.WaitGroup
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				go func() { _, _ = io.Copy(out, in); out.Close() }()
-				_, _ = io.Copy(in, out)
-			}()
-		}
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return l.Addr().String()
+	t.Cleanup(func() { _ = p.Close() })
+	return p.Addr()
 }
 
 // ip is the address of host s<i>.
