@@ -161,17 +161,25 @@ func (cl *cluster) close() {
 	for _, p := range cl.procs {
 		_ = p.Wait()
 	}
-	for _, pid := range cl.pids(nil) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 	if cl.docker { // what make docker-clean removes
-		label := "label=" + dockerkind.LabelOwner + "=" + cl.manager
-		if ids, _ := dockerCLI("ps", "-aq", "--filter", label); ids != "" {
-			_, _ = dockerCLI(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		// The node first: it may still take a start the worker asked for
+		// and make a container after the list below was read.
+		owner := "label=" + dockerkind.LabelOwner + "=" + cl.manager
+		for _, filter := range [][]string{{owner, "label=" + dockerkind.LabelRole + "=" + dockerkind.RoleNode}, {owner}} {
+			args := []string{"ps", "-aq"}
+			for _, f := range filter {
+				args = append(args, "--filter", f)
+			}
+			if ids, _ := dockerCLI(args...); ids != "" {
+				_, _ = dockerCLI(append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+			}
 		}
-		if ids, _ := dockerCLI("network", "ls", "-q", "--filter", label); ids != "" {
+		if ids, _ := dockerCLI("network", "ls", "-q", "--filter", owner); ids != "" {
 			_, _ = dockerCLI(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
 		}
+	}
+	for _, pid := range cl.pids(nil) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
