@@ -155,6 +155,13 @@ func (cl *cluster) killServer(server string) {
 // Manager's name in its environment (agents and their MicroServices, which
 // outlive a node by design).
 func (cl *cluster) close() {
+	// Its Manager ends with it (and its operations with the Manager):
+	// every cluster's worker serves task queue msm, so a Manager left
+	// running would be served, and its dead servers recovered, by the
+	// next cluster's worker, in the middle of that cluster's figures.
+	if err := cl.e.c.TerminateWorkflow(cl.e.ctx, workflows.ManagerID(cl.manager), "", "benchmark cluster closed"); err != nil {
+		fmt.Fprintf(os.Stderr, "terminating Manager %s: %v\n", cl.manager, err)
+	}
 	for _, p := range cl.procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
