@@ -196,6 +196,16 @@ func coldScaleOut(e *benchEnv) ([]Figure, error) {
 	return scaleOut(e, false, "B2", "scale-out: overload → new instance healthy (new container process)", 0, 400*time.Millisecond)
 }
 
+// settleThenScale waits until the Manager has settled, with a warm pool of
+// warm, then scales web to n.
+func (cl *cluster) settleThenScale(warm, n int) error {
+	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(warm)); err != nil {
+		return err
+	}
+	_, err := starter.Update(cl.e.ctx, cl.e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: n})
+	return err
+}
+
 // dockerFigures are B1, B2 and B3 on the docker kind: the node and each
 // container a Docker container on this machine's engine.
 func dockerFigures(e *benchEnv) ([]Figure, error) {
@@ -289,10 +299,7 @@ func recoverCrash(e *benchEnv, onDocker bool, id, name string) ([]Figure, error)
 		return nil, err
 	}
 	defer cl.close()
-	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(1)); err != nil {
-		return nil, err
-	}
-	if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 2}); err != nil {
+	if err := cl.settleThenScale(1, 2); err != nil {
 		return nil, err
 	}
 	var samples []time.Duration
@@ -336,10 +343,7 @@ func serverLoss(e *benchEnv) ([]Figure, error) {
 		return nil, err
 	}
 	defer cl.close()
-	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(0)); err != nil {
-		return nil, err
-	}
-	if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 2}); err != nil {
+	if err := cl.settleThenScale(0, 2); err != nil {
 		return nil, err
 	}
 	var samples []time.Duration
