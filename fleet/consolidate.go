@@ -12,11 +12,7 @@ import (
 // the other ready servers (slots and a free port each, placed greedily).
 // It returns "" when no server can be released that way.
 func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
-	slots := map[string]int{}
-	for _, s := range cat.Services {
-		slots[s.Name] = s.Slots
-	}
-	slotsOf := func(svc string) int { return slotsOf(svc, slots) }
+	slots := slotsTable(cat)
 	var ready []*Server
 	for i := range inv.Servers {
 		s := &inv.Servers[i]
@@ -30,15 +26,16 @@ func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
 	if len(ready) < 2 {
 		return ""
 	}
+	v := newView(inv, slots)
 	// Least used first; on a tie, the later server (the one added last).
 	slices.SortStableFunc(ready, func(a, b *Server) int {
-		if n := cmp.Compare(inv.Used(a.ID, slotsOf), inv.Used(b.ID, slotsOf)); n != 0 {
+		if n := cmp.Compare(v.used[a.ID], v.used[b.ID]); n != 0 {
 			return n
 		}
 		return -cmp.Compare(a.ID, b.ID)
 	})
 	for _, cand := range ready {
-		if len(inv.OnServer(cand.ID)) == 0 {
+		if len(v.on[cand.ID]) == 0 {
 			continue // an empty server is released by Shrink
 		}
 		free := map[string]int{}
@@ -47,14 +44,14 @@ func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
 			if s.ID == cand.ID {
 				continue
 			}
-			free[s.ID] = s.Slots - inv.Used(s.ID, slotsOf)
-			if p, err := inv.Ports(s.ID); err == nil {
+			free[s.ID] = s.Slots - v.used[s.ID]
+			if p, err := v.portsOf(s.ID); err == nil {
 				ports[s.ID] = p.free()
 			}
 		}
 		fits := true
-		for _, c := range inv.OnServer(cand.ID) {
-			need := slotsOf(c.Service)
+		for _, i := range v.on[cand.ID] {
+			need := slotsOf(inv.Containers[i].Service, slots)
 			placed := false
 			for _, s := range ready {
 				if s.ID != cand.ID && free[s.ID] >= need && ports[s.ID] > 0 {

@@ -89,6 +89,52 @@ type Inventory struct {
 	// happened. A failed container that could not be destroyed stays in
 	// Containers, holding its lease.
 	Failed []Container `json:"failed,omitempty"`
+
+	// idx finds containers and servers by ID without a walk. It is derived
+	// from the slices (never serialized) and rebuilt when they changed
+	// under it, so an Inventory decoded after continue-as-new, or written
+	// as a literal in a test, indexes itself on first use. Mutate the
+	// slices through the methods (AddServer, RemoveServer, RemoveContainer,
+	// the planners) so it stays current without a rebuild.
+	idx *index
+}
+
+// index maps IDs to positions in the inventory's slices.
+type index struct {
+	containers map[string]int
+	servers    map[string]int
+}
+
+// indexed returns the inventory's index, building it when it is missing.
+func (inv *Inventory) indexed() *index {
+	if inv.idx == nil {
+		x := &index{containers: make(map[string]int, len(inv.Containers)), servers: make(map[string]int, len(inv.Servers))}
+		// The first of a (never expected) repeated ID wins, as a walk
+		// would find it.
+		for i, c := range inv.Containers {
+			if _, ok := x.containers[c.ID]; !ok {
+				x.containers[c.ID] = i
+			}
+		}
+		for i, s := range inv.Servers {
+			if _, ok := x.servers[s.ID]; !ok {
+				x.servers[s.ID] = i
+			}
+		}
+		inv.idx = x
+	}
+	return inv.idx
+}
+
+// Clone returns a deep copy that shares nothing with inv: deciding on it
+// (a dry run) leaves inv as it was.
+func (inv *Inventory) Clone() Inventory {
+	out := Inventory{Seq: inv.Seq, ServerSeq: inv.ServerSeq, Containers: slices.Clone(inv.Containers), Failed: slices.Clone(inv.Failed)}
+	for _, s := range inv.Servers {
+		s.Blocked = slices.Clone(s.Blocked)
+		out.Servers = append(out.Servers, s)
+	}
+	return out
 }
 
 // MaxFailed is how many destroyed failed containers the inventory keeps.
@@ -167,22 +213,39 @@ func (inv *Inventory) Used(server string, slots func(service string) int) int {
 
 // Server returns the server with the given ID, or nil.
 func (inv *Inventory) Server(id string) *Server {
-	for i := range inv.Servers {
-		if inv.Servers[i].ID == id {
+	for range 2 {
+		i, ok := inv.indexed().servers[id]
+		if ok && i < len(inv.Servers) && inv.Servers[i].ID == id {
 			return &inv.Servers[i]
 		}
+		if !inv.stale(ok, len(inv.idx.servers), len(inv.Servers)) {
+			return nil
+		}
+		inv.idx = nil // the slice changed under the index: rebuild it once
 	}
 	return nil
 }
 
 // Container returns the container with the given ID, or nil.
 func (inv *Inventory) Container(id string) *Container {
-	for i := range inv.Containers {
-		if inv.Containers[i].ID == id {
+	for range 2 {
+		i, ok := inv.indexed().containers[id]
+		if ok && i < len(inv.Containers) && inv.Containers[i].ID == id {
 			return &inv.Containers[i]
 		}
+		if !inv.stale(ok, len(inv.idx.containers), len(inv.Containers)) {
+			return nil
+		}
+		inv.idx = nil
 	}
 	return nil
+}
+
+// stale reports whether a lookup's miss may come from a slice changed
+// behind the index's back: the ID was found at the wrong place, or the
+// index holds another number of entries than the slice.
+func (inv *Inventory) stale(found bool, indexed, held int) bool {
+	return found || indexed != held
 }
 
 // AddServer records a server, keeping servers sorted by ID.
@@ -192,11 +255,29 @@ func (inv *Inventory) AddServer(s Server) {
 	}
 	inv.Servers = append(inv.Servers, s)
 	slices.SortFunc(inv.Servers, func(a, b Server) int { return strings.Compare(a.ID, b.ID) })
+	inv.idx = nil
+}
+
+// RemoveServer forgets a server (its containers are the caller's).
+func (inv *Inventory) RemoveServer(id string) {
+	inv.Servers = slices.DeleteFunc(inv.Servers, func(s Server) bool { return s.ID == id })
+	inv.idx = nil
 }
 
 // RemoveContainer forgets a container, which releases its port lease.
 func (inv *Inventory) RemoveContainer(id string) {
+	if inv.Container(id) == nil {
+		return
+	}
 	inv.Containers = slices.DeleteFunc(inv.Containers, func(c Container) bool { return c.ID == id })
+	inv.idx = nil
+}
+
+// addContainer records a new container (its ID is new: NextContainerID).
+func (inv *Inventory) addContainer(c Container) {
+	x := inv.indexed()
+	inv.Containers = append(inv.Containers, c)
+	x.containers[c.ID] = len(inv.Containers) - 1
 }
 
 // NextContainerID returns a new container ID, unique within the manager and

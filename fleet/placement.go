@@ -78,7 +78,10 @@ type Options struct {
 
 // PlanScale is PlanProvision with each service brought up to
 // o.Desired(service) instead of its initial replicas. It only adds: surplus
-// instances are PlanShrink's.
+// instances are PlanShrink's. It walks the inventory once and then works
+// per placement on what it learnt (slots used and port books per server,
+// instances per service, the waiting containers), so one decision costs
+// the fleet once plus the servers it looks at per instance placed.
 func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) Plan {
 	hold := o.Hold
 	desired := o.Desired
@@ -89,17 +92,14 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 	if launches(cat.Manager.Kind) {
 		// A launch that failed left a server with nothing on it: forget it,
 		// so the next attempt launches anew (the event log keeps why).
-		inv.Servers = slices.DeleteFunc(inv.Servers, func(s Server) bool {
-			return s.State == ServerFailed && len(inv.OnServer(s.ID)) == 0
-		})
+		held := inv.perServer()
+		if slices.ContainsFunc(inv.Servers, func(s Server) bool { return s.State == ServerFailed && held[s.ID] == 0 }) {
+			inv.Servers = slices.DeleteFunc(inv.Servers, func(s Server) bool { return s.State == ServerFailed && held[s.ID] == 0 })
+			inv.idx = nil
+		}
 	}
-	slots := map[string]int{}
-	for _, s := range cat.Services {
-		slots[s.Name] = s.Slots
-	}
-	used := func(server string) int {
-		return inv.Used(server, func(svc string) int { return slotsOf(svc, slots) })
-	}
+	slots := slotsTable(cat)
+	v := newView(inv, slots)
 	// launch adds a new server of the kind's shape, named <manager>-s<n>,
 	// while the kind may launch more.
 	launch := func(need int) (*Server, *PortIndex, string) {
@@ -114,7 +114,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		s := Server{ID: manager + "-s" + strconv.Itoa(inv.ServerSeq), Slots: shape.Slots, Ports: shape.Ports, State: ServerLaunching}
 		inv.AddServer(s)
 		plan.Servers = append(plan.Servers, s)
-		return inv.Server(s.ID), NewPortIndex(s.Ports), ""
+		return inv.Server(s.ID), v.newServer(s), ""
 	}
 	// place finds a server for a new container needing need slots: one in
 	// use with that many free slots and a port left to lease, else a catalog
@@ -132,7 +132,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			if s.State == ServerFailed || s.State == ServerDraining || s.State == ServerLost {
 				continue
 			}
-			free := s.Slots - used(s.ID)
+			free := s.Slots - v.used[s.ID]
 			// Spread takes the server with the most free slots, bin-pack the
 			// one with the fewest that still fit; ties keep the first.
 			better := free > bestFree
@@ -144,7 +144,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			}
 			// Free slots are not room without a free port: such a server
 			// would fail the lease on every decision while others have room.
-			ports, err := inv.Ports(s.ID)
+			ports, err := v.portsOf(s.ID)
 			if err == nil && ports.free() == 0 {
 				err = ports.exhausted()
 			}
@@ -167,7 +167,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			s := Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerLaunching}
 			inv.AddServer(s)
 			plan.Servers = append(plan.Servers, s)
-			return inv.Server(s.ID), NewPortIndex(s.Ports), ""
+			return inv.Server(s.ID), v.newServer(s), ""
 		}
 		why := fmt.Sprintf("no server in use has %d free slot(s) and a free port, and no listed server not yet in use has %d slot(s)", need, need)
 		if len(noPort) > 0 {
@@ -186,11 +186,13 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			return fmt.Sprintf("server %s: %v", s.ID, err)
 		}
 		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service}
-		inv.Containers = append(inv.Containers, c)
+		inv.addContainer(c)
+		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)
 		return ""
 	}
 
+	staying := v.staying()
 	for _, svc := range cat.Services {
 		if slices.Contains(hold, svc.Name) {
 			continue
@@ -199,11 +201,11 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		// is one slot in both.
 		need := slotsOf(svc.Name, slots)
 		// Instances on a draining server are replaced elsewhere first.
-		assigned, _ := inv.Staying(svc.Name)
-		missing := desired(svc) - assigned
+		missing := desired(svc) - staying[svc.Name]
 		for missing > 0 {
-			if c := inv.waitingFor(need, slots, used); c != nil {
+			if c := v.waitingFor(need); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
+				v.used[c.Server] += need - 1
 				plan.Loads = append(plan.Loads, *c)
 				missing--
 				continue
@@ -215,10 +217,12 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			missing--
 		}
 	}
-	for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !slices.Contains(hold, ""); missing-- {
-		if why := start("", 1); why != "" {
-			plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
-			break
+	if !slices.Contains(hold, "") {
+		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0; missing-- {
+			if why := start("", 1); why != "" {
+				plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
+				break
+			}
 		}
 	}
 	return plan
@@ -238,23 +242,6 @@ func (inv *Inventory) launched() int {
 		}
 	}
 	return n
-}
-
-// waitingFor returns a registered waiting container whose server has room for
-// a service of need slots (a waiting container holds one slot), or nil.
-func (inv *Inventory) waitingFor(need int, slots map[string]int, used func(string) int) *Container {
-	for i := range inv.Containers {
-		c := &inv.Containers[i]
-		if c.State != Waiting || c.Service != "" {
-			continue
-		}
-		s := inv.Server(c.Server)
-		if s == nil || s.State != ServerReady || s.Slots-used(s.ID)+1 < need {
-			continue
-		}
-		return c
-	}
-	return nil
 }
 
 func slotsOf(service string, slots map[string]int) int {

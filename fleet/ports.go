@@ -14,6 +14,9 @@ type PortIndex struct {
 	Range   catalog.PortRange
 	holders map[int]string
 	blocked map[int]bool
+	// taken counts the ports of the range leased or blocked, so a book
+	// tells its free ports without a walk of the range.
+	taken int
 }
 
 // NewPortIndex returns an empty book for the range.
@@ -53,15 +56,27 @@ func (p *PortIndex) Claim(port int, holder string) error {
 	if p.blocked[port] {
 		return fmt.Errorf("port %d is held by a process msm does not own", port)
 	}
-	if h, ok := p.holders[port]; ok && h != holder {
+	h, ok := p.holders[port]
+	if ok && h != holder {
 		return fmt.Errorf("port %d is already leased to %s, not to %s", port, h, holder)
+	}
+	if !ok {
+		p.taken++
 	}
 	p.holders[port] = holder
 	return nil
 }
 
 // Block marks a port as held outside msm, so it is never leased.
-func (p *PortIndex) Block(port int) { p.blocked[port] = true }
+func (p *PortIndex) Block(port int) {
+	if p.blocked[port] {
+		return
+	}
+	if _, held := p.holders[port]; !held && port >= p.Range.First && port <= p.Range.Last {
+		p.taken++
+	}
+	p.blocked[port] = true
+}
 
 // Lease gives holder the lowest free port of the range.
 func (p *PortIndex) Lease(holder string) (int, error) {
@@ -70,21 +85,14 @@ func (p *PortIndex) Lease(holder string) (int, error) {
 			continue
 		}
 		p.holders[port] = holder
+		p.taken++
 		return port, nil
 	}
 	return 0, p.exhausted()
 }
 
 // free counts the ports of the range that are neither leased nor blocked.
-func (p *PortIndex) free() int {
-	n := 0
-	for port := p.Range.First; port <= p.Range.Last; port++ {
-		if _, held := p.holders[port]; !held && !p.blocked[port] {
-			n++
-		}
-	}
-	return n
-}
+func (p *PortIndex) free() int { return max(p.Range.Size()-p.taken, 0) }
 
 // exhausted is the error of a lease from a book with no free port.
 func (p *PortIndex) exhausted() error {

@@ -49,41 +49,65 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
 	}
 	pool := inv.WarmPool()
-	onServer := func(server string) int {
-		n := 0
-		for _, c := range inv.Containers {
-			if c.Server == server && c.State != Draining {
-				n++
-			}
+	draining := inv.drainingServers()
+	// One walk learns what the choices below need: each server's
+	// containers not yet draining (it shrinks as victims are picked), and
+	// each service's containers.
+	onServer := map[string]int{}
+	byService := map[string][]int{}
+	for i, c := range inv.Containers {
+		if c.State != Draining {
+			onServer[c.Server]++
 		}
-		return n
+		if c.Service != "" {
+			byService[c.Service] = append(byService[c.Service], i)
+		}
+	}
+	drain := func(c *Container) {
+		if c.State != Draining {
+			onServer[c.Server]--
+		}
+		c.State = Draining
 	}
 	// victims orders candidates: emptiest server first, newest first.
-	victims := func(match func(Container) bool) []*Container {
+	victims := func(among []int, match func(Container) bool) []*Container {
 		var out []*Container
-		for i := range inv.Containers {
+		for _, i := range among {
 			if match(inv.Containers[i]) {
 				out = append(out, &inv.Containers[i])
 			}
 		}
 		slices.SortStableFunc(out, func(a, b *Container) int {
-			if n := cmp.Compare(onServer(a.Server), onServer(b.Server)); n != 0 {
+			if n := cmp.Compare(onServer[a.Server], onServer[b.Server]); n != 0 {
 				return n
 			}
 			return -cmp.Compare(SeqOf(a.ID), SeqOf(b.ID))
 		})
 		return out
 	}
+	inCatalog := map[string]bool{}
 	for _, svc := range cat.Services {
+		inCatalog[svc.Name] = true
 		want := max(desired(svc), svc.Replicas.Min)
+		mine := byService[svc.Name]
 		// Extend before destroy: the instances of a draining server go once
 		// as many healthy ones serve elsewhere as the service wants.
-		staying, stayingReady := inv.Staying(svc.Name)
+		staying, stayingReady := 0, 0
+		for _, i := range mine {
+			c := inv.Containers[i]
+			if c.State == Draining || c.State == Failed || draining[c.Server] {
+				continue
+			}
+			staying++
+			if c.State == Loaded && c.Healthy {
+				stayingReady++
+			}
+		}
 		if stayingReady >= want {
-			for _, c := range victims(func(c Container) bool {
-				return c.Service == svc.Name && (c.State == Loaded || c.State == Starting) && inv.draining(c)
+			for _, c := range victims(mine, func(c Container) bool {
+				return (c.State == Loaded || c.State == Starting) && draining[c.Server]
 			}) {
-				c.State = Draining
+				drain(c)
 				plan.Destroys = append(plan.Destroys, *c)
 			}
 		}
@@ -91,11 +115,11 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		if surplus <= 0 {
 			continue
 		}
-		for _, c := range victims(func(c Container) bool {
-			return c.Service == svc.Name && (c.State == Loaded || c.State == Starting) && !inv.draining(c)
+		for _, c := range victims(mine, func(c Container) bool {
+			return (c.State == Loaded || c.State == Starting) && !draining[c.Server]
 		})[:surplus] {
 			loaded := c.State == Loaded
-			c.State = Draining
+			drain(c)
 			if pool < cat.Manager.WarmPool && loaded {
 				plan.Unloads = append(plan.Unloads, *c)
 				pool++
@@ -104,13 +128,19 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			}
 		}
 	}
+	lost := map[string]bool{}
+	for _, s := range inv.Servers {
+		if s.State == ServerLost {
+			lost[s.ID] = true
+		}
+	}
 	// A reported crash serves nothing: its container is destroyed at once,
 	// which frees its slot and port for the replacement. Those of a lost
 	// server wait until it comes back and fences them.
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
-		if c.State == Failed && c.Crashed && !inv.lost(*c) {
-			c.State = Draining
+		if c.State == Failed && c.Crashed && !lost[c.Server] {
+			drain(c)
 			plan.Destroys = append(plan.Destroys, *c)
 		}
 	}
@@ -118,12 +148,12 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	// go back to waiting (those of a draining server are destroyed).
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
-		if c.Service == "" || (c.State != Loaded && c.State != Starting) || slices.ContainsFunc(cat.Services, func(s catalog.Service) bool { return s.Name == c.Service }) {
+		if c.Service == "" || (c.State != Loaded && c.State != Starting) || inCatalog[c.Service] {
 			continue
 		}
 		loaded := c.State == Loaded
-		c.State = Draining
-		if loaded && !inv.draining(*c) {
+		drain(c)
+		if loaded && !draining[c.Server] {
 			plan.Unloads = append(plan.Unloads, *c)
 			pool++
 		} else {
@@ -132,28 +162,40 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	}
 	// Waiting containers of a draining server go once the pool is full
 	// elsewhere.
-	if inv.waitingOutside() >= cat.Manager.WarmPool {
-		for _, c := range victims(func(c Container) bool { return c.Service == "" && c.State == Waiting && inv.draining(c) }) {
-			c.State = Draining
+	if len(draining) > 0 && inv.waitingOutside() >= cat.Manager.WarmPool {
+		all := make([]int, len(inv.Containers))
+		for i := range all {
+			all[i] = i
+		}
+		for _, c := range victims(all, func(c Container) bool { return c.Service == "" && c.State == Waiting && draining[c.Server] }) {
+			drain(c)
 			plan.Destroys = append(plan.Destroys, *c)
 		}
 	}
 	// A server whose every container is destroyed by this plan is released,
 	// and so is a draining server with nothing left on it.
+	destroyed := make(map[string]bool, len(plan.Destroys))
+	notCrash := map[string]bool{} // servers with a destroy that is not a crash
+	for _, d := range plan.Destroys {
+		destroyed[d.ID] = true
+		if !d.Crashed {
+			notCrash[d.Server] = true
+		}
+	}
+	total, kept := map[string]int{}, map[string]bool{}
+	for _, c := range inv.Containers {
+		total[c.Server]++
+		if !destroyed[c.ID] {
+			kept[c.Server] = true
+		}
+	}
 	for _, s := range inv.Servers {
-		if s.State == ServerDraining && len(inv.OnServer(s.ID)) == 0 {
+		if s.State == ServerDraining && total[s.ID] == 0 {
 			plan.Release = append(plan.Release, s.ID)
 			continue
 		}
-		kept := false
-		for _, c := range inv.Containers {
-			if c.Server == s.ID && !slices.ContainsFunc(plan.Destroys, func(d Container) bool { return d.ID == c.ID }) {
-				kept = true
-				break
-			}
-		}
 		// A crash being replaced is no reason to release its server.
-		if !kept && slices.ContainsFunc(plan.Destroys, func(d Container) bool { return d.Server == s.ID && !d.Crashed }) {
+		if !kept[s.ID] && notCrash[s.ID] {
 			plan.Release = append(plan.Release, s.ID)
 		}
 	}

@@ -64,9 +64,7 @@ func (m *manager) drainUpdate(ctx workflow.Context, u DrainUpdate) (ProvisionAcc
 // previewDrain says what draining a server would do, deciding on a copy of
 // the inventory.
 func (m *manager) previewDrain(server string) string {
-	inv := m.st.Inventory
-	inv.Servers = slices.Clone(inv.Servers)
-	inv.Containers = slices.Clone(inv.Containers)
+	inv := m.st.Inventory.Clone()
 	inv.Server(server).State = fleet.ServerDraining
 	var moves []string
 	for _, c := range inv.OnServer(server) {

@@ -204,7 +204,7 @@ func (m *manager) onRelease(ctx workflow.Context, r StepResult) {
 	if len(m.st.Inventory.OnServer(r.Server)) > 0 {
 		return
 	}
-	m.st.Inventory.Servers = slices.DeleteFunc(m.st.Inventory.Servers, func(s fleet.Server) bool { return s.ID == r.Server })
+	m.st.Inventory.RemoveServer(r.Server)
 	m.unwatch(r.Server)
 	m.event(ctx, fmt.Sprintf("server %s released", r.Server))
 }
