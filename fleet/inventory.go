@@ -5,6 +5,7 @@
 package fleet
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,8 +78,8 @@ type Container struct {
 // Inventory is everything the Manager owns. Slices, not maps, so that every
 // walk over it is in a fixed order (workflow code must be deterministic).
 type Inventory struct {
-	Servers    []Server    `json:"servers"`
-	Containers []Container `json:"containers"`
+	Servers    []Server      `json:"servers"`
+	Containers ContainerList `json:"containers"`
 	// Seq numbers containers; it only grows, so IDs are never reused.
 	Seq int `json:"seq"`
 	// ServerSeq numbers the servers a launching kind (ec2, azure) creates,
@@ -90,35 +91,23 @@ type Inventory struct {
 	// Containers, holding its lease.
 	Failed []Container `json:"failed,omitempty"`
 
-	// idx finds containers and servers by ID without a walk. It is derived
-	// from the slices (never serialized) and rebuilt when they changed
-	// under it, so an Inventory decoded after continue-as-new, or written
-	// as a literal in a test, indexes itself on first use. Mutate the
-	// slices through the methods (AddServer, RemoveServer, RemoveContainer,
-	// the planners) so it stays current without a rebuild.
-	idx *index
+	// idx finds servers by ID without a walk. It is derived from Servers
+	// (never serialized) and rebuilt when the slice changed under it, so an
+	// Inventory decoded after continue-as-new, or written as a literal in a
+	// test, indexes itself on first use. Containers need no index: they are
+	// kept in the order of their sequence numbers (see Container).
+	idx map[string]int
 }
 
-// index maps IDs to positions in the inventory's slices.
-type index struct {
-	containers map[string]int
-	servers    map[string]int
-}
-
-// indexed returns the inventory's index, building it when it is missing.
-func (inv *Inventory) indexed() *index {
+// indexed returns the server index, building it when it is missing.
+func (inv *Inventory) indexed() map[string]int {
 	if inv.idx == nil {
-		x := &index{containers: make(map[string]int, len(inv.Containers)), servers: make(map[string]int, len(inv.Servers))}
+		x := make(map[string]int, len(inv.Servers))
 		// The first of a (never expected) repeated ID wins, as a walk
 		// would find it.
-		for i, c := range inv.Containers {
-			if _, ok := x.containers[c.ID]; !ok {
-				x.containers[c.ID] = i
-			}
-		}
 		for i, s := range inv.Servers {
-			if _, ok := x.servers[s.ID]; !ok {
-				x.servers[s.ID] = i
+			if _, ok := x[s.ID]; !ok {
+				x[s.ID] = i
 			}
 		}
 		inv.idx = x
@@ -148,7 +137,7 @@ func (inv *Inventory) Destroyed(id, why string) {
 		return
 	}
 	gone := *c
-	gone.State, gone.Healthy, gone.Error = Failed, false, why
+	gone.State, gone.Healthy, gone.Error = Failed, false, Clip(why)
 	inv.RemoveContainer(id)
 	inv.Failed = append(inv.Failed, gone)
 	if len(inv.Failed) > MaxFailed {
@@ -165,6 +154,7 @@ func (inv *Inventory) Lose(server, why string) []Container {
 	if s == nil {
 		return nil
 	}
+	why = Clip(why)
 	s.State, s.Error = ServerLost, why
 	var lost []Container
 	for i := range inv.Containers {
@@ -211,29 +201,25 @@ func (inv *Inventory) Used(server string, slots func(service string) int) int {
 	return n
 }
 
+// UsedByServer is Used for every server, in a single walk.
+func (inv *Inventory) UsedByServer(slots func(service string) int) map[string]int {
+	out := map[string]int{}
+	for _, c := range inv.Containers {
+		out[c.Server] += slots(c.Service)
+	}
+	return out
+}
+
 // Server returns the server with the given ID, or nil.
 func (inv *Inventory) Server(id string) *Server {
 	for range 2 {
-		i, ok := inv.indexed().servers[id]
+		i, ok := inv.indexed()[id]
 		if ok && i < len(inv.Servers) && inv.Servers[i].ID == id {
 			return &inv.Servers[i]
 		}
-		if !inv.stale(ok, len(inv.idx.servers), len(inv.Servers)) {
-			return nil
-		}
-		inv.idx = nil // the slice changed under the index: rebuild it once
-	}
-	return nil
-}
-
-// Container returns the container with the given ID, or nil.
-func (inv *Inventory) Container(id string) *Container {
-	for range 2 {
-		i, ok := inv.indexed().containers[id]
-		if ok && i < len(inv.Containers) && inv.Containers[i].ID == id {
-			return &inv.Containers[i]
-		}
-		if !inv.stale(ok, len(inv.idx.containers), len(inv.Containers)) {
+		// A miss proves nothing if the slice changed under the index (the
+		// ID found at the wrong place, or another count): rebuild once.
+		if !ok && len(inv.idx) == len(inv.Servers) {
 			return nil
 		}
 		inv.idx = nil
@@ -241,11 +227,27 @@ func (inv *Inventory) Container(id string) *Container {
 	return nil
 }
 
-// stale reports whether a lookup's miss may come from a slice changed
-// behind the index's back: the ID was found at the wrong place, or the
-// index holds another number of entries than the slice.
-func (inv *Inventory) stale(found bool, indexed, held int) bool {
-	return found || indexed != held
+// Container returns the container with the given ID, or nil. Containers
+// are recorded in the order of their IDs' sequence numbers (NextContainerID
+// only grows), so it is a binary search; an inventory written in another
+// order (by hand, in a test) is walked when the search misses.
+func (inv *Inventory) Container(id string) *Container {
+	if i := inv.position(id); i >= 0 {
+		return &inv.Containers[i]
+	}
+	return nil
+}
+
+// position is where a container is in Containers, or -1.
+func (inv *Inventory) position(id string) int {
+	cs, n := inv.Containers, SeqOf(id)
+	i, _ := slices.BinarySearchFunc(cs, n, func(c Container, n int) int { return cmp.Compare(SeqOf(c.ID), n) })
+	for ; i < len(cs) && SeqOf(cs[i].ID) == n; i++ {
+		if cs[i].ID == id {
+			return i
+		}
+	}
+	return slices.IndexFunc(cs, func(c Container) bool { return c.ID == id })
 }
 
 // AddServer records a server, keeping servers sorted by ID.
@@ -266,18 +268,15 @@ func (inv *Inventory) RemoveServer(id string) {
 
 // RemoveContainer forgets a container, which releases its port lease.
 func (inv *Inventory) RemoveContainer(id string) {
-	if inv.Container(id) == nil {
-		return
+	if i := inv.position(id); i >= 0 {
+		inv.Containers = slices.Delete(inv.Containers, i, i+1)
 	}
-	inv.Containers = slices.DeleteFunc(inv.Containers, func(c Container) bool { return c.ID == id })
-	inv.idx = nil
 }
 
-// addContainer records a new container (its ID is new: NextContainerID).
+// addContainer records a new container (its ID is new: NextContainerID,
+// so it goes last in sequence order).
 func (inv *Inventory) addContainer(c Container) {
-	x := inv.indexed()
 	inv.Containers = append(inv.Containers, c)
-	x.containers[c.ID] = len(inv.Containers) - 1
 }
 
 // NextContainerID returns a new container ID, unique within the manager and
@@ -312,6 +311,18 @@ func (inv *Inventory) Instances(service string) (assigned, ready int) {
 		}
 	}
 	return assigned, ready
+}
+
+// ReadyByService counts each service's healthy instances, as Instances
+// does for one, in a single walk.
+func (inv *Inventory) ReadyByService() map[string]int {
+	out := map[string]int{}
+	for _, c := range inv.Containers {
+		if c.State == Loaded && c.Healthy && c.Service != "" {
+			out[c.Service]++
+		}
+	}
+	return out
 }
 
 // draining reports whether a container sits on a server being drained.

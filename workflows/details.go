@@ -7,17 +7,33 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// publish sets the Manager's current details, which the Web UI shows on
+// publish asks for the Manager's current details to be set anew once the
+// handlers running now are done: a storm of signals in one workflow task
+// renders them once, not once per event.
+func (m *manager) publish(workflow.Context) { m.stale = true }
+
+// publisher renders the details whenever they went stale, for the life of
+// the run. A coroutine, so it runs after the ones that made them stale.
+func (m *manager) publisher(ctx workflow.Context) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for workflow.Await(ctx, func() bool { return m.stale }) == nil {
+			m.stale = false
+			m.render(ctx)
+		}
+	})
+}
+
+// render sets the Manager's current details, which the Web UI shows on
 // the run's page: each service's ready/desired count, what could not be
 // placed and why, a rejected catalog, and the latest events. It writes no
 // history event.
-func (m *manager) publish(ctx workflow.Context) {
+func (m *manager) render(ctx workflow.Context) {
 	var b []string
 	b = append(b, fmt.Sprintf("**Manager %s**", m.st.Manager))
 	if m.st.Catalog != nil {
+		ready := m.st.Inventory.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
-			_, ready := m.st.Inventory.Instances(s.Name)
-			b = append(b, fmt.Sprintf("- %s: %d/%d ready", s.Name, ready, m.desired(s)))
+			b = append(b, fmt.Sprintf("- %s: %d/%d ready", s.Name, ready[s.Name], m.desired(s)))
 		}
 	}
 	for _, u := range m.unplaced {

@@ -63,6 +63,8 @@ type manager struct {
 	// next one, which therefore does not hold it again. Not carried across
 	// continue-as-new: at worst the first decision after holds it once more.
 	poolHeld bool
+	// stale says the details the Web UI shows need rendering (publisher).
+	stale bool
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
@@ -110,6 +112,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
 	errorCh := workflow.GetSignalChannel(ctx, SignalErrorReport)
 
+	m.publisher(ctx)
 	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
 
@@ -319,7 +322,7 @@ func (m *manager) failUnfinished(plan fleet.Plan, why string) {
 	for _, p := range slices.Concat(plan.Starts, plan.Loads) {
 		c := m.st.Inventory.Container(p.ID)
 		if c != nil && (c.State == fleet.Starting || (c.State == fleet.Loaded && !c.Healthy)) {
-			c.State, c.Error = fleet.Failed, why
+			c.State, c.Error = fleet.Failed, fleet.Clip(why)
 		}
 	}
 }
@@ -354,6 +357,7 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 }
 
 func (m *manager) onCatalogRejected(ctx workflow.Context, s CatalogRejectedSignal) {
+	s.Error = fleet.Clip(s.Error)
 	m.st.CatalogError = s.Error
 	m.event(ctx, fmt.Sprintf("catalog change from %s rejected, the catalog in force stays: %s", s.Source, s.Error))
 }
@@ -397,6 +401,7 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 
 func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	defer m.publish(ctx)
+	r.Error = fleet.Clip(r.Error)
 	inv := &m.st.Inventory
 	if r.Step == StepServer {
 		s := inv.Server(r.Server)
@@ -475,7 +480,7 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	if r.Step == StepStart || r.Destroyed {
 		inv.Destroyed(c.ID, why)
 	} else {
-		c.State, c.Healthy, c.Error = fleet.Failed, false, why
+		c.State, c.Healthy, c.Error = fleet.Failed, false, fleet.Clip(why)
 	}
 	m.st.Pending = true
 }
@@ -487,7 +492,7 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 // service of n replicas would be 2^(n-1) s.
 func (m *manager) failed(ctx workflow.Context, service, op, why string) {
 	b := m.backoff(service)
-	b.LastError = why
+	b.LastError = fleet.Clip(why)
 	if b.Failures > 0 && op != "" && m.failedOp[service] == op {
 		return
 	}
@@ -592,7 +597,7 @@ func (m *manager) serviceNames() []string {
 
 func (m *manager) event(ctx workflow.Context, msg string) {
 	workflow.GetLogger(ctx).Info(msg)
-	m.st.Events = append(m.st.Events, Event{Time: workflow.Now(ctx), Message: msg})
+	m.st.Events = append(m.st.Events, Event{Time: workflow.Now(ctx), Message: fleet.Clip(msg)})
 	if len(m.st.Events) > maxEvents {
 		m.st.Events = slices.Clone(m.st.Events[len(m.st.Events)-maxEvents:])
 	}
@@ -606,9 +611,9 @@ func (m *manager) status() (Status, error) {
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
+		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
-			_, ready := inv.Instances(s.Name)
-			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready}
+			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name]}
 			for _, b := range m.st.Backoffs {
 				if b.Service == s.Name {
 					retry := b.RetryAt
@@ -618,10 +623,11 @@ func (m *manager) status() (Status, error) {
 			st.Services = append(st.Services, ss)
 		}
 	}
+	used := inv.UsedByServer(m.slotsOf)
 	for _, s := range inv.Servers {
 		u := m.serverUsage[s.ID]
 		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
-			Slots: s.Slots, Used: inv.Used(s.ID, m.slotsOf), CPU: u.CPU, Memory: u.Memory})
+			Slots: s.Slots, Used: used[s.ID], CPU: u.CPU, Memory: u.Memory})
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),

@@ -473,7 +473,7 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 	loaded := func(id, service string, port int) fleet.Container {
 		return fleet.Container{ID: id, Server: "s1", Port: port, State: fleet.Loaded, Service: service, Healthy: true, PID: tfAgentPID(id)}
 	}
-	s.Equal([]fleet.Container{
+	s.Equal(fleet.ContainerList{
 		loaded("m1-c1", "web", 20000), loaded("m1-c2", "web", 20001), loaded("m1-c3", "api", 20002),
 		{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Waiting, PID: 4444, Registered: true},
 	}, next.Inventory.Containers)

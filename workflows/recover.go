@@ -23,6 +23,7 @@ func (m *manager) onErrorReport(ctx workflow.Context, r ErrorReport) {
 	if c == nil || (c.State != fleet.Loaded && c.State != fleet.Waiting) {
 		return
 	}
+	r.Reason = fleet.Clip(r.Reason)
 	c.State, c.Healthy, c.Crashed, c.Error = fleet.Failed, false, true, r.Reason
 	m.failed(ctx, c.Service, "report:"+c.ID, r.Reason)
 	if c.Service != "" && !slices.Contains(m.recovering, c.Service) {

@@ -1,0 +1,108 @@
+package workflows_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows"
+)
+
+// tbFleet is a Manager's state at fleet scale: n loaded containers, 20 per
+// server, over 50 services, on the standalone kind.
+func tbFleet(n int) workflows.ManagerInput {
+	const perServer, services = 20, 50
+	cat := catalog.Catalog{Manager: catalog.Manager{Kind: catalog.KindStandalone}}
+	inv := fleet.Inventory{}
+	for i := range n / perServer {
+		cs := catalog.Server{Name: fmt.Sprintf("host-%03d", i+1), Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1),
+			Slots: perServer, Ports: catalog.PortRange{First: 20000, Last: 20099}}
+		cat.Manager.Servers = append(cat.Manager.Servers, cs)
+		inv.AddServer(fleet.Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: fleet.ServerReady, NodeSeen: true})
+	}
+	for i := range services {
+		cat.Services = append(cat.Services, catalog.Service{Name: fmt.Sprintf("service-%02d", i), Command: "/usr/local/bin/service",
+			Args: []string{"--port={{.Port}}"}, Slots: 1, Replicas: catalog.Replicas{Min: 1, Initial: n / services, Max: 2 * n / services}})
+	}
+	cat.Default()
+	for i := range n {
+		id := inv.NextContainerID(tfManager)
+		inv.Containers = append(inv.Containers, fleet.Container{ID: id, Server: cat.Manager.Servers[i/perServer].Name,
+			Port: 20000 + i%perServer, State: fleet.Loaded, Service: cat.Services[i%services].Name, Healthy: true, PID: 100000 + i})
+	}
+	return workflows.ManagerInput{Manager: tfManager, Catalog: &cat, CatalogSource: "catalog.yaml", Inventory: inv}
+}
+
+// TestStateStaysUnderItsBoundAtFleetScale: at 10,000 containers, with
+// five services crash-looping on 4 KB outputs (error reports, failed loads
+// and a rejected catalog all carry them), the state the Manager carries
+// into its next run stays under 1 MB, and every text in it is clipped.
+func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
+	in := tbFleet(tbN)
+	in.HistoryLimit = 100000
+	output := func(who string) string { return strings.Repeat(who+": panic: runtime error\n\tgoroutine 1 [running]\n", 100) }
+	crashing := in.Catalog.Services[:5]
+	s.fake.serviceErr = map[string]error{}
+	for _, svc := range crashing {
+		s.fake.serviceErr[svc.Name] = temporal.NewNonRetryableApplicationError(output(svc.Name), workflows.ErrLoadFailed, nil)
+	}
+	// Every instance of the crash-looping services reports its crash, in
+	// batches (the test environment queues at most 1,000 signals at once).
+	var reports []workflows.ErrorReport
+	for _, c := range in.Inventory.Containers {
+		if c.Service <= crashing[len(crashing)-1].Name {
+			reports = append(reports, workflows.ErrorReport{Container: c.ID, Service: c.Service, Reason: output(c.ID)})
+		}
+	}
+	for i := 0; i < len(reports); i += 200 {
+		batch := reports[i:min(i+200, len(reports))]
+		s.at(time.Second+time.Duration(i)*time.Millisecond, func() {
+			for _, r := range batch {
+				s.env.SignalWorkflow(workflows.SignalErrorReport, r)
+			}
+		})
+	}
+	s.signal(2*time.Second, workflows.SignalCatalogRejected, workflows.CatalogRejectedSignal{Source: "catalog.yaml", Error: output("catalog")})
+	s.at(90*time.Second, func() { s.env.SetCurrentHistoryLength(in.HistoryLimit) })
+	s.run(in, time.Hour)
+
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	size := 0
+	for _, p := range can.Input.Payloads {
+		size += len(p.Data)
+	}
+	s.LessOrEqual(size, 1<<20, "the state carried through continue-as-new")
+	var next workflows.ManagerInput
+	s.Require().NoError(json.Unmarshal(can.Input.Payloads[0].Data, &next))
+	// The crash-looping services' containers were destroyed (their
+	// replacements keep failing); the other 45 services' all stay.
+	s.Equal(tbN*45/50, len(next.Inventory.Containers), "containers carried")
+	texts := []string{next.CatalogError}
+	for _, e := range next.Events {
+		texts = append(texts, e.Message)
+	}
+	for _, b := range next.Backoffs {
+		texts = append(texts, b.LastError)
+	}
+	for _, c := range append(next.Inventory.Containers, next.Inventory.Failed...) {
+		texts = append(texts, c.Error)
+	}
+	clipped := 0
+	for _, t := range texts {
+		s.LessOrEqual(len(t), fleet.MaxText)
+		if strings.Contains(t, "more bytes in the log") {
+			clipped++
+		}
+	}
+	s.NotZero(clipped, "the outputs reached the state, clipped")
+	s.T().Logf("state carried at 10,000 containers: %d bytes (%d backoffs, %d events, %d failed kept)", size, len(next.Backoffs), len(next.Events), len(next.Inventory.Failed))
+}
+var tbN = 10000
