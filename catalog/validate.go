@@ -28,7 +28,31 @@ func (c *Catalog) validate(lineOf func(field string) int, broken func(field stri
 	v.servers()
 	v.services()
 	v.capacity()
+	v.fleetSize()
 	return v.ps
+}
+
+// MaxContainers is the most containers one Manager holds: its whole state
+// travels through Temporal's continue-as-new, capped at 2 MB. A larger
+// fleet is several Managers (cells), each with a catalog of its own.
+const MaxContainers = 15000
+
+// Containers is how many containers the catalog starts: every service's
+// initial replicas and the warm pool.
+func (c *Catalog) Containers() int {
+	n := max(c.Manager.WarmPool, 0)
+	for _, s := range c.Services {
+		n += max(s.Replicas.Initial, 0)
+	}
+	return n
+}
+
+// fleetSize refuses a catalog whose initial instances and warm pool are
+// more containers than one Manager holds.
+func (v *validator) fleetSize() {
+	if need := v.c.Containers(); need > MaxContainers {
+		v.ps.add("services", "the catalog starts %d containers (replicas.initial of every service and warm_pool) but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own", need, MaxContainers)
+	}
 }
 
 type validator struct {

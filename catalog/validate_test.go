@@ -417,6 +417,15 @@ func TestValidate(t *testing.T) {
 			want: []want{{"manager.servers", "starting needs 10 slots (web 6×1, api 1×1, warm pool 3) but the servers have 8; add a server, give servers more slots, or lower replicas.initial or warm_pool"}},
 		},
 		{
+			name: "more containers than one Manager holds",
+			modify: func(c *Catalog) {
+				c.Manager.Servers[0].Slots = 20000
+				c.Manager.Servers[0].Ports = PortRange{First: 30000, Last: 50000}
+				c.Services[0].Replicas = Replicas{Min: 1, Initial: MaxContainers, Max: MaxContainers}
+			},
+			want: []want{{"services", "the catalog starts 15002 containers (replicas.initial of every service and warm_pool) but one Manager holds at most 15000; split the services into several catalogs, each run by a Manager of its own"}},
+		},
+		{
 			name: "exactly full fits",
 			modify: func(c *Catalog) {
 				c.Manager.WarmPool = 2

@@ -3,6 +3,8 @@ package fleet
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/msm-project/msm/catalog"
 )
 
 // Bounds of what the Manager carries. Its state travels through
@@ -17,7 +19,7 @@ const (
 	// MaxContainers is the most containers one Manager holds: ~45 bytes
 	// each in its state (ContainerList), so 15,000 stay well under 1 MB.
 	// A larger fleet is several Managers (cells), each a catalog of its own.
-	MaxContainers = 15000
+	MaxContainers = catalog.MaxContainers
 )
 
 // Clip cuts s to at most MaxText bytes, on a rune boundary, saying how

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,9 @@ func tbFleet(n int) workflows.ManagerInput {
 func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 	in := tbFleet(tbN)
 	in.HistoryLimit = 100000
-	output := func(who string) string { return strings.Repeat(who+": panic: runtime error\n\tgoroutine 1 [running]\n", 100) }
+	output := func(who string) string {
+		return strings.Repeat(who+": panic: runtime error\n\tgoroutine 1 [running]\n", 100)
+	}
 	crashing := in.Catalog.Services[:5]
 	s.fake.serviceErr = map[string]error{}
 	for _, svc := range crashing {
@@ -105,4 +108,46 @@ func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 	s.NotZero(clipped, "the outputs reached the state, clipped")
 	s.T().Logf("state carried at 10,000 containers: %d bytes (%d backoffs, %d events, %d failed kept)", size, len(next.Backoffs), len(next.Events), len(next.Inventory.Failed))
 }
+
 var tbN = 10000
+
+// TestRequestsPastTheFleetBoundAreRefused: a catalog that would start more
+// containers than a Manager holds is refused with the reason and the one in
+// force stays; at the bound, extend and scale are rejected before anything
+// happens and overload reports make no decision; the Manager serves on.
+func (s *ScaleSuite) TestRequestsPastTheFleetBoundAreRefused() {
+	atBound := tfCatalog()
+	atBound.Services = slices.Clone(atBound.Services)
+	atBound.Services[0].Replicas = catalog.Replicas{Min: 1, Initial: catalog.MaxContainers - 2, Max: catalog.MaxContainers}
+	past := tfCatalog()
+	past.Services = slices.Clone(past.Services)
+	past.Services[1].Replicas = catalog.Replicas{Min: 1, Initial: catalog.MaxContainers, Max: catalog.MaxContainers}
+
+	s.catalog(time.Second, atBound)
+	s.catalog(2*time.Second, past)
+	extend := s.extend(3*time.Second, "extend", workflows.ExtendUpdate{Service: "api", Count: 1})
+	scale := s.scale(3*time.Second, "scale", workflows.ScaleUpdate{Service: "web", Replicas: catalog.MaxContainers - 1})
+	s.overload(4*time.Second, "m1-c1", "web", "cpu")
+	snap := s.snapshot(10 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	full := fmt.Sprintf("the Manager already holds its most containers (%d, desired instances and warm pool); shrink another service, or run this service under a Manager of its own", catalog.MaxContainers)
+	s.requireRejected(extend, full)
+	s.requireRejected(scale, full)
+	st := s.status(snap)
+	s.Equal(fmt.Sprintf("the catalog starts %d containers but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own",
+		catalog.MaxContainers+3, catalog.MaxContainers), st.CatalogError)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: catalog.MaxContainers - 2, Ready: 8}, {Name: "api", Desired: 1, Ready: 0}},
+		scServices(st), "the catalog at the bound stays in force (web fills both servers); no decision grew it")
+	s.Zero(scCountEvents(st, "extend "), "the overload report made no decision")
+}
+
+// scServices is the services of a status without their back-off fields.
+func scServices(st workflows.Status) []workflows.ServiceStatus {
+	var out []workflows.ServiceStatus
+	for _, s := range st.Services {
+		out = append(out, workflows.ServiceStatus{Name: s.Name, Desired: s.Desired, Ready: s.Ready})
+	}
+	return out
+}

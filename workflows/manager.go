@@ -341,6 +341,14 @@ func (m *manager) service(name string) *catalog.Service {
 
 func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	c := s.Catalog
+	// The worker validated it, but what the Manager carries is bounded
+	// here, whoever sent it: a catalog past the bound is refused and the
+	// one in force stays.
+	if n := c.Containers(); n > fleet.MaxContainers {
+		m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: fmt.Sprintf(
+			"the catalog starts %d containers but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own", n, fleet.MaxContainers)})
+		return
+	}
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source
 	m.st.CatalogError = ""

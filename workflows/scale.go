@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
 )
 
 // Workflow type names of operations. Extend runs the same code as
@@ -76,7 +77,25 @@ func (m *manager) validateExtend(u ExtendUpdate) error {
 	if d := m.desired(*s); d >= s.Replicas.Max {
 		return fmt.Errorf("%s already has its max of %d instance(s); raise replicas.max in the catalog to extend it", s.Name, s.Replicas.Max)
 	}
+	if m.room() <= 0 {
+		return m.full()
+	}
 	return nil
+}
+
+// room is how many more containers the services' desired instances and the
+// warm pool may ask for before the Manager holds fleet.MaxContainers.
+func (m *manager) room() int {
+	n := m.st.Catalog.Manager.WarmPool
+	for _, s := range m.st.Catalog.Services {
+		n += m.desired(s)
+	}
+	return fleet.MaxContainers - n
+}
+
+// full is the answer to a request for more containers than a Manager holds.
+func (m *manager) full() error {
+	return fmt.Errorf("the Manager already holds its most containers (%d, desired instances and warm pool); shrink another service, or run this service under a Manager of its own", fleet.MaxContainers)
 }
 
 // extendUpdate adds instances, never above max; the answer says when the
@@ -90,12 +109,14 @@ func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionA
 	from := m.desired(*s)
 	// Compared with the room left, not added to from: a huge count would
 	// overflow into a negative desired count.
-	room := s.Replicas.Max - from
+	room := min(s.Replicas.Max-from, m.room())
 	to := from + min(u.Count, room)
 	m.extend(ctx, s.Name, from, to, "operator: "+reasonOr(u.Reason, "extend"))
 	msg := fmt.Sprintf("extending %s from %d to %d instance(s)", s.Name, from, to)
-	if u.Count > room {
+	if u.Count > room && to == s.Replicas.Max {
 		msg += fmt.Sprintf(" (capped at its max of %d)", s.Replicas.Max)
+	} else if u.Count > room {
+		msg += fmt.Sprintf(" (capped: the Manager holds at most %d containers)", fleet.MaxContainers)
 	}
 	return ProvisionAccepted{Message: msg}, nil
 }
@@ -108,6 +129,9 @@ func (m *manager) validateScale(u ScaleUpdate) error {
 	if u.Replicas < s.Replicas.Min || u.Replicas > s.Replicas.Max {
 		return fmt.Errorf("%d instance(s) of %s is outside its replicas %d..%d; pick a number in that range or change the catalog",
 			u.Replicas, s.Name, s.Replicas.Min, s.Replicas.Max)
+	}
+	if u.Replicas-m.desired(*s) > m.room() {
+		return m.full()
 	}
 	return nil
 }
@@ -159,7 +183,7 @@ func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 	}
 	from := m.desired(*s)
 	t := m.target(s.Name)
-	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max {
+	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max || m.room() <= 0 {
 		m.suppressed[s.Name]++
 		return
 	}
