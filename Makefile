@@ -20,13 +20,15 @@ MANAGER ?= local
 help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/msm and bin/demo (the example MicroService)
+build: ## build bin/msm, bin/msm-agent (the lean container agent nodes start) and bin/demo (the example MicroService)
 	$(GO) build -o bin/msm ./cmd/msm
+	CGO_ENABLED=0 $(GO) build -o bin/msm-agent ./cmd/msm-agent
 	$(GO) build -o bin/demo ./examples/demo
 
-image: ## build the msm image FROM scratch (static msm and demo; nothing is pulled) as $(IMAGE)
+image: ## build the msm image FROM scratch (static msm, msm-agent and demo; nothing is pulled) as $(IMAGE)
 	@mkdir -p .msm && ctx=$$(mktemp -d .msm/image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
 	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/msm ./cmd/msm && \
+	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/msm-agent ./cmd/msm-agent && \
 	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/demo ./examples/demo && \
 	cp build/Dockerfile $$ctx/Dockerfile && \
 	docker build -q -t $(IMAGE) $$ctx
@@ -70,5 +72,5 @@ bench: build bin/temporal ## measure scale-out and recovery beside their floors;
 	$(GO) run ./bench -runs $(or $(RUNS),20) -bin $(BIN) -out bench/results/latest.json
 
 clean: ## remove built binaries (keeps bin/temporal, which is slow to build) and .msm state
-	rm -f bin/msm bin/demo bin/staticcheck bin/workflowcheck
+	rm -f bin/msm bin/msm-agent bin/demo bin/staticcheck bin/workflowcheck
 	rm -rf .msm

@@ -28,11 +28,11 @@ type DockerConfig struct {
 	Manager string
 	// Engine is the engine this node runs containers on.
 	Engine client.APIClient
-	// Image holds msm at MSM and the services' programs; Network is the
-	// bridge network the containers join.
-	Image   string
-	Network string
-	MSM     string
+	// Image holds the container agent at AgentCommand[0] and the services'
+	// programs; Network is the bridge network the containers join.
+	Image        string
+	Network      string
+	AgentCommand []string
 	// AgentEnv is added to each agent's environment (Temporal settings).
 	AgentEnv []string
 	Log      *slog.Logger
@@ -40,9 +40,9 @@ type DockerConfig struct {
 
 // Docker is the node agent of a Docker engine (`msm node --docker`, in a
 // container on that engine): each msm container is a Docker container of
-// the Manager's image running `msm agent`, its leased port published on the
-// engine's host. The engine is the node's only state: what a container is
-// and which port it has are its labels. The engine's events tell the node at
+// the Manager's image running the container agent, its leased port
+// published on the engine's host. The engine is the node's only state: what
+// a container is and which port it has are its labels. The engine's events tell the node at
 // once of a container that died or was cut from the network, which it
 // reports to the Manager as it reports an exited agent process.
 type Docker struct {
@@ -57,8 +57,8 @@ type Docker struct {
 
 // NewDocker checks cfg.
 func NewDocker(cfg DockerConfig) (*Docker, error) {
-	if cfg.Server == "" || cfg.Manager == "" || cfg.Engine == nil || cfg.Image == "" || cfg.Network == "" || cfg.MSM == "" {
-		return nil, errors.New("a docker node needs its server, manager, engine, image, network and msm path")
+	if cfg.Server == "" || cfg.Manager == "" || cfg.Engine == nil || cfg.Image == "" || cfg.Network == "" || len(cfg.AgentCommand) == 0 {
+		return nil, errors.New("a docker node needs its server, manager, engine, image, network and agent command")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -124,8 +124,9 @@ func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainer
 		},
 		Config: container.Config{
 			Image:      n.cfg.Image,
-			Entrypoint: []string{n.cfg.MSM},
-			Cmd:        []string{"agent", "--container", in.Container, "--server", in.Server, "--manager", in.Manager},
+			Entrypoint: n.cfg.AgentCommand[:1],
+			Cmd: append(slices.Clone(n.cfg.AgentCommand[1:]),
+				"--container", in.Container, "--server", in.Server, "--manager", in.Manager),
 			Env: append(append([]string{}, n.cfg.AgentEnv...),
 				"MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager),
 		},

@@ -47,7 +47,9 @@ func dockerNode(t *testing.T) (*Docker, *client.Client) {
 	t.Cleanup(clean)
 	require.NoError(t, docker.EnsureNetwork(context.Background(), eng, net, "m1"))
 	n, err := NewDocker(DockerConfig{
-		Server: dockerServer, Manager: "m1", Engine: eng, Image: img, Network: net, MSM: catalog.DefaultMSM,
+		Server: dockerServer, Manager: "m1", Engine: eng, Image: img, Network: net,
+		// The image's lean agent: a container that starts proves the image holds it.
+		AgentCommand: []string{"/usr/local/bin/" + LeanAgent},
 		// Unreachable: the agents wait for Temporal, and keep running.
 		AgentEnv: []string{"TEMPORAL_ADDRESS=host.docker.internal:1"},
 		Log:      slog.New(slog.DiscardHandler),
@@ -104,7 +106,8 @@ func TestDockerStartContainerIsIdempotent(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{strconv.Itoa(port) + "/tcp->" + strconv.Itoa(port)}, published, "the leased port is published on the host")
-	assert.Equal(t, []string{"agent", "--container", "m1-c1", "--server", dockerServer, "--manager", "m1"}, got.Container.Config.Cmd)
+	assert.Equal(t, []string{"/usr/local/bin/msm-agent"}, []string(got.Container.Config.Entrypoint))
+	assert.Equal(t, []string{"--container", "m1-c1", "--server", dockerServer, "--manager", "m1"}, got.Container.Config.Cmd)
 
 	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}))
 	assert.Empty(t, ours(t, eng))

@@ -1,7 +1,8 @@
 // Package node is the node agent: one per server, a Temporal worker on the
-// server's own task queue that starts and stops container processes (`msm
-// agent`), verifies that a leased port is really free before a container gets
-// it, and re-attaches to the containers still running when it restarts.
+// server's own task queue that starts and stops container processes (the
+// container agent: msm-agent, or `msm agent`), verifies that a leased port
+// is really free before a container gets it, and re-attaches to the
+// containers still running when it restarts.
 package node
 
 import (
@@ -35,7 +36,8 @@ type Config struct {
 	// StateDir keeps one record per container, so a restarted node finds
 	// its containers again; container logs are written beside them.
 	StateDir string
-	// AgentCommand starts a container agent, e.g. ["/usr/local/bin/msm", "agent"].
+	// AgentCommand starts a container agent, e.g. ["/usr/local/bin/msm-agent"]
+	// or ["/usr/local/bin/msm", "agent"] (AgentCommand chooses).
 	AgentCommand []string
 	// AgentEnv is added to each agent's environment (Temporal settings).
 	AgentEnv []string
@@ -92,7 +94,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("a node needs its server name and manager name")
 	}
 	if len(cfg.AgentCommand) == 0 {
-		return nil, errors.New("a node needs the command that starts `msm agent`")
+		return nil, errors.New("a node needs the command that starts a container agent")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

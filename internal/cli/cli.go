@@ -9,15 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/internal/clicore"
 )
 
 const usage = `msm — MicroService Manager on Temporal
@@ -46,6 +42,8 @@ Run "msm COMMAND -h" for a command's flags.
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// agentCmd starts this process's container agents, once chosen.
+	agentCmd []string
 }
 
 // Main runs msm with args and returns the exit status.
@@ -94,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 }
 
 // errUsage is returned after a flag error was already printed.
-var errUsage = errors.New("usage")
+var errUsage = clicore.ErrUsage
 
 // exitError is a failure whose explanation was already printed.
 type exitError struct{ code int }
@@ -102,39 +100,14 @@ type exitError struct{ code int }
 func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // common are the flags every Temporal-facing command takes.
-type common struct {
-	address, namespace, manager string
-	verbose                     bool
-	// tls, tlsCA and apiKeyFile reach a Temporal that needs TLS or an API
-	// key (the key may also come from TEMPORAL_API_KEY).
-	tls               bool
-	tlsCA, apiKeyFile string
-}
+type common = clicore.Temporal
 
+// flags is the flag set of command name, with c's flags unless c is nil.
 func (e *env) flags(name string, c *common) *flag.FlagSet {
-	fs := flag.NewFlagSet("msm "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	if c != nil {
-		fs.StringVar(&c.address, "address", e.or("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend `host:port`")
-		fs.StringVar(&c.namespace, "namespace", e.or("TEMPORAL_NAMESPACE", "default"), "Temporal namespace")
-		fs.StringVar(&c.manager, "manager", e.or("MSM_MANAGER", "local"), "Manager name")
-		fs.BoolVar(&c.verbose, "v", e.getenv("MSM_VERBOSE") != "", "log the Temporal SDK at info level")
-		fs.BoolVar(&c.tls, "tls", e.getenv("TEMPORAL_TLS") == "true", "dial Temporal over TLS (TEMPORAL_TLS=true)")
-		fs.StringVar(&c.tlsCA, "tls-ca", e.getenv("TEMPORAL_TLS_CA_PATH"), "CA bundle `file` to trust for Temporal's TLS (TEMPORAL_TLS_CA_PATH; default the system roots)")
-		fs.StringVar(&c.apiKeyFile, "api-key-file", e.getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
-	}
-	return fs
+	return clicore.Flags("msm "+name, e.stderr, e.getenv, c)
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return clicore.Parse(fs, args) }
 
 func (e *env) or(key, def string) string {
 	if v := e.getenv(key); v != "" {
@@ -152,50 +125,11 @@ func (e *env) durationOr(key string, def time.Duration) time.Duration {
 	return def
 }
 
-func (e *env) logger(c *common) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-// sdkLogger is quieter: the SDK logs every poll at info level.
-func (e *env) sdkLogger(c *common) *slog.Logger {
-	level := slog.LevelWarn
-	if c.verbose {
-		level = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-}
-
-// temporalEnv passes c's Temporal settings on to a child process (agents).
-func (e *env) temporalEnv(c *common) []string {
-	env := []string{"TEMPORAL_ADDRESS=" + c.address, "TEMPORAL_NAMESPACE=" + c.namespace}
-	if c.tls {
-		env = append(env, "TEMPORAL_TLS=true")
-	}
-	if c.tlsCA != "" {
-		env = append(env, "TEMPORAL_TLS_CA_PATH="+c.tlsCA)
-	}
-	if c.apiKeyFile != "" {
-		env = append(env, "TEMPORAL_API_KEY_FILE="+c.apiKeyFile)
-	}
-	return env
-}
+func (e *env) logger(c *common) *slog.Logger { return clicore.Logger(e.stderr) }
 
 func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.Client, error) {
-	key := e.getenv("TEMPORAL_API_KEY")
-	if c.apiKeyFile != "" {
-		b, err := os.ReadFile(c.apiKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the Temporal API key, %w", err)
-		}
-		key = strings.TrimSpace(string(b))
-	}
-	return starter.Dial(ctx, starter.Options{
-		Address: c.address, Namespace: c.namespace, Wait: wait, Log: e.sdkLogger(c),
-		TLS: c.tls, CA: c.tlsCA, APIKey: key,
-	})
+	return c.Dial(ctx, e.stderr, e.getenv, wait)
 }
 
 // interrupted returns a context that ends on SIGINT or SIGTERM.
-func interrupted() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
+func interrupted() (context.Context, context.CancelFunc) { return clicore.Interrupted() }

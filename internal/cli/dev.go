@@ -43,8 +43,8 @@ func (e *env) dev(args []string) error {
 	ctx, stop := interrupted()
 	defer stop()
 
-	if devserver.Answers(ctx, c.address) {
-		fmt.Fprintf(e.stdout, "Using the Temporal server already answering at %s\n", c.address)
+	if devserver.Answers(ctx, c.Address) {
+		fmt.Fprintf(e.stdout, "Using the Temporal server already answering at %s\n", c.Address)
 	} else {
 		bin, err := findTemporal(*temporalBin)
 		if err != nil {
@@ -57,7 +57,7 @@ func (e *env) dev(args []string) error {
 		defer logf.Close()
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		srv, err := devserver.Start(sctx, devserver.Options{
-			Binary: bin, Address: c.address, UIPort: *uiPort, Namespace: c.namespace,
+			Binary: bin, Address: c.Address, UIPort: *uiPort, Namespace: c.Namespace,
 			DBFile: filepath.Join(*state, "temporal.db"), SearchAttributes: workflows.SearchAttributeTypes,
 			Output: logf,
 		})
@@ -135,7 +135,7 @@ func (e *env) dev(args []string) error {
 		case <-tick.C:
 		}
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := starter.Status(qctx, cl, c.manager)
+		st, err := starter.Status(qctx, cl, c.Manager)
 		cancel()
 		if err != nil {
 			continue

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
 )
@@ -27,7 +28,7 @@ func (e *env) node(args []string) error {
 		fmt.Fprintln(e.stderr, "msm node: --server NAME is required (or set MSM_SERVER)")
 		return errUsage
 	}
-	skipBinaryChecksum()
+	clicore.SkipBinaryChecksum()
 	ctx, stop := interrupted()
 	defer stop()
 	cl, err := e.dial(ctx, &c, 2*time.Minute)
@@ -49,7 +50,27 @@ func (e *env) node(args []string) error {
 	return n.Run(ctx, cl)
 }
 
-// newNode builds the node agent of server; its agents are this same binary.
+// agentCommand is what this process's nodes start container agents with:
+// the lean msm-agent beside this binary, else `msm agent` of this binary
+// (node.AgentCommand), chosen once, and logged once when it is not the
+// lean one.
+func (e *env) agentCommand(c *common) ([]string, error) {
+	if e.agentCmd != nil {
+		return e.agentCmd, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the msm binary to start agents with, %w", err)
+	}
+	cmd, why := node.AgentCommand(self)
+	if why != "" {
+		e.logger(c).Info("container agents run as `msm agent`", "why", why)
+	}
+	e.agentCmd = cmd
+	return cmd, nil
+}
+
+// newNode builds the node agent of server.
 func (e *env) newNode(c *common, server, state string, every time.Duration) (*node.Node, error) {
 	if state == "" {
 		state = filepath.Join(".msm", "nodes", server)
@@ -58,44 +79,45 @@ func (e *env) newNode(c *common, server, state string, every time.Duration) (*no
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	agent, err := e.agentCommand(c)
 	if err != nil {
-		return nil, fmt.Errorf("finding the msm binary to start agents with, %w", err)
+		return nil, err
 	}
 	return node.New(node.Config{
 		Server:       server,
-		Manager:      c.manager,
+		Manager:      c.Manager,
 		StateDir:     state,
-		AgentCommand: []string{self, "agent"},
-		AgentEnv:     e.temporalEnv(c),
+		AgentCommand: agent,
+		AgentEnv:     c.Env(),
 		Log:          e.logger(c),
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
 	})
 }
 
-// newDockerNode builds the node of the Docker engine the environment names;
-// its agents run this same binary, from the image.
+// newDockerNode builds the node of the Docker engine the environment names.
+// It runs in a container of the image its containers run, so the agent
+// command chosen here is the image's.
 func (e *env) newDockerNode(c *common, server, image, network string) (*node.Docker, error) {
 	eng, err := docker.Dial(e.getenv("DOCKER_HOST"), catalog.EngineTLS{})
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
+	agent, err := e.agentCommand(c)
 	if err != nil {
-		return nil, fmt.Errorf("finding the msm binary to start agents with, %w", err)
+		return nil, err
 	}
 	if network == "" {
-		network = docker.Network(catalog.Manager{}, c.manager)
+		network = docker.Network(catalog.Manager{}, c.Manager)
 	}
 	return node.NewDocker(node.DockerConfig{
-		Server:   server,
-		Manager:  c.manager,
-		Engine:   eng,
-		Image:    image,
-		Network:  network,
-		MSM:      self,
-		AgentEnv: e.temporalEnv(c),
-		Log:      e.logger(c),
+		Server:       server,
+		Manager:      c.Manager,
+		Engine:       eng,
+		Image:        image,
+		Network:      network,
+		AgentCommand: agent,
+		AgentEnv:     c.Env(),
+		Log:          e.logger(c),
 	})
 }

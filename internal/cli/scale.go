@@ -83,7 +83,7 @@ func (e *env) update(c *common, name string, arg any) error {
 		return err
 	}
 	defer cl.Close()
-	res, err := starter.Update(ctx, cl, c.manager, name, arg)
+	res, err := starter.Update(ctx, cl, c.Manager, name, arg)
 	if err != nil {
 		return err
 	}

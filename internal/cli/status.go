@@ -31,7 +31,7 @@ func (e *env) status(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	st, err := starter.Status(ctx, cl, c.manager)
+	st, err := starter.Status(ctx, cl, c.Manager)
 	if err != nil {
 		return err
 	}

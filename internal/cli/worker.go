@@ -47,7 +47,7 @@ func (e *env) worker(args []string) error {
 	if first != nil {
 		// The cloud answers, with these credentials, and knows the image:
 		// otherwise nothing starts and the setting is named.
-		if err := activities.Check(ctx, first.Manager, c.manager); err != nil {
+		if err := activities.Check(ctx, first.Manager, c.Manager); err != nil {
 			return fmt.Errorf("the %s kind cannot work with this catalog (nothing was started): %w", first.Manager.Kind, err)
 		}
 	}
@@ -67,7 +67,7 @@ func isDSN(s string) bool {
 // runWorker serves the manager task queue, starts the Manager with the
 // source's catalog, and keeps handing it every valid change until ctx ends.
 func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, e *env) error {
-	if err := starter.EnsureSearchAttributes(ctx, cl, c.namespace); err != nil {
+	if err := starter.EnsureSearchAttributes(ctx, cl, c.Namespace); err != nil {
 		return err
 	}
 	crash, err := faults.FromEnv(e.getenv)
@@ -82,20 +82,20 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	log := e.logger(c)
 	first := true
 	err = src.Watch(ctx, func(next *catalog.Catalog) {
-		if err := starter.StartManager(ctx, cl, c.manager, next, src.String()); err != nil {
+		if err := starter.StartManager(ctx, cl, c.Manager, next, src.String()); err != nil {
 			log.Error("handing the Manager its catalog", "error", err)
 			return
 		}
 		if first {
 			first = false
-			log.Info("manager worker running", "manager", c.manager, "catalog", src.String(),
-				"services", len(next.Services), "address", c.address, "namespace", c.namespace)
+			log.Info("manager worker running", "manager", c.Manager, "catalog", src.String(),
+				"services", len(next.Services), "address", c.Address, "namespace", c.Namespace)
 			return
 		}
 		log.Info("catalog changed", "source", src.String(), "services", len(next.Services))
 	}, func(err error) {
 		log.Error("catalog change rejected; the catalog in force stays", "source", src.String(), "problems", err.Error())
-		if err := starter.RejectCatalog(ctx, cl, c.manager, src.String(), err); err != nil {
+		if err := starter.RejectCatalog(ctx, cl, c.Manager, src.String(), err); err != nil {
 			log.Error("telling the Manager", "error", err)
 		}
 	})

@@ -1,7 +1,8 @@
 // Package e2e runs msm for real: the Temporal dev server from bin/temporal,
-// `msm worker` and `msm node` processes, real `msm agent` and MicroService
-// processes. Tests assert what a user sees: `msm status -o json`, the
-// services' own answers on their ports, and the processes on the host.
+// `msm worker` and `msm node` processes, real container agents (msm-agent)
+// and MicroService processes. Tests assert what a user sees: `msm status
+// -o json`, the services' own answers on their ports, and the processes on
+// the host.
 package e2e
 
 import (
@@ -45,16 +46,20 @@ func run(m *testing.M) int {
 	}
 	dir := os.Getenv("MSM_BIN")
 	if dir == "" {
-		// `go test` without make: build msm and demo here; temporal must
-		// already be built (make bin/temporal), it is never downloaded.
+		// `go test` without make: build msm, the lean agent beside it (which
+		// the nodes start) and demo here; temporal must already be built
+		// (make bin/temporal), it is never downloaded.
 		tmp, err := os.MkdirTemp("", "msm-e2e-bin")
 		if err != nil {
 			panic(err)
 		}
 		defer os.RemoveAll(tmp)
-		for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"demo", "./examples/demo"}} {
+		for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"msm-agent", "./cmd/msm-agent"}, {"demo", "./examples/demo"}} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, b[0]), b[1])
 			cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+			if b[0] == "msm-agent" { // static, as make build makes it
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
 			if err := cmd.Run(); err != nil {
 				fmt.Fprintln(os.Stderr, "building", b[1], err)
 				return 1
@@ -65,7 +70,9 @@ func run(m *testing.M) int {
 	} else {
 		bins.msm, bins.demo, bins.temporal = filepath.Join(dir, "msm"), filepath.Join(dir, "demo"), filepath.Join(dir, "temporal")
 	}
-	for _, p := range []string{bins.msm, bins.demo, bins.temporal} {
+	// Without the lean agent the nodes would fall back to `msm agent`, and
+	// the tests would not run what is deployed.
+	for _, p := range []string{bins.msm, filepath.Join(filepath.Dir(bins.msm), "msm-agent"), bins.demo, bins.temporal} {
 		if _, err := os.Stat(p); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: %s is missing: run `make test` (it builds bin/temporal once)\n", p)
 			return 1
@@ -340,7 +347,7 @@ type proc struct {
 	pid       int
 	container string
 	server    string
-	agent     bool // the `msm agent` itself, else its MicroService
+	agent     bool // the container agent itself (msm-agent or `msm agent`), else its MicroService
 }
 
 // hostProcs lists the container processes of this test's manager.
@@ -382,7 +389,8 @@ func managerProcs(manager string) []proc {
 		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
 			continue // exited, not yet reaped
 		}
-		out = append(out, proc{pid: pid, container: container, server: server, agent: len(args) > 1 && args[1] == "agent"})
+		agent := filepath.Base(args[0]) == "msm-agent" || len(args) > 1 && args[1] == "agent"
+		out = append(out, proc{pid: pid, container: container, server: server, agent: agent})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package cli
+package clicore
 
 import (
 	"runtime/debug"
@@ -6,21 +6,22 @@ import (
 	"go.temporal.io/sdk/worker"
 )
 
-// skipBinaryChecksum names this binary for the Temporal SDK by its build
+// SkipBinaryChecksum names this binary for the Temporal SDK by its build
 // instead of by its bytes. Unless told, the SDK reads and hashes the whole
-// executable (about 90 MB here) when the process's first worker starts; the
-// checksum marks workflow reset points, which only workflow workers record.
+// executable (about 90 MB for msm, 30 for msm-agent) when the process's
+// first worker starts; the checksum marks workflow reset points, which only
+// workflow workers record.
 // Agents and nodes run activities only, and an agent's start is on the path
 // of every new container: the hash was ~150 ms of its ~250 ms start, and
 // tens of seconds of CPU when hundreds of containers start at once.
-func skipBinaryChecksum() {
-	worker.SetBinaryChecksum(buildID())
+func SkipBinaryChecksum() {
+	worker.SetBinaryChecksum(BuildID())
 }
 
-// buildID is how the Go toolchain stamped this build: the module version,
+// BuildID is how the Go toolchain stamped this build: the module version,
 // or the VCS revision (with "+dirty" for uncommitted changes), else
 // "msm (devel)".
-func buildID() string {
+func BuildID() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "msm (devel)"

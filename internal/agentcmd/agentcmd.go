@@ -1,0 +1,63 @@
+// Package agentcmd is the container agent's command line, shared by `msm
+// agent` and the lean msm-agent binary (cmd/msm-agent). A node starts one
+// agent per container, so msm-agent links this package and not the rest of
+// msm: no cloud SDK, no Docker client, no PostgreSQL.
+package agentcmd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/msm-project/msm/agent"
+	"github.com/msm-project/msm/internal/clicore"
+)
+
+// Main runs msm-agent with args and returns the exit status.
+func Main(args []string, stderr io.Writer, getenv func(string) string) int {
+	err := Run("msm-agent", args, stderr, getenv)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, clicore.ErrUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "msm-agent: %v\n", err)
+		return 1
+	}
+}
+
+// Run parses the agent's flags, for the command name its usage shows, and
+// serves the container until SIGINT or SIGTERM.
+func Run(name string, args []string, stderr io.Writer, getenv func(string) string) error {
+	var t clicore.Temporal
+	fs := clicore.Flags(name, stderr, getenv, &t)
+	container := fs.String("container", getenv("MSM_CONTAINER"), "container `ID` (MSM_CONTAINER)")
+	server := fs.String("server", getenv("MSM_SERVER"), "server `name` (MSM_SERVER)")
+	if err := clicore.Parse(fs, args); err != nil {
+		return err
+	}
+	if *container == "" {
+		fmt.Fprintf(stderr, "%s: --container ID is required; agents are normally started by `msm node`\n", name)
+		return clicore.ErrUsage
+	}
+	clicore.SkipBinaryChecksum()
+	// An agent is a sidecar that waits on RPCs and one MicroService: one P
+	// starts it with less CPU (~83 ms instead of ~102).
+	runtime.GOMAXPROCS(1)
+	ctx, stop := clicore.Interrupted()
+	defer stop()
+	cl, err := t.Dial(ctx, stderr, getenv, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr)})
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx, cl)
+}

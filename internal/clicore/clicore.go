@@ -1,0 +1,139 @@
+// Package clicore is the part of the msm command line that every
+// Temporal-facing command shares and that the lean container agent
+// (cmd/msm-agent) links too: the Temporal settings (flags and environment
+// variables), dialing with them, the loggers, interrupts, and the build ID
+// the SDK knows a binary by. It must stay light: nothing here may pull in a
+// cloud SDK, the Docker client or PostgreSQL (cmd/msm-agent's test checks).
+package clicore
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/msm-project/msm/starter"
+)
+
+// Temporal are the settings every Temporal-facing command takes: where
+// Temporal is, how to reach it, and which Manager to work for.
+type Temporal struct {
+	Address, Namespace, Manager string
+	// Verbose logs the Temporal SDK at info level.
+	Verbose bool
+	// TLS, TLSCA and APIKeyFile reach a Temporal that needs TLS or an API
+	// key (the key may also come from TEMPORAL_API_KEY).
+	TLS               bool
+	TLSCA, APIKeyFile string
+}
+
+// ErrUsage is returned after a flag error was already printed.
+var ErrUsage = errors.New("usage")
+
+// Flags is the flag set of command name (as its usage names it), printing
+// to stderr, with t's flags when t is not nil, their defaults read from
+// getenv.
+func Flags(name string, stderr io.Writer, getenv func(string) string, t *Temporal) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if t != nil {
+		or := func(key, def string) string {
+			if v := getenv(key); v != "" {
+				return v
+			}
+			return def
+		}
+		fs.StringVar(&t.Address, "address", or("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend `host:port`")
+		fs.StringVar(&t.Namespace, "namespace", or("TEMPORAL_NAMESPACE", "default"), "Temporal namespace")
+		fs.StringVar(&t.Manager, "manager", or("MSM_MANAGER", "local"), "Manager name")
+		fs.BoolVar(&t.Verbose, "v", getenv("MSM_VERBOSE") != "", "log the Temporal SDK at info level")
+		fs.BoolVar(&t.TLS, "tls", getenv("TEMPORAL_TLS") == "true", "dial Temporal over TLS (TEMPORAL_TLS=true)")
+		fs.StringVar(&t.TLSCA, "tls-ca", getenv("TEMPORAL_TLS_CA_PATH"), "CA bundle `file` to trust for Temporal's TLS (TEMPORAL_TLS_CA_PATH; default the system roots)")
+		fs.StringVar(&t.APIKeyFile, "api-key-file", getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
+	}
+	return fs
+}
+
+// Parse parses args into fs: flag.ErrHelp for -h, ErrUsage for an error
+// fs already printed.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return ErrUsage
+	}
+	return nil
+}
+
+// Env passes t's Temporal settings on to a child process (agents).
+func (t *Temporal) Env() []string {
+	env := []string{"TEMPORAL_ADDRESS=" + t.Address, "TEMPORAL_NAMESPACE=" + t.Namespace}
+	if t.TLS {
+		env = append(env, "TEMPORAL_TLS=true")
+	}
+	if t.TLSCA != "" {
+		env = append(env, "TEMPORAL_TLS_CA_PATH="+t.TLSCA)
+	}
+	if t.APIKeyFile != "" {
+		env = append(env, "TEMPORAL_API_KEY_FILE="+t.APIKeyFile)
+	}
+	return env
+}
+
+// Dial connects to Temporal with t's settings (Options), retrying for up
+// to wait.
+func (t *Temporal) Dial(ctx context.Context, stderr io.Writer, getenv func(string) string, wait time.Duration) (client.Client, error) {
+	o, err := t.Options(stderr, getenv, wait)
+	if err != nil {
+		return nil, err
+	}
+	return starter.Dial(ctx, o)
+}
+
+// Options are t's settings as starter.Dial takes them, retrying for up to
+// wait; the API key is read from t.APIKeyFile, else TEMPORAL_API_KEY. The
+// SDK logs to stderr.
+func (t *Temporal) Options(stderr io.Writer, getenv func(string) string, wait time.Duration) (starter.Options, error) {
+	key := getenv("TEMPORAL_API_KEY")
+	if t.APIKeyFile != "" {
+		b, err := os.ReadFile(t.APIKeyFile)
+		if err != nil {
+			return starter.Options{}, fmt.Errorf("reading the Temporal API key, %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	return starter.Options{
+		Address: t.Address, Namespace: t.Namespace, Wait: wait, Log: SDKLogger(stderr, t.Verbose),
+		TLS: t.TLS, CA: t.TLSCA, APIKey: key,
+	}, nil
+}
+
+// Logger is a command's own logger, at info level.
+func Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// SDKLogger is quieter, unless verbose: the SDK logs every poll at info
+// level.
+func SDKLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Interrupted returns a context that ends on SIGINT or SIGTERM.
+func Interrupted() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
