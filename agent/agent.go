@@ -1,7 +1,7 @@
-// Package agent is the container agent (`msm agent`): a Temporal worker on
-// the container's own task queue. It registers with the Manager when it
-// starts, loads the MicroService it is told to on the port it was leased,
-// health-checks it, and stops it when the agent stops.
+// Package agent is the container agent (msm-agent, or `msm agent`): a
+// Temporal worker on the container's own task queue. It loads the
+// MicroService it is told to on the port it was leased, health-checks it,
+// and stops it when the agent stops.
 package agent
 
 import (
@@ -83,8 +83,10 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, loading: make(chan struct{}, 1)}, nil
 }
 
-// Run serves the container's task queue, registers with the Manager, and
-// stops the MicroService when ctx ends.
+// Run serves the container's task queue and stops the MicroService when
+// ctx ends. It sends the Manager nothing at start: the node's StartContainer
+// result carries the agent's PID, and a container is waiting only once its
+// Ready answers, so the old register signal decided nothing.
 func (a *Agent) Run(ctx context.Context, c client.Client) error {
 	a.client = c
 	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
@@ -95,11 +97,7 @@ func (a *Agent) Run(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("starting agent worker on %s, %w", workflows.ContainerQueue(a.cfg.Container), err)
 	}
 	defer w.Stop()
-	reg := workflows.RegisterSignal{Container: a.cfg.Container, Server: a.cfg.Server, PID: os.Getpid()}
-	if err := c.SignalWorkflow(ctx, workflows.ManagerID(a.cfg.Manager), "", workflows.SignalRegister, reg); err != nil {
-		return fmt.Errorf("registering with manager %s, %w", a.cfg.Manager, err)
-	}
-	a.cfg.Log.Info("agent registered", "container", a.cfg.Container, "server", a.cfg.Server)
+	a.cfg.Log.Info("agent up", "container", a.cfg.Container, "server", a.cfg.Server)
 	<-ctx.Done()
 	a.unload()
 	return nil
