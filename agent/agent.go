@@ -89,7 +89,10 @@ func New(cfg Config) (*Agent, error) {
 // Ready answers, so the old register signal decided nothing.
 func (a *Agent) Run(ctx context.Context, c client.Client) error {
 	a.client = c
-	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{})
+	// No workflow runs here: without this the SDK would long-poll the
+	// container's queue for workflow tasks too, for ever (~0.8 MiB and a
+	// dozen goroutines per agent, and the server's polls).
+	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{DisableWorkflowWorker: true})
 	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
 	w.RegisterActivityWithOptions(a.UnloadService, activity.RegisterOptions{Name: workflows.ActivityUnloadService})

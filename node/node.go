@@ -139,7 +139,9 @@ func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manag
 	// In-flight starts finish before Run returns, so a StopAll after it
 	// finds every container it must stop.
 	w := worker.New(c, workflows.NodeQueue(server), worker.Options{
-		WorkerStopTimeout: 10 * time.Second,
+		// Activities only: no workflow task ever comes to this queue.
+		DisableWorkflowWorker: true,
+		WorkerStopTimeout:     10 * time.Second,
 		// The lease's heartbeats must reach the server well inside the
 		// liveness window, not at 80% of it (the SDK's default throttle).
 		MaxHeartbeatThrottleInterval: time.Second,

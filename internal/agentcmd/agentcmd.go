@@ -14,6 +14,7 @@ import (
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
+	"github.com/msm-project/msm/starter"
 )
 
 // Main runs msm-agent with args and returns the exit status.
@@ -48,9 +49,14 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	// An agent is a sidecar that waits on RPCs and one MicroService: one P
 	// starts it with less CPU (~83 ms instead of ~102).
 	runtime.GOMAXPROCS(1)
+	o, err := t.Options(stderr, getenv, time.Minute)
+	if err != nil {
+		return err
+	}
+	o.Uncompressed = true
 	ctx, stop := clicore.Interrupted()
 	defer stop()
-	cl, err := t.Dial(ctx, stderr, getenv, time.Minute)
+	cl, err := starter.Dial(ctx, o)
 	if err != nil {
 		return err
 	}
