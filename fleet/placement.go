@@ -74,6 +74,10 @@ type Options struct {
 	Desired func(catalog.Service) int
 	// Hold names services (and "" for the warm pool) that get nothing now.
 	Hold []string
+	// Avoid names servers that get no new container now (and whose
+	// waiting containers are not taken): servers an operation running
+	// side by side launches or releases.
+	Avoid []string
 }
 
 // PlanScale is PlanProvision with each service brought up to
@@ -126,6 +130,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			bestPorts *PortIndex
 			bestFree  int
 			noPort    []string // servers with the slots but no port to lease
+			held      bool     // a server with room that a running operation holds
 		)
 		for i := range inv.Servers {
 			s := &inv.Servers[i]
@@ -133,6 +138,10 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 				continue
 			}
 			free := s.Slots - v.used[s.ID]
+			if slices.Contains(o.Avoid, s.ID) {
+				held = held || free >= need
+				continue
+			}
 			// Spread takes the server with the most free slots, bin-pack the
 			// one with the fewest that still fit; ties keep the first.
 			better := free > bestFree
@@ -156,6 +165,11 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		}
 		if best != nil {
 			return best, bestPorts, ""
+		}
+		if held {
+			// Room there once that operation ends: wait for it rather than
+			// launch a server or report no room.
+			return nil, nil, waitHeld
 		}
 		if launches(cat.Manager.Kind) {
 			return launch(need)
@@ -203,7 +217,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		// Instances on a draining server are replaced elsewhere first.
 		missing := desired(svc) - staying[svc.Name]
 		for missing > 0 {
-			if c := v.waitingFor(need); c != nil {
+			if c := v.waitingFor(need, o.Avoid); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
 				v.used[c.Server] += need - 1
 				plan.Loads = append(plan.Loads, *c)
@@ -211,7 +225,9 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 				continue
 			}
 			if why := start(svc.Name, need); why != "" {
-				plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
+				if why != waitHeld {
+					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
+				}
 				break
 			}
 			missing--
@@ -220,13 +236,20 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 	if !slices.Contains(hold, "") {
 		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0; missing-- {
 			if why := start("", 1); why != "" {
-				plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
+				if why != waitHeld {
+					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
+				}
 				break
 			}
 		}
 	}
 	return plan
 }
+
+// waitHeld is why a placement waits: the only servers with room are held
+// by operations running side by side (Options.Avoid). It is no reason to
+// report: the decision made when they end places it.
+const waitHeld = "wait for the running operations"
 
 // launches reports whether a kind launches its servers (rather than using
 // the hosts the catalog lists).

@@ -43,7 +43,10 @@ func (p ShrinkPlan) Services() []string {
 // a service gone from the catalog all return to waiting (containers no
 // longer needed wait to be reused; a pool above its size is not trimmed).
 // Servers left with no container are released.
-func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Service) int) ShrinkPlan {
+//
+// Services named in hold ("" is the warm pool) are left as they are: an
+// operation running side by side works on them.
+func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Service) int, hold ...string) ShrinkPlan {
 	var plan ShrinkPlan
 	if desired == nil {
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
@@ -86,8 +89,12 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		return out
 	}
 	inCatalog := map[string]bool{}
+	held := func(service string) bool { return slices.Contains(hold, service) }
 	for _, svc := range cat.Services {
 		inCatalog[svc.Name] = true
+		if held(svc.Name) {
+			continue
+		}
 		want := max(desired(svc), svc.Replicas.Min)
 		mine := byService[svc.Name]
 		// Extend before destroy: the instances of a draining server go once
@@ -139,7 +146,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	// server wait until it comes back and fences them.
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
-		if c.State == Failed && c.Crashed && !lost[c.Server] {
+		if c.State == Failed && c.Crashed && !lost[c.Server] && !held(c.Service) {
 			drain(c)
 			plan.Destroys = append(plan.Destroys, *c)
 		}
@@ -148,7 +155,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	// go back to waiting (those of a draining server are destroyed).
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
-		if c.Service == "" || (c.State != Loaded && c.State != Starting) || inCatalog[c.Service] {
+		if c.Service == "" || (c.State != Loaded && c.State != Starting) || inCatalog[c.Service] || held(c.Service) {
 			continue
 		}
 		loaded := c.State == Loaded
@@ -162,7 +169,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 	}
 	// Waiting containers of a draining server go once the pool is full
 	// elsewhere.
-	if len(draining) > 0 && inv.waitingOutside() >= cat.Manager.WarmPool {
+	if len(draining) > 0 && !held("") && inv.waitingOutside() >= cat.Manager.WarmPool {
 		all := make([]int, len(inv.Containers))
 		for i := range all {
 			all[i] = i

@@ -86,10 +86,10 @@ func (v *view) staying() map[string]int {
 // waitingFor returns a waiting container whose server is ready and has
 // room for a service of need slots (the container already holds one), or
 // nil: the first in ID order, as a walk of the inventory would find it.
-func (v *view) waitingFor(need int) *Container {
+func (v *view) waitingFor(need int, avoid []string) *Container {
 	for k, i := range v.waiting {
 		c := &v.inv.Containers[i]
-		if c.State != Waiting || c.Service != "" {
+		if c.State != Waiting || c.Service != "" || slices.Contains(avoid, c.Server) {
 			continue
 		}
 		s := v.inv.Server(c.Server)

@@ -193,7 +193,7 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 	m.st.Pending = true
 	m.event(ctx, fmt.Sprintf("%s; recovering its %d container(s) %v on the other servers, to be fenced when it comes back", why, len(ids), ids))
 	// Operations with steps there end them now rather than time out.
-	for _, op := range m.ops {
+	for _, op := range m.opsOn(server) {
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			_ = workflow.SignalExternalWorkflow(ctx, op, "", SignalServerLost, server).Get(ctx, nil)
 		})

@@ -57,8 +57,11 @@ type manager struct {
 	// existed do not); watches cancels each server's lease, by server.
 	leases  bool
 	watches map[string]*watch
-	// ops are the IDs of the operations running.
-	ops []string
+	// ops are the operations running, and what each holds.
+	ops []runningOp
+	// parallel says this run decides while operations run (runs begun
+	// before parallelOpsChange wait until none does).
+	parallel bool
 	// poolHeld says the last decision left the warm pool's refill to the
 	// next one, which therefore does not hold it again. Not carried across
 	// continue-as-new: at worst the first decision after holds it once more.
@@ -114,6 +117,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 
 	m.publisher(ctx)
 	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
+	m.parallel = workflow.GetVersion(ctx, parallelOpsChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
 
 	listen(ctx, catalogCh, m.onCatalog)
@@ -128,7 +132,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 
 	for {
 		ready := func() bool {
-			return (m.st.Pending && m.running == 0 && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+			return (m.st.Pending && (m.running == 0 || m.parallel) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
 		}
 		// A service in back-off is looked at again when its time comes.
 		if wait := m.nextRetry(ctx); wait > 0 {
@@ -215,6 +219,9 @@ func (m *manager) decide(ctx workflow.Context) {
 			hold = append(hold, b.Service)
 		}
 	}
+	// What running operations work on is theirs until they end.
+	busy, avoid := m.held()
+	hold = append(hold, busy...)
 	// A decision made for load or a crash takes a waiting container and
 	// leaves the pool's refill to the next decision, made when this
 	// operation ends: the extension then is one load, not a load and a
@@ -226,19 +233,24 @@ func (m *manager) decide(ctx workflow.Context) {
 	if refillAfter {
 		hold = append(hold, "")
 	}
-	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold})
+	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold, Avoid: avoid})
 	// With nothing else to do no operation runs, so no next decision comes
 	// to refill the pool: it is this one's. (recovering outlives a decision
 	// that was not named a recovery, so this also comes after operations;
 	// holding the pool then would leave it short for good.) An empty plan
 	// placed nothing, so planning again is safe.
 	if refillAfter && plan.Empty() {
-		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1]})
+		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1], Avoid: avoid})
 		refillAfter = false
 	}
 	m.poolHeld = refillAfter
 	extending := m.extending
 	m.extending = nil
+	if m.parallel {
+		// An extension of a service an operation holds is decided when
+		// that one ends, and named for it then.
+		m.extending = slices.DeleteFunc(slices.Clone(extending), func(s string) bool { return !slices.Contains(busy, s) })
+	}
 	m.unplaced = plan.Unplaced
 	defer m.publish(ctx)
 	for _, u := range plan.Unplaced {
@@ -249,7 +261,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
 	}
 	if plan.Empty() {
-		m.decideShrink(ctx)
+		m.decideShrink(ctx, busy)
 		return
 	}
 	m.st.Ops++
@@ -261,7 +273,12 @@ func (m *manager) decide(ctx workflow.Context) {
 		kind, workflowType = "extend", WorkflowExtend
 		id = fmt.Sprintf("%s/extend/%s/%d", ManagerID(m.st.Manager), svcs[0], m.st.Ops)
 	} else if svcs := plan.Services(); len(svcs) > 0 && allIn(svcs, m.recovering) {
-		m.recovering = nil
+		if m.parallel {
+			// Recoveries of services held meanwhile are still to name.
+			m.recovering = slices.DeleteFunc(m.recovering, func(s string) bool { return slices.Contains(svcs, s) })
+		} else {
+			m.recovering = nil
+		}
 		kind, workflowType = "recover", WorkflowRecover
 		id = fmt.Sprintf("%s/recover/%s/%d", ManagerID(m.st.Manager), strings.Join(svcs, "+"), m.st.Ops)
 	} else if d := m.drainingServer(); d != "" {
@@ -284,7 +301,8 @@ func (m *manager) decide(ctx workflow.Context) {
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
 	cctx := m.operation(ctx, id, kind, plan.Services())
 	m.running++
-	m.ops = append(m.ops, id)
+	op := placementOp(id, plan)
+	m.ops = append(m.ops, op)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ProvisionResult
@@ -299,6 +317,17 @@ func (m *manager) decide(ctx workflow.Context) {
 		// may leave demand that another decision can place.
 		m.st.Pending = true
 	})
+	if m.parallel {
+		// Removals of what this decision did not hold may run beside it.
+		held := busy
+		for _, s := range op.services {
+			held = appendNew(held, s)
+		}
+		if op.pool {
+			held = appendNew(held, "")
+		}
+		m.decideShrink(ctx, held)
+	}
 }
 
 // providerConfig is the manager section the providers of the ec2, azure
@@ -314,7 +343,7 @@ func (m *manager) providerConfig() *catalog.Manager {
 // done records the end of an operation.
 func (m *manager) done(id string) {
 	m.running--
-	m.ops = slices.DeleteFunc(m.ops, func(op string) bool { return op == id })
+	m.ops = slices.DeleteFunc(m.ops, func(op runningOp) bool { return op.id == id })
 }
 
 // failUnfinished marks what an operation that ended early left half done.

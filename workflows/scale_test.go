@@ -468,7 +468,49 @@ func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
 // A run of extensions does not keep the pool empty: a decision that comes
 // right after one that held the pool refills it, even when it is made for
 // another extension.
-func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePool() {
+// TestExtensionsOfTwoServicesRunSideBySide: web's extension takes the
+// waiting container and loads it for 3 s; api's, asked meanwhile, starts at
+// once beside it (a new container on s2, the pool being web's operation's),
+// and the pool is refilled once both have ended and freed what they held.
+func (s *ScaleSuite) TestExtensionsOfTwoServicesRunSideBySide() {
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(3 * time.Second).Return(
+		func(_ context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
+			return workflows.LoadServiceResult{PID: tfAgentPID(in.Container), Healthy: true}, nil
+		})
+	s.catalog(time.Second, tfCatalog())
+	web := s.extend(10*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	api := s.extend(11*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(50 * time.Second)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(web, "extending web from 2 to 3 instance(s)")
+	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+
+	all := s.started()
+	s.Require().Len(all, 4)
+	s.requireExtendOf(all[1], "web", 2)
+	s.Equal(fleet.Plan{Loads: []fleet.Container{scWarmLoad("web")}}, all[1].Input.Plan, "web's extension holds the pool")
+	s.requireExtendOf(all[2], "api", 3)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
+	}, all[2].Input.Plan, "api's extension, beside web's, leaves the pool alone")
+	s.Equal(11*time.Second, all[2].At.Sub(start), "at once, not when web's extension ended (13 s)")
+	s.requireRefillOf(all[3], 4, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal(14*time.Second, all[3].At.Sub(start), "when api's extension, launching s2, ended")
+
+	st := s.status(after)
+	s.Contains(st.Containers, scContainer("c6", "s2", 21001, "", fleet.Waiting), "the pool is full again")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
+	s.Empty(st.Unplaced, "waiting for s2 was no lack of room")
+	s.Zero(scCountEvents(st, "cannot place"), "waiting for s2 was no lack of room")
+}
+
+// In runs begun before operations ran side by side, api's extension asked
+// while web's runs is decided when web's ends, and refills the pool then.
+func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePoolInRunsBeforeParallelOps() {
+	s.env.OnGetVersion("parallel-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	// The extension of web loads for 3 s: api's, asked meanwhile, is decided
 	// when it ends.
 	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(3 * time.Second).Return(

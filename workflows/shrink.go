@@ -131,10 +131,15 @@ const DefaultDrain = time.Second
 
 // decideShrink plans what is above desired (or above the warm pool) and
 // runs it as a Shrink operation.
-func (m *manager) decideShrink(ctx workflow.Context) {
-	plan := fleet.PlanShrink(&m.st.Inventory, m.st.Catalog, m.desired)
+// hold names what running operations work on (side by side, see
+// sidebyside.go), which this decision leaves alone.
+func (m *manager) decideShrink(ctx workflow.Context, hold []string) {
+	plan := fleet.PlanShrink(&m.st.Inventory, m.st.Catalog, m.desired, hold...)
 	if plan.Empty() {
-		m.consolidate(ctx)
+		// Consolidation moves whole servers: only when nothing else runs.
+		if m.running == 0 {
+			m.consolidate(ctx)
+		}
 		return
 	}
 	m.st.Ops++
@@ -162,7 +167,7 @@ func (m *manager) decideShrink(ctx workflow.Context) {
 	}
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	m.running++
-	m.ops = append(m.ops, id)
+	m.ops = append(m.ops, shrinkOp(id, plan))
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ShrinkResult

@@ -1083,8 +1083,9 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 		s.Contains(eventMessages(st.Events), "server s1 released")
 		s.Equal([]string{"s1"}, s.fake.keys(workflows.ActivityReleaseServer))
 	})
-	s.Run("a replacement that fails keeps the old instances until its retry is healthy", func() {
+	s.Run("a replacement that fails keeps the old instances until its retry is healthy (runs before parallel-ops)", func() {
 		s.SetupTest()
+		s.env.OnGetVersion("parallel-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		const webExit = "web exited with status 2"
 		// m1-c6 fails, and so does its immediate retry on m1-c8: web's
 		// second failure holds it back.
@@ -1171,6 +1172,44 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 			},
 			Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
 		}, scShape(st))
+	})
+	s.Run("a replacement that fails keeps the old instances until its retry is healthy, with removals side by side", func() {
+		s.SetupTest()
+		const webExit = "web exited with status 2"
+		s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit), "m1-c8": tmLoadFailed(webExit)}
+		s.delay(workflows.ActivityLoadService, "m1-c5", time.Second)
+		s.delay(workflows.ActivityLoadService, "m1-c6", 2*time.Second)
+		s.delay(workflows.ActivityLoadService, "m1-c8", time.Second)
+		s.delay(workflows.ActivityLoadService, "m1-c9", time.Second)
+		for i, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
+			s.delay(workflows.ActivityStopContainer, id, time.Duration(i%2+1)*time.Second)
+		}
+		s.catalog(time.Second, tfCatalog())
+		d := s.drain(5*time.Second, "u-drain", workflows.DrainUpdate{Server: "s1"})
+		s.poll(5*time.Second, 20*time.Second)
+		after := s.snapshot(20 * time.Second)
+		s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+		s.requireCancelled()
+		s.requireAccepted(d, "draining s1: "+shDrainPlan)
+		// Extend before destroy holds whatever runs side by side.
+		s.requireNeverBelowDesired()
+		// api's old instance goes at 7 s, beside web's retry (one
+		// operation at a time, it waited for that retry to end, to 8 s).
+		api := s.child("msm/m1/shrink/api/4")
+		s.Equal(7*time.Second, api.At)
+		s.Equal([]fleet.Container{shDraining("c3", "s1", 20002, "api")}, api.Shrink.Plan.Destroys)
+		ids := s.ids()
+		i := slices.IndexFunc(ids, func(id string) bool { return strings.HasPrefix(id, "msm/m1/shrink/web/") })
+		s.Require().GreaterOrEqual(i, 0, "web's old instances went: %v", ids)
+		web := s.child(ids[i])
+		s.Equal([]fleet.Container{shDraining("c2", "s1", 20001, "web"), shDraining("c1", "s1", 20000, "web")},
+			web.Shrink.Plan.Destroys, "web's old instances go once its retry is healthy")
+
+		st := s.status(after)
+		s.Equal([]workflows.ServerStatus{shServer(tfS2, 4)}, st.Servers, "s1 is gone")
+		s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+		s.Equal(1, st.Count(string(fleet.Waiting)), "the warm pool is full")
+		s.Zero(st.Operations)
 	})
 }
 
