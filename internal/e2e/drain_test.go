@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,4 +138,74 @@ func TestConsolidationReleasesTheLeastUsedServer(t *testing.T) {
 		events = append(events, e.Message)
 	}
 	assert.Contains(t, strings.Join(events, "\n"), "consolidation: drain s2")
+}
+
+// TestRecoveryDoesNotWaitForASlowDrain: web's old instances on s1 keep
+// serving for their drain period (a minute) while api, which runs only on
+// s2, is killed: its recovery runs beside the drain, and api is back at
+// desired while s1 is still draining, in the time a recovery takes alone.
+func TestRecoveryDoesNotWaitForASlowDrain(t *testing.T) {
+	c := newCluster(t, spec{servers: 2, serverSlots: []int{2, 4}, services: map[string]int{"web": 2, "api": 1},
+		order: []string{"web", "api"}, drain: map[string]string{"web": "60s"}})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	before := c.waitFor("web on s1, api on s2", 60*time.Second, converged(0))
+	var api workflows.ContainerStatus
+	for _, ct := range before.Containers {
+		want := map[string]string{"web": "s1", "api": "s2"}[ct.Service]
+		require.Equal(t, want, ct.Server, "%s of %s", ct.ID, ct.Service)
+		if ct.Service == "api" {
+			api = ct
+		}
+	}
+
+	_, err := c.msm("drain", "s1")
+	require.NoError(t, err)
+	c.waitFor("web's old instances draining on s1", 60*time.Second, func(st workflows.Status) bool {
+		n := 0
+		for _, ct := range st.Containers {
+			if ct.Server == "s1" && ct.Service == "web" && ct.State == "draining" {
+				n++
+			}
+		}
+		return n == 2
+	})
+
+	var pid int
+	for _, p := range c.hostProcs() {
+		if p.container == api.ID && !p.agent {
+			pid = p.pid
+		}
+	}
+	require.NotZero(t, pid, "api's MicroService process")
+	began := time.Now()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	st := c.waitFor("api back at desired", 50*time.Second, func(st workflows.Status) bool {
+		for _, s := range st.Services {
+			if s.Name == "api" && s.Ready == 1 && stateOf(st, api.ID) == "failed" {
+				return true
+			}
+		}
+		return false
+	})
+	took := time.Since(began)
+	figure(t, "kill -9 of a MicroService during a minute-long drain of another server → back at desired", took)
+	// Not after the drain: s1 still drains web's old instances.
+	draining := 0
+	for _, ct := range st.Containers {
+		if ct.Server == "s1" && ct.State == "draining" {
+			draining++
+		}
+	}
+	assert.Equal(t, 2, draining, "api recovered while s1 still drains: %+v", st.Containers)
+	assert.Contains(t, eventsOf(st), "recover api: container "+api.ID)
+
+	st = c.waitFor("s1 drained and released", 120*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && len(st.Servers) == 1 && st.Servers[0].ID == "s2"
+	})
+	for _, ct := range st.Containers {
+		assert.Equal(t, "s2", ct.Server, "s1 holds no container")
+	}
+	c.requireInvariants(30 * time.Second)
 }

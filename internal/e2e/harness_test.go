@@ -127,6 +127,11 @@ type spec struct {
 	// persistent keeps the dev server's state in a file, so that
 	// restartServer resumes every workflow.
 	persistent bool
+	// serverSlots sets the slots of the first servers, in order (slots
+	// the rest's).
+	serverSlots []int
+	// drain is a service's drain period (catalog `drain`), by name.
+	drain map[string]string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -195,7 +200,11 @@ func (c *cluster) catalogYAML(s spec) string {
 			address = c.net.ip(i)
 		}
 		c.ranges[fmt.Sprintf("s%d", i)] = [2]int{first, first + 19}
-		fmt.Fprintf(&b, "    - {name: s%d, address: %s, slots: %d, ports: %d-%d}\n", i, address, s.slots, first, first+19)
+		slots := s.slots
+		if i <= len(s.serverSlots) {
+			slots = s.serverSlots[i-1]
+		}
+		fmt.Fprintf(&b, "    - {name: s%d, address: %s, slots: %d, ports: %d-%d}\n", i, address, slots, first, first+19)
 	}
 	b.WriteString("services:\n")
 	for _, name := range s.order {
@@ -212,6 +221,9 @@ func (c *cluster) catalogYAML(s spec) string {
 			name, command, args, s.services[name])
 		if s.scaling != "" {
 			fmt.Fprintf(&b, "    scaling: %s\n", s.scaling)
+		}
+		if d := s.drain[name]; d != "" {
+			fmt.Fprintf(&b, "    drain: %s\n", d)
 		}
 	}
 	return b.String()
