@@ -104,9 +104,11 @@ type ManagerInput struct {
 	// CatalogError is why the last change of the catalog was rejected,
 	// until a valid one arrives.
 	CatalogError string `json:"catalog_error,omitempty"`
-	// Extending are the services extended since the last decision, and
-	// Suppressed the overload reports ignored per service since the last
-	// extension: carried so a continue-as-new loses neither.
+	// Extending are the services extended, and Recovering those with a
+	// reported crash or a lost server, since the decision that names the
+	// operation that carries it out; Suppressed the overload reports
+	// ignored per service (inside a cooldown or at max) since the last
+	// extension, so the event log says how many without a line each.
 	Extending  []string       `json:"extending,omitempty"`
 	Recovering []string       `json:"recovering,omitempty"`
 	Suppressed map[string]int `json:"suppressed,omitempty"`

@@ -186,8 +186,8 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 	var ids []string
 	for _, c := range lost {
 		ids = append(ids, c.ID)
-		if c.Service != "" && !slices.Contains(m.recovering, c.Service) {
-			m.recovering = append(m.recovering, c.Service)
+		if c.Service != "" && !slices.Contains(m.st.Recovering, c.Service) {
+			m.st.Recovering = append(m.st.Recovering, c.Service)
 		}
 	}
 	m.st.Pending = true

@@ -25,17 +25,14 @@ const DefaultHistoryLimit = 4000
 // maxEvents is how many recent events status keeps.
 const maxEvents = 50
 
+// manager is a run of the Manager. st is everything carried into the next
+// run, as it is: continue-as-new passes it whole. The rest is derived from
+// it or from signals, and rebuilt by the next run.
 type manager struct {
 	st      ManagerInput
 	running int
 	// unplaced is the last decision's demand that found no room.
 	unplaced []fleet.Unplaced
-	// recovering are the services with a reported crash since the last
-	// decision, which names the operation that replaces them.
-	recovering []string
-	// extending are the services extended since the last decision, which
-	// names the operation that carries it out.
-	extending []string
 	// cpu is each container's last reported CPU use, serverUsage each
 	// server's last report, recs and firstRec the autoscaler's memory:
 	// derived from signals, never carried across continue-as-new.
@@ -43,9 +40,6 @@ type manager struct {
 	serverUsage map[string]UsageSignal
 	recs        map[string][]recommendation
 	firstRec    map[string]time.Time
-	// suppressed counts overload reports ignored inside a cooldown, per
-	// service, so the event log says how many without one line each.
-	suppressed map[string]int
 	// HistoryLimit is read once from the input; 0 means the default.
 	historyLimit int
 	// failedOp is, per service, the operation whose failure last counted
@@ -73,11 +67,11 @@ type manager struct {
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
 func Manager(ctx workflow.Context, in ManagerInput) error {
-	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{}, suppressed: in.Suppressed, extending: in.Extending, recovering: in.Recovering,
+	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{},
 		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{},
 		watches: map[string]*watch{}}
-	if m.suppressed == nil {
-		m.suppressed = map[string]int{}
+	if m.st.Suppressed == nil {
+		m.st.Suppressed = map[string]int{}
 	}
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
@@ -160,7 +154,6 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, usageCh, m.onUsage)
 			takeAll(ctx, errorCh, m.onErrorReport)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-			m.st.Extending, m.st.Suppressed, m.st.Recovering = m.extending, m.suppressed, m.recovering
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false
@@ -228,7 +221,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	// container start, and its result reaches status sooner.
 	// One decision in two at most: a run of extensions must not keep the
 	// pool empty (each would then start a cold container).
-	refillAfter := (len(m.extending) > 0 || len(m.recovering) > 0) && !m.poolHeld &&
+	refillAfter := (len(m.st.Extending) > 0 || len(m.st.Recovering) > 0) && !m.poolHeld &&
 		workflow.GetVersion(ctx, refillAfterChange, workflow.DefaultVersion, 1) == 1
 	if refillAfter {
 		hold = append(hold, "")
@@ -244,12 +237,12 @@ func (m *manager) decide(ctx workflow.Context) {
 		refillAfter = false
 	}
 	m.poolHeld = refillAfter
-	extending := m.extending
-	m.extending = nil
+	extending := m.st.Extending
+	m.st.Extending = nil
 	if m.parallel {
 		// An extension of a service an operation holds is decided when
 		// that one ends, and named for it then.
-		m.extending = slices.DeleteFunc(slices.Clone(extending), func(s string) bool { return !slices.Contains(busy, s) })
+		m.st.Extending = slices.DeleteFunc(slices.Clone(extending), func(s string) bool { return !slices.Contains(busy, s) })
 	}
 	m.unplaced = plan.Unplaced
 	defer m.publish(ctx)
@@ -272,12 +265,12 @@ func (m *manager) decide(ctx workflow.Context) {
 	if svcs := plan.Services(); len(svcs) == 1 && slices.Contains(extending, svcs[0]) {
 		kind, workflowType = "extend", WorkflowExtend
 		id = fmt.Sprintf("%s/extend/%s/%d", ManagerID(m.st.Manager), svcs[0], m.st.Ops)
-	} else if svcs := plan.Services(); len(svcs) > 0 && allIn(svcs, m.recovering) {
+	} else if svcs := plan.Services(); len(svcs) > 0 && allIn(svcs, m.st.Recovering) {
 		if m.parallel {
 			// Recoveries of services held meanwhile are still to name.
-			m.recovering = slices.DeleteFunc(m.recovering, func(s string) bool { return slices.Contains(svcs, s) })
+			m.st.Recovering = slices.DeleteFunc(m.st.Recovering, func(s string) bool { return slices.Contains(svcs, s) })
 		} else {
-			m.recovering = nil
+			m.st.Recovering = nil
 		}
 		kind, workflowType = "recover", WorkflowRecover
 		id = fmt.Sprintf("%s/recover/%s/%d", ManagerID(m.st.Manager), strings.Join(svcs, "+"), m.st.Ops)

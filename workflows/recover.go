@@ -26,8 +26,8 @@ func (m *manager) onErrorReport(ctx workflow.Context, r ErrorReport) {
 	r.Reason = fleet.Clip(r.Reason)
 	c.State, c.Healthy, c.Crashed, c.Error = fleet.Failed, false, true, r.Reason
 	m.failed(ctx, c.Service, "report:"+c.ID, r.Reason)
-	if c.Service != "" && !slices.Contains(m.recovering, c.Service) {
-		m.recovering = append(m.recovering, c.Service)
+	if c.Service != "" && !slices.Contains(m.st.Recovering, c.Service) {
+		m.st.Recovering = append(m.st.Recovering, c.Service)
 	}
 	m.st.Pending = true
 	what := c.Service

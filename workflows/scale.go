@@ -167,8 +167,8 @@ func (m *manager) cooldown(service string) time.Duration {
 func (m *manager) extend(ctx workflow.Context, service string, from, to int, why string) {
 	t := m.setDesired(service, to)
 	t.CooldownUntil = workflow.Now(ctx).Add(m.cooldown(service))
-	if !slices.Contains(m.extending, service) {
-		m.extending = append(m.extending, service)
+	if !slices.Contains(m.st.Extending, service) {
+		m.st.Extending = append(m.st.Extending, service)
 	}
 	m.event(ctx, fmt.Sprintf("extend %s from %d to %d instance(s) (%s)", service, from, to, why))
 }
@@ -184,16 +184,16 @@ func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 	from := m.desired(*s)
 	t := m.target(s.Name)
 	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max || m.room() <= 0 {
-		m.suppressed[s.Name]++
+		m.st.Suppressed[s.Name]++
 		return
 	}
 	why := "overload reported by " + o.Container
 	if o.Reason != "" {
 		why += ": " + o.Reason
 	}
-	if n := m.suppressed[s.Name]; n > 0 {
+	if n := m.st.Suppressed[s.Name]; n > 0 {
 		why += fmt.Sprintf("; %d earlier report(s) fell in the cooldown or at max", n)
-		delete(m.suppressed, s.Name)
+		delete(m.st.Suppressed, s.Name)
 	}
 	m.extend(ctx, s.Name, from, from+1, why)
 }
