@@ -21,7 +21,9 @@ const parallelOpsChange = "parallel-ops"
 type runningOp struct {
 	id string
 	// services are the services it adds or removes instances of; pool says
-	// it takes waiting containers or makes new ones.
+	// it starts warm-pool containers, or unloads into the pool or destroys
+	// pool containers. Taking a waiting container holds nothing: the
+	// decision took it out of the pool, so no other decision can.
 	services []string
 	pool     bool
 	// avoid are the servers it launches or releases: nothing else is
@@ -34,13 +36,15 @@ type runningOp struct {
 
 // placementOp is what a Provision (or Extend, Recover, Rearrange) of plan holds.
 func placementOp(id string, plan fleet.Plan) runningOp {
-	op := runningOp{id: id, services: plan.Services(), pool: len(plan.Loads) > 0}
+	op := runningOp{id: id, services: plan.Services()}
 	for _, s := range plan.Servers {
 		op.avoid = append(op.avoid, s.ID)
 		op.on = appendNew(op.on, s.ID)
 	}
-	for _, c := range slices.Concat(plan.Starts, plan.Loads) {
+	for _, c := range plan.Starts {
 		op.pool = op.pool || c.Service == ""
+	}
+	for _, c := range slices.Concat(plan.Starts, plan.Loads) {
 		op.on = appendNew(op.on, c.Server)
 	}
 	return op
