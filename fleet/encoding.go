@@ -17,7 +17,7 @@ type ContainerList []Container
 // containerRows is the compact form: Rows are [id, server, port, state,
 // service, flags, pid] with an error text as an eighth element when there
 // is one; server and service index Servers and Services (service 0 is
-// none); flags are 1 healthy, 2 registered, 4 crashed.
+// none); flags are 1 healthy, 2 registered, 4 crashed, 8 unloading.
 type containerRows struct {
 	Servers  []string `json:"servers"`
 	Services []string `json:"services"`
@@ -28,6 +28,7 @@ const (
 	flagHealthy = 1 << iota
 	flagRegistered
 	flagCrashed
+	flagUnloading
 )
 
 // MarshalJSON encodes the list compactly, in its order.
@@ -56,6 +57,9 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		}
 		if c.Crashed {
 			flags |= flagCrashed
+		}
+		if c.Unloading {
+			flags |= flagUnloading
 		}
 		row := []any{c.ID, place(&out.Servers, servers, c.Server), c.Port, string(c.State), place(&out.Services, services, c.Service), flags, c.PID}
 		if c.Error != "" {
@@ -113,6 +117,7 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		c.Server, c.Service, c.State = in.Servers[server], in.Services[service], ContainerState(state)
 		c.Healthy, c.Registered, c.Crashed = flags&flagHealthy != 0, flags&flagRegistered != 0, flags&flagCrashed != 0
+		c.Unloading = flags&flagUnloading != 0
 		out = append(out, c)
 	}
 	*l = out

@@ -71,8 +71,12 @@ type Container struct {
 	Registered bool `json:"registered,omitempty"`
 	// Crashed marks a failed instance its agent reported (the MicroService
 	// exited or failed its health checks): it is replaced, then destroyed.
-	Crashed bool   `json:"crashed,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Crashed bool `json:"crashed,omitempty"`
+	// Unloading marks a draining instance that returns to the warm pool:
+	// it counts as part of the pool already, so that decisions made while
+	// it unloads neither refill the pool for it nor unload more into it.
+	Unloading bool   `json:"unloading,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every
@@ -351,7 +355,7 @@ func (inv *Inventory) Staying(service string) (assigned, ready int) {
 func (inv *Inventory) WarmPool() int {
 	n := 0
 	for _, c := range inv.Containers {
-		if c.Service == "" && (c.State == Waiting || c.State == Starting) && !inv.draining(c) {
+		if ((c.Service == "" && (c.State == Waiting || c.State == Starting)) || (c.State == Draining && c.Unloading)) && !inv.draining(c) {
 			n++
 		}
 	}

@@ -128,6 +128,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 			loaded := c.State == Loaded
 			drain(c)
 			if pool < cat.Manager.WarmPool && loaded {
+				c.Unloading = true
 				plan.Unloads = append(plan.Unloads, *c)
 				pool++
 			} else {
@@ -161,6 +162,7 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		loaded := c.State == Loaded
 		drain(c)
 		if loaded && !draining[c.Server] {
+			c.Unloading = true
 			plan.Unloads = append(plan.Unloads, *c)
 			pool++
 		} else {

@@ -72,3 +72,20 @@ func TestPlansLeaveWhatRunningOperationsHold(t *testing.T) {
 		})
 	}
 }
+
+// TestUnloadsInFlightCountInThePool: an instance on its way back to the
+// pool (a Shrink running beside this decision) is part of the pool
+// already: no refill is started for it, and no other instance is unloaded
+// into a pool it fills.
+func TestUnloadsInFlightCountInThePool(t *testing.T) {
+	c := cat(1, []catalog.Server{b4}, svc("web", 1, 1), svc("api", 1, 1))
+	unloading := loaded("m-c1", "b4", 20000, "web")
+	unloading.State, unloading.Unloading = Draining, true
+	inv := Inventory{Seq: 3, Servers: []Server{ready(b4)}, Containers: []Container{
+		unloading, loaded("m-c2", "b4", 20001, "web"), loaded("m-c3", "b4", 20002, "api"), loaded("m-c4", "b4", 20003, "api")}}
+	assert.Equal(t, 1, inv.WarmPool())
+	assert.True(t, PlanScale(&inv, c, mgr, Options{}).Empty(), "no refill for the instance unloading")
+	p := PlanShrink(&inv, c, nil)
+	assert.Empty(t, p.Unloads, "the pool is full with the one unloading")
+	assert.Equal(t, []string{"m-c4"}, containerIDs(p.Destroys))
+}

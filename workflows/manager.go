@@ -220,8 +220,12 @@ func (m *manager) decide(ctx workflow.Context) {
 	// operation ends: the extension then is one load, not a load and a
 	// container start, and its result reaches status sooner.
 	// One decision in two at most: a run of extensions must not keep the
-	// pool empty (each would then start a cold container).
-	refillAfter := (len(m.st.Extending) > 0 || len(m.st.Recovering) > 0) && !m.poolHeld &&
+	// pool empty (each would then start a cold container). Side by side,
+	// the refill waits until every operation that took from the pool has
+	// ended, so it never competes with their loads; a run of them cannot
+	// keep the pool empty either, since once it is empty none takes.
+	taking := m.parallel && m.taking()
+	refillAfter := ((len(m.st.Extending) > 0 || len(m.st.Recovering) > 0) && (!m.poolHeld || m.parallel) || taking) &&
 		workflow.GetVersion(ctx, refillAfterChange, workflow.DefaultVersion, 1) == 1
 	if refillAfter {
 		hold = append(hold, "")
@@ -232,7 +236,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	// that was not named a recovery, so this also comes after operations;
 	// holding the pool then would leave it short for good.) An empty plan
 	// placed nothing, so planning again is safe.
-	if refillAfter && plan.Empty() {
+	if refillAfter && plan.Empty() && !taking {
 		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1], Avoid: avoid})
 		refillAfter = false
 	}

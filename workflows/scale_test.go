@@ -469,9 +469,10 @@ func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
 // right after one that held the pool refills it, even when it is made for
 // another extension.
 // TestExtensionsOfTwoServicesRunSideBySide: web's extension takes the
-// waiting container and loads it for 3 s, leaving the pool's refill to the
-// next decision; api's, asked meanwhile, is that decision: it starts at
-// once beside web's, with a new container for api and the pool's refill.
+// waiting container and loads it for 3 s; api's, asked meanwhile, starts at
+// once beside it (a new container on s2, the pool's refill waiting until
+// web's load is done), and the pool is refilled once both have ended and
+// freed what they held.
 func (s *ScaleSuite) TestExtensionsOfTwoServicesRunSideBySide() {
 	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(3 * time.Second).Return(
 		func(_ context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
@@ -488,15 +489,17 @@ func (s *ScaleSuite) TestExtensionsOfTwoServicesRunSideBySide() {
 	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
 
 	all := s.started()
-	s.Require().Len(all, 3, "no operation of its own for the pool")
+	s.Require().Len(all, 4)
 	s.requireExtendOf(all[1], "web", 2)
 	s.Equal(fleet.Plan{Loads: []fleet.Container{scWarmLoad("web")}}, all[1].Input.Plan, "web's extension holds the pool")
 	s.requireExtendOf(all[2], "api", 3)
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
-		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api"), tfStart("c6", "s2", 21001, "")},
-	}, all[2].Input.Plan, "api's extension, right after, refills the pool too")
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
+	}, all[2].Input.Plan, "api's extension, beside web's, leaves the refill until web's load is done")
 	s.Equal(11*time.Second, all[2].At.Sub(start), "at once, not when web's extension ended (13 s)")
+	s.requireRefillOf(all[3], 4, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal(14*time.Second, all[3].At.Sub(start), "when api's extension, launching s2, ended")
 
 	st := s.status(after)
 	s.Contains(st.Containers, scContainer("c6", "s2", 21001, "", fleet.Waiting), "the pool is full again")

@@ -187,7 +187,7 @@ func (m *manager) decideShrink(ctx workflow.Context, hold []string) {
 func (m *manager) onShrinkStep(ctx workflow.Context, c *fleet.Container, r StepResult) {
 	switch {
 	case r.Step == StepUnload && r.OK:
-		c.State, c.Service, c.Healthy, c.Error = fleet.Waiting, "", false, ""
+		c.State, c.Service, c.Healthy, c.Error, c.Unloading = fleet.Waiting, "", false, "", false
 	case r.Destroyed && c.Crashed:
 		m.st.Inventory.Destroyed(c.ID, c.Error) // kept in status as failed
 	case r.Destroyed:

@@ -429,6 +429,13 @@ func (s *shBase) requireRefill(id string, plan fleet.Plan) shChild {
 
 // shDraining is a container as a ShrinkPlan carries it: draining, with the
 // agent's PID its node reported, healthy if it served a service.
+// shUnloading is a container of a Shrink plan that returns to the pool.
+func shUnloading(id, server string, port int, service string) fleet.Container {
+	c := shDraining(id, server, port, service)
+	c.Unloading = true
+	return c
+}
+
 func shDraining(id, server string, port int, service string) fleet.Container {
 	id = tfManager + "-" + id
 	return fleet.Container{ID: id, Server: server, Port: port, State: fleet.Draining, Service: service,
@@ -661,7 +668,7 @@ func (s *ShrinkSuite) TestShrinkReturnsAnInstanceToAShortWarmPool() {
 
 	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3"}, s.ids())
 	s.requireShrink("msm/m1/shrink/web/3", []string{"web"},
-		fleet.ShrinkPlan{Unloads: []fleet.Container{shDraining("c4", "s1", 20003, "web")}})
+		fleet.ShrinkPlan{Unloads: []fleet.Container{shUnloading("c4", "s1", 20003, "web")}})
 	unload, n := s.fake.input(workflows.ActivityUnloadService, "m1-c4")
 	s.Require().Equal(1, n)
 	s.Equal("m1-c4", unload)
@@ -772,7 +779,7 @@ func (s *ShrinkSuite) TestShrinkDrainsBeforeRemoving() {
 	s.requireAccepted(down, "scaling web from 4 to 2 instance(s)")
 
 	c := s.requireShrink("msm/m1/shrink/web/3", []string{"web"}, fleet.ShrinkPlan{
-		Unloads:  []fleet.Container{shDraining("c5", "s1", 20004, "web")},
+		Unloads:  []fleet.Container{shUnloading("c5", "s1", 20004, "web")},
 		Destroys: []fleet.Container{shDraining("c4", "s1", 20003, "web")},
 	})
 	s.Equal(10*time.Second, c.At)
@@ -810,7 +817,7 @@ func (s *ShrinkSuite) TestUnloadThatFailsDestroysInstead() {
 	s.requireAccepted(down, "scaling web from 3 to 2 instance(s)")
 
 	s.requireShrink("msm/m1/shrink/web/3", []string{"web"},
-		fleet.ShrinkPlan{Unloads: []fleet.Container{shDraining("c4", "s1", 20003, "web")}})
+		fleet.ShrinkPlan{Unloads: []fleet.Container{shUnloading("c4", "s1", 20003, "web")}})
 	_, unloads := s.fake.input(workflows.ActivityUnloadService, "m1-c4")
 	s.Equal(3, unloads, "the unload is retried, then given up")
 	_, stops := s.fake.input(workflows.ActivityStopContainer, "m1-c4")
@@ -895,7 +902,7 @@ func (s *ShrinkSuite) TestRemovedServiceGoesBackToWaiting() {
 
 	s.Equal([]string{"msm/m1/provision/1", "msm/m1/shrink/api/2"}, s.ids())
 	c := s.requireShrink("msm/m1/shrink/api/2", []string{"api"},
-		fleet.ShrinkPlan{Unloads: []fleet.Container{shDraining("c3", "s1", 20002, "api")}})
+		fleet.ShrinkPlan{Unloads: []fleet.Container{shUnloading("c3", "s1", 20002, "api")}})
 	s.Equal(5*time.Second, c.At)
 	s.Equal([]string{"m1-c3"}, s.fake.keys(workflows.ActivityUnloadService))
 	s.Empty(s.fake.began(workflows.ActivityStopContainer), "a pool above its size is not trimmed")

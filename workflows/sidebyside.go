@@ -26,6 +26,9 @@ type runningOp struct {
 	// decision took it out of the pool, so no other decision can.
 	services []string
 	pool     bool
+	// took says it loads waiting containers: the pool's refill waits
+	// until it ends (refill-pool-after).
+	took bool
 	// avoid are the servers it launches or releases: nothing else is
 	// placed there meanwhile.
 	avoid []string
@@ -36,7 +39,7 @@ type runningOp struct {
 
 // placementOp is what a Provision (or Extend, Recover, Rearrange) of plan holds.
 func placementOp(id string, plan fleet.Plan) runningOp {
-	op := runningOp{id: id, services: plan.Services()}
+	op := runningOp{id: id, services: plan.Services(), took: len(plan.Loads) > 0}
 	for _, s := range plan.Servers {
 		op.avoid = append(op.avoid, s.ID)
 		op.on = appendNew(op.on, s.ID)
@@ -78,6 +81,11 @@ func (m *manager) held() (services, servers []string) {
 		}
 	}
 	return services, servers
+}
+
+// taking reports whether a running operation loads waiting containers.
+func (m *manager) taking() bool {
+	return slices.ContainsFunc(m.ops, func(op runningOp) bool { return op.took })
 }
 
 // opsOn are the IDs of the running operations that need to hear that
