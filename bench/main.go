@@ -164,6 +164,8 @@ var figures = []figure{
 	{"B3", "MicroService crash (kill -9) → back at desired replicas", crashRecovery},
 	{"B4", "server loss → back at desired replicas", serverLoss},
 	{"B5", "provisioning 0 → 200 containers on 4 servers, then the idle worker's footprint (B7)", provisionAndIdle},
+	{"B8", "one decision of the Manager at 1k, 10k and 50k containers (in process)", decisionCost},
+	{"B10", "20 services extended at once beside one alone: operations side by side", sideBySide},
 	{"B11", "memory per container at 200 containers on 4 servers: agents, and the MicroServices beside them", memoryPerContainer},
 	{"D", "B1–B3 on the docker kind (this machine's engine, the msm image)", dockerFigures},
 	{"S", "Docker Swarm on this engine and the msm image: scale N+1 and a killed task (beside B1 and B3)", swarmFigures},

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows"
+)
+
+// sideBySide is B10: 20 services extended at once against one alone. Each
+// of the 20 services has one instance and the warm pool 20 waiting
+// containers, so every extension is one load; one alone (B10a) is the
+// baseline, and 20 at once (B10) should take at most 1.5× its time, as
+// their operations run side by side.
+func sideBySide(e *benchEnv) ([]Figure, error) {
+	const n = 20
+	var services strings.Builder
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc%02d", i+1)
+		fmt.Fprintf(&services, "  - name: %s\n    command: %s/demo\n    args: [\"--port={{.Port}}\", \"--name={{.Service}}\"]\n    replicas: {min: 1, initial: 1, max: 3}\n",
+			names[i], e.bin)
+	}
+	cl, err := e.newCluster(2, 2*n, fmt.Sprintf("  warm_pool: %d\n", n), services.String())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	// extend asks for one more instance of each service at once, and
+	// returns how long until every one has two healthy instances.
+	extend := func(svcs []string) (time.Duration, error) {
+		if _, _, err := cl.waitFor("every service at 1 and the warm pool full", 2*time.Minute, settled(n)); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, len(svcs))
+		for i, s := range svcs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateExtend, workflows.ExtendUpdate{Service: s, Count: 1, Reason: "bench"})
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return 0, err
+			}
+		}
+		_, at, err := cl.waitFor("the extended services at 2", time.Minute, func(st workflows.Status) bool {
+			for _, s := range svcs {
+				if len(healthy(st, s)) != 2 {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return 0, err
+		}
+		took := at.Sub(start)
+		// Scaled back once the pool's refill is over, so each run starts
+		// from the same fleet.
+		if _, _, err := cl.waitFor("the pool refilled", time.Minute, func(st workflows.Status) bool {
+			return st.Operations == 0 && st.Count("waiting") == n
+		}); err != nil {
+			return 0, err
+		}
+		for _, s := range svcs {
+			if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: s, Replicas: 1}); err != nil {
+				return 0, fmt.Errorf("scaling %s back to 1, %w", s, err)
+			}
+		}
+		return took, nil
+	}
+	var one, all []time.Duration
+	for range e.runs {
+		d, err := extend(names[:1])
+		if err != nil {
+			return nil, err
+		}
+		one = append(one, d)
+		if d, err = extend(names); err != nil {
+			return nil, err
+		}
+		all = append(all, d)
+	}
+	a := summarize("B10a", "one service extended alone (a waiting container loads it) → healthy", one)
+	b := summarize("B10", fmt.Sprintf("%d services extended at once → all healthy (target ≤ 1.5× B10a)", n), all)
+	b.Baseline, b.Target = a.ID, a.P50*3/2
+	return []Figure{a, b}, nil
+}
