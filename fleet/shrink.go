@@ -221,12 +221,6 @@ func SeqOf(id string) int {
 	return n
 }
 
-// lost reports whether a container sits on a lost server.
-func (inv *Inventory) lost(c Container) bool {
-	s := inv.Server(c.Server)
-	return s != nil && s.State == ServerLost
-}
-
 // waitingOutside counts waiting containers that are not on a draining server.
 func (inv *Inventory) waitingOutside() int {
 	n := 0
