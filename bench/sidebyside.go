@@ -35,6 +35,10 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 		if _, _, err := cl.waitFor("every service at 1 and the warm pool full", 2*time.Minute, settled(n)); err != nil {
 			return 0, err
 		}
+		before, err := e.historyLength(workflows.ManagerID(cl.manager))
+		if err != nil {
+			return 0, err
+		}
 		start := time.Now()
 		var wg sync.WaitGroup
 		errs := make([]error, len(svcs))
@@ -63,6 +67,11 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 			return 0, err
 		}
 		took := at.Sub(start)
+		if e.trace != nil && len(svcs) == 1 { // -trace: the Manager's history of the one extension
+			if _, err := e.costUntil(workflows.ManagerID(cl.manager), before+1, workflows.WorkflowExtend); err != nil {
+				return 0, err
+			}
+		}
 		// Scaled back once the pool's refill is over, so each run starts
 		// from the same fleet.
 		if _, _, err := cl.waitFor("the pool refilled", time.Minute, func(st workflows.Status) bool {
