@@ -126,7 +126,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 
 	for {
 		ready := func() bool {
-			return (m.st.Pending && (m.running == 0 || m.parallel) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+			// Side by side, a decision may start operations while others
+			// run, until the history is long enough to continue as new:
+			// then none starts until they have ended, so the run ends.
+			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
 		}
 		// A service in back-off is looked at again when its time comes.
 		if wait := m.nextRetry(ctx); wait > 0 {
@@ -162,9 +165,12 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 }
 
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	if m.running > 0 {
-		return false
-	}
+	return m.running == 0 && m.historyFull(ctx)
+}
+
+// historyFull reports whether the run's history is long enough to continue
+// as new: the server suggests it, or it reached HistoryLimit.
+func (m *manager) historyFull(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= m.historyLimit
 }

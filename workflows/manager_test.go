@@ -532,6 +532,55 @@ func (s *ManagerSuite) TestDoesNotContinueAsNewWhileAProvisionRuns() {
 	s.Equal(1, next.Ops)
 }
 
+// TestStartsNoOperationOnceTheHistoryIsFull: operations side by side
+// would always leave one running, and the run would never end; once the
+// history passes the limit, api's extension waits for web's to end, and
+// the next run starts it.
+func (s *ManagerSuite) TestStartsNoOperationOnceTheHistoryIsFull() {
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(_ context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
+			return workflows.LoadServiceResult{PID: tfServicePID(in.Container), Healthy: true}, nil
+		})
+	cat := tfCatalog()
+	cat.Manager.WarmPool = 0
+	on := func(id, service string, port int) fleet.Container {
+		return fleet.Container{ID: id, Server: "s1", Port: port, State: fleet.Loaded, Service: service, Healthy: true, PID: tfAgentPID(id)}
+	}
+	seen := tfServer(tfS1, fleet.ServerReady)
+	seen.NodeSeen = true
+	in := workflows.ManagerInput{Manager: tfManager, HistoryLimit: 100, Catalog: &cat, Inventory: fleet.Inventory{Seq: 3,
+		Servers: []fleet.Server{seen}, Containers: []fleet.Container{on("m1-c1", "web", 20000), on("m1-c2", "web", 20001), on("m1-c3", "api", 20002)}}}
+	extend := func(d time.Duration, service string) {
+		s.at(d, func() {
+			s.env.UpdateWorkflow(workflows.UpdateExtend, "u-"+service, &testsuite.TestUpdateCallback{
+				OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {},
+			}, workflows.ExtendUpdate{Service: service, Count: 1})
+		})
+	}
+	extend(2*time.Second, "web")
+	s.at(5*time.Second, func() { s.env.SetCurrentHistoryLength(150) })
+	extend(6*time.Second, "api")
+	start := s.env.Now()
+	s.run(in, time.Minute)
+
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	s.GreaterOrEqual(s.env.Now().Sub(start), 12*time.Second, "web's extension ended first")
+	s.Equal([]string{"msm/m1/extend/web/1"}, tmIDs(s.provisions()), "api's extension did not start beside web's")
+	var next workflows.ManagerInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.True(next.Pending, "the next run decides api's extension")
+	s.Equal([]string{"api"}, next.Extending)
+}
+
+func tmIDs(cs []tmChild) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
 func (s *ManagerSuite) TestCatalogSignalsOfTheLastTaskAreCarriedExactly() {
 	// Two catalogs arrive in the workflow task that continues as new; the
 	// second, for another kind, leaves out fields the first set. The next
