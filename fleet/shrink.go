@@ -47,7 +47,16 @@ func (p ShrinkPlan) Services() []string {
 // Services named in hold ("" is the warm pool) are left as they are: an
 // operation running side by side works on them.
 func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Service) int, hold ...string) ShrinkPlan {
+	return PlanShrinkWith(inv, cat, Options{Desired: desired, Hold: hold})
+}
+
+// PlanShrinkWith is PlanShrink with the options of a decision made while
+// other operations run: the services (and pool) in o.Hold are left as they
+// are, and no server in o.Avoid is released (an operation running beside
+// it launches or already releases it).
+func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan {
 	var plan ShrinkPlan
+	desired, hold := o.Desired, o.Hold
 	if desired == nil {
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
 	}
@@ -199,6 +208,9 @@ func PlanShrink(inv *Inventory, cat *catalog.Catalog, desired func(catalog.Servi
 		}
 	}
 	for _, s := range inv.Servers {
+		if slices.Contains(o.Avoid, s.ID) {
+			continue
+		}
 		if s.State == ServerDraining && total[s.ID] == 0 {
 			plan.Release = append(plan.Release, s.ID)
 			continue

@@ -89,3 +89,19 @@ func TestUnloadsInFlightCountInThePool(t *testing.T) {
 	assert.Empty(t, p.Unloads, "the pool is full with the one unloading")
 	assert.Equal(t, []string{"m-c4"}, containerIDs(p.Destroys))
 }
+
+// TestShrinkReleasesNoServerARunningOperationHolds: a draining server left
+// empty is released by the shrink that emptied it, not again by another
+// decided while that one runs.
+func TestShrinkReleasesNoServerARunningOperationHolds(t *testing.T) {
+	c := cat(0, []catalog.Server{s1, s2}, svc("web", 1, 1))
+	drained := ready(s1)
+	drained.State = ServerDraining
+	inv := func() Inventory {
+		return Inventory{Seq: 2, Servers: []Server{drained, ready(s2)}, Containers: []Container{loaded("m-c2", "s2", 21000, "web")}}
+	}
+	i := inv()
+	assert.Equal(t, []string{"s1"}, PlanShrinkWith(&i, c, Options{}).Release)
+	i = inv()
+	assert.Empty(t, PlanShrinkWith(&i, c, Options{Avoid: []string{"s1"}}).Release)
+}

@@ -264,7 +264,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
 	}
 	if plan.Empty() {
-		m.decideShrink(ctx, busy)
+		m.decideShrink(ctx, busy, avoid)
 		return
 	}
 	m.st.Ops++
@@ -329,7 +329,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		if op.pool {
 			held = appendNew(held, "")
 		}
-		m.decideShrink(ctx, held)
+		m.decideShrink(ctx, held, slices.Concat(avoid, op.avoid))
 	}
 }
 

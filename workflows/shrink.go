@@ -131,10 +131,11 @@ const DefaultDrain = time.Second
 
 // decideShrink plans what is above desired (or above the warm pool) and
 // runs it as a Shrink operation.
-// hold names what running operations work on (side by side, see
+// hold names the services (and "" the pool) running operations work on,
+// avoid the servers they launch or release (side by side, see
 // sidebyside.go), which this decision leaves alone.
-func (m *manager) decideShrink(ctx workflow.Context, hold []string) {
-	plan := fleet.PlanShrink(&m.st.Inventory, m.st.Catalog, m.desired, hold...)
+func (m *manager) decideShrink(ctx workflow.Context, hold, avoid []string) {
+	plan := fleet.PlanShrinkWith(&m.st.Inventory, m.st.Catalog, fleet.Options{Desired: m.desired, Hold: hold, Avoid: avoid})
 	if plan.Empty() {
 		// Consolidation moves whole servers: only when nothing else runs.
 		if m.running == 0 {
