@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -183,8 +184,16 @@ func (c *cluster) catalogYAML(s spec) string {
 	// would make ports look taken, and away from the example catalog's.
 	// Blocks go round from a random start, so the clusters of one run
 	// (parallel ones included) never share one, and two runs rarely meet.
-	if c.base == 0 {
-		c.base = 22000 + int((blockStart+blocks.Add(1))%100)*100
+	// A block some other process of the machine holds a port of (a
+	// server of another package's tests) would move a container to
+	// another port or server, and the test's layout with it: such a block
+	// is passed over.
+	for tries := 0; c.base == 0; tries++ {
+		base := 22000 + int((blockStart+blocks.Add(1))%100)*100
+		if tries < 100 && !blockFree(base) {
+			continue
+		}
+		c.base = base
 	}
 	base := c.base
 	var b strings.Builder
@@ -227,6 +236,17 @@ func (c *cluster) catalogYAML(s spec) string {
 		}
 	}
 	return b.String()
+}
+
+// blockFree reports whether nothing on this host listens on a port of the
+// block of 100 ports from base.
+func blockFree(base int) bool {
+	for p := base; p < base+100; p++ {
+		if hostport.Free(p) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *cluster) env() []string {
