@@ -193,19 +193,8 @@ func (inv *Inventory) Fenced(server string) int {
 	return n
 }
 
-// Used is the slots the containers on a server hold, with slots giving
-// each service's slots per instance (a waiting container holds one).
-func (inv *Inventory) Used(server string, slots func(service string) int) int {
-	n := 0
-	for _, c := range inv.Containers {
-		if c.Server == server {
-			n += slots(c.Service)
-		}
-	}
-	return n
-}
-
-// UsedByServer is Used for every server, in a single walk.
+// UsedByServer is the slots the containers on each server hold, with slots
+// giving each service's slots per instance (a waiting container holds one).
 func (inv *Inventory) UsedByServer(slots func(service string) int) map[string]int {
 	out := map[string]int{}
 	for _, c := range inv.Containers {
@@ -335,20 +324,11 @@ func (inv *Inventory) draining(c Container) bool {
 	return s != nil && s.State == ServerDraining
 }
 
-// Staying counts a service's instances (as Instances does) that are not on
-// a draining server, and how many of them are healthy: the ones that will
-// still serve once the drains are done.
-func (inv *Inventory) Staying(service string) (assigned, ready int) {
-	for _, c := range inv.Containers {
-		if c.Service != service || c.State == Draining || c.State == Failed || inv.draining(c) {
-			continue
-		}
-		assigned++
-		if c.State == Loaded && c.Healthy {
-			ready++
-		}
-	}
-	return assigned, ready
+// stays reports whether a container is an instance (starting or loaded:
+// not draining nor failed) that will still serve once the drains of the
+// servers in draining are done.
+func (c Container) stays(draining map[string]bool) bool {
+	return c.State != Draining && c.State != Failed && !draining[c.Server]
 }
 
 // WarmPool counts containers that are, or will be, waiting.

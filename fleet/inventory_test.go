@@ -26,7 +26,7 @@ func TestDestroyedReleasesTheLeaseAndKeepsTheRecord(t *testing.T) {
 	port, err := ports.Lease("m-c3")
 	require.NoError(t, err)
 	assert.Equal(t, 101, port, "the destroyed container's port is free again")
-	assert.Equal(t, 1, inv.Used("s1", func(string) int { return 1 }))
+	assert.Equal(t, 1, inv.UsedByServer(func(string) int { return 1 })["s1"])
 	inv.Destroyed("nope", "x") // unknown: nothing happens
 	assert.Len(t, inv.Failed, 1)
 }

@@ -111,7 +111,7 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		staying, stayingReady := 0, 0
 		for _, i := range mine {
 			c := inv.Containers[i]
-			if c.State == Draining || c.State == Failed || draining[c.Server] {
+			if !c.stays(draining) {
 				continue
 			}
 			staying++

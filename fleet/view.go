@@ -70,15 +70,14 @@ func (v *view) newServer(s Server) *PortIndex {
 	return p
 }
 
-// staying counts each service's instances as Inventory.Staying does.
+// staying counts each service's instances that stay (Container.stays).
 func (v *view) staying() map[string]int {
 	out := map[string]int{}
 	draining := v.inv.drainingServers()
 	for _, c := range v.inv.Containers {
-		if c.Service == "" || c.State == Draining || c.State == Failed || draining[c.Server] {
-			continue
+		if c.Service != "" && c.stays(draining) {
+			out[c.Service]++
 		}
-		out[c.Service]++
 	}
 	return out
 }
