@@ -8,6 +8,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/fleet/fleettest"
 )
 
 // decisionCost is B8: what one decision of the Manager costs at fleet
@@ -19,7 +20,7 @@ import (
 func decisionCost(e *benchEnv) ([]Figure, error) {
 	var out []Figure
 	for _, n := range []int{1000, 10000, 50000} {
-		inv, cat := fleetOf(n)
+		inv, cat := fleettest.Loaded(n, 10, "bench")
 		desired := func(s catalog.Service) int {
 			i := slices.IndexFunc(cat.Services, func(x catalog.Service) bool { return x.Name == s.Name })
 			switch {
@@ -62,29 +63,4 @@ func sizeOf(f Figure) int {
 	var k int
 	_, _ = fmt.Sscanf(f.ID, "B8.%dk", &k)
 	return k * 1000
-}
-
-// fleetOf is n loaded containers, 20 per server (every server listed and
-// ready, 10 slots to spare each), over 50 services, on the standalone kind.
-func fleetOf(n int) (fleet.Inventory, *catalog.Catalog) {
-	const perServer, services = 20, 50
-	cat := &catalog.Catalog{Manager: catalog.Manager{Kind: catalog.KindStandalone}}
-	inv := fleet.Inventory{}
-	for i := range n / perServer {
-		cs := catalog.Server{Name: fmt.Sprintf("s%d", i+1), Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1),
-			Slots: perServer + 10, Ports: catalog.PortRange{First: 20000, Last: 20099}}
-		cat.Manager.Servers = append(cat.Manager.Servers, cs)
-		inv.AddServer(fleet.Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: fleet.ServerReady, NodeSeen: true})
-	}
-	for i := range services {
-		cat.Services = append(cat.Services, catalog.Service{Name: fmt.Sprintf("svc%02d", i), Command: "/bin/svc", Slots: 1,
-			Replicas: catalog.Replicas{Min: 0, Initial: n / services, Max: 2 * n / services}})
-	}
-	cat.Default()
-	for i := range n {
-		id := inv.NextContainerID("bench")
-		inv.Containers = append(inv.Containers, fleet.Container{ID: id, Server: cat.Manager.Servers[i/perServer].Name,
-			Port: 20000 + i%perServer, State: fleet.Loaded, Service: cat.Services[i%services].Name, Healthy: true, PID: 1000 + i})
-	}
-	return inv, cat
 }

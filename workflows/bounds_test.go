@@ -13,32 +13,15 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/fleet/fleettest"
 	"github.com/msm-project/msm/workflows"
 )
 
 // tbFleet is a Manager's state at fleet scale: n loaded containers, 20 per
 // server, over 50 services, on the standalone kind.
 func tbFleet(n int) workflows.ManagerInput {
-	const perServer, services = 20, 50
-	cat := catalog.Catalog{Manager: catalog.Manager{Kind: catalog.KindStandalone}}
-	inv := fleet.Inventory{}
-	for i := range n / perServer {
-		cs := catalog.Server{Name: fmt.Sprintf("host-%03d", i+1), Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1),
-			Slots: perServer, Ports: catalog.PortRange{First: 20000, Last: 20099}}
-		cat.Manager.Servers = append(cat.Manager.Servers, cs)
-		inv.AddServer(fleet.Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: fleet.ServerReady, NodeSeen: true})
-	}
-	for i := range services {
-		cat.Services = append(cat.Services, catalog.Service{Name: fmt.Sprintf("service-%02d", i), Command: "/usr/local/bin/service",
-			Args: []string{"--port={{.Port}}"}, Slots: 1, Replicas: catalog.Replicas{Min: 1, Initial: n / services, Max: 2 * n / services}})
-	}
-	cat.Default()
-	for i := range n {
-		id := inv.NextContainerID(tfManager)
-		inv.Containers = append(inv.Containers, fleet.Container{ID: id, Server: cat.Manager.Servers[i/perServer].Name,
-			Port: 20000 + i%perServer, State: fleet.Loaded, Service: cat.Services[i%services].Name, Healthy: true, PID: 100000 + i})
-	}
-	return workflows.ManagerInput{Manager: tfManager, Catalog: &cat, CatalogSource: "catalog.yaml", Inventory: inv}
+	inv, cat := fleettest.Loaded(n, 0, tfManager)
+	return workflows.ManagerInput{Manager: tfManager, Catalog: cat, CatalogSource: "catalog.yaml", Inventory: inv}
 }
 
 // TestStateStaysUnderItsBoundAtFleetScale: at 10,000 containers, with
