@@ -465,28 +465,13 @@ func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
 }
 
-// A run of extensions does not keep the pool empty: a decision that comes
-// right after one that held the pool refills it, even when it is made for
-// another extension.
 // TestExtensionsOfTwoServicesRunSideBySide: web's extension takes the
 // waiting container and loads it for 3 s; api's, asked meanwhile, starts at
 // once beside it (a new container on s2, the pool's refill waiting until
 // web's load is done), and the pool is refilled once both have ended and
 // freed what they held.
 func (s *ScaleSuite) TestExtensionsOfTwoServicesRunSideBySide() {
-	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(3 * time.Second).Return(
-		func(_ context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
-			return workflows.LoadServiceResult{PID: tfAgentPID(in.Container), Healthy: true}, nil
-		})
-	s.catalog(time.Second, tfCatalog())
-	web := s.extend(10*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
-	api := s.extend(11*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
-	after := s.snapshot(50 * time.Second)
-	start := s.env.Now()
-	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
-	s.requireCancelled()
-	s.requireAccepted(web, "extending web from 2 to 3 instance(s)")
-	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+	after, start := s.extendWebThenAPI()
 
 	all := s.started()
 	s.Require().Len(all, 4)
@@ -508,12 +493,10 @@ func (s *ScaleSuite) TestExtensionsOfTwoServicesRunSideBySide() {
 	s.Zero(scCountEvents(st, "cannot place"), "waiting for s2 was no lack of room")
 }
 
-// In runs begun before operations ran side by side, api's extension asked
-// while web's runs is decided when web's ends, and refills the pool then.
-func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePoolInRunsBeforeParallelOps() {
-	s.env.OnGetVersion("parallel-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
-	// The extension of web loads for 3 s: api's, asked meanwhile, is decided
-	// when it ends.
+// extendWebThenAPI runs the Manager with loads that take 3 s: web extended
+// at 10 s, api at 11 s, both accepted. It returns the status at 50 s and
+// the Manager's start.
+func (s *ScaleSuite) extendWebThenAPI() (*scSnap, time.Time) {
 	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).After(3 * time.Second).Return(
 		func(_ context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
 			return workflows.LoadServiceResult{PID: tfAgentPID(in.Container), Healthy: true}, nil
@@ -527,6 +510,16 @@ func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePoolInRunsBeforePa
 	s.requireCancelled()
 	s.requireAccepted(web, "extending web from 2 to 3 instance(s)")
 	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+	return after, start
+}
+
+// In runs begun before operations ran side by side, api's extension asked
+// while web's runs is decided when web's ends, and refills the pool then.
+func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePoolInRunsBeforeParallelOps() {
+	s.env.OnGetVersion("parallel-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	// The extension of web loads for 3 s: api's, asked meanwhile, is decided
+	// when it ends.
+	after, start := s.extendWebThenAPI()
 
 	all := s.started()
 	s.Require().Len(all, 3, "no operation of its own for the pool")

@@ -1015,6 +1015,30 @@ func (s *shBase) requireOnlyOn(plan fleet.Plan, server string) {
 	}
 }
 
+// drainWithAFailingReplacement drains s1 of the provisioned tfCatalog
+// while web's replacement m1-c6 fails to load, and so does its immediate
+// retry on m1-c8 (web's second failure holds it back), with loads and stops
+// that take time; it polls status until `until` and returns the status
+// then.
+func (s *ShrinkSuite) drainWithAFailingReplacement(webExit string, until time.Duration) *scSnap {
+	s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit), "m1-c8": tmLoadFailed(webExit)}
+	s.delay(workflows.ActivityLoadService, "m1-c5", time.Second)
+	s.delay(workflows.ActivityLoadService, "m1-c6", 2*time.Second)
+	s.delay(workflows.ActivityLoadService, "m1-c8", time.Second)
+	s.delay(workflows.ActivityLoadService, "m1-c9", time.Second)
+	for i, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
+		s.delay(workflows.ActivityStopContainer, id, time.Duration(i%2+1)*time.Second)
+	}
+	s.catalog(time.Second, tfCatalog())
+	d := s.drain(5*time.Second, "u-drain", workflows.DrainUpdate{Server: "s1"})
+	s.poll(5*time.Second, until)
+	after := s.snapshot(until)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(d, "draining s1: "+shDrainPlan)
+	return after
+}
+
 func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 	s.Run("replacements healthy one by one", func() {
 		s.SetupTest()
@@ -1094,23 +1118,7 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 		s.SetupTest()
 		s.env.OnGetVersion("parallel-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		const webExit = "web exited with status 2"
-		// m1-c6 fails, and so does its immediate retry on m1-c8: web's
-		// second failure holds it back.
-		s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit), "m1-c8": tmLoadFailed(webExit)}
-		s.delay(workflows.ActivityLoadService, "m1-c5", time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c6", 2*time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c8", time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c9", time.Second)
-		for i, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
-			s.delay(workflows.ActivityStopContainer, id, time.Duration(i%2+1)*time.Second)
-		}
-		s.catalog(time.Second, tfCatalog())
-		d := s.drain(5*time.Second, "u-drain", workflows.DrainUpdate{Server: "s1"})
-		s.poll(5*time.Second, 16*time.Second)
-		after := s.snapshot(16 * time.Second)
-		s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
-		s.requireCancelled()
-		s.requireAccepted(d, "draining s1: "+shDrainPlan)
+		after := s.drainWithAFailingReplacement(webExit, 16*time.Second)
 		seq := s.requireNeverBelowDesired()
 
 		s.Equal([]string{"msm/m1/provision/1", "msm/m1/rearrange/s1/2", "msm/m1/rearrange/s1/3",
@@ -1183,21 +1191,7 @@ func (s *ShrinkSuite) TestDrainExtendsElsewhereBeforeDestroying() {
 	s.Run("a replacement that fails keeps the old instances until its retry is healthy, with removals side by side", func() {
 		s.SetupTest()
 		const webExit = "web exited with status 2"
-		s.fake.loadErr = map[string]error{"m1-c6": tmLoadFailed(webExit), "m1-c8": tmLoadFailed(webExit)}
-		s.delay(workflows.ActivityLoadService, "m1-c5", time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c6", 2*time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c8", time.Second)
-		s.delay(workflows.ActivityLoadService, "m1-c9", time.Second)
-		for i, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
-			s.delay(workflows.ActivityStopContainer, id, time.Duration(i%2+1)*time.Second)
-		}
-		s.catalog(time.Second, tfCatalog())
-		d := s.drain(5*time.Second, "u-drain", workflows.DrainUpdate{Server: "s1"})
-		s.poll(5*time.Second, 20*time.Second)
-		after := s.snapshot(20 * time.Second)
-		s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
-		s.requireCancelled()
-		s.requireAccepted(d, "draining s1: "+shDrainPlan)
+		after := s.drainWithAFailingReplacement(webExit, 20*time.Second)
 		// Extend before destroy holds whatever runs side by side.
 		s.requireNeverBelowDesired()
 		// api's old instance goes at 7 s, beside web's retry (one
