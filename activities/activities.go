@@ -105,9 +105,9 @@ func (a *Activities) provider(ctx context.Context, kind string, s fleet.Server, 
 
 // Check verifies that a kind with a provider API (ec2, azure, docker) can
 // work with the catalog's settings (credentials, endpoint, image), for a
-// worker to refuse to start when it cannot; standalone passes.
+// worker to refuse to start when it cannot; standalone and simulated pass.
 func Check(ctx context.Context, m catalog.Manager, manager string) error {
-	if m.Kind == catalog.KindStandalone {
+	if m.Kind == catalog.KindStandalone || m.Kind == catalog.KindSimulated {
 		return nil
 	}
 	p, err := Build(ctx, m.Kind, m, manager)

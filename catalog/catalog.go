@@ -25,6 +25,11 @@ const (
 	KindDocker     = "docker"
 	KindEC2        = "ec2"
 	KindAzure      = "azure"
+	// KindSimulated keeps its servers and containers inside the worker
+	// process: nothing is started, so a fleet of thousands fits on one
+	// machine (manager.simulated). The Manager and its workflows are the
+	// real ones; only the node's and the agents' activities are simulated.
+	KindSimulated = "simulated"
 )
 
 // Catalog is one whole catalog file: the Manager section and the services.
@@ -35,7 +40,8 @@ type Catalog struct {
 
 // Manager holds the settings of the Manager itself.
 type Manager struct {
-	// Kind is the provider: standalone (default), docker, ec2 or azure.
+	// Kind is the provider: standalone (default), docker, ec2, azure or
+	// simulated.
 	Kind string `yaml:"kind" json:"kind"`
 	// WarmPool is how many waiting containers the Manager keeps ready.
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
@@ -67,6 +73,44 @@ type Manager struct {
 	EC2 EC2 `yaml:"ec2" json:"ec2,omitzero"`
 	// Azure configures the azure kind.
 	Azure Azure `yaml:"azure" json:"azure,omitzero"`
+	// Simulated configures the simulated kind.
+	Simulated Simulated `yaml:"simulated" json:"simulated,omitzero"`
+}
+
+// Simulated is the fleet the simulated kind offers: up to Servers servers
+// of Slots slots each, launched as the Manager needs them, whose container
+// starts and service loads take StartDelay and LoadDelay. Each server's
+// ports are SimulatedPorts.First onwards, one per slot: nothing binds them.
+type Simulated struct {
+	Servers    int           `yaml:"servers" json:"servers"`
+	Slots      int           `yaml:"slots" json:"slots"`
+	StartDelay time.Duration `yaml:"start_delay" json:"start_delay,omitempty"`
+	LoadDelay  time.Duration `yaml:"load_delay" json:"load_delay,omitempty"`
+}
+
+// SimulatedPorts is where the ports of a simulated server start.
+const SimulatedPorts = 20000
+
+// Launches reports whether the kind launches its servers as it needs them
+// (ec2, azure, simulated) rather than using those listed under servers.
+func (m Manager) Launches() bool {
+	return m.Kind == KindEC2 || m.Kind == KindAzure || m.Kind == KindSimulated
+}
+
+// LaunchShape is what each server the kind launches offers.
+func (m Manager) LaunchShape() ServerShape {
+	if m.Kind == KindSimulated {
+		return ServerShape{Slots: m.Simulated.Slots, Ports: PortRange{First: SimulatedPorts, Last: SimulatedPorts + max(m.Simulated.Slots, 1) - 1}}
+	}
+	return m.Server
+}
+
+// LaunchMax is how many servers the kind may launch.
+func (m Manager) LaunchMax() int {
+	if m.Kind == KindSimulated {
+		return m.Simulated.Servers
+	}
+	return m.MaxServers
 }
 
 // Azure is where and how the azure kind creates VMs. Sizes are tried in

@@ -40,7 +40,7 @@ func (c *Catalog) Default() {
 	if c.Manager.Kind == "" {
 		c.Manager.Kind = DefaultKind
 	}
-	if c.Manager.Kind != KindStandalone {
+	if c.Manager.Kind != KindStandalone && c.Manager.Kind != KindSimulated {
 		if c.Manager.MaxServers == 0 {
 			c.Manager.MaxServers = DefaultMaxServers
 		}

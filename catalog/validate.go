@@ -63,13 +63,13 @@ type validator struct {
 }
 
 // kinds lists the kinds of Manager msm knows, in the order docs name them.
-var kinds = []string{KindStandalone, KindDocker, KindEC2, KindAzure}
+var kinds = []string{KindStandalone, KindDocker, KindEC2, KindAzure, KindSimulated}
 
 // processKind reports whether services run as processes started from
 // Command: on every kind, the container agent starts its MicroService's
 // program (on the docker kind, inside the container, from the msm image).
 func processKind(kind string) bool {
-	return slices.Contains(kinds, kind)
+	return slices.Contains(kinds, kind) && kind != KindSimulated
 }
 
 // listedKind reports whether the kind's servers are listed under
@@ -111,6 +111,9 @@ func (v *validator) manager() {
 	if m.Liveness < MinLiveness {
 		v.ps.add("manager.liveness", "%s is too short to tell a lost server from a slow one; set at least %s, such as %q", m.Liveness, MinLiveness, "5s")
 	}
+	if m.Kind != KindSimulated && m.Simulated != (Simulated{}) {
+		v.ps.add("manager.simulated", "manager.simulated is read by the simulated kind only; remove it, or set manager.kind: simulated")
+	}
 	if m.Placement != PlacementSpread && m.Placement != PlacementBinPack {
 		v.ps.add("manager.placement", "%q is not a placement; use spread (the most free slots first) or binpack (the fewest that fit)", m.Placement)
 	}
@@ -142,6 +145,9 @@ func (v *validator) servers() {
 		}
 		if m.Kind == KindEC2 || m.Kind == KindAzure {
 			v.launched()
+		}
+		if m.Kind == KindSimulated {
+			v.simulated()
 		}
 		return
 	}
@@ -188,6 +194,31 @@ func (v *validator) launched() {
 	}
 	if m.Kind == KindAzure {
 		v.azure()
+	}
+}
+
+// MaxSimulatedServers bounds manager.simulated.servers: a Manager holds at
+// most fleet.MaxContainers containers, so more servers would stay empty.
+const MaxSimulatedServers = 15000
+
+// simulated checks the fleet the simulated kind offers.
+func (v *validator) simulated() {
+	m := v.c.Manager
+	s := m.Simulated
+	if s.Servers < 1 || s.Servers > MaxSimulatedServers {
+		v.ps.add("manager.simulated.servers", "%d is not between 1 and %d; set how many servers the simulated kind may launch, e.g. 500", s.Servers, MaxSimulatedServers)
+	}
+	if s.Slots < 1 || s.Slots > 1000 {
+		v.ps.add("manager.simulated.slots", "%d is not between 1 and 1000; set how many slots each simulated server offers, e.g. 20", s.Slots)
+	}
+	if s.StartDelay < 0 || s.StartDelay > time.Minute {
+		v.ps.add("manager.simulated.start_delay", "%s is not between 0 and 1m; set how long a simulated container start takes, e.g. \"5ms\"", s.StartDelay)
+	}
+	if s.LoadDelay < 0 || s.LoadDelay > time.Minute {
+		v.ps.add("manager.simulated.load_delay", "%s is not between 0 and 1m; set how long a simulated service load takes, e.g. \"5ms\"", s.LoadDelay)
+	}
+	if !m.Server.Ports.IsZero() || m.Server.Slots != 0 || m.MaxServers != 0 {
+		v.ps.add("manager.server", "the simulated kind takes its servers from manager.simulated (servers, slots); remove manager.server and manager.max_servers")
 	}
 }
 

@@ -48,7 +48,7 @@ func TestValidate(t *testing.T) {
 		{
 			name:   "unknown kind",
 			modify: func(c *Catalog) { c.Manager.Kind = "k8s" },
-			want:   []want{{"manager.kind", `"k8s" is not a kind of Manager; use one of standalone, docker, ec2, azure`}},
+			want:   []want{{"manager.kind", `"k8s" is not a kind of Manager; use one of standalone, docker, ec2, azure, simulated`}},
 		},
 		{
 			name:   "negative warm pool",
@@ -83,6 +83,34 @@ func TestValidate(t *testing.T) {
 				c.Manager.EC2 = EC2{Region: "eu-west-1", AMI: "ami-1", InstanceTypes: []string{"c7i.large"}}
 			},
 			want: []want{{"manager.servers", "the ec2 kind creates its own servers, and servers are read by the standalone and docker kinds only; remove manager.servers or set manager.kind: standalone"}},
+		},
+		{
+			name: "simulated kind, complete",
+			modify: func(c *Catalog) {
+				c.Manager.Kind, c.Manager.Servers = KindSimulated, nil
+				c.Manager.Simulated = Simulated{Servers: 500, Slots: 20, StartDelay: 5 * time.Millisecond}
+				c.Services[0].Command, c.Services[1].Command = "", ""
+			},
+		},
+		{
+			name: "simulated kind, nothing set and a server shape",
+			modify: func(c *Catalog) {
+				c.Manager.Kind = KindSimulated
+				c.Manager.Server = ServerShape{Slots: 4}
+				c.Manager.Simulated.LoadDelay = -time.Second
+			},
+			want: []want{
+				{"manager.servers", "the simulated kind creates its own servers"},
+				{"manager.simulated.servers", "0 is not between 1 and 15000; set how many servers the simulated kind may launch"},
+				{"manager.simulated.slots", "0 is not between 1 and 1000"},
+				{"manager.simulated.load_delay", "-1s is not between 0 and 1m"},
+				{"manager.server", "the simulated kind takes its servers from manager.simulated"},
+			},
+		},
+		{
+			name:   "simulated settings on another kind",
+			modify: func(c *Catalog) { c.Manager.Simulated.Servers = 3 },
+			want:   []want{{"manager.simulated", "manager.simulated is read by the simulated kind only"}},
 		},
 		{
 			name: "ec2 kind, complete",

@@ -21,6 +21,8 @@ type Plan struct {
 	Loads []Container `json:"loads,omitempty"`
 	// Unplaced says, per service, what could not be placed and why.
 	Unplaced []Unplaced `json:"unplaced,omitempty"`
+	// Capped says the plan reached Options.Limit with demand left over.
+	Capped bool `json:"capped,omitempty"`
 }
 
 // Unplaced is demand that no server could take.
@@ -78,6 +80,10 @@ type Options struct {
 	// waiting containers are not taken): servers an operation running
 	// side by side launches or releases.
 	Avoid []string
+	// Limit caps the instances one plan starts or loads (0: no cap), so
+	// that one operation's history stays short at fleet scale; what is
+	// left is the next decision's (Plan.Capped says so).
+	Limit int
 }
 
 // PlanScale is PlanProvision with each service brought up to
@@ -93,7 +99,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
 	}
 	var plan Plan
-	if launches(cat.Manager.Kind) {
+	if cat.Manager.Launches() {
 		// A launch that failed left a server with nothing on it: forget it,
 		// so the next attempt launches anew (the event log keeps why).
 		held := inv.perServer()
@@ -107,12 +113,12 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 	// launch adds a new server of the kind's shape, named <manager>-s<n>,
 	// while the kind may launch more.
 	launch := func(need int) (*Server, *PortIndex, string) {
-		shape := cat.Manager.Server
+		shape := cat.Manager.LaunchShape()
 		if shape.Slots < need {
 			return nil, nil, fmt.Sprintf("a server of the %s kind offers %d slot(s), fewer than the %d needed", cat.Manager.Kind, shape.Slots, need)
 		}
-		if n := inv.launched(); n >= cat.Manager.MaxServers {
-			return nil, nil, fmt.Sprintf("no server in use has %d free slot(s) and a free port, and the %s kind has launched its max_servers (%d)", need, cat.Manager.Kind, cat.Manager.MaxServers)
+		if n, most := inv.launched(), cat.Manager.LaunchMax(); n >= most {
+			return nil, nil, fmt.Sprintf("no server in use has %d free slot(s) and a free port, and the %s kind has launched its max_servers (%d)", need, cat.Manager.Kind, most)
 		}
 		inv.ServerSeq++
 		s := Server{ID: manager + "-s" + strconv.Itoa(inv.ServerSeq), Slots: shape.Slots, Ports: shape.Ports, State: ServerLaunching}
@@ -171,7 +177,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			// launch a server or report no room.
 			return nil, nil, waitHeld
 		}
-		if launches(cat.Manager.Kind) {
+		if cat.Manager.Launches() {
 			return launch(need)
 		}
 		for _, cs := range cat.Manager.Servers {
@@ -207,6 +213,10 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 	}
 
 	staying := v.staying()
+	full := func() bool {
+		plan.Capped = plan.Capped || o.Limit > 0 && len(plan.Starts)+len(plan.Loads) >= o.Limit
+		return plan.Capped
+	}
 	for _, svc := range cat.Services {
 		if slices.Contains(hold, svc.Name) {
 			continue
@@ -216,7 +226,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		need := slotsOf(svc.Name, slots)
 		// Instances on a draining server are replaced elsewhere first.
 		missing := desired(svc) - staying[svc.Name]
-		for missing > 0 {
+		for missing > 0 && !full() {
 			if c := v.waitingFor(need, o.Avoid); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
 				v.used[c.Server] += need - 1
@@ -234,7 +244,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		}
 	}
 	if !slices.Contains(hold, "") {
-		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0; missing-- {
+		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
 			if why := start("", 1); why != "" {
 				if why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
@@ -250,10 +260,6 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 // by operations running side by side (Options.Avoid). It is no reason to
 // report: the decision made when they end places it.
 const waitHeld = "wait for the running operations"
-
-// launches reports whether a kind launches its servers (rather than using
-// the hosts the catalog lists).
-func launches(kind string) bool { return kind == catalog.KindEC2 || kind == catalog.KindAzure }
 
 // launched counts the servers a launching kind holds (a failed launch
 // holds none).

@@ -595,3 +595,55 @@ func TestPlanScaleLaunchesServersOfTheKindsShape(t *testing.T) {
 	assert.Equal(t, "m-s3", plan.Servers[0].ID)
 	assert.Nil(t, inv.Server("m-s2"))
 }
+
+func TestPlanScaleOnTheSimulatedKind(t *testing.T) {
+	cat := &catalog.Catalog{
+		Manager:  catalog.Manager{Kind: catalog.KindSimulated, Simulated: catalog.Simulated{Servers: 2, Slots: 2}},
+		Services: []catalog.Service{{Name: "web", Slots: 1, Replicas: catalog.Replicas{Min: 1, Initial: 5, Max: 8}}},
+	}
+	var inv Inventory
+	plan := PlanScale(&inv, cat, "m", Options{})
+	require.Len(t, plan.Servers, 2, "servers are launched as needed, up to manager.simulated.servers")
+	assert.Equal(t, Server{ID: "m-s1", Slots: 2, Ports: catalog.PortRange{First: 20000, Last: 20001}, State: ServerLaunching}, plan.Servers[0],
+		"a port per slot from catalog.SimulatedPorts")
+	assert.Len(t, plan.Starts, 4)
+	require.Len(t, plan.Unplaced, 1)
+	assert.Equal(t, Unplaced{Service: "web", Count: 1, Reason: "no server in use has 1 free slot(s) and a free port, and the simulated kind has launched its max_servers (2)"}, plan.Unplaced[0])
+}
+
+func TestPlanScaleStopsAtItsLimit(t *testing.T) {
+	servers := []catalog.Server{host("h1", 4, 100, 199), host("h2", 4, 200, 299)}
+	tests := []struct {
+		name          string
+		limit         int
+		warm          int
+		starts, loads int
+		capped        bool
+	}{
+		// web 3 (one of them the waiting container) and api 2, then the
+		// pool of 2 refilled: 7 in all.
+		{name: "no limit", limit: 0, warm: 2, starts: 6, loads: 1},
+		{name: "limit above the demand", limit: 8, warm: 2, starts: 6, loads: 1},
+		{name: "limit at the demand", limit: 7, warm: 2, starts: 6, loads: 1},
+		{name: "limit inside the services", limit: 3, warm: 2, starts: 2, loads: 1, capped: true},
+		{name: "limit inside the pool", limit: 6, warm: 2, starts: 5, loads: 1, capped: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cat(tt.warm, servers, svc("web", 3, 1), svc("api", 2, 1))
+			inv := Inventory{Servers: []Server{ready(servers[0]), ready(servers[1])},
+				Containers: []Container{waiting("m-c1", "h1", 100)}, Seq: 1}
+			plan := PlanScale(&inv, c, mgr, Options{Limit: tt.limit})
+			assert.Len(t, plan.Starts, tt.starts)
+			assert.Len(t, plan.Loads, tt.loads, "the waiting container is taken first")
+			assert.Equal(t, tt.capped, plan.Capped)
+			assert.Empty(t, plan.Unplaced, "demand left by the limit is not unplaced: it is the next decision's")
+			checkInventory(t, &inv, c)
+			// The next decision places the rest, and the two together are
+			// what one decision without a limit places.
+			next := PlanScale(&inv, c, mgr, Options{})
+			assert.Equal(t, 7, len(plan.Starts)+len(plan.Loads)+len(next.Starts)+len(next.Loads))
+			assert.False(t, next.Capped)
+		})
+	}
+}

@@ -18,6 +18,36 @@ func NodeQueue(server string) string { return "msm-node-" + server }
 // ContainerQueue is the task queue of one container's agent.
 func ContainerQueue(container string) string { return "msm-container-" + container }
 
+// SimulatedQueue is the one task queue of a simulated Manager's nodes and
+// agents: the simulated kind serves every server's node activities and
+// every container's agent activities from one worker, on this queue.
+func SimulatedQueue(manager string) string { return "msm-sim-" + manager }
+
+// queues names the task queues of the node and agent steps of a Manager of
+// a kind: one per server and one per container, or the simulated kind's one.
+type queues struct{ sim string }
+
+func queuesOf(kind, manager string) queues {
+	if kind == catalog.KindSimulated {
+		return queues{sim: SimulatedQueue(manager)}
+	}
+	return queues{}
+}
+
+func (q queues) node(server string) string {
+	if q.sim != "" {
+		return q.sim
+	}
+	return NodeQueue(server)
+}
+
+func (q queues) container(id string) string {
+	if q.sim != "" {
+		return q.sim
+	}
+	return ContainerQueue(id)
+}
+
 // ManagerID is the workflow ID of a Manager's entity workflow.
 func ManagerID(manager string) string { return "msm/" + manager }
 

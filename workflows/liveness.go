@@ -84,6 +84,14 @@ const leaseTerm = time.Hour
 // the node's stop grace.
 const reconcileTimeout = time.Minute
 
+// queues are the task queues of this Manager's nodes and agents.
+func (m *manager) queues() queues {
+	if m.st.Catalog == nil {
+		return queues{}
+	}
+	return queuesOf(m.st.Catalog.Manager.Kind, m.st.Manager)
+}
+
 // watch is one server's running lease loop.
 type watch struct{ cancel workflow.CancelFunc }
 
@@ -141,7 +149,7 @@ func (m *manager) watch(ctx workflow.Context, server string) {
 				wait = max(window, nodeWaitTimeout)
 			}
 			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				TaskQueue:              NodeQueue(server),
+				TaskQueue:              m.queues().node(server),
 				ScheduleToStartTimeout: wait,
 				StartToCloseTimeout:    leaseTerm,
 				HeartbeatTimeout:       window,
@@ -205,7 +213,7 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 // server back.
 func (m *manager) fence(ctx workflow.Context, server string) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           NodeQueue(server),
+		TaskQueue:           m.queues().node(server),
 		StartToCloseTimeout: reconcileTimeout,
 		// No schedule-to-start limit: the fence waits for the node, however
 		// long it stays away.
@@ -237,7 +245,7 @@ func (m *manager) collect(ctx workflow.Context, server string) {
 	}
 	in := ReconcileInput{Manager: m.st.Manager, Server: server, Keep: keep, Seq: m.st.Inventory.Seq}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              NodeQueue(server),
+		TaskQueue:              m.queues().node(server),
 		ScheduleToStartTimeout: nodeWaitTimeout,
 		StartToCloseTimeout:    reconcileTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},

@@ -22,6 +22,15 @@ import (
 // as new even if the server has not suggested it yet.
 const DefaultHistoryLimit = 4000
 
+// PlanLimit caps the instances one operation starts or loads, so that the
+// history of one Provision (about ten events per instance) stays far from
+// the server's limits at fleet scale; the rest is placed by the next
+// decision, side by side.
+const PlanLimit = 500
+
+// planLimitChange gates PlanLimit for the runs begun before it.
+const planLimitChange = "plan-limit"
+
 // maxEvents is how many recent events status keeps.
 const maxEvents = 50
 
@@ -56,6 +65,9 @@ type manager struct {
 	// parallel says this run decides while operations run (runs begun
 	// before parallelOpsChange wait until none does).
 	parallel bool
+	// limit caps the instances one operation places (planLimitChange);
+	// 0 for runs begun before.
+	limit int
 	// poolHeld says the last decision left the warm pool's refill to the
 	// next one, which therefore does not hold it again. Not carried across
 	// continue-as-new: at worst the first decision after holds it once more.
@@ -112,6 +124,9 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	m.publisher(ctx)
 	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
 	m.parallel = workflow.GetVersion(ctx, parallelOpsChange, workflow.DefaultVersion, 1) == 1
+	if workflow.GetVersion(ctx, planLimitChange, workflow.DefaultVersion, 1) == 1 {
+		m.limit = PlanLimit
+	}
 	m.watchAll(ctx)
 
 	listen(ctx, catalogCh, m.onCatalog)
@@ -236,14 +251,14 @@ func (m *manager) decide(ctx workflow.Context) {
 	if refillAfter {
 		hold = append(hold, "")
 	}
-	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold, Avoid: avoid})
+	plan := fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold, Avoid: avoid, Limit: m.limit})
 	// With nothing else to do no operation runs, so no next decision comes
 	// to refill the pool: it is this one's. (recovering outlives a decision
 	// that was not named a recovery, so this also comes after operations;
 	// holding the pool then would leave it short for good.) An empty plan
 	// placed nothing, so planning again is safe.
 	if refillAfter && plan.Empty() && !taking {
-		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1], Avoid: avoid})
+		plan = fleet.PlanScale(&m.st.Inventory, m.st.Catalog, m.st.Manager, fleet.Options{Desired: m.desired, Hold: hold[:len(hold)-1], Avoid: avoid, Limit: m.limit})
 		refillAfter = false
 	}
 	m.poolHeld = refillAfter
@@ -266,6 +281,11 @@ func (m *manager) decide(ctx workflow.Context) {
 	if plan.Empty() {
 		m.decideShrink(ctx, busy, avoid)
 		return
+	}
+	if plan.Capped {
+		// The rest is the next decision's: side by side, at once, for
+		// what this operation does not hold.
+		m.st.Pending = true
 	}
 	m.st.Ops++
 	// An extension of one service is named for it; anything else is a

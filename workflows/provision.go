@@ -34,6 +34,7 @@ const (
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
 	var res ProvisionResult
 	report := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
+	q := queuesOf(in.Kind, in.Manager)
 
 	// Launch servers side by side; containers on a server wait for it.
 	launched := map[string]workflow.Future{}
@@ -97,7 +98,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 					return
 				}
 			}
-			pid, err := startContainer(ctx, in.Manager, c)
+			pid, err := startContainer(ctx, q, in.Manager, c)
 			r := StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port, PID: pid, OK: err == nil}
 			if err != nil {
 				r.ErrorType, r.Error = errorType(err), rootMessage(err)
@@ -108,9 +109,9 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 			res.Started++
 			report.send(ctx, r)
 			if c.Service != "" {
-				loadService(ctx, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
+				loadService(ctx, q, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
 			} else {
-				awaitReady(ctx, c, &res, report.send)
+				awaitReady(ctx, q, c, &res, report.send)
 			}
 		})
 	}
@@ -118,7 +119,7 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			loadService(report.lost.on(ctx, c.Server), c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
+			loadService(report.lost.on(ctx, c.Server), q, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
 		})
 	}
 	wg.Wait(ctx)
@@ -130,9 +131,9 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 	return res, nil
 }
 
-func startContainer(ctx workflow.Context, manager string, c fleet.Container) (int, error) {
+func startContainer(ctx workflow.Context, q queues, manager string, c fleet.Container) (int, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              NodeQueue(c.Server),
+		TaskQueue:              q.node(c.Server),
 		ScheduleToStartTimeout: nodeWaitTimeout,
 		StartToCloseTimeout:    startTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -153,9 +154,9 @@ func startContainer(ctx workflow.Context, manager string, c fleet.Container) (in
 	return out.PID, err
 }
 
-func loadService(ctx workflow.Context, c fleet.Container, address string, spec catalog.Service, res *ProvisionResult, report func(workflow.Context, StepResult)) {
+func loadService(ctx workflow.Context, q queues, c fleet.Container, address string, spec catalog.Service, res *ProvisionResult, report func(workflow.Context, StepResult)) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              ContainerQueue(c.ID),
+		TaskQueue:              q.container(c.ID),
 		ScheduleToStartTimeout: agentWaitTimeout,
 		StartToCloseTimeout:    loadTimeout,
 		HeartbeatTimeout:       loadHeartbeat,
@@ -175,7 +176,7 @@ func loadService(ctx workflow.Context, c fleet.Container, address string, spec c
 	r := StepResult{Step: StepLoad, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
 	if err != nil {
 		r.ErrorType, r.Error = errorType(err), rootMessage(err)
-		r.Destroyed = destroy(ctx, c)
+		r.Destroyed = destroy(ctx, q, c)
 		res.Failed++
 	} else {
 		res.Loaded++
@@ -185,9 +186,9 @@ func loadService(ctx workflow.Context, c fleet.Container, address string, spec c
 
 // awaitReady waits until a warm-pool container's agent answers on its own
 // queue: only then is it waiting. One that never comes is destroyed.
-func awaitReady(ctx workflow.Context, c fleet.Container, res *ProvisionResult, report func(workflow.Context, StepResult)) {
+func awaitReady(ctx workflow.Context, q queues, c fleet.Container, res *ProvisionResult, report func(workflow.Context, StepResult)) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              ContainerQueue(c.ID),
+		TaskQueue:              q.container(c.ID),
 		ScheduleToStartTimeout: agentWaitTimeout,
 		StartToCloseTimeout:    startTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
@@ -200,7 +201,7 @@ func awaitReady(ctx workflow.Context, c fleet.Container, res *ProvisionResult, r
 	r := StepResult{Step: StepReady, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
 	if err != nil {
 		r.ErrorType, r.Error = errorType(err), rootMessage(err)
-		r.Destroyed = destroy(ctx, c)
+		r.Destroyed = destroy(ctx, q, c)
 		res.Failed++
 	}
 	report(ctx, r)
@@ -208,9 +209,9 @@ func awaitReady(ctx workflow.Context, c fleet.Container, res *ProvisionResult, r
 
 // destroy stops a container that failed, through its node, and reports
 // whether it is gone: only then may its port lease be released.
-func destroy(ctx workflow.Context, c fleet.Container) bool {
+func destroy(ctx workflow.Context, q queues, c fleet.Container) bool {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              NodeQueue(c.Server),
+		TaskQueue:              q.node(c.Server),
 		ScheduleToStartTimeout: nodeWaitTimeout,
 		StartToCloseTimeout:    startTimeout,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 5},

@@ -51,6 +51,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 	var res ShrinkResult
 	rep := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
 	report := rep.send
+	q := queuesOf(in.Kind, in.Manager)
 	if in.Drain > 0 {
 		if err := workflow.Sleep(ctx, in.Drain); err != nil {
 			return res, err
@@ -63,7 +64,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 			defer wg.Done()
 			ctx = rep.lost.on(ctx, c.Server)
 			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-				TaskQueue:              ContainerQueue(c.ID),
+				TaskQueue:              q.container(c.ID),
 				ScheduleToStartTimeout: agentWaitTimeout,
 				StartToCloseTimeout:    startTimeout,
 				RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
@@ -73,7 +74,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 			if err != nil {
 				// A container that cannot be unloaded is destroyed instead.
 				r.ErrorType, r.Error = errorType(err), rootMessage(err)
-				r.Destroyed = destroy(ctx, c)
+				r.Destroyed = destroy(ctx, q, c)
 				res.Failed++
 			} else {
 				res.Unloaded++
@@ -88,7 +89,7 @@ func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
-			ok := destroy(rep.lost.on(ctx, c.Server), c)
+			ok := destroy(rep.lost.on(ctx, c.Server), q, c)
 			r := StepResult{Step: StepDestroy, Container: c.ID, Server: c.Server, Port: c.Port, OK: ok, Destroyed: ok}
 			if ok {
 				res.Destroyed++

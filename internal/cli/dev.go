@@ -33,8 +33,8 @@ func (e *env) dev(args []string) error {
 	if err != nil {
 		return err
 	}
-	if cat.Manager.Kind != catalog.KindStandalone {
-		return fmt.Errorf("msm dev runs the standalone kind, and %s says kind %q; use `msm worker` for other kinds", *path, cat.Manager.Kind)
+	if cat.Manager.Kind != catalog.KindStandalone && cat.Manager.Kind != catalog.KindSimulated {
+		return fmt.Errorf("msm dev runs the standalone and simulated kinds, and %s says kind %q; use `msm worker` for other kinds", *path, cat.Manager.Kind)
 	}
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return fmt.Errorf("creating %s, %w", *state, err)
@@ -115,7 +115,7 @@ func (e *env) dev(args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, e); err != nil {
+		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, cat, e); err != nil {
 			errs <- fmt.Errorf("worker, %w", err)
 		}
 	}()

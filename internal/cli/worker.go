@@ -12,6 +12,8 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/catalog/pgcatalog"
 	"github.com/msm-project/msm/internal/faults"
+	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/simulated"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/worker"
 )
@@ -56,7 +58,7 @@ func (e *env) worker(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	return runWorker(ctx, cl, &c, src, e)
+	return runWorker(ctx, cl, &c, src, first, e)
 }
 
 // isDSN tells a PostgreSQL connection string from a file path.
@@ -66,7 +68,9 @@ func isDSN(s string) bool {
 
 // runWorker serves the manager task queue, starts the Manager with the
 // source's catalog, and keeps handing it every valid change until ctx ends.
-func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, e *env) error {
+// A first catalog (a file's) of the simulated kind also brings up its
+// simulated fleet in this process.
+func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, first *catalog.Catalog, e *env) error {
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.Namespace); err != nil {
 		return err
 	}
@@ -74,20 +78,30 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	if err != nil {
 		return err
 	}
-	w := worker.New(cl, &activities.Activities{}, crash...)
+	acts := &activities.Activities{}
+	if first != nil && first.Manager.Kind == catalog.KindSimulated {
+		world := simulated.New(c.Manager, first.Manager.Simulated)
+		acts.Providers = map[string]providers.Provider{catalog.KindSimulated: world}
+		sim, err := world.Start(cl)
+		if err != nil {
+			return err
+		}
+		defer sim.Stop()
+	}
+	w := worker.New(cl, acts, crash...)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker, %w", err)
 	}
 	defer w.Stop()
 	log := e.logger(c)
-	first := true
+	begun := false
 	err = src.Watch(ctx, func(next *catalog.Catalog) {
 		if err := starter.StartManager(ctx, cl, c.Manager, next, src.String()); err != nil {
 			log.Error("handing the Manager its catalog", "error", err)
 			return
 		}
-		if first {
-			first = false
+		if !begun {
+			begun = true
 			log.Info("manager worker running", "manager", c.Manager, "catalog", src.String(),
 				"services", len(next.Services), "address", c.Address, "namespace", c.Namespace)
 			return
