@@ -62,6 +62,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated figure IDs to run (default all)")
 	eager := flag.Bool("eager", true, "run the dev server with system.enableActivityEagerExecution=true")
 	trace := flag.Bool("trace", false, "print the histories of the operations measured, with event times, on stderr")
+	flag.IntVar(&simContainers, "sim-containers", simContainers, "instances B9 provisions on the simulated kind")
 	flag.Parse()
 	var tw io.Writer
 	if *trace {
@@ -165,6 +166,7 @@ var figures = []figure{
 	{"B4", "server loss → back at desired replicas", serverLoss},
 	{"B5", "provisioning 0 → 200 containers on 4 servers, then the idle worker's footprint (B7)", provisionAndIdle},
 	{"B8", "one decision of the Manager at 1k, 10k and 50k containers (in process)", decisionCost},
+	{"B9", "the simulated kind at fleet scale: provisioning, overload, lost servers, crashes (in process, real dev server)", fleetScale},
 	{"B10", "20 services extended at once beside one alone: operations side by side", sideBySide},
 	{"B11", "memory per container at 200 containers on 4 servers: agents, and the MicroServices beside them", memoryPerContainer},
 	{"D", "B1–B3 on the docker kind (this machine's engine, the msm image)", dockerFigures},
