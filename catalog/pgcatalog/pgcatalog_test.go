@@ -234,7 +234,7 @@ func TestProblemsNameTheRowAndField(t *testing.T) {
 		{"spec not an object", `UPDATE msm_services SET spec = '[1]' WHERE name = 'api'`,
 			[]string{`postgres:msm_services[api]: spec: expected a mapping with the fields name, command, `}},
 		{"manager", `UPDATE msm_manager SET spec = jsonb_set(spec, '{kind}', '"k8s"')`,
-			[]string{`postgres:msm_manager: spec.kind: "k8s" is not a kind of Manager; use one of standalone, docker, ec2, azure`}},
+			[]string{`postgres:msm_manager: spec.kind: "k8s" is not a kind of Manager; use one of standalone, docker, ec2, azure, simulated`}},
 		{"no services", `DELETE FROM msm_services`,
 			[]string{`postgres:msm_services: the catalog has no services; list at least one MicroService under services`}},
 	} {
