@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/msm-project/msm/catalog"
@@ -72,4 +73,22 @@ func PlanConsolidation(inv *Inventory, cat *catalog.Catalog) string {
 		return "" // only the least-used server is a candidate
 	}
 	return ""
+}
+
+// consolidateStrategy comes last, and only when nothing else runs or was
+// decided: with the consolidation policy on, the least-used server whose
+// every container fits on the others is marked draining; the next
+// decision rearranges it and a Shrink releases it.
+func consolidateStrategy(d *decider) {
+	if !d.s.Catalog.Manager.Consolidate || len(d.s.Running) > 0 || len(d.d.Ops) > 0 {
+		return
+	}
+	id := PlanConsolidation(&d.work, d.s.Catalog)
+	if id == "" {
+		return
+	}
+	n := len(d.work.OnServer(id))
+	d.work.Server(id).State = ServerDraining
+	d.add(Op{Kind: KindConsolidate, Name: id, Drain: id, Keys: Keys{Servers: []string{id}, On: []string{id}},
+		Reason: fmt.Sprintf("%s is the least used server and the others have room for its %d container(s)", id, n)})
 }

@@ -84,6 +84,9 @@ type Options struct {
 	// that one operation's history stays short at fleet scale; what is
 	// left is the next decision's (Plan.Capped says so).
 	Limit int
+	// PoolHeld says another operation holds the warm pool: a shrink
+	// unloads nothing into it (what would go there waits).
+	PoolHeld bool
 }
 
 // PlanScale is PlanProvision with each service brought up to

@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/msm-project/msm/catalog"
 )
@@ -135,6 +137,9 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			return (c.State == Loaded || c.State == Starting) && !draining[c.Server]
 		})[:surplus] {
 			loaded := c.State == Loaded
+			if pool < cat.Manager.WarmPool && loaded && o.PoolHeld {
+				continue // it goes to the pool once the pool is free
+			}
 			drain(c)
 			if pool < cat.Manager.WarmPool && loaded {
 				c.Unloading = true
@@ -169,6 +174,9 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			continue
 		}
 		loaded := c.State == Loaded
+		if loaded && !draining[c.Server] && o.PoolHeld {
+			continue // it goes to the pool once the pool is free
+		}
 		drain(c)
 		if loaded && !draining[c.Server] {
 			c.Unloading = true
@@ -242,4 +250,67 @@ func (inv *Inventory) waitingOutside() int {
 		}
 	}
 	return n
+}
+
+// shrinkStrategy comes after the placements: what is above desired (or
+// crashed, or of a service gone from the catalog, or on a drained server
+// once its replacements serve) goes in one Shrink operation, leaving
+// alone what the operations running or decided hold. While another
+// operation holds the warm pool, nothing is unloaded into it.
+func shrinkStrategy(d *decider) {
+	hold := slices.Clone(d.services)
+	if d.pool {
+		hold = append(hold, "")
+	}
+	plan := PlanShrinkWith(&d.work, d.s.Catalog, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, PoolHeld: d.pool})
+	if plan.Empty() {
+		return
+	}
+	name := "pool"
+	if svcs := plan.Services(); len(svcs) == 1 {
+		name = svcs[0]
+	} else if len(svcs) > 1 {
+		name = "all"
+	}
+	d.add(Op{Kind: KindShrink, Name: name, Remove: plan, Keys: plan.Keys(), Reason: shrinkReason(d, plan)})
+}
+
+// shrinkReason says why each container goes: above its service's desired,
+// crashed, on a draining server, of a service gone from the catalog, or a
+// waiting container of a drained server.
+func shrinkReason(d *decider, plan ShrinkPlan) string {
+	draining := d.work.drainingServers()
+	inCatalog := map[string]bool{}
+	for _, s := range d.s.Catalog.Services {
+		inCatalog[s.Name] = true
+	}
+	var order []string
+	count := map[string]int{}
+	for _, c := range slices.Concat(plan.Unloads, plan.Destroys) {
+		var why string
+		switch {
+		case c.Crashed:
+			why = "crashed"
+		case c.Service == "":
+			why = "waiting on a drained server"
+		case draining[c.Server]:
+			why = "moved off " + c.Server
+		case !inCatalog[c.Service]:
+			why = c.Service + " gone from the catalog"
+		default:
+			why = c.Service + " above desired"
+		}
+		if count[why] == 0 {
+			order = append(order, why)
+		}
+		count[why]++
+	}
+	var parts []string
+	for _, why := range order {
+		parts = append(parts, fmt.Sprintf("%s: %d", why, count[why]))
+	}
+	if len(plan.Release) > 0 {
+		parts = append(parts, "left empty: "+strings.Join(plan.Release, ", "))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -74,6 +74,9 @@ type manager struct {
 	poolHeld bool
 	// stale says the details the Web UI shows need rendering (publisher).
 	stale bool
+	// asData says this run decides with fleet.Decide (decideOpsChange):
+	// one operation per strategy, named by it.
+	asData bool
 }
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
@@ -127,6 +130,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if workflow.GetVersion(ctx, planLimitChange, workflow.DefaultVersion, 1) == 1 {
 		m.limit = PlanLimit
 	}
+	m.asData = m.parallel && workflow.GetVersion(ctx, decideOpsChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
 
 	listen(ctx, catalogCh, m.onCatalog)
@@ -175,7 +179,11 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false
-		m.decide(ctx)
+		if m.asData {
+			m.decideOps(ctx)
+		} else {
+			m.decide(ctx)
+		}
 	}
 }
 
@@ -224,7 +232,74 @@ func takeAll[T any](ctx workflow.Context, ch workflow.ReceiveChannel, fn func(wo
 	}
 }
 
-// decide plans what the catalog needs and runs it as a Provision operation.
+// decideOpsChange gates deciding with fleet.Decide: every operation the
+// fleet needs, each named for its strategy, side by side. Runs begun
+// before decide one placement and one shrink at a time (decide).
+const decideOpsChange = "decide-ops"
+
+// decideOps asks fleet.Decide what the fleet needs, records it in the
+// inventory, and starts its operations.
+func (m *manager) decideOps(ctx workflow.Context) {
+	backoff := make([]fleet.Hold, 0, len(m.st.Backoffs))
+	for _, b := range m.st.Backoffs {
+		backoff = append(backoff, fleet.Hold{Service: b.Service, Until: b.RetryAt})
+	}
+	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.st.Catalog, Manager: m.st.Manager, Desired: m.desired,
+		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit},
+		workflow.Now(ctx))
+	m.st.Inventory.Apply(d)
+	m.st.Extending, m.st.Recovering = d.Extending, d.Recovering
+	m.unplaced = d.Unplaced
+	defer m.publish(ctx)
+	m.eventUnplaced(ctx, d.Unplaced)
+	if d.Capped {
+		// The rest is the next decision's: side by side, at once, for
+		// what these operations do not hold.
+		m.st.Pending = true
+	}
+	for _, op := range d.Ops {
+		m.startOp(ctx, op)
+	}
+}
+
+// startOp starts one operation of a decision, named for its kind.
+func (m *manager) startOp(ctx workflow.Context, op fleet.Op) {
+	if op.Kind == fleet.KindConsolidate {
+		// Recorded: the next decision rearranges the server.
+		m.st.Pending = true
+		m.event(ctx, fmt.Sprintf("consolidation: drain %s, the other servers have room (%s): %s", op.Drain, op.Reason, m.previewDrain(op.Drain)))
+		return
+	}
+	m.st.Ops++
+	id := fmt.Sprintf("%s/%s/%d", ManagerID(m.st.Manager), op.Kind, m.st.Ops)
+	if op.Name != "" {
+		id = fmt.Sprintf("%s/%s/%s/%d", ManagerID(m.st.Manager), op.Kind, op.Name, m.st.Ops)
+	}
+	if op.Kind == fleet.KindShrink {
+		m.startShrink(ctx, id, op.Remove, op.Reason)
+		return
+	}
+	workflowType := map[fleet.Kind]string{fleet.KindRecover: WorkflowRecover, fleet.KindRearrange: WorkflowRearrange,
+		fleet.KindExtend: WorkflowExtend}[op.Kind]
+	if workflowType == "" {
+		workflowType = WorkflowProvision
+	}
+	m.startPlacement(ctx, string(op.Kind), workflowType, id, op.Place, op.Reason)
+}
+
+// eventUnplaced records the demand a decision could not place.
+func (m *manager) eventUnplaced(ctx workflow.Context, unplaced []fleet.Unplaced) {
+	for _, u := range unplaced {
+		what := "warm pool"
+		if u.Service != "" {
+			what = "service " + u.Service
+		}
+		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
+	}
+}
+
+// decide plans what the catalog needs and runs it as a Provision operation
+// (runs begun before decideOpsChange).
 func (m *manager) decide(ctx workflow.Context) {
 	var hold []string
 	now := workflow.Now(ctx)
@@ -271,13 +346,7 @@ func (m *manager) decide(ctx workflow.Context) {
 	}
 	m.unplaced = plan.Unplaced
 	defer m.publish(ctx)
-	for _, u := range plan.Unplaced {
-		what := "warm pool"
-		if u.Service != "" {
-			what = "service " + u.Service
-		}
-		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
-	}
+	m.eventUnplaced(ctx, plan.Unplaced)
 	if plan.Empty() {
 		m.decideShrink(ctx, busy, avoid)
 		return
@@ -308,6 +377,24 @@ func (m *manager) decide(ctx workflow.Context) {
 		kind, workflowType = "rearrange", WorkflowRearrange
 		id = fmt.Sprintf("%s/rearrange/%s/%d", ManagerID(m.st.Manager), d, m.st.Ops)
 	}
+	op := m.startPlacement(ctx, kind, workflowType, id, plan, "")
+	if m.parallel {
+		// Removals of what this decision did not hold may run beside it.
+		held := busy
+		for _, s := range op.Services {
+			held = appendNew(held, s)
+		}
+		if op.Pool {
+			held = appendNew(held, "")
+		}
+		m.decideShrink(ctx, held, slices.Concat(avoid, op.Servers))
+	}
+}
+
+// startPlacement runs a placement plan as a child operation of the
+// workflow type, and returns what it holds.
+// why, when given, is the decision's reason, added to its event.
+func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id string, plan fleet.Plan, why string) fleet.Keys {
 	var specs []catalog.Service
 	for _, name := range plan.Services() {
 		if s := m.service(name); s != nil {
@@ -321,11 +408,11 @@ func (m *manager) decide(ctx workflow.Context) {
 	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs,
 		Config: m.providerConfig()}
 	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
-		id, len(plan.Servers), len(plan.Starts), len(plan.Loads)))
+		id, len(plan.Servers), len(plan.Starts), len(plan.Loads))+because(why))
 	cctx := m.operation(ctx, id, kind, plan.Services())
 	m.running++
-	op := placementOp(id, plan)
-	m.ops = append(m.ops, op)
+	keys := plan.Keys()
+	m.ops = append(m.ops, runningOp{id: id, keys: keys})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ProvisionResult
@@ -340,17 +427,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		// may leave demand that another decision can place.
 		m.st.Pending = true
 	})
-	if m.parallel {
-		// Removals of what this decision did not hold may run beside it.
-		held := busy
-		for _, s := range op.services {
-			held = appendNew(held, s)
-		}
-		if op.pool {
-			held = appendNew(held, "")
-		}
-		m.decideShrink(ctx, held, slices.Concat(avoid, op.avoid))
-	}
+	return keys
 }
 
 // providerConfig is the manager section the providers of the ec2, azure
@@ -736,4 +813,12 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 		TaskQueue:             TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 	})
+}
+
+// because is a decision's reason as the end of an event, or "".
+func because(why string) string {
+	if why == "" {
+		return ""
+	}
+	return " (" + why + ")"
 }

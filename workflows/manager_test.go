@@ -87,11 +87,11 @@ func (s *ManagerSuite) provisions() []tmChild {
 	return slices.Clone(s.children)
 }
 
-// requireRefill asserts that c is the Provision numbered n that only
-// refills the warm pool, with plan: the decision made when an extension or
-// a recovery ended.
+// requireRefill asserts that c is the refill numbered n (a Provision that
+// only refills the warm pool), with plan: the decision made when an
+// extension or a recovery ended.
 func (s *ManagerSuite) requireRefill(c tmChild, n int, plan fleet.Plan) {
-	id := fmt.Sprintf("msm/m1/provision/%d", n)
+	id := fmt.Sprintf("msm/m1/refill/%d", n)
 	s.Equal(id, c.ID)
 	s.Equal(id, c.Input.Op)
 	s.Equal(plan, c.Input.Plan, id)

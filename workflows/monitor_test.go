@@ -78,8 +78,8 @@ func (s *MonitorSuite) TestIdleReportShrinksByOneDownToInitial() {
 	s.requireAccepted(up, "scaling web from 2 to 4 instance(s)")
 
 	s.Equal(scWebTwice(), scShape(s.status(before)), "a report inside the extension's cooldown does nothing")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
-	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
+	s.requireRefill("msm/m1/refill/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 
 	c := s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c5", "s2", 21000, "web")}})
@@ -119,8 +119,8 @@ func (s *MonitorSuite) TestIdleInCooldownDoesNothing() {
 
 	s.Equal(scWebExtended(), scShape(s.status(before)))
 	s.Equal(s.status(before), s.status(within), "nothing changed, not even the event log")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4"}, s.ids())
-	s.requireRefill("msm/m1/provision/3", scWebRefillPlan())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/shrink/web/4"}, s.ids())
+	s.requireRefill("msm/m1/refill/3", scWebRefillPlan())
 	s.Equal(35*time.Second, s.child("msm/m1/shrink/web/4").At)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 2, Ready: 2}, s.web(after))
 }
@@ -167,7 +167,7 @@ func (s *MonitorSuite) TestAutoscaleOutAboveTargetBeyondTolerance() {
 	s.Contains(eventMessages(s.status(after).Events),
 		"extend web from 1 to 2 instance(s) (monitoring: 1 instance(s) at 100% CPU on average, target 50%)")
 
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3"}, s.ids())
 	c := s.child("msm/m1/extend/web/2")
 	s.Equal(workflows.WorkflowExtend, c.Type)
 	s.Equal("extend", c.Operation)
@@ -176,7 +176,7 @@ func (s *MonitorSuite) TestAutoscaleOutAboveTargetBeyondTolerance() {
 	s.Equal(fleet.Plan{
 		Loads: []fleet.Container{{ID: "m1-c3", Server: "s1", Port: 20002, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c3")}},
 	}, c.Place.Plan)
-	c = s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
+	c = s.requireRefill("msm/m1/refill/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
 	s.Equal(5*time.Second, c.At, "the pool's refill follows the extension at once")
 }
 
@@ -196,9 +196,9 @@ func (s *MonitorSuite) TestAutoscaleWithinToleranceDoesNothing() {
 
 	s.Equal(s.status(before).Services, s.status(within).Services)
 	s.Equal(s.status(before).Events, s.status(within).Events, "no decision, no event")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3"}, s.ids())
 	s.Equal(20*time.Second, s.child("msm/m1/extend/web/2").At)
-	s.Equal(20*time.Second, s.requireRefill("msm/m1/provision/3", scWebRefillPlan()).At)
+	s.Equal(20*time.Second, s.requireRefill("msm/m1/refill/3", scWebRefillPlan()).At)
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 3, Ready: 3}, s.web(after), "ceil(2 × 60/50)")
 }
 
@@ -233,12 +233,12 @@ func (s *MonitorSuite) TestAutoscaleInWaitsForAWholeStabilizationWindow() {
 
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(early), "not before a whole window since the first recommendation")
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(busy), "one busy report in the window keeps the instances")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/shrink/web/4", "msm/m1/shrink/web/5"}, s.ids())
 	s.Equal(fleet.Plan{
 		Starts: []fleet.Container{tfStart("c5", "s1", 20004, "web")},
 		Loads:  []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
 	}, s.child("msm/m1/extend/web/2").Place.Plan)
-	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s1", 20005, "")}})
+	s.requireRefill("msm/m1/refill/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s1", 20005, "")}})
 
 	c := s.requireShrink("msm/m1/shrink/web/4", []string{"web"},
 		fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c5", "s1", 20004, "web")}})
@@ -278,15 +278,15 @@ func (s *MonitorSuite) TestAutoscaleRespectsCooldown() {
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 4, Ready: 4}, s.web(inWithin), "no scale-in inside the cooldown")
 	s.Equal(workflows.ServiceStatus{Name: "web", Desired: 1, Ready: 1}, s.web(in))
 
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/extend/web/4", "msm/m1/provision/5",
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/extend/web/4", "msm/m1/refill/5",
 		"msm/m1/shrink/web/6"}, s.ids())
-	s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
+	s.requireRefill("msm/m1/refill/3", fleet.Plan{Starts: []fleet.Container{tfStart("c4", "s1", 20003, "")}})
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
 		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "web")},
 		Loads:   []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
 	}, s.child("msm/m1/extend/web/4").Place.Plan)
-	s.requireRefill("msm/m1/provision/5", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.requireRefill("msm/m1/refill/5", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 	var at []time.Duration
 	for _, c := range s.started()[1:] {
 		at = append(at, c.At)

@@ -73,7 +73,7 @@ func (s *ScaleSuite) SetupTest() {
 		c.Operation, _ = sa.GetKeyword(workflows.AttrOperation)
 		c.Manager, _ = sa.GetKeyword(workflows.AttrManager)
 		c.Services, _ = sa.GetKeywordList(workflows.AttrService)
-		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend {
+		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend || c.Type == workflows.WorkflowRecover {
 			s.NoError(args.Get(&c.Input)) // not Require: this runs off the test goroutine
 		}
 		s.mu.Lock()
@@ -315,14 +315,14 @@ func (s *ScaleSuite) requireExtendOf(c scChild, service string, n int) {
 	s.Equal(id, c.Input.Op, "the operation reports its steps under its own ID")
 }
 
-// requireRefillOf asserts that c is the provision numbered n that only
-// refills the warm pool, with plan: the decision after an extension or a
-// recovery, which left the pool to it.
+// requireRefillOf asserts that c is the refill numbered n (a Provision
+// that only refills the warm pool), with plan: the decision after an
+// extension or a recovery, which left the pool to it.
 func (s *ScaleSuite) requireRefillOf(c scChild, n int, plan fleet.Plan) {
-	id := fmt.Sprintf("msm/m1/provision/%d", n)
+	id := fmt.Sprintf("msm/m1/refill/%d", n)
 	s.Equal(id, c.ID)
 	s.Equal(workflows.WorkflowProvision, c.Type, c.ID)
-	s.Equal("provision", c.Operation, c.ID)
+	s.Equal("refill", c.Operation, c.ID)
 	s.Nil(c.Services, "%s places no service", c.ID)
 	s.Equal(id, c.Input.Op)
 	s.Equal(plan, c.Input.Plan, c.ID)
@@ -405,11 +405,11 @@ func (s *ScaleSuite) TestExtendLeavesThePoolRefillToTheNextDecision() {
 	st := s.status(after)
 	msgs := eventMessages(st.Events)
 	done := slices.Index(msgs, "msm/m1/extend/web/2 done: 0 started, 2 loaded, 0 failed")
-	planned := slices.Index(msgs, "msm/m1/provision/3: 0 server(s) to launch, 2 container(s) to start, 0 to load")
-	s.Contains(msgs, "msm/m1/extend/web/2: 0 server(s) to launch, 0 container(s) to start, 2 to load")
+	planned := slices.Index(msgs, "msm/m1/refill/3: 0 server(s) to launch, 2 container(s) to start, 0 to load (warm pool 0 below its size 2)")
+	s.Contains(msgs, "msm/m1/extend/web/2: 0 server(s) to launch, 0 container(s) to start, 2 to load (web: 2 instance(s) below its desired 4)")
 	s.NotEqual(-1, done, msgs)
 	s.Greater(planned, done, "the refill is decided after the extension ended")
-	s.Contains(msgs, "msm/m1/provision/3 done: 2 started, 0 loaded, 0 failed")
+	s.Contains(msgs, "msm/m1/refill/3 done: 2 started, 0 loaded, 0 failed")
 	s.Equal(workflows.Status{
 		Manager: tfManager, Kind: catalog.KindStandalone,
 		Servers: []workflows.ServerStatus{scServer(tfS1, 4), scServer(tfS2, 3)},
@@ -432,9 +432,10 @@ func (s *ScaleSuite) TestExtendLeavesThePoolRefillToTheNextDecision() {
 // next decision has nothing else to do, so it refills the pool itself
 // rather than hold it again and run nothing, which would leave the pool
 // short for good.
-func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
+func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryAndAnExtensionDecidedTogether() {
 	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
-	// the crash and the extension wait for it and are decided together.
+	// the crash and the extension wait for it and are decided together,
+	// as a Recover of web and an Extend of api side by side.
 	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
 		func(_ context.Context, id string) (workflows.ReadyResult, error) {
 			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
@@ -448,17 +449,24 @@ func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryMadeInAProvision() {
 	s.requireCancelled()
 	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
 
-	ps := s.placements()
-	s.Require().Len(ps, 3)
-	s.Equal("msm/m1/provision/2", ps[1].ID)
-	s.Equal([]string{"web", "api"}, ps[1].Services)
+	ps := s.started()
+	var ids []string
+	for _, c := range ps {
+		ids = append(ids, c.ID)
+	}
+	s.Require().Equal([]string{"msm/m1/provision/1", "msm/m1/recover/web/2", "msm/m1/extend/api/3", "msm/m1/shrink/web/4", "msm/m1/refill/5"}, ids,
+		"the crashed m1-c1 is destroyed beside them")
+	s.Equal("msm/m1/recover/web/2", ps[1].ID)
+	s.Equal(workflows.WorkflowRecover, ps[1].Type)
+	s.Equal(fleet.Plan{Loads: []fleet.Container{scWarmLoad("web")}}, ps[1].Input.Plan, "web's replacement takes the waiting m1-c4")
+	s.requireExtendOf(ps[2], "api", 3)
 	s.Equal(fleet.Plan{
 		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
 		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
-		Loads:   []fleet.Container{scWarmLoad("web")},
-	}, ps[1].Input.Plan, "web's replacement takes the waiting m1-c4; the pool waits")
-	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
-	s.Equal(11*time.Second, ps[2].At.Sub(start), "when the provision ended")
+	}, ps[2].Input.Plan, "the recovery comes first; api's extension starts a container beside it")
+	s.Equal(11*time.Second, ps[1].At.Sub(start), "when the provision ended")
+	s.Equal(ps[1].At, ps[2].At, "side by side")
+	s.requireRefillOf(ps[4], 5, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 
 	st := s.status(after)
 	s.Contains(st.Containers, scContainer("c6", "s2", 21001, "", fleet.Waiting), "the pool is full again")
@@ -540,6 +548,7 @@ func (s *ScaleSuite) TestExtensionRightAfterAHeldOneRefillsThePoolInRunsBeforePa
 // Runs begun before the change (GetVersion answers DefaultVersion) keep
 // refilling the pool in the extension itself, as their histories recorded.
 func (s *ScaleSuite) TestExtendOfARunBeforeRefillPoolAfterRefillsInTheSameOperation() {
+	s.env.OnGetVersion("decide-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	s.env.OnGetVersion("refill-pool-after", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	s.catalog(time.Second, tfCatalog())
 	u := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
@@ -684,16 +693,20 @@ func (s *ScaleSuite) TestExtendRunsAsAnExtendOperationNamedForTheService() {
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
 	msgs := eventMessages(st.Events)
 	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
-	s.Contains(msgs, "msm/m1/extend/api/2: 0 server(s) to launch, 0 container(s) to start, 1 to load")
+	s.Contains(msgs, "msm/m1/extend/api/2: 0 server(s) to launch, 0 container(s) to start, 1 to load (api: 1 instance(s) below its desired 2)")
 	// The Manager recorded the steps the Extend reported: m1-c4 is api's.
 	s.Contains(msgs, "msm/m1/extend/api/2 done: 0 started, 1 loaded, 0 failed")
-	s.Contains(msgs, "msm/m1/provision/3: 1 server(s) to launch, 1 container(s) to start, 0 to load")
-	s.Contains(msgs, "msm/m1/provision/3 done: 1 started, 0 loaded, 0 failed")
+	s.Contains(msgs, "msm/m1/refill/3: 1 server(s) to launch, 1 container(s) to start, 0 to load (warm pool 0 below its size 1)")
+	s.Contains(msgs, "msm/m1/refill/3 done: 1 started, 0 loaded, 0 failed")
 	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "api", fleet.Loaded))
 	s.Contains(st.Containers, scContainer("c5", "s2", 21000, "", fleet.Waiting))
 }
 
-func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
+// TestExtendOfTwoServicesInOneDecisionOfARunBeforeDecideOpsRunsAsAProvision:
+// runs begun before decide-ops made one placement of a decision's
+// extensions, named a provision.
+func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionOfARunBeforeDecideOpsRunsAsAProvision() {
+	s.env.OnGetVersion("decide-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
 	// both extensions wait for it and are decided together.
 	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
@@ -723,7 +736,45 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionRunsAsAProvision() {
 		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
 		Loads:   []fleet.Container{scWarmLoad("web")},
 	}, ps[1].Input.Plan, "a decision for extensions leaves the pool to the next")
-	s.requireRefillOf(ps[2], 3, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+	s.Equal("msm/m1/provision/3", ps[2].ID, "the refill, named a provision")
+	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}}, ps[2].Input.Plan)
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 2, Ready: 2}},
+		s.status(after).Services)
+}
+
+// TestExtensionsOfTwoServicesDecidedTogetherRunAsTwoExtends: two extensions
+// that wait for the same decision are two Extend operations, each named
+// for its service and started side by side; the pool's refill follows
+// once both ended.
+func (s *ScaleSuite) TestExtensionsOfTwoServicesDecidedTogetherRunAsTwoExtends() {
+	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
+	// both extensions wait for it and are decided together.
+	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(_ context.Context, id string) (workflows.ReadyResult, error) {
+			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
+		})
+	s.catalog(time.Second, tfCatalog())
+	web := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	after := s.snapshot(40 * time.Second)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireAccepted(web, "extending web from 2 to 3 instance(s)")
+	s.requireAccepted(api, "extending api from 1 to 2 instance(s)")
+
+	ps := s.placements()
+	s.Require().Len(ps, 4)
+	s.requireExtendOf(ps[1], "web", 2)
+	s.Equal(fleet.Plan{Loads: []fleet.Container{scWarmLoad("web")}}, ps[1].Input.Plan, "web takes the waiting container")
+	s.requireExtendOf(ps[2], "api", 3)
+	s.Equal(fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts:  []fleet.Container{tfStart("c5", "s2", 21000, "api")},
+	}, ps[2].Input.Plan, "api's own extension launches s2")
+	s.Equal(ps[1].At, ps[2].At, "side by side, in one decision")
+	s.Equal(11*time.Second, ps[1].At.Sub(start), "when the first provision ended")
+	s.requireRefillOf(ps[3], 4, fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3}, {Name: "api", Desired: 2, Ready: 2}},
 		s.status(after).Services)
 }
@@ -1172,7 +1223,7 @@ func (s *ScaleSuite) TestCatalogChangeClampsTargets() {
 	for _, c := range atNarrow {
 		ids = append(ids, c.ID)
 	}
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/extend/api/4", "msm/m1/provision/5"}, ids,
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/extend/api/4", "msm/m1/refill/5"}, ids,
 		"a lower max adds nothing (each extension is followed by the pool's refill)")
 	// Clamped to the new min (not the initial 6: the target stayed), and
 	// api's old target of 2 went with it: it is back at its initial 1.

@@ -151,9 +151,14 @@ func (m *manager) decideShrink(ctx workflow.Context, hold, avoid []string) {
 	} else if len(svcs) > 1 {
 		what = "all"
 	}
-	id := fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), what, m.st.Ops)
+	m.startShrink(ctx, fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), what, m.st.Ops), plan, "")
+}
+
+// startShrink runs a shrink plan as a child operation; why, when given,
+// is the decision's reason, added to its event.
+func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.ShrinkPlan, why string) {
 	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
-		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release)))
+		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release))+because(why))
 	cctx := m.operation(ctx, id, "shrink", plan.Services())
 	// The drain is the longest of the services removed (a service gone
 	// from the catalog gets the default).
@@ -169,7 +174,7 @@ func (m *manager) decideShrink(ctx workflow.Context, hold, avoid []string) {
 	}
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	m.running++
-	m.ops = append(m.ops, shrinkOp(id, plan))
+	m.ops = append(m.ops, runningOp{id: id, keys: plan.Keys()})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ShrinkResult

@@ -410,12 +410,13 @@ func (s *shBase) requireShrink(id string, services []string, plan fleet.ShrinkPl
 	return c
 }
 
-// requireRefill asserts a Provision child that only refills the warm pool
-// with plan: the decision made when an extension or a recovery ended.
+// requireRefill asserts a refill child (a Provision that only refills the
+// warm pool) with plan: the decision made when an extension or a recovery
+// ended.
 func (s *shBase) requireRefill(id string, plan fleet.Plan) shChild {
 	c := s.child(id)
 	s.Equal(workflows.WorkflowProvision, c.Type, id)
-	s.Equal("provision", c.Operation, id)
+	s.Equal("refill", c.Operation, id)
 	s.Equal(tfManager, c.Manager, id)
 	s.Nil(c.Services, "%s places no service", id)
 	s.Equal(id, c.Place.Op)
@@ -499,9 +500,9 @@ func (s *ShrinkSuite) TestScaleDownRunsAShrinkThatEmptiesServersFirst() {
 		// s1: c1, c2, c3 (api), c4; s2: c5 and the pool's c6, started by
 		// the provision after the extension.
 		s.Equal(scWebTwice(), scShape(s.status(before)))
-		s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3", "msm/m1/shrink/web/4",
-			"msm/m1/extend/web/5", "msm/m1/provision/6"}, s.ids())
-		s.requireRefill("msm/m1/provision/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
+		s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3", "msm/m1/shrink/web/4",
+			"msm/m1/extend/web/5", "msm/m1/refill/6"}, s.ids())
+		s.requireRefill("msm/m1/refill/3", fleet.Plan{Starts: []fleet.Container{tfStart("c6", "s2", 21001, "")}})
 		// web's instances on s2, which has the fewest containers, go first;
 		// then the newest on s1. The pool is full: both are destroyed.
 		c := s.requireShrink("msm/m1/shrink/web/4", []string{"web"}, fleet.ShrinkPlan{
@@ -526,7 +527,7 @@ func (s *ShrinkSuite) TestScaleDownRunsAShrinkThatEmptiesServersFirst() {
 			},
 			Services: []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}},
 		}, scShape(st))
-		s.Contains(eventMessages(st.Events), "msm/m1/shrink/web/4: 0 instance(s) back to the warm pool, 2 to destroy, 0 server(s) to release")
+		s.Contains(eventMessages(st.Events), "msm/m1/shrink/web/4: 0 instance(s) back to the warm pool, 2 to destroy, 0 server(s) to release (web above desired: 2)")
 		s.Contains(eventMessages(st.Events), "msm/m1/shrink/web/4 done: 0 unloaded, 2 destroyed, 0 server(s) released, 0 failed")
 		s.Equal([]string{"m1-c4", "m1-c5"}, s.fake.keys(workflows.ActivityStopContainer))
 		for _, id := range []string{"m1-c4", "m1-c5"} {
@@ -545,7 +546,7 @@ func (s *ShrinkSuite) TestScaleDownRunsAShrinkThatEmptiesServersFirst() {
 		s.Equal(fleet.Plan{
 			Loads: []fleet.Container{{ID: "m1-c6", Server: "s2", Port: 21001, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c6")}},
 		}, ext5.Place.Plan)
-		s.requireRefill("msm/m1/provision/6", fleet.Plan{Starts: []fleet.Container{tfStart("c7", "s2", 21000, "")}})
+		s.requireRefill("msm/m1/refill/6", fleet.Plan{Starts: []fleet.Container{tfStart("c7", "s2", 21000, "")}})
 		s.Contains(s.status(reused).Containers, shOn("c7", "s2", 21000, "", fleet.Waiting))
 	})
 	s.Run("the emptiest server before the newest instance", func() {
@@ -826,8 +827,8 @@ func (s *ShrinkSuite) TestUnloadThatFailsDestroysInstead() {
 		s.fake.index(workflows.ActivityUnloadService, "m1-c4", true), "after the unload failed")
 
 	// m1-c4's lease went with it: the pool's refill gets 20003.
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3", "msm/m1/provision/4"}, s.ids())
-	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20003, "")}}, s.child("msm/m1/provision/4").Place.Plan)
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/shrink/web/3", "msm/m1/refill/4"}, s.ids())
+	s.Equal(fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20003, "")}}, s.child("msm/m1/refill/4").Place.Plan)
 	st := s.status(after)
 	s.Equal([]workflows.ContainerStatus{
 		shOn("c1", "s1", 20000, "web", fleet.Loaded),
@@ -876,11 +877,11 @@ func (s *ShrinkSuite) TestDestroyThatFailsKeepsTheLease() {
 
 	// A new container beside it does not get its port: the pool's refill
 	// after the extension takes 20004.
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/shrink/web/2", "msm/m1/extend/web/3", "msm/m1/provision/4"}, s.ids())
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/shrink/web/2", "msm/m1/extend/web/3", "msm/m1/refill/4"}, s.ids())
 	s.Equal(fleet.Plan{
 		Loads: []fleet.Container{{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c4")}},
 	}, s.child("msm/m1/extend/web/3").Place.Plan)
-	s.requireRefill("msm/m1/provision/4", fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20004, "")}})
+	s.requireRefill("msm/m1/refill/4", fleet.Plan{Starts: []fleet.Container{tfStart("c5", "s1", 20004, "")}})
 	st = s.status(after)
 	s.Equal([]workflows.ContainerStatus{
 		shOn("c1", "s1", 20000, "web", fleet.Loaded),
@@ -962,9 +963,9 @@ func (s *ShrinkSuite) TestDrainDryRunChangesNothing() {
 	s.Equal(s.status(before), s.status(after), "no state changed, no event")
 	s.Equal(string(fleet.ServerReady), s.status(after).Servers[0].State)
 	s.requireAccepted(ext, "extending web from 2 to 3 instance(s)")
-	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/provision/3"}, s.ids(), "no Rearrange")
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/extend/web/2", "msm/m1/refill/3"}, s.ids(), "no Rearrange")
 	s.Equal(scWebExtendedPlan(), s.child("msm/m1/extend/web/2").Place.Plan)
-	s.requireRefill("msm/m1/provision/3", scWebRefillPlan())
+	s.requireRefill("msm/m1/refill/3", scWebRefillPlan())
 	s.Empty(s.fake.began(workflows.ActivityStopContainer))
 }
 
