@@ -41,3 +41,44 @@ func TestPlanConsolidation(t *testing.T) {
 		})
 	}
 }
+
+// TestConsolidateStrategy: with the policy on and nothing else to do or
+// running, the least-used server whose containers fit elsewhere is
+// drained; never beside another operation.
+func TestConsolidateStrategy(t *testing.T) {
+	policy := func() *catalog.Catalog {
+		c := webAPI(0)
+		c.Manager.Consolidate = true
+		return c
+	}
+	spread := func() *Inventory {
+		return twoServers(loaded("m-c1", "s1", 20000, "web"), loaded("m-c2", "s1", 20001, "web"), loaded("m-c3", "s2", 21000, "api"))
+	}
+	runDecide(t, []decideCase{
+		{
+			name:    "s2 holds one container that fits on s1: drained",
+			state:   State{Manager: mgr, Catalog: policy(), Inventory: spread()},
+			ops:     []string{"consolidate s2: drain s2"},
+			reasons: []string{"s2 is the least used server and the others have room for its 1 container(s)"},
+		},
+		{
+			name:  "the policy off: nothing",
+			state: State{Manager: mgr, Catalog: webAPI(0), Inventory: spread()},
+		},
+		{
+			name:  "an operation running: nothing",
+			state: State{Manager: mgr, Catalog: policy(), Inventory: spread(), Running: []Keys{{Services: []string{"web"}}}},
+		},
+		{
+			name: "another operation decided now: nothing",
+			state: State{Manager: mgr, Catalog: policy(), Inventory: spread(),
+				Desired: func(s catalog.Service) int {
+					if s.Name == "web" {
+						return 3
+					}
+					return s.Replicas.Initial
+				}, Extending: []string{"web"}},
+			ops: []string{"extend web: start m-c10@s2:21001=web"},
+		},
+	})
+}

@@ -15,15 +15,16 @@ import (
 //
 // The strategies run in priority order, one file each: recover
 // (recover.go), rearrange a draining server (rearrange.go), extend
-// (extend.go), provision what the catalog asks (provision.go), refill the
-// warm pool (refill.go), shrink and release (shrink.go), consolidate
-// (consolidate.go). Each works on what the ones before left: a service, the
+// (extend.go), shrink and release (shrink.go: before the refill, so that a
+// surplus instance returns to a short pool instead of a new container
+// being started for it), provision what the catalog asks (provision.go),
+// refill the warm pool (refill.go), consolidate (consolidate.go). Each works on what the ones before left: a service, the
 // warm pool or a server an earlier operation (running, or decided here)
 // holds is left alone, so no two operations ever hold one key and any that
 // are decided may run side by side.
 func Decide(s State, now time.Time) Decision {
 	d := newDecider(s, now)
-	for _, strategy := range []func(*decider){recoverStrategy, rearrangeStrategy, extendStrategy, provisionStrategy, refillStrategy, shrinkStrategy, consolidateStrategy} {
+	for _, strategy := range []func(*decider){recoverStrategy, rearrangeStrategy, extendStrategy, shrinkStrategy, provisionStrategy, refillStrategy, consolidateStrategy} {
 		strategy(d)
 	}
 	return d.result()

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// provisionStrategy comes fourth: what the catalog asks that no operation
+// provisionStrategy comes after the shrink: what the catalog asks that no operation
 // before was named for (a new catalog, a service below desired after its
 // back-off, instances a node lost) is placed in one Provision operation.
 // The warm pool's refill joins it when the refill may run now

@@ -252,11 +252,13 @@ func (inv *Inventory) waitingOutside() int {
 	return n
 }
 
-// shrinkStrategy comes after the placements: what is above desired (or
-// crashed, or of a service gone from the catalog, or on a drained server
-// once its replacements serve) goes in one Shrink operation, leaving
-// alone what the operations running or decided hold. While another
-// operation holds the warm pool, nothing is unloaded into it.
+// shrinkStrategy comes after the urgent placements (recover, rearrange,
+// extend) and before the provision and the refill: what is above desired
+// (or crashed, or of a service gone from the catalog, or on a drained
+// server once its replacements serve) goes in one Shrink operation,
+// leaving alone what the operations running or decided hold. A surplus
+// instance returns to a short pool (the refill then waits for it); while
+// another operation holds the pool, nothing is unloaded into it.
 func shrinkStrategy(d *decider) {
 	hold := slices.Clone(d.services)
 	if d.pool {

@@ -115,3 +115,40 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestShrinkStrategy: what is above desired goes in one Shrink beside the
+// placements, leaving alone what they and the running operations hold;
+// while the pool is held nothing is unloaded into it.
+func TestShrinkStrategy(t *testing.T) {
+	over := func() *Inventory {
+		return twoServers(loaded("m-c1", "s1", 20000, "web"), loaded("m-c2", "s1", 20001, "web"), loaded("m-c3", "s1", 20002, "web"),
+			loaded("m-c4", "s2", 21000, "api"))
+	}
+	runDecide(t, []decideCase{
+		{
+			name:    "web above desired: the newest goes back to the short pool",
+			state:   State{Manager: mgr, Catalog: webAPI(1), Inventory: over()},
+			ops:     []string{"shrink web: unload m-c3"},
+			reasons: []string{"web above desired: 1"},
+		},
+		{
+			name:  "the pool held by a running operation: the surplus waits for it",
+			state: State{Manager: mgr, Catalog: webAPI(1), Inventory: over(), Running: []Keys{{Pool: true}}},
+		},
+		{
+			name:  "the pool full: the surplus is destroyed, beside a running operation on api",
+			state: State{Manager: mgr, Catalog: webAPI(0), Inventory: over(), Running: []Keys{{Services: []string{"api"}}}},
+			ops:   []string{"shrink web: destroy m-c3"},
+		},
+		{
+			name:  "web held: nothing of web goes",
+			state: State{Manager: mgr, Catalog: webAPI(0), Inventory: over(), Running: []Keys{{Services: []string{"web"}}}},
+		},
+		{
+			name: "a service gone from the catalog goes back to the pool, its server released when emptied",
+			state: State{Manager: mgr, Catalog: cat(2, []catalog.Server{big1, big2}, svc("web", 3, 1)), Inventory: over()},
+			ops:   []string{"shrink api: unload m-c4"},
+			reasons: []string{"api gone from the catalog: 1"},
+		},
+	})
+}
