@@ -123,6 +123,9 @@ func (inv *Inventory) indexed() map[string]int {
 // (a dry run) leaves inv as it was.
 func (inv *Inventory) Clone() Inventory {
 	out := Inventory{Seq: inv.Seq, ServerSeq: inv.ServerSeq, Containers: slices.Clone(inv.Containers), Failed: slices.Clone(inv.Failed)}
+	if inv.Servers != nil {
+		out.Servers = make([]Server, 0, len(inv.Servers))
+	}
 	for _, s := range inv.Servers {
 		s.Blocked = slices.Clone(s.Blocked)
 		out.Servers = append(out.Servers, s)
