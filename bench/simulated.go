@@ -112,7 +112,7 @@ func fleetScale(e *benchEnv) ([]Figure, error) {
 			}
 		}
 	}
-	if st, err = e.simWait(manager, "every service back at desired after the overload reports", 10*time.Minute, func(st workflows.Status) bool {
+	if _, err = e.simWait(manager, "every service back at desired after the overload reports", 10*time.Minute, func(st workflows.Status) bool {
 		return desiredAll(st) && slices.ContainsFunc(st.Services, func(s workflows.ServiceStatus) bool { return s.Desired > per })
 	}); err != nil {
 		return nil, err

@@ -145,9 +145,9 @@ func TestShrinkStrategy(t *testing.T) {
 			state: State{Manager: mgr, Catalog: webAPI(0), Inventory: over(), Running: []Keys{{Services: []string{"web"}}}},
 		},
 		{
-			name: "a service gone from the catalog goes back to the pool, its server released when emptied",
-			state: State{Manager: mgr, Catalog: cat(2, []catalog.Server{big1, big2}, svc("web", 3, 1)), Inventory: over()},
-			ops:   []string{"shrink api: unload m-c4"},
+			name:    "a service gone from the catalog goes back to the pool, its server released when emptied",
+			state:   State{Manager: mgr, Catalog: cat(2, []catalog.Server{big1, big2}, svc("web", 3, 1)), Inventory: over()},
+			ops:     []string{"shrink api: unload m-c4"},
 			reasons: []string{"api gone from the catalog: 1"},
 		},
 	})
