@@ -232,6 +232,20 @@ func takeAll[T any](ctx workflow.Context, ch workflow.ReceiveChannel, fn func(wo
 	}
 }
 
+// PlacementTimeout bounds a placement operation (Provision, Extend,
+// Recover, Rearrange, refill) in runs that decide with fleet.Decide: more
+// than its steps' own retries take (a launch: 10 attempts of up to 5 min).
+// When it expires the operation is ended by the server and what it left
+// unfinished is failed: starting containers and loads not yet healthy are
+// replaced by the next decision.
+const PlacementTimeout = time.Hour
+
+// ShrinkTimeout bounds a Shrink beyond its drain period. When it expires,
+// the removals it did not report go back to what they were (an unload or a
+// destroy not done leaves an instance serving), so the next decision
+// removes them again.
+const ShrinkTimeout = 30 * time.Minute
+
 // decideOpsChange gates deciding with fleet.Decide: every operation the
 // fleet needs, each named for its strategy, side by side. Runs begun
 // before decide one placement and one shrink at a time (decide).
@@ -409,7 +423,11 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 		Config: m.providerConfig()}
 	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
 		id, len(plan.Servers), len(plan.Starts), len(plan.Loads))+because(why))
-	cctx := m.operation(ctx, id, kind, plan.Services())
+	var timeout time.Duration
+	if m.asData {
+		timeout = PlacementTimeout
+	}
+	cctx := m.operation(ctx, id, kind, plan.Services(), timeout)
 	m.running++
 	keys := plan.Keys()
 	m.ops = append(m.ops, runningOp{id: id, keys: keys})
@@ -803,15 +821,18 @@ func rootMessage(err error) string {
 
 // operation is the context of an operation's child workflow: its readable
 // ID, and search attributes so the Web UI finds it by kind and service.
-func (m *manager) operation(ctx workflow.Context, id, kind string, services []string) workflow.Context {
+// timeout bounds the child's run (0: none, in runs begun before
+// decide-ops).
+func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, timeout time.Duration) workflow.Context {
 	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
 	if len(services) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(services))
 	}
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            id,
-		TaskQueue:             TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+		WorkflowID:               id,
+		TaskQueue:                TaskQueue,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
+		WorkflowExecutionTimeout: timeout,
 	})
 }
 

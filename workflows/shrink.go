@@ -159,7 +159,7 @@ func (m *manager) decideShrink(ctx workflow.Context, hold, avoid []string) {
 func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.ShrinkPlan, why string) {
 	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
 		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release))+because(why))
-	cctx := m.operation(ctx, id, "shrink", plan.Services())
+	var timeout time.Duration
 	// The drain is the longest of the services removed (a service gone
 	// from the catalog gets the default).
 	drain := time.Duration(0)
@@ -172,6 +172,10 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 			drain = max(drain, d)
 		}
 	}
+	if m.asData {
+		timeout = drain + ShrinkTimeout
+	}
+	cctx := m.operation(ctx, id, "shrink", plan.Services(), timeout)
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	m.running++
 	m.ops = append(m.ops, runningOp{id: id, keys: plan.Keys()})
@@ -180,12 +184,39 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 		var res ShrinkResult
 		if err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res); err != nil {
 			m.event(ctx, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
+			if m.asData {
+				m.undoShrink(plan)
+			}
 		} else {
 			m.event(ctx, fmt.Sprintf("%s done: %d unloaded, %d destroyed, %d server(s) released, %d failed",
 				id, res.Unloaded, res.Destroyed, res.Released, res.Failed))
 		}
 		m.st.Pending = true
 	})
+}
+
+// undoShrink puts back what a Shrink that ended early (its timeout, a
+// failure) left draining without a report: an instance still serving is
+// loaded again, a waiting container waiting, anything else failed as a
+// crash; the next decision removes what is still surplus.
+func (m *manager) undoShrink(plan fleet.ShrinkPlan) {
+	for _, p := range slices.Concat(plan.Unloads, plan.Destroys) {
+		c := m.st.Inventory.Container(p.ID)
+		if c == nil || c.State != fleet.Draining {
+			continue
+		}
+		c.Unloading = false
+		switch {
+		case c.Service == "" && !c.Crashed:
+			c.State = fleet.Waiting
+		case c.Healthy:
+			c.State = fleet.Loaded
+		default:
+			// Not serving (a crash, or an instance not yet up): failed as
+			// a crash, destroyed by the next Shrink and replaced.
+			c.State, c.Crashed = fleet.Failed, true
+		}
+	}
 }
 
 // onShrinkStep records an instance that left: back in the warm pool, or
