@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -139,4 +140,27 @@ func (s *ManagerSuite) TestServerLostDuringAnOperationEndsItsStepsThere() {
 	s.Equal(20001, c2.Port, "it keeps its lease until s1 is fenced")
 	s.Contains(eventMessages(st.Events), "container m1-c2 on s1 failed to load web: server s1 lost while the step ran")
 	s.Empty(st.Services[0].LastError, "a lost server is no failure of the service: no back-off")
+}
+
+// TestPlacementPastItsTimeoutIsFailedAndReplaced: an operation that outlives
+// PlacementTimeout (here m1-c2's load never returns) is ended; what it left
+// unfinished is failed and the next decision replaces it.
+func (s *ManagerSuite) TestPlacementPastItsTimeoutIsFailedAndReplaced() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.MatchedBy(func(in workflows.LoadServiceInput) bool {
+		return in.Container == "m1-c2"
+	})).After(3*time.Hour).Return(workflows.LoadServiceResult{Healthy: true}, nil).Maybe()
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).Return(s.fake.LoadService).Maybe()
+	s.snapshot(workflows.PlacementTimeout+10*time.Minute, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, workflows.PlacementTimeout+time.Hour)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	ps := s.provisions()
+	s.Require().GreaterOrEqual(len(ps), 2, "a decision after the timeout")
+	s.Equal(workflows.PlacementTimeout, ps[1].At.Sub(ps[0].At).Round(time.Minute), "decided when the first operation timed out")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+	s.Contains(strings.Join(eventMessages(st.Events), "\n"), "msm/m1/provision/1 failed")
 }

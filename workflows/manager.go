@@ -829,10 +829,10 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 		attrs = append(attrs, AttrService.ValueSet(services))
 	}
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:               id,
-		TaskQueue:                TaskQueue,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
-		WorkflowExecutionTimeout: timeout,
+		WorkflowID:            id,
+		TaskQueue:             TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
+		WorkflowRunTimeout:    timeout,
 	})
 }
 
