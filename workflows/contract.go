@@ -58,6 +58,10 @@ const (
 	SignalRegister = "register" // RegisterSignal: an agent came up
 	SignalNodeUp   = "node-up"  // NodeUpSignal: a node agent (re)started
 	SignalResult   = "result"   // StepResult: an operation finished a step
+	// SignalResults carries StepResults: the steps an operation finished
+	// since its last report, in the order they finished (operations begun
+	// after batch-results).
+	SignalResults = "results"
 	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
 	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
 	SignalUsage    = "usage"    // UsageSignal: a node's periodic usage summary
@@ -263,6 +267,11 @@ const (
 	StepReady     = "ready" // a warm-pool container's agent answered
 	StepOperation = "operation"
 )
+
+// StepResults reports several finished steps at once.
+type StepResults struct {
+	Steps []StepResult `json:"steps"`
+}
 
 // StepResult reports one finished step of an operation to the Manager, which
 // records it: operations carry out plans, only the Manager writes state.

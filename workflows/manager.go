@@ -118,6 +118,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
 	resultCh := workflow.GetSignalChannel(ctx, SignalResult)
+	resultsCh := workflow.GetSignalChannel(ctx, SignalResults)
 	overloadCh := workflow.GetSignalChannel(ctx, SignalOverload)
 	idleCh := workflow.GetSignalChannel(ctx, SignalIdle)
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
@@ -137,6 +138,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, registerCh, m.onRegister)
 	listen(ctx, nodeUpCh, m.onNodeUp)
 	listen(ctx, resultCh, m.onResult)
+	listen(ctx, resultsCh, m.onResults)
 	listen(ctx, overloadCh, m.onOverload)
 	listen(ctx, idleCh, m.onIdle)
 	listen(ctx, rejectedCh, m.onCatalogRejected)
@@ -170,6 +172,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			// Signals not yet taken by the loops above would be lost with
 			// this run: take them here.
 			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
+			takeAll(ctx, resultsCh, m.onResults)
 			takeAll(ctx, overloadCh, m.onOverload)
 			takeAll(ctx, idleCh, m.onIdle)
 			takeAll(ctx, rejectedCh, m.onCatalogRejected)
@@ -551,6 +554,13 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	if len(gone) > 0 {
 		m.event(ctx, fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone))
 		m.st.Pending = true
+	}
+}
+
+// onResults records the steps an operation reported at once, in order.
+func (m *manager) onResults(ctx workflow.Context, rs StepResults) {
+	for _, r := range rs.Steps {
+		m.onResult(ctx, r)
 	}
 }
 

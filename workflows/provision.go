@@ -33,7 +33,9 @@ const (
 // at once, so status shows progress while the operation runs.
 func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
 	var res ProvisionResult
-	report := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
+	base, flush := reporterOf(ctx, in.Manager, in.Op)
+	defer flush()
+	report := reportLost(base, watchLost(ctx))
 	q := queuesOf(in.Kind, in.Manager)
 
 	// Launch servers side by side; containers on a server wait for it.
@@ -266,6 +268,65 @@ func (s *stepReporter) send(ctx workflow.Context, r StepResult) {
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	s.base(dctx, r)
+}
+
+// batchResultsChange gates reporting an operation's steps in batches: one
+// `results` signal carries every step finished since the last one was
+// delivered, instead of one `result` signal per step. At fleet scale this
+// is most of the signals the Manager receives and of the events both
+// histories hold.
+const batchResultsChange = "batch-results"
+
+// maxBatch caps the steps one signal carries (~200 bytes each).
+const maxBatch = 500
+
+// reporterOf returns how this operation reports its steps, and flush,
+// which an operation defers so that every step is delivered before it
+// ends. Operations begun before batchResultsChange send one signal per
+// step (flush does nothing).
+func reporterOf(ctx workflow.Context, manager, op string) (send func(workflow.Context, StepResult), flush func()) {
+	if workflow.GetVersion(ctx, batchResultsChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return reporter(manager, op), func() {}
+	}
+	b := &batcher{manager: manager, op: op}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, b.run)
+	return b.send, func() {
+		b.closed = true
+		_ = workflow.Await(dctx, func() bool { return b.done })
+	}
+}
+
+// batcher sends the steps reported to it as they come: one signal at a
+// time, carrying all that finished while the one before was in flight.
+type batcher struct {
+	manager, op string
+	pending     []StepResult
+	closed      bool // no more steps come: send what is left, then done
+	done        bool
+}
+
+func (b *batcher) send(_ workflow.Context, r StepResult) {
+	r.Op = b.op
+	b.pending = append(b.pending, r)
+}
+
+func (b *batcher) run(ctx workflow.Context) {
+	defer func() { b.done = true }()
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(b.pending) > 0 || b.closed }); err != nil {
+			return
+		}
+		if len(b.pending) == 0 {
+			return
+		}
+		n := min(len(b.pending), maxBatch)
+		batch := StepResults{Steps: b.pending[:n:n]}
+		b.pending = b.pending[n:]
+		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(b.manager), "", SignalResults, batch).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "steps", len(batch.Steps))
+		}
+	}
 }
 
 // reporter returns how an operation reports a finished step to its

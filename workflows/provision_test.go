@@ -276,6 +276,10 @@ func (f *tfFleet) input(name, key string) (any, int) {
 type ProvisionSuite struct {
 	suite.Suite
 	testsuite.WorkflowTestSuite
+	// signals counts the signals the last provision sent its Manager;
+	// signalTime, when set, is how long each takes to deliver.
+	signals    int
+	signalTime time.Duration
 }
 
 func TestProvisionSuite(t *testing.T) { suite.Run(t, new(ProvisionSuite)) }
@@ -290,13 +294,15 @@ func (s *ProvisionSuite) provision(fake *tfFleet, plan fleet.Plan) (workflows.Pr
 	fake.register(env)
 	var mu sync.Mutex
 	var reported []workflows.StepResult
-	env.OnSignalExternalWorkflow(mock.Anything, workflows.ManagerID(tfManager), "", workflows.SignalResult, mock.Anything).Return(
+	s.signals = 0
+	env.OnSignalExternalWorkflow(mock.Anything, workflows.ManagerID(tfManager), "", workflows.SignalResults, mock.Anything).Return(
 		func(namespace, workflowID, runID, signalName string, arg any) error {
 			mu.Lock()
 			defer mu.Unlock()
-			reported = append(reported, arg.(workflows.StepResult))
+			reported = append(reported, arg.(workflows.StepResults).Steps...)
+			s.signals++
 			return nil
-		})
+		}).After(s.signalTime)
 	env.ExecuteWorkflow(workflows.Provision, workflows.ProvisionInput{
 		Op: tfOp, Manager: tfManager, Kind: catalog.KindStandalone, Plan: plan,
 		Services:  []catalog.Service{tfWeb, tfAPI},
@@ -330,6 +336,31 @@ func tfLoadOK(id, server string, port int) workflows.StepResult {
 func tfReadyOK(id, server string, port int) workflows.StepResult {
 	id = tfManager + "-" + id
 	return workflows.StepResult{Op: tfOp, Step: workflows.StepReady, Server: server, Container: id, Port: port, PID: tfAgentPID(id), OK: true}
+}
+
+// TestStepsAreReportedInBatches: the steps that finish while a report is
+// in flight go in the next one, in the order they finished: eight steps
+// of four containers started and loaded at once reach the Manager in
+// fewer signals, each container's start before its load.
+func (s *ProvisionSuite) TestStepsAreReportedInBatches() {
+	s.signalTime = 100 * time.Millisecond // the round trip of a real server
+	defer func() { s.signalTime = 0 }()
+	fake := &tfFleet{}
+	_, reported, err := s.provision(fake, fleet.Plan{Starts: []fleet.Container{
+		tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "web"),
+		tfStart("c3", "s2", 21000, "api"), tfStart("c4", "s2", 21001, "web")}})
+	s.Require().NoError(err)
+	s.Len(reported, 8)
+	s.Less(s.signals, 8, "several steps per signal")
+	s.GreaterOrEqual(s.signals, 1)
+	for _, id := range []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"} {
+		start := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepStart })
+		load := slices.IndexFunc(reported, func(r workflows.StepResult) bool { return r.Container == id && r.Step == workflows.StepLoad })
+		s.True(start >= 0 && load > start, "%s: start at %d, load at %d", id, start, load)
+	}
+	for _, r := range reported {
+		s.Equal(tfOp, r.Op)
+	}
 }
 
 func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {

@@ -49,7 +49,9 @@ const (
 // Manager as it finishes.
 func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
 	var res ShrinkResult
-	rep := reportLost(reporter(in.Manager, in.Op), watchLost(ctx))
+	base, flush := reporterOf(ctx, in.Manager, in.Op)
+	defer flush()
+	rep := reportLost(base, watchLost(ctx))
 	report := rep.send
 	q := queuesOf(in.Kind, in.Manager)
 	if in.Drain > 0 {
