@@ -229,6 +229,13 @@ type decider struct {
 	// placed already (each service's demand is looked at once).
 	backoff []string
 	tried   []string
+	// view is what the placements learnt of work in one walk, kept
+	// current by each (built by the first).
+	view *view
+	// counted and onDraining are missing's last answer, made when the
+	// decision had countedAt ops (each op changes them).
+	counted, onDraining map[string]int
+	countedAt           int
 	d       Decision
 }
 
@@ -301,7 +308,10 @@ func (d *decider) place(services []string, pool bool) Plan {
 	if !pool {
 		hold = append(hold, "")
 	}
-	plan := PlanScale(&d.work, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit})
+	if d.view == nil {
+		d.view = newView(&d.work, slotsTable(d.s.Catalog))
+	}
+	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit})
 	d.tried = append(d.tried, services...)
 	if pool {
 		d.tried = append(d.tried, "")
@@ -321,6 +331,10 @@ func (d *decider) add(op Op) {
 // drains are done (the demand a placement sees), and per service the
 // instances on draining servers ("": the waiting containers there).
 func (d *decider) missing() (missing, onDraining map[string]int) {
+	if d.counted != nil && d.countedAt == len(d.d.Ops) {
+		return d.counted, d.onDraining
+	}
+	defer func() { d.counted, d.onDraining, d.countedAt = missing, onDraining, len(d.d.Ops) }()
 	draining := d.work.drainingServers()
 	staying := map[string]int{}
 	onDraining = map[string]int{}

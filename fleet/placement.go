@@ -96,12 +96,6 @@ type Options struct {
 // instances per service, the waiting containers), so one decision costs
 // the fleet once plus the servers it looks at per instance placed.
 func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) Plan {
-	hold := o.Hold
-	desired := o.Desired
-	if desired == nil {
-		desired = func(s catalog.Service) int { return s.Replicas.Initial }
-	}
-	var plan Plan
 	if cat.Manager.Launches() {
 		// A launch that failed left a server with nothing on it: forget it,
 		// so the next attempt launches anew (the event log keeps why).
@@ -111,8 +105,19 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 			inv.idx = nil
 		}
 	}
-	slots := slotsTable(cat)
-	v := newView(inv, slots)
+	return planScale(inv, newView(inv, slotsTable(cat)), cat, manager, o)
+}
+
+// planScale is PlanScale on a view of inv that the caller keeps: several
+// placements of one decision share it, each seeing what the ones before
+// recorded (a server they placed on has its port book in v already).
+func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o Options) Plan {
+	hold := o.Hold
+	desired := o.Desired
+	if desired == nil {
+		desired = func(s catalog.Service) int { return s.Replicas.Initial }
+	}
+	var plan Plan
 	// launch adds a new server of the kind's shape, named <manager>-s<n>,
 	// while the kind may launch more.
 	launch := func(need int) (*Server, *PortIndex, string) {
@@ -226,7 +231,7 @@ func PlanScale(inv *Inventory, cat *catalog.Catalog, manager string, o Options) 
 		}
 		// need counts slots the way used does, so an undefaulted Slots of 0
 		// is one slot in both.
-		need := slotsOf(svc.Name, slots)
+		need := slotsOf(svc.Name, v.slots)
 		// Instances on a draining server are replaced elsewhere first.
 		missing := desired(svc) - staying[svc.Name]
 		for missing > 0 && !full() {

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -10,6 +11,9 @@ import (
 // many healthy ones serve elsewhere), in one Rearrange operation named for
 // the server.
 func rearrangeStrategy(d *decider) {
+	if !slices.ContainsFunc(d.work.Servers, func(s Server) bool { return s.State == ServerDraining }) {
+		return
+	}
 	missing, onDraining := d.missing()
 	var services []string
 	for _, s := range d.s.Catalog.Services {

@@ -84,19 +84,29 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		c.State = Draining
 	}
 	// victims orders candidates: emptiest server first, newest first.
+	// The keys are taken once per call (not per comparison): the order is
+	// the one of the containers counted when the call is made.
+	type victim struct {
+		c        *Container
+		on, seq int
+	}
 	victims := func(among []int, match func(Container) bool) []*Container {
-		var out []*Container
+		var vs []victim
 		for _, i := range among {
-			if match(inv.Containers[i]) {
-				out = append(out, &inv.Containers[i])
+			if c := &inv.Containers[i]; match(*c) {
+				vs = append(vs, victim{c: c, on: onServer[c.Server], seq: SeqOf(c.ID)})
 			}
 		}
-		slices.SortStableFunc(out, func(a, b *Container) int {
-			if n := cmp.Compare(onServer[a.Server], onServer[b.Server]); n != 0 {
+		slices.SortStableFunc(vs, func(a, b victim) int {
+			if n := cmp.Compare(a.on, b.on); n != 0 {
 				return n
 			}
-			return -cmp.Compare(SeqOf(a.ID), SeqOf(b.ID))
+			return -cmp.Compare(a.seq, b.seq)
 		})
+		out := make([]*Container, len(vs))
+		for i, v := range vs {
+			out[i] = v.c
+		}
 		return out
 	}
 	inCatalog := map[string]bool{}
