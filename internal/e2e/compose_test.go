@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/workflows"
 )
@@ -73,13 +73,11 @@ func freeTCPPort(t *testing.T) int {
 // Docker containers that serve.
 func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 	t.Parallel()
-	c := &cluster{t: t, dir: t.TempDir(), manager: fmt.Sprintf("compose%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}}
 	buildImage(t)
 	temporalImage, err := testimage.BuildTemporal()
 	require.NoError(t, err)
 	port, ui := freeTCPPort(t), freeTCPPort(t)
-	c.frontend = fmt.Sprintf("127.0.0.1:%d", port)
-	c.catalog = filepath.Join(c.dir, "catalog.yaml")
+	c := clusterOn(t, fmt.Sprintf("compose%d", rand.IntN(1e6)), fmt.Sprintf("127.0.0.1:%d", port), "")
 	c.catalogYAML(spec{}) // picks the port block
 	c.dockerCatalog()
 	env := []string{
@@ -93,7 +91,7 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 			t.Logf("compose logs (tail):\n%s", tailOf([]byte(out), 4000))
 		}
 		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
-		c.dockerClean("msm-" + c.manager)
+		clustertest.DockerClean(c.manager)
 	})
 	out, err := compose(env, "docker-compose.local.yml", "up", "-d")
 	require.NoError(t, err, out)

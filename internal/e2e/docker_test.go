@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	dockerkind "github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
 )
@@ -115,38 +116,13 @@ func (c *cluster) requireDockerMatches(warm int, timeout time.Duration) workflow
 	}
 }
 
-// dockerClean removes every container of the Manager and its network,
-// after a failure too. It runs while the worker may still start one, so it
-// goes on until a pass finds nothing.
-func (c *cluster) dockerClean(network string) {
-	for range 20 {
-		left := c.dockerOwned()
-		if len(left) == 0 {
-			break
-		}
-		for _, d := range left {
-			_, _ = docker("rm", "-f", d.name)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	_, _ = docker("network", "rm", network)
-}
-
 // dockerGateway is the address of this machine on Docker's default bridge,
 // which containers reach as host.docker.internal.
 func dockerGateway(t *testing.T) string {
 	t.Helper()
-	ifc, err := net.InterfaceByName("docker0")
+	ip, err := clustertest.BridgeIP()
 	require.NoError(t, err, "the docker kind tests need Docker's default bridge")
-	addrs, err := ifc.Addrs()
-	require.NoError(t, err)
-	for _, a := range addrs {
-		if ip, ok := a.(*net.IPNet); ok && ip.IP.To4() != nil {
-			return ip.IP.String()
-		}
-	}
-	t.Fatal("docker0 has no IPv4 address")
-	return ""
+	return ip
 }
 
 // dockerCatalog writes examples/docker/catalog.yaml for this cluster: the
@@ -198,7 +174,7 @@ func TestDockerKindRunsTheExampleCatalog(t *testing.T) {
 	c.frontend = proxy(t, dockerGateway(t), c.srv.Address())
 	c.dockerCatalog()
 	network := "msm-" + c.manager
-	t.Cleanup(func() { c.dockerClean(network) })
+	t.Cleanup(func() { clustertest.DockerClean(c.manager) })
 
 	c.start("worker", "worker", "--catalog", c.catalog)
 	st := c.requireDockerMatches(1, 2*time.Minute)

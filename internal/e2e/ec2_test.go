@@ -173,7 +173,7 @@ func TestCloudKindBadSettingsStartNothing(t *testing.T) {
 			case <-time.After(60 * time.Second):
 				t.Fatal("the worker did not refuse to start")
 			}
-			assert.NotZero(t, c.procs["worker"].ProcessState.ExitCode())
+			assert.NotZero(t, c.h.Cmd("worker").ProcessState.ExitCode())
 			log, err := os.ReadFile(c.dir + "/worker.log")
 			require.NoError(t, err)
 			assert.Contains(t, string(log), "the ec2 kind cannot work with this catalog (nothing was started)")

@@ -6,9 +6,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -16,11 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,8 +23,8 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	"github.com/msm-project/msm/internal/devserver"
-	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -82,19 +77,19 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// cluster is one test's world: a dev server, a catalog, msm processes.
+// cluster is one test's world: the shared cluster harness (a dev server,
+// a catalog, msm processes), failing the test on its errors, and what the
+// tests' spec adds to it.
 type cluster struct {
-	t       *testing.T
+	t *testing.T
+	h *clustertest.Cluster
+	// dir, manager, client and srv are h's, under the tests' names.
 	dir     string
-	srv     *devserver.Server
-	client  client.Client
 	manager string
+	client  client.Client
+	srv     *devserver.Server
 	catalog string
 	base    int // first port of s1; s<i> has base+(i-1)*20 .. +19
-	// reportEvery is spec.reportEvery.
-	reportEvery string
-	procs       map[string]*exec.Cmd
-	srvOpts     devserver.Options
 	// frontend is the dev server's address as the hosts dial it.
 	frontend string
 	// net is the Docker network of spec.hosts, else nil.
@@ -137,85 +132,70 @@ type spec struct {
 
 func newCluster(t *testing.T, s spec) *cluster {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := &cluster{t: t, dir: dir, manager: fmt.Sprintf("e2e%d", rand.IntN(1e6)), procs: map[string]*exec.Cmd{}, ranges: map[string][2]int{}}
+	c := clusterOn(t, fmt.Sprintf("e2e%d", rand.IntN(1e6)), "", s.reportEvery)
 	if s.hosts {
 		c.net = newDockerNet(t, c.manager)
 	}
-	c.srvOpts = devserver.Options{
-		Binary: bins.temporal, SearchAttributes: workflows.SearchAttributeTypes,
-		Output: logFile(t, dir, "temporal.log"),
-	}
+	o := devserver.Options{Binary: bins.temporal}
 	if s.persistent {
-		c.srvOpts.DBFile = filepath.Join(dir, "temporal.db")
+		o.DBFile = filepath.Join(c.dir, "temporal.db")
 	}
-	srv, err := devserver.Start(ctx, c.srvOpts)
-	require.NoError(t, err)
-	c.srv = srv
-	c.frontend = srv.Address()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.h.StartServer(ctx, o); err != nil {
+		c.h.Close()
+		require.NoError(t, err)
+	}
+	c.client, c.srv, c.frontend = c.h.Client, c.h.Server, c.h.Address
 	if s.hosts {
 		// The hosts reach the dev server on their network's gateway, through
 		// a proxy: the dev server itself only answers on loopback when
 		// bound to one address.
-		c.frontend = proxy(t, c.net.gateway, srv.Address())
+		c.frontend = proxy(t, c.net.gateway, c.srv.Address())
 	}
-	c.client, err = client.Dial(client.Options{HostPort: srv.Address(), Logger: quiet{}})
-	require.NoError(t, err)
-	c.reportEvery = s.reportEvery
-	c.catalog = filepath.Join(dir, "catalog.yaml")
-	require.NoError(t, os.WriteFile(c.catalog, []byte(c.catalogYAML(s)), 0o644))
+	require.NoError(t, c.h.WriteCatalog(c.catalogYAML(s)))
 	t.Cleanup(c.close)
 	return c
 }
 
-// blocks counts the port blocks handed out from blockStart.
-var (
-	blocks     atomic.Int64
-	blockStart = int64(rand.IntN(100))
-)
+// clusterOn is a cluster on a Temporal server it does not start, at
+// frontend (none yet when ""); its processes report every reportEvery.
+func clusterOn(t *testing.T, manager, frontend, reportEvery string) *cluster {
+	h := clustertest.New(clustertest.Config{Dir: t.TempDir(), Manager: manager, Msm: bins.msm, ReportEvery: reportEvery,
+		Address: frontend, Grace: 300 * time.Millisecond})
+	return &cluster{t: t, h: h, dir: h.Dir, manager: manager, catalog: h.Catalog, frontend: frontend, ranges: map[string][2]int{}}
+}
 
-// catalogYAML writes servers s1..sN on 127.0.0.1 with disjoint port ranges
-// in a randomly chosen block (kept for the cluster's later catalogs), so
-// parallel runs rarely meet.
+// blocks are the tests' port blocks: below the kernel's ephemeral range
+// (32768+), where client sockets would make ports look taken, and away
+// from the example catalog's. They go round from a random start, so the
+// clusters of one run (parallel ones included) never share one, and two
+// runs rarely meet; a block another process of the machine holds a port
+// of is passed over.
+var blocks = &clustertest.Blocks{First: 22000, Size: 100, Count: 100, Start: rand.IntN(100), SkipTaken: true}
+
+// catalogYAML writes servers s1..sN on 127.0.0.1 (their hosts' addresses
+// with spec.hosts) with disjoint port ranges in the cluster's block,
+// chosen on the first call.
 func (c *cluster) catalogYAML(s spec) string {
-	// Below the kernel's ephemeral range (32768+), where client sockets
-	// would make ports look taken, and away from the example catalog's.
-	// Blocks go round from a random start, so the clusters of one run
-	// (parallel ones included) never share one, and two runs rarely meet.
-	// A block some other process of the machine holds a port of (a
-	// server of another package's tests) would move a container to
-	// another port or server, and the test's layout with it: such a block
-	// is passed over.
-	for tries := 0; c.base == 0; tries++ {
-		base := 22000 + int((blockStart+blocks.Add(1))%100)*100
-		if tries < 100 && !blockFree(base) {
-			continue
-		}
-		c.base = base
+	if c.base == 0 {
+		c.base = blocks.Next()
 	}
-	base := c.base
-	var b strings.Builder
-	fmt.Fprintf(&b, "manager:\n  kind: standalone\n  warm_pool: %d\n  consolidate: %t\n", s.warmPool, s.consolidate)
-	if s.liveness != "" {
-		fmt.Fprintf(&b, "  liveness: %s\n", s.liveness)
-	}
-	b.WriteString("  servers:\n")
-	for i := 1; i <= s.servers; i++ {
-		first := base + (i-1)*20
-		address := "127.0.0.1"
+	servers := clustertest.Servers(s.servers, s.slots, c.base, 20)
+	for i := range servers {
 		if c.net != nil {
-			address = c.net.ip(i)
+			servers[i].Address = c.net.ip(i + 1)
 		}
-		c.ranges[fmt.Sprintf("s%d", i)] = [2]int{first, first + 19}
-		slots := s.slots
-		if i <= len(s.serverSlots) {
-			slots = s.serverSlots[i-1]
+		if i < len(s.serverSlots) {
+			servers[i].Slots = s.serverSlots[i]
 		}
-		fmt.Fprintf(&b, "    - {name: s%d, address: %s, slots: %d, ports: %d-%d}\n", i, address, slots, first, first+19)
+		c.ranges[servers[i].Name] = [2]int{servers[i].First, servers[i].Last}
 	}
-	b.WriteString("services:\n")
+	manager := fmt.Sprintf("  warm_pool: %d\n  consolidate: %t\n", s.warmPool, s.consolidate)
+	if s.liveness != "" {
+		manager += fmt.Sprintf("  liveness: %s\n", s.liveness)
+	}
+	var b strings.Builder
 	for _, name := range s.order {
 		command := bins.demo
 		args := fmt.Sprintf(`["--port={{.Port}}", "--name={{.Service}}", "--startup-delay=%s"]`, s.startupDelay)
@@ -235,30 +215,7 @@ func (c *cluster) catalogYAML(s spec) string {
 			fmt.Fprintf(&b, "    drain: %s\n", d)
 		}
 	}
-	return b.String()
-}
-
-// blockFree reports whether nothing on this host listens on a port of the
-// block of 100 ports from base.
-func blockFree(base int) bool {
-	for p := base; p < base+100; p++ {
-		if hostport.Free(p) != nil {
-			return false
-		}
-	}
-	return true
-}
-
-func (c *cluster) env() []string {
-	every := c.reportEvery
-	if every == "" {
-		every = "0"
-	}
-	address := c.frontend // a Temporal server the cluster did not start
-	if c.srv != nil {
-		address = c.srv.Address()
-	}
-	return append(os.Environ(), "TEMPORAL_ADDRESS="+address, "MSM_MANAGER="+c.manager, "MSM_REPORT_EVERY="+every)
+	return clustertest.Standalone(manager, servers, b.String())
 }
 
 // restartWorker waits (up to timeout) for the worker that its MSM_FAULT
@@ -270,25 +227,20 @@ func (c *cluster) restartWorker(died <-chan struct{}, timeout time.Duration, env
 	case <-time.After(timeout):
 		c.t.Fatalf("the worker was not killed by its fault; see %s", filepath.Join(c.dir, "worker.log"))
 	}
-	delete(c.procs, "worker")
 	c.startEnv("worker2", env, "worker", "--catalog", c.catalog)
 }
 
 // restartServer stops the dev server and starts it again on the same
-// address and state file, and returns how long it was away.
+// address and state file (spec.persistent), and returns how long it was
+// away.
 func (c *cluster) restartServer() time.Duration {
 	c.t.Helper()
-	require.NotEmpty(c.t, c.srvOpts.DBFile, "restartServer needs spec.persistent")
-	began := time.Now()
-	require.NoError(c.t, c.srv.Stop())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o := c.srvOpts
-	o.Address = c.srv.Address()
-	srv, err := devserver.Start(ctx, o)
-	require.NoError(c.t, err)
-	c.srv = srv
-	return time.Since(began)
+	away, err := c.h.RestartServer(ctx)
+	require.NoError(c.t, err, "restartServer needs spec.persistent")
+	c.srv = c.h.Server
+	return away
 }
 
 // start runs `msm ARGS...` in the background under name.
@@ -301,70 +253,32 @@ func (c *cluster) start(name string, args ...string) <-chan struct{} {
 // process exits.
 func (c *cluster) startEnv(name string, env []string, args ...string) <-chan struct{} {
 	c.t.Helper()
-	cmd := exec.Command(bins.msm, args...)
-	cmd.Dir = c.dir
-	cmd.Env = append(c.env(), env...)
-	out := logFile(c.t, c.dir, name+".log")
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(c.t, cmd.Start())
-	c.procs[name] = cmd
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	exited, err := c.h.Start(name, env, args...)
+	require.NoError(c.t, err)
 	return exited
 }
 
 // kill9 kills a background msm process with SIGKILL, as a crash would.
 func (c *cluster) kill9(name string) {
 	c.t.Helper()
-	cmd := c.procs[name]
-	require.NotNil(c.t, cmd, name)
-	require.NoError(c.t, cmd.Process.Kill())
-	delete(c.procs, name)
+	_, err := c.h.Kill(name)
+	require.NoError(c.t, err)
 }
 
 // msm runs `msm ARGS...` to completion and returns its stdout.
-func (c *cluster) msm(args ...string) (string, error) {
-	cmd := exec.Command(bins.msm, args...)
-	cmd.Dir, cmd.Env = c.dir, c.env()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("msm %v: %v: %s", args, err, errb.String())
-	}
-	return out.String(), nil
-}
+func (c *cluster) msm(args ...string) (string, error) { return c.h.Run(args...) }
 
 // status is `msm status -o json`, decoded.
-func (c *cluster) status() (workflows.Status, error) {
-	var st workflows.Status
-	out, err := c.msm("status", "-o", "json")
-	if err != nil {
-		return st, err
-	}
-	return st, json.Unmarshal([]byte(out), &st)
-}
+func (c *cluster) status() (workflows.Status, error) { return c.h.Status() }
 
 // waitFor polls status until ok holds, failing the test after timeout.
 func (c *cluster) waitFor(what string, timeout time.Duration, ok func(workflows.Status) bool) workflows.Status {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last workflows.Status
-	var lastErr error
-	for time.Now().Before(deadline) {
-		st, err := c.status()
-		if err == nil {
-			last = st
-			if ok(st) {
-				return st
-			}
-		}
-		lastErr = err
-		time.Sleep(200 * time.Millisecond)
+	st, _, err := c.h.WaitFor(what, timeout, ok)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	b, _ := json.MarshalIndent(last, "", "  ")
-	c.t.Fatalf("timed out after %s waiting for %s; last error %v; last status:\n%s\nlogs in %s", timeout, what, lastErr, b, c.dir)
-	return last
+	return st
 }
 
 // converged: every service has ready == desired and the warm pool is full.
@@ -374,7 +288,7 @@ func converged(warm int) func(workflows.Status) bool {
 
 func count(st workflows.Status, state string) int { return st.Count(state) }
 
-// proc is an msm-owned process found on the host.
+// proc is a container process (agent or MicroService) found on the host.
 type proc struct {
 	pid       int
 	container string
@@ -389,40 +303,10 @@ func (c *cluster) hostProcs() []proc { return managerProcs(c.manager) }
 // a manager, read from /proc.
 func managerProcs(manager string) []proc {
 	var out []proc
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	for _, p := range clustertest.Processes(manager) {
+		if p.Container != "" { // not a node or worker
+			out = append(out, proc{pid: p.PID, container: p.Container, server: p.Server, agent: p.Agent})
 		}
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if err != nil {
-			continue
-		}
-		vars := strings.Split(string(env), "\x00")
-		if !contains(vars, "MSM_MANAGER="+manager) {
-			continue
-		}
-		container, server := "", ""
-		for _, v := range vars {
-			if s, ok := strings.CutPrefix(v, "MSM_CONTAINER="); ok {
-				container = s
-			}
-			if s, ok := strings.CutPrefix(v, "MSM_SERVER="); ok {
-				server = s
-			}
-		}
-		if container == "" {
-			continue // a node or worker
-		}
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
-		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-			continue // exited, not yet reaped
-		}
-		agent := filepath.Base(args[0]) == "msm-agent" || len(args) > 1 && args[1] == "agent"
-		out = append(out, proc{pid: pid, container: container, server: server, agent: agent})
 	}
 	return out
 }
@@ -448,20 +332,10 @@ func get(url string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
+// close stops everything the cluster started, and on failure quotes the
+// ends of its logs.
 func (c *cluster) close() {
-	for name, cmd := range c.procs {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		delete(c.procs, name)
-	}
-	time.Sleep(300 * time.Millisecond)
-	// Nodes leave their containers running by design; this test owns them.
-	for _, p := range c.hostProcs() {
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-	}
-	if c.client != nil {
-		c.client.Close()
-	}
-	_ = c.srv.Stop()
+	c.h.Close()
 	if c.t.Failed() {
 		for _, name := range []string{"worker.log", "worker2.log", "s1.log", "s2.log"} {
 			if b, err := os.ReadFile(filepath.Join(c.dir, name)); err == nil {
@@ -478,20 +352,8 @@ func tailOf(b []byte, n int) []byte {
 	return b
 }
 
-func logFile(t *testing.T, dir, name string) *os.File {
-	f, err := os.Create(filepath.Join(dir, name))
-	require.NoError(t, err)
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 // quiet drops the SDK's client logs.
-type quiet struct{}
-
-func (quiet) Debug(string, ...any) {}
-func (quiet) Info(string, ...any)  {}
-func (quiet) Warn(string, ...any)  {}
-func (quiet) Error(string, ...any) {}
+type quiet = clustertest.Quiet
 
 type historyBuilder struct{ h historypb.History }
 

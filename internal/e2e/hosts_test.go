@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	"github.com/msm-project/msm/internal/tcpproxy"
 	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/workflows"
@@ -38,10 +38,7 @@ func buildImage(t *testing.T) {
 }
 
 // docker runs the docker CLI and returns its combined output, trimmed.
-func docker(args ...string) (string, error) {
-	out, err := exec.Command("docker", args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
+var docker = clustertest.Docker
 
 // dockerNet is a private network for one test's hosts.
 type dockerNet struct {
@@ -100,13 +97,9 @@ func (c *cluster) startHost(server string) {
 	c.t.Helper()
 	i, err := strconv.Atoi(strings.TrimPrefix(server, "s"))
 	require.NoError(c.t, err)
-	every := c.reportEvery
-	if every == "" {
-		every = "0"
-	}
 	out, err := docker("run", "-d", "--name", c.hostName(server), "--hostname", server,
 		"--label", c.net.label, "--network", c.net.name, "--ip", c.net.ip(i),
-		"-e", "TEMPORAL_ADDRESS="+c.frontend, "-e", "MSM_MANAGER="+c.manager, "-e", "MSM_REPORT_EVERY="+every,
+		"-e", "TEMPORAL_ADDRESS="+c.frontend, "-e", "MSM_MANAGER="+c.manager, "-e", "MSM_REPORT_EVERY="+c.h.ReportEvery,
 		image, "node", "--server", server, "--state-dir", "/var/msm")
 	require.NoError(c.t, err, out)
 }
