@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -18,11 +17,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
-
-func jsonIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
 
 // webService is the demo (at command) as service web: scaling decisions
 // without a cooldown (the benchmark asks for them), a health check every
@@ -110,45 +108,45 @@ func scaleOut(e *benchEnv, onDocker bool, id, name string, warm int, target time
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	var samples []time.Duration
 	var mgr opCost // what the extensions added to the Manager's history
 	for range e.runs {
-		st, _, err := cl.waitFor("web at 1 and the warm pool full", time.Minute, func(st workflows.Status) bool {
+		st, _, err := cl.WaitFor("web at 1 and the warm pool full", time.Minute, func(st workflows.Status) bool {
 			return settled(warm)(st) && len(healthy(st, "web")) == 1
 		})
 		if err != nil {
 			return nil, err
 		}
 		from := healthy(st, "web")[0]
-		before, err := e.historyLength(workflows.ManagerID(cl.manager))
+		before, err := e.historyLength(workflows.ManagerID(cl.Manager))
 		if err != nil {
 			return nil, err
 		}
 		// What the agent of an overloaded instance sends.
 		start := time.Now()
-		err = e.c.SignalWorkflow(e.ctx, workflows.ManagerID(cl.manager), "", workflows.SignalOverload,
+		err = e.c.SignalWorkflow(e.ctx, workflows.ManagerID(cl.Manager), "", workflows.SignalOverload,
 			workflows.OverloadSignal{Container: from.ID, Service: "web", Reason: "bench"})
 		if err != nil {
 			return nil, err
 		}
-		_, at, err := cl.waitFor("a second healthy web", 30*time.Second, func(st workflows.Status) bool {
+		_, at, err := cl.WaitFor("a second healthy web", 30*time.Second, func(st workflows.Status) bool {
 			return len(healthy(st, "web")) == 2
 		})
 		if err != nil {
 			return nil, err
 		}
 		samples = append(samples, at.Sub(start))
-		if _, _, err := cl.waitFor("the extension over", 30*time.Second, func(st workflows.Status) bool { return st.Operations == 0 }); err != nil {
+		if _, _, err := cl.WaitFor("the extension over", 30*time.Second, func(st workflows.Status) bool { return st.Operations == 0 }); err != nil {
 			return nil, err
 		}
-		c, err := e.costUntil(workflows.ManagerID(cl.manager), before+1, workflows.WorkflowExtend)
+		c, err := e.costUntil(workflows.ManagerID(cl.Manager), before+1, workflows.WorkflowExtend)
 		if err != nil {
 			return nil, err
 		}
 		mgr.events += c.events
 		mgr.actions += c.actions
-		if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 1}); err != nil {
+		if _, err := starter.Update(e.ctx, e.c, cl.Manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: 1}); err != nil {
 			return nil, fmt.Errorf("scaling web back to 1, %w", err)
 		}
 	}
@@ -156,7 +154,7 @@ func scaleOut(e *benchEnv, onDocker bool, id, name string, warm int, target time
 	f.Baseline, f.Target = "B0", target
 	// B6: each extension's child workflow, found by its search attributes.
 	var child opCost
-	q := fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'extend'", cl.manager)
+	q := fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'extend'", cl.Manager)
 	var ops int
 	var token []byte
 	for {
@@ -199,17 +197,17 @@ func coldScaleOut(e *benchEnv) ([]Figure, error) {
 // settleThenScale waits until the Manager has settled, with a warm pool of
 // warm, then scales web to n.
 func (cl *cluster) settleThenScale(warm, n int) error {
-	if _, _, err := cl.waitFor("the Manager up", time.Minute, settled(warm)); err != nil {
+	if _, _, err := cl.WaitFor("the Manager up", time.Minute, settled(warm)); err != nil {
 		return err
 	}
-	_, err := starter.Update(cl.e.ctx, cl.e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: n})
+	_, err := starter.Update(cl.e.ctx, cl.e.c, cl.Manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: "web", Replicas: n})
 	return err
 }
 
 // dockerFigures are B1, B2 and B3 on the docker kind: the node and each
 // container a Docker container on this machine's engine.
 func dockerFigures(e *benchEnv) ([]Figure, error) {
-	if _, err := dockerCLI("version"); err != nil || e.bridgeAddress == "" {
+	if _, err := clustertest.Docker("version"); err != nil || e.bridgeAddress == "" {
 		fmt.Fprintln(os.Stderr, "docker kind figures skipped: no Docker engine with a default bridge answers")
 		return nil, nil
 	}
@@ -256,10 +254,10 @@ func dockerBaseline(e *benchEnv) (Figure, error) {
 		return Figure{}, err
 	}
 	network := fmt.Sprintf("msm-bench-floor-%d", os.Getpid())
-	if out, err := dockerCLI("network", "create", network); err != nil {
+	if out, err := clustertest.Docker("network", "create", network); err != nil {
 		return Figure{}, fmt.Errorf("docker network create: %v: %s", err, out)
 	}
-	defer func() { _, _ = dockerCLI("network", "rm", network) }()
+	defer func() { _, _ = clustertest.Docker("network", "rm", network) }()
 	var samples []time.Duration
 	for i := range e.runs {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -270,14 +268,14 @@ func dockerBaseline(e *benchEnv) (Figure, error) {
 		l.Close()
 		name := fmt.Sprintf("%s-%d", network, i)
 		start := time.Now()
-		out, err := dockerCLI("run", "-d", "--name", name, "--network", network, "-p", fmt.Sprintf("%d:%d", port, port),
+		out, err := clustertest.Docker("run", "-d", "--name", name, "--network", network, "-p", fmt.Sprintf("%d:%d", port, port),
 			"--add-host", "host.docker.internal:host-gateway",
 			"--entrypoint", demoInImage, image, fmt.Sprintf("--port=%d", port), "--listen=0.0.0.0", "--name=web")
 		if err != nil {
 			return Figure{}, fmt.Errorf("docker run: %v: %s", err, out)
 		}
 		at, err := healthyAt(port, 30*time.Second)
-		_, _ = dockerCLI("rm", "-f", name)
+		_, _ = clustertest.Docker("rm", "-f", name)
 		if err != nil {
 			return Figure{}, err
 		}
@@ -298,13 +296,13 @@ func recoverCrash(e *benchEnv, onDocker bool, id, name string) ([]Figure, error)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	if err := cl.settleThenScale(1, 2); err != nil {
 		return nil, err
 	}
 	var samples []time.Duration
 	for range e.runs {
-		st, _, err := cl.waitFor("web at 2 and the warm pool full", time.Minute, func(st workflows.Status) bool {
+		st, _, err := cl.WaitFor("web at 2 and the warm pool full", time.Minute, func(st workflows.Status) bool {
 			return settled(1)(st) && len(healthy(st, "web")) == 2
 		})
 		if err != nil {
@@ -319,7 +317,7 @@ func recoverCrash(e *benchEnv, onDocker bool, id, name string) ([]Figure, error)
 		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 			return nil, err
 		}
-		_, at, err := cl.waitFor("web back at 2", 30*time.Second, func(st workflows.Status) bool {
+		_, at, err := cl.WaitFor("web back at 2", 30*time.Second, func(st workflows.Status) bool {
 			h := healthy(st, "web")
 			return len(h) == 2 && h[0].ID != victim.ID && h[1].ID != victim.ID
 		})
@@ -342,13 +340,13 @@ func serverLoss(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	if err := cl.settleThenScale(0, 2); err != nil {
 		return nil, err
 	}
 	var samples []time.Duration
 	for range e.runs {
-		st, _, err := cl.waitFor("web at 2 on ready servers", 2*time.Minute, func(st workflows.Status) bool {
+		st, _, err := cl.WaitFor("web at 2 on ready servers", 2*time.Minute, func(st workflows.Status) bool {
 			for _, s := range st.Servers {
 				if s.State != "ready" {
 					return false
@@ -361,8 +359,8 @@ func serverLoss(e *benchEnv) ([]Figure, error) {
 		}
 		lost := healthy(st, "web")[0].Server
 		start := time.Now()
-		cl.killServer(lost)
-		_, at, err := cl.waitFor("web back at 2 without "+lost, time.Minute, func(st workflows.Status) bool {
+		cl.KillServer(lost)
+		_, at, err := cl.WaitFor("web back at 2 without "+lost, time.Minute, func(st workflows.Status) bool {
 			h := healthy(st, "web")
 			return len(h) == 2 && h[0].Server != lost && h[1].Server != lost
 		})
@@ -402,27 +400,27 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
-	_, at, err := cl.waitFor(fmt.Sprintf("%d healthy instances", n), 10*time.Minute, func(st workflows.Status) bool {
+	defer cl.Close()
+	_, at, err := cl.WaitFor(fmt.Sprintf("%d healthy instances", n), 10*time.Minute, func(st workflows.Status) bool {
 		return len(healthy(st, "web")) == n
 	})
 	if err != nil {
 		return nil, err
 	}
 	took := at.Sub(start)
-	e.profileProvision(cl, workflows.ManagerID(cl.manager)+"/provision/1", serverCPU)
+	e.profileProvision(cl, workflows.ManagerID(cl.Manager)+"/provision/1", serverCPU)
 	b5 := Figure{ID: "B5", Name: fmt.Sprintf("provisioning 0 → %d containers on %d servers (one run)", n, servers), Runs: 1, P50: took, P95: took,
 		Note: fmt.Sprintf("%.1f containers/s (target ≥ 20/s); from starting the worker and nodes to %d healthy", float64(n)/took.Seconds(), n)}
 
 	// B7 and B6's steady state: the worker and the Manager's history, with
 	// the 200 idle, over a window of two report periods.
-	worker := cl.procs["worker"].Process.Pid
+	worker := cl.Cmd("worker").Process.Pid
 	const window = 60 * time.Second
 	cpu0, err := cpuTicks(worker)
 	if err != nil {
 		return nil, err
 	}
-	ev0, err := e.historyLength(workflows.ManagerID(cl.manager))
+	ev0, err := e.historyLength(workflows.ManagerID(cl.Manager))
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +429,7 @@ func provisionAndIdle(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev1, err := e.historyLength(workflows.ManagerID(cl.manager))
+	ev1, err := e.historyLength(workflows.ManagerID(cl.Manager))
 	if err != nil {
 		return nil, err
 	}
@@ -560,22 +558,17 @@ type swarm struct {
 	joined bool // this run made the engine a swarm manager, and leaves
 }
 
-func dockerCLI(args ...string) (string, error) {
-	out, err := exec.Command("docker", args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
-
 func startSwarm(image string) (*swarm, error) {
 	sw := &swarm{name: fmt.Sprintf("msm-bench-web-%d", os.Getpid())}
-	if state, err := dockerCLI("info", "--format", "{{.Swarm.LocalNodeState}}"); err != nil {
+	if state, err := clustertest.Docker("info", "--format", "{{.Swarm.LocalNodeState}}"); err != nil {
 		return nil, fmt.Errorf("no Docker engine answers: %v: %s", err, state)
 	} else if state != "active" {
-		if out, err := dockerCLI("swarm", "init", "--advertise-addr", "127.0.0.1"); err != nil {
+		if out, err := clustertest.Docker("swarm", "init", "--advertise-addr", "127.0.0.1"); err != nil {
 			return nil, fmt.Errorf("docker swarm init: %v: %s", err, out)
 		}
 		sw.joined = true
 	}
-	out, err := dockerCLI("service", "create", "-d", "--name", sw.name, "--replicas", "1",
+	out, err := clustertest.Docker("service", "create", "-d", "--name", sw.name, "--replicas", "1",
 		"--entrypoint", "/usr/local/bin/demo", "--publish", "mode=host,target=8080", image, "--port=8080", "--listen=0.0.0.0", "--name=web")
 	if err != nil {
 		sw.close()
@@ -585,23 +578,23 @@ func startSwarm(image string) (*swarm, error) {
 }
 
 func (sw *swarm) close() {
-	_, _ = dockerCLI("service", "rm", sw.name)
+	_, _ = clustertest.Docker("service", "rm", sw.name)
 	if sw.joined {
-		_, _ = dockerCLI("swarm", "leave", "--force")
+		_, _ = clustertest.Docker("swarm", "leave", "--force")
 		// swarm init made it, and leaving keeps it.
-		_, _ = dockerCLI("network", "rm", "docker_gwbridge")
+		_, _ = clustertest.Docker("network", "rm", "docker_gwbridge")
 	}
 }
 
 // tasks returns the service's running task containers and their host ports.
 func (sw *swarm) tasks() (map[string]int, error) {
-	ids, err := dockerCLI("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+sw.name, "--filter", "status=running")
+	ids, err := clustertest.Docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="+sw.name, "--filter", "status=running")
 	if err != nil {
 		return nil, fmt.Errorf("docker ps: %v: %s", err, ids)
 	}
 	out := map[string]int{}
 	for _, id := range strings.Fields(ids) {
-		p, err := dockerCLI("port", id, "8080/tcp")
+		p, err := clustertest.Docker("port", id, "8080/tcp")
 		if err != nil {
 			continue // leaving
 		}
@@ -662,7 +655,7 @@ func (sw *swarm) settle(n int) (map[string]int, error) {
 // and image: `docker service scale` to N+1 → the new task healthy, and a
 // killed task → its replacement healthy.
 func swarmFigures(e *benchEnv) ([]Figure, error) {
-	if _, err := dockerCLI("version"); err != nil {
+	if _, err := clustertest.Docker("version"); err != nil {
 		fmt.Fprintln(os.Stderr, "Swarm figures skipped: no Docker engine answers")
 		return nil, nil
 	}
@@ -682,7 +675,7 @@ func swarmFigures(e *benchEnv) ([]Figure, error) {
 			return nil, err
 		}
 		start := time.Now()
-		if out, err := dockerCLI("service", "scale", "-d", sw.name+"=2"); err != nil {
+		if out, err := clustertest.Docker("service", "scale", "-d", sw.name+"=2"); err != nil {
 			return nil, fmt.Errorf("docker service scale: %v: %s", err, out)
 		}
 		at, err := sw.newHealthy(known, time.Minute)
@@ -690,7 +683,7 @@ func swarmFigures(e *benchEnv) ([]Figure, error) {
 			return nil, err
 		}
 		scale = append(scale, at.Sub(start))
-		if out, err := dockerCLI("service", "scale", "-d", sw.name+"=1"); err != nil {
+		if out, err := clustertest.Docker("service", "scale", "-d", sw.name+"=1"); err != nil {
 			return nil, fmt.Errorf("docker service scale: %v: %s", err, out)
 		}
 	}
@@ -704,7 +697,7 @@ func swarmFigures(e *benchEnv) ([]Figure, error) {
 			victim = id
 		}
 		start := time.Now()
-		if out, err := dockerCLI("kill", victim); err != nil {
+		if out, err := clustertest.Docker("kill", victim); err != nil {
 			return nil, fmt.Errorf("docker kill: %v: %s", err, out)
 		}
 		at, err := sw.newHealthy(known, time.Minute)
@@ -777,14 +770,12 @@ func (e *benchEnv) profileProvision(cl *cluster, op string, serverCPU uint64) {
 			k, len(waits[k]), ms(w.P50), ms(w.P95), ms(r.P50), ms(r.P95), ms(first[k].Sub(t0)), ms(last[k].Sub(t0)))
 	}
 	cpu := map[string]uint64{}
-	for _, pid := range cl.pids(nil) {
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
-		name := filepath.Base(args[0])
-		if name == "msm" && len(args) > 1 {
-			name += " " + args[1]
+	for _, p := range clustertest.Processes(cl.Manager) {
+		name := filepath.Base(p.Args[0])
+		if name == "msm" && len(p.Args) > 1 {
+			name += " " + p.Args[1]
 		}
-		t, err := cpuTicks(pid)
+		t, err := cpuTicks(p.PID)
 		if err == nil {
 			cpu[name] += t
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msm-project/msm/internal/clustertest"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -26,17 +27,16 @@ func memoryPerContainer(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
-	if _, _, err := cl.waitFor(fmt.Sprintf("%d healthy instances", n), 10*time.Minute, func(st workflows.Status) bool {
+	defer cl.Close()
+	if _, _, err := cl.WaitFor(fmt.Sprintf("%d healthy instances", n), 10*time.Minute, func(st workflows.Status) bool {
 		return len(healthy(st, "web")) == n
 	}); err != nil {
 		return nil, err
 	}
 	time.Sleep(memorySettle)
 	var agents, services memorySum
-	for _, pid := range cl.pids(nil) {
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(string(cmdline), "\x00")
+	for _, p := range clustertest.Processes(cl.Manager) {
+		args := p.Args
 		var sum *memorySum
 		switch name := filepath.Base(args[0]); {
 		case name == "msm-agent":
@@ -48,12 +48,12 @@ func memoryPerContainer(e *benchEnv) ([]Figure, error) {
 		default:
 			continue // the worker and the nodes
 		}
-		if err := sum.add(pid); err != nil {
+		if err := sum.add(p.PID); err != nil {
 			return nil, err
 		}
 	}
 	if agents.n != n || services.n != n {
-		return nil, fmt.Errorf("%d agents and %d MicroServices found, not %d of each (logs in %s)", agents.n, services.n, n, cl.dir)
+		return nil, fmt.Errorf("%d agents and %d MicroServices found, not %d of each (logs in %s)", agents.n, services.n, n, cl.Dir)
 	}
 	return []Figure{
 		{ID: "B11", Name: fmt.Sprintf("container agent RSS per container, %d containers on %d servers (target ≤ 10 MiB)", n, servers), Runs: 1,

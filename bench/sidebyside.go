@@ -28,14 +28,14 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
+	defer cl.Close()
 	// extend asks for one more instance of each service at once, and
 	// returns how long until every one has two healthy instances.
 	extend := func(svcs []string) (time.Duration, error) {
-		if _, _, err := cl.waitFor("every service at 1 and the warm pool full", 2*time.Minute, settled(n)); err != nil {
+		if _, _, err := cl.WaitFor("every service at 1 and the warm pool full", 2*time.Minute, settled(n)); err != nil {
 			return 0, err
 		}
-		before, err := e.historyLength(workflows.ManagerID(cl.manager))
+		before, err := e.historyLength(workflows.ManagerID(cl.Manager))
 		if err != nil {
 			return 0, err
 		}
@@ -46,7 +46,7 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateExtend, workflows.ExtendUpdate{Service: s, Count: 1, Reason: "bench"})
+				_, errs[i] = starter.Update(e.ctx, e.c, cl.Manager, workflows.UpdateExtend, workflows.ExtendUpdate{Service: s, Count: 1, Reason: "bench"})
 			}()
 		}
 		wg.Wait()
@@ -55,7 +55,7 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 				return 0, err
 			}
 		}
-		_, at, err := cl.waitFor("the extended services at 2", time.Minute, func(st workflows.Status) bool {
+		_, at, err := cl.WaitFor("the extended services at 2", time.Minute, func(st workflows.Status) bool {
 			for _, s := range svcs {
 				if len(healthy(st, s)) != 2 {
 					return false
@@ -68,19 +68,19 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 		}
 		took := at.Sub(start)
 		if e.trace != nil && len(svcs) == 1 { // -trace: the Manager's history of the one extension
-			if _, err := e.costUntil(workflows.ManagerID(cl.manager), before+1, workflows.WorkflowExtend); err != nil {
+			if _, err := e.costUntil(workflows.ManagerID(cl.Manager), before+1, workflows.WorkflowExtend); err != nil {
 				return 0, err
 			}
 		}
 		// Scaled back once the pool's refill is over, so each run starts
 		// from the same fleet.
-		if _, _, err := cl.waitFor("the pool refilled", time.Minute, func(st workflows.Status) bool {
+		if _, _, err := cl.WaitFor("the pool refilled", time.Minute, func(st workflows.Status) bool {
 			return st.Operations == 0 && st.Count("waiting") == n
 		}); err != nil {
 			return 0, err
 		}
 		for _, s := range svcs {
-			if _, err := starter.Update(e.ctx, e.c, cl.manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: s, Replicas: 1}); err != nil {
+			if _, err := starter.Update(e.ctx, e.c, cl.Manager, workflows.UpdateScale, workflows.ScaleUpdate{Service: s, Replicas: 1}); err != nil {
 				return 0, fmt.Errorf("scaling %s back to 1, %w", s, err)
 			}
 		}
