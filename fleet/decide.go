@@ -236,7 +236,7 @@ type decider struct {
 	// decision had countedAt ops (each op changes them).
 	counted, onDraining map[string]int
 	countedAt           int
-	d       Decision
+	d                   Decision
 }
 
 func newDecider(s State, now time.Time) *decider {

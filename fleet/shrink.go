@@ -87,7 +87,7 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 	// The keys are taken once per call (not per comparison): the order is
 	// the one of the containers counted when the call is made.
 	type victim struct {
-		c        *Container
+		c       *Container
 		on, seq int
 	}
 	victims := func(among []int, match func(Container) bool) []*Container {

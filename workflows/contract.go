@@ -61,7 +61,7 @@ const (
 	// SignalResults carries StepResults: the steps an operation finished
 	// since its last report, in the order they finished (operations begun
 	// after batch-results).
-	SignalResults = "results"
+	SignalResults  = "results"
 	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
 	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
 	SignalUsage    = "usage"    // UsageSignal: a node's periodic usage summary

@@ -67,7 +67,7 @@ func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
 	assert.Equal(t, "loaded", stateOf(st, c.manager+"-c3"))
 	assert.Equal(t, "waiting", stateOf(st, c.manager+"-c4"))
 	events := eventsOf(st)
-	ext, refill := fmt.Sprintf("msm/%s/extend/web/2", c.manager), fmt.Sprintf("msm/%s/provision/3", c.manager)
+	ext, refill := fmt.Sprintf("msm/%s/extend/web/2", c.manager), fmt.Sprintf("msm/%s/refill/3", c.manager)
 	assert.Contains(t, events, ext+": 0 server(s) to launch, 1 container(s) to start, 1 to load", "no start for the pool in the extension")
 	assert.Contains(t, events, ext+" done: 1 started, 2 loaded, 0 failed")
 	assert.Contains(t, events, refill+": 0 server(s) to launch, 1 container(s) to start, 0 to load")
@@ -75,7 +75,7 @@ func TestExtendUsesTheWaitingContainerFirst(t *testing.T) {
 	assert.Less(t, strings.Index(events, ext+" done"), strings.Index(events, refill+":"), "the refill is decided once the extension ended")
 	c.assertFleet(st, 4)
 	c.assertVisible(fmt.Sprintf("WorkflowId = '%s' AND MsmOperation = 'extend'", ext))
-	c.assertVisible(fmt.Sprintf("WorkflowId = '%s' AND MsmOperation = 'provision'", refill))
+	c.assertVisible(fmt.Sprintf("WorkflowId = '%s' AND MsmOperation = 'refill'", refill))
 
 	for _, tc := range []struct {
 		args []string
