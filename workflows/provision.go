@@ -173,7 +173,7 @@ func loadService(ctx workflow.Context, q queues, c fleet.Container, address stri
 		Container: c.ID, Server: c.Server, Address: address, Port: c.Port, Service: spec,
 	}).Get(ctx, &out)
 	if isScheduleToStartTimeout(err) {
-		err = agentAway(c, err)
+		err = agentAway(q, c, err)
 	}
 	r := StepResult{Step: StepLoad, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
 	if err != nil {
@@ -198,7 +198,7 @@ func awaitReady(ctx workflow.Context, q queues, c fleet.Container, res *Provisio
 	var out ReadyResult
 	err := workflow.ExecuteActivity(actx, ActivityReady, c.ID).Get(ctx, &out)
 	if isScheduleToStartTimeout(err) {
-		err = agentAway(c, err)
+		err = agentAway(q, c, err)
 	}
 	r := StepResult{Step: StepReady, Container: c.ID, Server: c.Server, Port: c.Port, PID: out.PID, OK: err == nil}
 	if err != nil {
@@ -225,10 +225,13 @@ func destroy(ctx workflow.Context, q queues, c fleet.Container) bool {
 	return err == nil
 }
 
-func agentAway(c fleet.Container, err error) error {
+func agentAway(q queues, c fleet.Container, err error) error {
+	why := ": its `msm agent` process never polled " + ContainerQueue(c.ID) + "; see the node agent's log"
+	if q.sim != "" {
+		why = ": the simulated fleet's worker took no task from " + q.sim + " in time (the worker or the Temporal server is overloaded)"
+	}
 	return temporal.NewNonRetryableApplicationError(
-		"container "+c.ID+" did not come up on "+c.Server+" within "+agentWaitTimeout.String()+
-			": its `msm agent` process never polled "+ContainerQueue(c.ID)+"; see the node agent's log", "AgentAway", err)
+		"container "+c.ID+" did not come up on "+c.Server+" within "+agentWaitTimeout.String()+why, "AgentAway", err)
 }
 
 func isScheduleToStartTimeout(err error) bool {
