@@ -311,7 +311,7 @@ func (d *decider) place(services []string, pool bool) Plan {
 	if d.view == nil {
 		d.view = newView(&d.work, slotsTable(d.s.Catalog))
 	}
-	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit, WaitOnlyForRoom: true})
+	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit})
 	d.tried = append(d.tried, services...)
 	if pool {
 		d.tried = append(d.tried, "")

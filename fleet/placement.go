@@ -84,11 +84,6 @@ type Options struct {
 	// that one operation's history stays short at fleet scale; what is
 	// left is the next decision's (Plan.Capped says so).
 	Limit int
-	// WaitOnlyForRoom says a placement waits for the room of servers in
-	// Avoid only when that room holds all it has still to place; else it
-	// launches a server (or takes a listed one) now, so that bulk
-	// provisioning runs side by side instead of one operation at a time.
-	WaitOnlyForRoom bool
 	// PoolHeld says another operation holds the warm pool: a shrink
 	// unloads nothing into it (what would go there waits).
 	PoolHeld bool
@@ -143,14 +138,13 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	// use with that many free slots and a port left to lease, else a catalog
 	// server not yet in use, which the plan launches. It returns the server
 	// with its port book, or why there is none.
-	place := func(need, missing int) (*Server, *PortIndex, string) {
+	place := func(need int) (*Server, *PortIndex, string) {
 		var (
 			best      *Server
 			bestPorts *PortIndex
 			bestFree  int
 			noPort    []string // servers with the slots but no port to lease
 			held      bool     // a server with room that a running operation holds
-			heldFree  int      // the free slots of the held servers
 		)
 		for i := range inv.Servers {
 			s := &inv.Servers[i]
@@ -160,7 +154,6 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 			free := s.Slots - v.used[s.ID]
 			if slices.Contains(o.Avoid, s.ID) {
 				held = held || free >= need
-				heldFree += max(free, 0)
 				continue
 			}
 			// Spread takes the server with the most free slots, bin-pack the
@@ -187,10 +180,9 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		if best != nil {
 			return best, bestPorts, ""
 		}
-		if held && (!o.WaitOnlyForRoom || heldFree >= need*missing) {
+		if held {
 			// Room there once that operation ends: wait for it rather than
-			// launch a server or report no room (with WaitOnlyForRoom, only
-			// when that room holds all that is missing).
+			// launch a server or report no room.
 			return nil, nil, waitHeld
 		}
 		if cat.Manager.Launches() {
@@ -211,8 +203,8 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 		return nil, nil, why
 	}
-	start := func(service string, need, missing int) string {
-		s, ports, why := place(need, missing)
+	start := func(service string, need int) string {
+		s, ports, why := place(need)
 		if s == nil {
 			return why
 		}
@@ -250,7 +242,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 				missing--
 				continue
 			}
-			if why := start(svc.Name, need, missing); why != "" {
+			if why := start(svc.Name, need); why != "" {
 				if why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
 				}
@@ -261,7 +253,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	}
 	if !slices.Contains(hold, "") {
 		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
-			if why := start("", 1, missing); why != "" {
+			if why := start("", 1); why != "" {
 				if why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
 				}
