@@ -295,6 +295,17 @@ func (d *decider) open(service string) bool {
 	return !d.held(service) && !slices.Contains(d.tried, service)
 }
 
+// openOf are the services of list a strategy may place now (open).
+func (d *decider) openOf(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if d.open(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // place plans the instances of the services named (and the pool's, with
 // pool) on the working copy, everything else held, and returns the plan;
 // what cannot be placed is the decision's Unplaced.

@@ -12,12 +12,7 @@ import (
 // service; services placed on a server it launches share one operation,
 // which launches it before their starts.
 func extendStrategy(d *decider) {
-	var services []string
-	for _, s := range d.s.Extending {
-		if d.open(s) {
-			services = append(services, s)
-		}
-	}
+	services := d.openOf(d.s.Extending)
 	if len(services) == 0 {
 		return
 	}

@@ -11,12 +11,7 @@ import (
 // takes the waiting containers or the room. A service an operation holds
 // or in back-off is recovered once that ends.
 func recoverStrategy(d *decider) {
-	var services []string
-	for _, s := range d.s.Recovering {
-		if d.open(s) {
-			services = append(services, s)
-		}
-	}
+	services := d.openOf(d.s.Recovering)
 	if len(services) == 0 {
 		return
 	}

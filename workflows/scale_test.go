@@ -436,10 +436,7 @@ func (s *ScaleSuite) TestPoolIsRefilledAfterARecoveryAndAnExtensionDecidedTogeth
 	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
 	// the crash and the extension wait for it and are decided together,
 	// as a Recover of web and an Extend of api side by side.
-	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
-		func(_ context.Context, id string) (workflows.ReadyResult, error) {
-			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
-		})
+	s.slowFirstProvision()
 	s.catalog(time.Second, tfCatalog())
 	s.signal(5*time.Second, workflows.SignalErrorReport, workflows.ErrorReport{Container: "m1-c1", Service: "web", Reason: "web exited"})
 	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
@@ -709,13 +706,7 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionOfARunBeforeDecideOpsRu
 	s.env.OnGetVersion("decide-ops", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
 	// both extensions wait for it and are decided together.
-	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
-		func(_ context.Context, id string) (workflows.ReadyResult, error) {
-			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
-		})
-	s.catalog(time.Second, tfCatalog())
-	web := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
-	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	web, api := s.extendBothDuringTheFirstProvision()
 	var during []scChild
 	s.at(10*time.Second, func() { during = s.placements() })
 	after := s.snapshot(30 * time.Second)
@@ -742,6 +733,26 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionOfARunBeforeDecideOpsRu
 		s.status(after).Services)
 }
 
+// slowFirstProvision makes the pool's Ready take 10 s, so that the first
+// Provision runs from 1 s to 11 s and what is asked meanwhile waits for
+// one decision.
+func (s *ScaleSuite) slowFirstProvision() {
+	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(_ context.Context, id string) (workflows.ReadyResult, error) {
+			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
+		})
+}
+
+// extendBothDuringTheFirstProvision extends web (at 5 s) and api (at 6 s)
+// while the first Provision runs, so both are decided together at 11 s.
+func (s *ScaleSuite) extendBothDuringTheFirstProvision() (web, api *tmUpdate) {
+	s.slowFirstProvision()
+	s.catalog(time.Second, tfCatalog())
+	web = s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
+	api = s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	return web, api
+}
+
 // TestExtensionsOfTwoServicesDecidedTogetherRunAsTwoExtends: two extensions
 // that wait for the same decision are two Extend operations, each named
 // for its service and started side by side; the pool's refill follows
@@ -749,13 +760,7 @@ func (s *ScaleSuite) TestExtendOfTwoServicesInOneDecisionOfARunBeforeDecideOpsRu
 func (s *ScaleSuite) TestExtensionsOfTwoServicesDecidedTogetherRunAsTwoExtends() {
 	// The first Provision runs from 1s to 11s (the pool's Ready is slow):
 	// both extensions wait for it and are decided together.
-	s.env.OnActivity(workflows.ActivityReady, mock.Anything, mock.Anything).After(10 * time.Second).Return(
-		func(_ context.Context, id string) (workflows.ReadyResult, error) {
-			return workflows.ReadyResult{PID: tfAgentPID(id)}, nil
-		})
-	s.catalog(time.Second, tfCatalog())
-	web := s.extend(5*time.Second, "u-web", workflows.ExtendUpdate{Service: "web", Count: 1})
-	api := s.extend(6*time.Second, "u-api", workflows.ExtendUpdate{Service: "api", Count: 1})
+	web, api := s.extendBothDuringTheFirstProvision()
 	after := s.snapshot(40 * time.Second)
 	start := s.env.Now()
 	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
