@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -167,7 +169,7 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 			fmt.Sprintf("server %s: %v", in.Server, err), workflows.ErrPortInUse, err)
 	}
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
+	cmd.Env = append(serviceEnv(os.Environ()), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
 	cmd.Env = append(cmd.Env, env...)
 	out := &tail{max: 4096}
 	cmd.Stdout = io.MultiWriter(os.Stdout, out)
@@ -322,4 +324,22 @@ func serviceURL(in workflows.LoadServiceInput, path string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + path
+}
+
+// controlPlane are the prefixes of the variables that carry the agent's
+// own connection and credentials (Temporal's, a cloud's): the agent needs
+// them, its MicroService must not see them.
+var controlPlane = []string{"TEMPORAL_", "AWS_", "AZURE_", "MSM_TEMPORAL"}
+
+// serviceEnv is the agent's environment without its control-plane
+// variables: what a MicroService inherits besides the catalog's env.
+// (A first step of issue 14: the model there is an explicit environment.)
+func serviceEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !slices.ContainsFunc(controlPlane, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
