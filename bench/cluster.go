@@ -20,9 +20,10 @@ type cluster struct {
 	e *benchEnv
 }
 
-// blocks keep the clusters of a run (and of runs side by side, mostly) on
-// ports of their own, below the kernel's ephemeral range.
-var blocks = &clustertest.Blocks{First: 24000 + int(time.Now().UnixNano()%40)*100, Size: 300, Count: 20}
+// blocks keep the clusters of a run (and of runs side by side: each locks
+// its blocks) on ports of their own, below the kernel's ephemeral range.
+var blocks = &clustertest.Blocks{First: 24000, Size: 300, Count: 20, Start: int(time.Now().UnixNano() % 20),
+	SkipTaken: true, LockDir: filepath.Join(os.TempDir(), "msm-bench-port-blocks")}
 
 // newCluster starts a Manager with servers s1..sN of slots each and the
 // given manager and services YAML (indented as in a catalog).

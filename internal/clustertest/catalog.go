@@ -2,8 +2,12 @@ package clustertest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/msm-project/msm/internal/hostport"
 )
@@ -50,6 +54,13 @@ type Blocks struct {
 	// container to another port or server and a test's layout with it;
 	// after Count tries Next takes the next block anyway.
 	SkipTaken bool
+	// LockDir, when set, makes a block this process's until it exits: Next
+	// holds an exclusive lock on LockDir/BASE.lock and passes over a block
+	// another process (or another Blocks) holds. SkipTaken sees only the
+	// ports listened on when Next runs; two test runs on one machine (two
+	// clones' `make test`) would otherwise pick one block a second apart
+	// and take each other's ports.
+	LockDir string
 
 	n atomic.Int64
 }
@@ -58,11 +69,46 @@ type Blocks struct {
 func (b *Blocks) Next() int {
 	for tries := 0; ; tries++ {
 		base := b.First + int((int64(b.Start)+b.n.Add(1))%int64(b.Count))*b.Size
-		if !b.SkipTaken || tries >= b.Count || free(base, b.Size) {
+		if tries >= b.Count {
+			return base
+		}
+		if b.SkipTaken && !free(base, b.Size) {
+			continue
+		}
+		if b.LockDir == "" || lock(b.LockDir, base) {
 			return base
 		}
 	}
 }
+
+// lock takes the lock of the block at base for the rest of this process
+// (the kernel releases it at exit, however the process ends); false if
+// another holds it. A lock that cannot be made at all (no such directory,
+// no flock) does not hold the block back.
+func lock(dir string, base int) bool {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%d.lock", base)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return err != syscall.EWOULDBLOCK
+	}
+	heldMu.Lock()
+	held = append(held, f) // open, and so locked, until the process exits
+	heldMu.Unlock()
+	return true
+}
+
+// held keeps the locked files from the garbage collector, whose finalizer
+// would close them and release their blocks.
+var (
+	heldMu sync.Mutex
+	held   []*os.File
+)
 
 // free reports whether nothing on this host listens on a port of the n
 // ports from base.

@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"net"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -57,4 +58,16 @@ func TestBlocksPassOverATakenOne(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	b := &Blocks{First: port, Size: 1, Count: 2, Start: 1, SkipTaken: true}
 	assert.Equal(t, port+1, b.Next(), "the block holding "+strconv.Itoa(port)+" is passed over")
+}
+
+func TestBlocksPassOverOneAnotherHolds(t *testing.T) {
+	dir := t.TempDir()
+	// Two runs on one machine: each its own Blocks, one lock directory.
+	a := &Blocks{First: 40000, Size: 10, Count: 3, LockDir: dir}
+	b := &Blocks{First: 40000, Size: 10, Count: 3, LockDir: dir}
+	assert.Equal(t, 40010, a.Next())
+	assert.Equal(t, 40020, b.Next(), "40010 is a's: b passes over it")
+	assert.Equal(t, 40000, b.Next())
+	assert.Equal(t, 40010, b.Next(), "every block held: after Count tries the next one anyway")
+	assert.FileExists(t, filepath.Join(dir, "40010.lock"))
 }

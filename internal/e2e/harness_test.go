@@ -168,11 +168,12 @@ func clusterOn(t *testing.T, manager, frontend, reportEvery string) *cluster {
 
 // blocks are the tests' port blocks: below the kernel's ephemeral range
 // (32768+), where client sockets would make ports look taken, and away
-// from the example catalog's. They go round from a random start, so the
-// clusters of one run (parallel ones included) never share one, and two
-// runs rarely meet; a block another process of the machine holds a port
-// of is passed over.
-var blocks = &clustertest.Blocks{First: 22000, Size: 100, Count: 100, Start: rand.IntN(100), SkipTaken: true}
+// from the example catalog's and the other packages' tests'. They go round
+// from a random start, so the clusters of one run (parallel ones included)
+// never share one; a block another run on this machine locked, or another
+// process holds a port of, is passed over.
+var blocks = &clustertest.Blocks{First: 22000, Size: 100, Count: 100, Start: rand.IntN(100), SkipTaken: true,
+	LockDir: filepath.Join(os.TempDir(), "msm-e2e-port-blocks")}
 
 // catalogYAML writes servers s1..sN on 127.0.0.1 (their hosts' addresses
 // with spec.hosts) with disjoint port ranges in the cluster's block,

@@ -49,8 +49,8 @@ func TestConformance(t *testing.T) {
 	m := catalog.Manager{
 		Kind: catalog.KindDocker,
 		Servers: []catalog.Server{
-			{Name: "eng-a", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 22000, Last: 22009}},
-			{Name: "eng-b", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 22010, Last: 22019}},
+			{Name: "eng-a", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 21900, Last: 21909}},
+			{Name: "eng-b", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 21910, Last: 21919}},
 		},
 		// The node containers wait for a Temporal nobody runs here.
 		Node:   catalog.NodeBoot{Temporal: "host.docker.internal:1", Namespace: "default", MSM: catalog.DefaultMSM},
