@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/internal/hostport"
+	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -125,7 +126,8 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 
 // activitiesOf are the activities a node serves on its task queue.
 type activitiesOf struct {
-	start, stop, lease, reconcile any
+	start                  func(context.Context, workflows.StartContainerInput) (workflows.StartContainerResult, error)
+	stop, lease, reconcile any
 }
 
 // serve tells the Manager the node is up with the containers it kept, and
@@ -147,6 +149,9 @@ func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manag
 		MaxHeartbeatThrottleInterval: time.Second,
 	})
 	w.RegisterActivityWithOptions(acts.start, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	w.RegisterActivityWithOptions(func(ctx context.Context, in workflows.StartContainersInput) (workflows.StartContainersResult, error) {
+		return startbatch.Each(ctx, in, acts.start), nil
+	}, activity.RegisterOptions{Name: workflows.ActivityStartContainers})
 	w.RegisterActivityWithOptions(acts.stop, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	w.RegisterActivityWithOptions(acts.lease, activity.RegisterOptions{Name: workflows.ActivityLease})
 	w.RegisterActivityWithOptions(acts.reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})

@@ -82,11 +82,14 @@ const (
 const (
 	ActivityLaunchServer   = "LaunchServer"   // manager queue
 	ActivityStartContainer = "StartContainer" // node queue
-	ActivityStopContainer  = "StopContainer"  // node queue
-	ActivityLoadService    = "LoadService"    // container queue
-	ActivityReady          = "Ready"          // container queue
-	ActivityUnloadService  = "UnloadService"  // container queue
-	ActivityReleaseServer  = "ReleaseServer"  // manager queue
+	// ActivityStartContainers (node queue, StartContainersInput) starts
+	// several containers of one server in one step; startbatch.Each serves it.
+	ActivityStartContainers = "StartContainers"
+	ActivityStopContainer   = "StopContainer" // node queue
+	ActivityLoadService     = "LoadService"   // container queue
+	ActivityReady           = "Ready"         // container queue
+	ActivityUnloadService   = "UnloadService" // container queue
+	ActivityReleaseServer   = "ReleaseServer" // manager queue
 	// ActivityLease (node queue, LeaseInput) heartbeats until cancelled:
 	// its heartbeat timeout is the server's liveness window, and its
 	// heartbeats write no history event.
@@ -311,6 +314,8 @@ type ProvisionResult struct {
 	Started int `json:"started"`
 	Loaded  int `json:"loaded"`
 	Failed  int `json:"failed"`
+	// Steps are the steps the Manager was not signalled (batchResultsChange).
+	Steps []StepResult `json:"steps,omitempty"`
 }
 
 // LaunchServerInput asks the provider for a server; Key makes it idempotent.
@@ -354,6 +359,45 @@ type StartContainerResult struct {
 	PID      int  `json:"pid"`
 	Attached bool `json:"attached"` // it was already running
 }
+
+// StartContainersInput asks a node to start several containers of its
+// server in one step. Each container ID is its own idempotency key, as in
+// StartContainerInput: a retried batch finds what it started running.
+type StartContainersInput struct {
+	Manager    string           `json:"manager"`
+	Server     string           `json:"server"`
+	Containers []StartContainer `json:"containers"`
+}
+
+// StartContainer is one container of a batch: its ID and leased port.
+type StartContainer struct {
+	Container string `json:"container"`
+	Port      int    `json:"port"`
+}
+
+// StartContainersResult has one outcome per container, in input order.
+type StartContainersResult struct {
+	Started []StartOutcome `json:"started"`
+}
+
+// StartOutcome is how the start of one container of a batch ended: a
+// PID, a permanent failure (ErrorType and Error), or a failure worth
+// retrying (Retry: the workflow starts that container again on its own).
+type StartOutcome struct {
+	Container string `json:"container"`
+	PID       int    `json:"pid,omitempty"`
+	Attached  bool   `json:"attached,omitempty"`
+	ErrorType string `json:"errorType,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Retry     bool   `json:"retry,omitempty"`
+}
+
+// StartParallel is how many of a batch's containers a node starts at
+// once (startbatch.Each); a batch's timeout counts its rounds of that size.
+const StartParallel = 8
+
+// PermanentStart are the error types a start never retries.
+var PermanentStart = []string{ErrPortInUse}
 
 // StopContainerInput asks a node to stop a container; already gone is success.
 type StopContainerInput struct {

@@ -442,6 +442,7 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 			m.event(ctx, fmt.Sprintf("%s failed: %v", id, err))
 			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
 		} else {
+			m.onResults(ctx, StepResults{Steps: res.Steps})
 			m.event(ctx, fmt.Sprintf("%s done: %d started, %d loaded, %d failed", id, res.Started, res.Loaded, res.Failed))
 		}
 		// Whatever happened, look again: a blocked port or a failed server

@@ -31,10 +31,9 @@ const (
 // container with a service to load it on its leased port. Steps for different
 // containers run side by side; each finished step is reported to the Manager
 // at once, so status shows progress while the operation runs.
-func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
-	var res ProvisionResult
+func Provision(ctx workflow.Context, in ProvisionInput) (res ProvisionResult, err error) {
 	base, flush := reporterOf(ctx, in.Manager, in.Op)
-	defer flush()
+	defer func() { res.Steps = flush(err == nil) }()
 	report := reportLost(base, watchLost(ctx))
 	q := queuesOf(in.Kind, in.Manager)
 
@@ -86,36 +85,75 @@ func Provision(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error)
 		specs[s.Name] = s
 	}
 
+	batched := workflow.GetVersion(ctx, batchStartsChange, workflow.DefaultVersion, 1) == 1
 	wg := workflow.NewWaitGroup(ctx)
-	for _, c := range in.Plan.Starts {
-		wg.Add(1)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			defer wg.Done()
-			ctx = report.lost.on(ctx, c.Server)
-			if f, ok := launched[c.Server]; ok {
-				if err := f.Get(ctx, nil); err != nil {
-					res.Failed++
-					report.send(ctx, StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port,
-						ErrorType: errorType(err), Error: "server " + c.Server + " did not launch: " + rootMessage(err)})
-					return
-				}
-			}
-			pid, err := startContainer(ctx, q, in.Manager, c)
-			r := StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port, PID: pid, OK: err == nil}
-			if err != nil {
-				r.ErrorType, r.Error = errorType(err), rootMessage(err)
-				res.Failed++
-				report.send(ctx, r)
-				return
-			}
-			res.Started++
+	// After its start, a container loads its service, or waits to be
+	// ready in the warm pool.
+	then := func(ctx workflow.Context, c fleet.Container, pid int, err error) {
+		r := StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port, PID: pid, OK: err == nil}
+		if err != nil {
+			r.ErrorType, r.Error = errorType(err), rootMessage(err)
+			res.Failed++
 			report.send(ctx, r)
-			if c.Service != "" {
-				loadService(ctx, q, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
-			} else {
-				awaitReady(ctx, q, c, &res, report.send)
-			}
-		})
+			return
+		}
+		res.Started++
+		report.send(ctx, r)
+		if c.Service != "" {
+			loadService(ctx, q, c, in.Addresses[c.Server], specs[c.Service], &res, report.send)
+		} else {
+			awaitReady(ctx, q, c, &res, report.send)
+		}
+	}
+	// launchFailed fails the containers of a server that did not launch.
+	launchFailed := func(ctx workflow.Context, c fleet.Container, err error) {
+		res.Failed++
+		report.send(ctx, StepResult{Step: StepStart, Container: c.ID, Server: c.Server, Port: c.Port,
+			ErrorType: errorType(err), Error: "server " + c.Server + " did not launch: " + rootMessage(err)})
+	}
+	if batched {
+		for _, b := range startBatches(in.Plan.Starts) {
+			wg.Add(len(b))
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				ctx = report.lost.on(ctx, b[0].Server)
+				if f, ok := launched[b[0].Server]; ok {
+					if err := f.Get(ctx, nil); err != nil {
+						for _, c := range b {
+							launchFailed(ctx, c, err)
+							wg.Done()
+						}
+						return
+					}
+				}
+				outs := startContainers(ctx, q, in.Manager, b)
+				for i, c := range b {
+					workflow.Go(ctx, func(ctx workflow.Context) {
+						defer wg.Done()
+						o := outs[i]
+						if o.retry {
+							o.pid, o.err = startContainer(ctx, q, in.Manager, c)
+						}
+						then(ctx, c, o.pid, o.err)
+					})
+				}
+			})
+		}
+	} else {
+		for _, c := range in.Plan.Starts {
+			wg.Add(1)
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				defer wg.Done()
+				ctx = report.lost.on(ctx, c.Server)
+				if f, ok := launched[c.Server]; ok {
+					if err := f.Get(ctx, nil); err != nil {
+						launchFailed(ctx, c, err)
+						return
+					}
+				}
+				pid, err := startContainer(ctx, q, in.Manager, c)
+				then(ctx, c, pid, err)
+			})
+		}
 	}
 	for _, c := range in.Plan.Loads {
 		wg.Add(1)
@@ -149,11 +187,86 @@ func startContainer(ctx workflow.Context, q queues, manager string, c fleet.Cont
 		Manager: manager, Container: c.ID, Server: c.Server, Port: c.Port,
 	}).Get(ctx, &out)
 	if isScheduleToStartTimeout(err) {
-		return 0, temporal.NewNonRetryableApplicationError(
-			"the node agent of server "+c.Server+" did not take the start within "+nodeWaitTimeout.String()+
-				": is `msm node --server "+c.Server+"` running and connected to this namespace?", "NodeAway", err)
+		return 0, nodeAway(c.Server, err)
 	}
 	return out.PID, err
+}
+
+func nodeAway(server string, err error) error {
+	return temporal.NewNonRetryableApplicationError(
+		"the node agent of server "+server+" did not take the start within "+nodeWaitTimeout.String()+
+			": is `msm node --server "+server+"` running and connected to this namespace?", "NodeAway", err)
+}
+
+// batchStartsChange gates starting a server's new containers with one
+// StartContainers step instead of one StartContainer each: operations
+// begun before it replay as they ran.
+const batchStartsChange = "batch-starts"
+
+// maxStartBatch caps the containers one StartContainers step starts.
+const maxStartBatch = 32
+
+// startBatches groups starts by server, in plan order, at most
+// maxStartBatch to a group.
+func startBatches(starts []fleet.Container) [][]fleet.Container {
+	var out [][]fleet.Container
+	open := map[string]int{} // server → its last group in out
+	for _, c := range starts {
+		i, ok := open[c.Server]
+		if !ok || len(out[i]) == maxStartBatch {
+			i = len(out)
+			out = append(out, nil)
+			open[c.Server] = i
+		}
+		out[i] = append(out[i], c)
+	}
+	return out
+}
+
+// started is how one container's start in a batch ended: retry says to
+// start it again on its own.
+type started struct {
+	pid   int
+	err   error
+	retry bool
+}
+
+// startContainers starts a batch of containers of one server in one node
+// step. A batch the node did not take in time fails every container of it
+// (NodeAway); one that failed otherwise has each container started again
+// on its own, with startContainer's retries, so a batch never fails more
+// than its containers would have one at a time.
+func startContainers(ctx workflow.Context, q queues, manager string, b []fleet.Container) []started {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              q.node(b[0].Server),
+		ScheduleToStartTimeout: nodeWaitTimeout,
+		// StartParallel starts at a time, each up to startTimeout.
+		StartToCloseTimeout: startTimeout * time.Duration((len(b)+StartParallel-1)/StartParallel),
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 2},
+	})
+	in := StartContainersInput{Manager: manager, Server: b[0].Server, Containers: make([]StartContainer, len(b))}
+	for i, c := range b {
+		in.Containers[i] = StartContainer{Container: c.ID, Port: c.Port}
+	}
+	var out StartContainersResult
+	err := workflow.ExecuteActivity(actx, ActivityStartContainers, in).Get(ctx, &out)
+	res := make([]started, len(b))
+	for i := range b {
+		switch {
+		case isScheduleToStartTimeout(err):
+			res[i].err = nodeAway(b[i].Server, err)
+		case err != nil || i >= len(out.Started) || out.Started[i].Container != b[i].ID:
+			res[i].retry = true
+		case out.Started[i].Retry:
+			res[i].retry = true
+		case out.Started[i].Error != "":
+			o := out.Started[i]
+			res[i].err = temporal.NewNonRetryableApplicationError(o.Error, o.ErrorType, nil)
+		default:
+			res[i].pid = out.Started[i].PID
+		}
+	}
+	return res
 }
 
 func loadService(ctx workflow.Context, q queues, c fleet.Container, address string, spec catalog.Service, res *ProvisionResult, report func(workflow.Context, StepResult)) {
@@ -277,26 +390,39 @@ func (s *stepReporter) send(ctx workflow.Context, r StepResult) {
 // `results` signal carries every step finished since the last one was
 // delivered, instead of one `result` signal per step. At fleet scale this
 // is most of the signals the Manager receives and of the events both
-// histories hold.
+// histories hold. From its version 2 on, an operation its Manager started
+// returns the steps that finished after its last signal in its result
+// (Steps), which the Manager records when it ends, so an operation whose
+// steps all end together (one load, one destroy) sends no signal at all:
+// one workflow task fewer in each history.
 const batchResultsChange = "batch-results"
 
-// maxBatch caps the steps one signal carries (~200 bytes each).
+// maxBatch caps the steps one signal, or an operation's result, carries
+// (~200 bytes each).
 const maxBatch = 500
 
 // reporterOf returns how this operation reports its steps, and flush,
 // which an operation defers so that every step is delivered before it
-// ends. Operations begun before batchResultsChange send one signal per
-// step (flush does nothing).
-func reporterOf(ctx workflow.Context, manager, op string) (send func(workflow.Context, StepResult), flush func()) {
-	if workflow.GetVersion(ctx, batchResultsChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return reporter(manager, op), func() {}
+// ends: flush(true), when it ends well, returns the steps left for its
+// result (none before version 2, or when its parent is not its Manager);
+// flush(false) signals them all. Operations begun before
+// batchResultsChange send one signal per step (flush does nothing).
+func reporterOf(ctx workflow.Context, manager, op string) (send func(workflow.Context, StepResult), flush func(ok bool) []StepResult) {
+	v := workflow.GetVersion(ctx, batchResultsChange, workflow.DefaultVersion, 2)
+	if v == workflow.DefaultVersion {
+		return reporter(manager, op), func(bool) []StepResult { return nil }
 	}
-	b := &batcher{manager: manager, op: op}
+	parent := workflow.GetInfo(ctx).ParentWorkflowExecution
+	b := &batcher{manager: manager, op: op, returns: v >= 2 && parent != nil && parent.ID == ManagerID(manager)}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	workflow.Go(dctx, b.run)
-	return b.send, func() {
+	return b.send, func(ok bool) []StepResult {
+		b.keep = ok && b.returns
 		b.closed = true
 		_ = workflow.Await(dctx, func() bool { return b.done })
+		rest := b.pending
+		b.pending = nil
+		return rest
 	}
 }
 
@@ -305,7 +431,9 @@ func reporterOf(ctx workflow.Context, manager, op string) (send func(workflow.Co
 type batcher struct {
 	manager, op string
 	pending     []StepResult
+	returns     bool // the operation's result can carry the last steps
 	closed      bool // no more steps come: send what is left, then done
+	keep        bool // with closed: leave up to maxBatch steps for the result
 	done        bool
 }
 
@@ -320,7 +448,7 @@ func (b *batcher) run(ctx workflow.Context) {
 		if err := workflow.Await(ctx, func() bool { return len(b.pending) > 0 || b.closed }); err != nil {
 			return
 		}
-		if len(b.pending) == 0 {
+		if len(b.pending) == 0 || (b.keep && len(b.pending) <= maxBatch) {
 			return
 		}
 		n := min(len(b.pending), maxBatch)

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,11 +15,14 @@ import (
 	"github.com/stretchr/testify/suite"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -123,6 +127,15 @@ func (f *tfFleet) StartContainer(ctx context.Context, in workflows.StartContaine
 	return workflows.StartContainerResult{PID: tfAgentPID(in.Container)}, nil
 }
 
+// StartContainers records the batch (keyed by server), then starts each
+// container of it as StartContainer does (recorded one by one).
+func (f *tfFleet) StartContainers(ctx context.Context, in workflows.StartContainersInput) (workflows.StartContainersResult, error) {
+	q := activity.GetInfo(ctx).TaskQueue
+	f.record(tfCall{Activity: workflows.ActivityStartContainers, Queue: q, Key: in.Server, Input: in})
+	defer f.record(tfCall{Activity: workflows.ActivityStartContainers, Queue: q, Key: in.Server, Done: true})
+	return startbatch.Each(ctx, in, f.StartContainer), nil
+}
+
 func (f *tfFleet) LoadService(ctx context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
 	q := activity.GetInfo(ctx).TaskQueue
 	f.record(tfCall{Activity: workflows.ActivityLoadService, Queue: q, Key: in.Container, Input: in})
@@ -211,6 +224,7 @@ func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivityWithOptions(f.Lease, activity.RegisterOptions{Name: workflows.ActivityLease})
 	env.RegisterActivityWithOptions(f.Reconcile, activity.RegisterOptions{Name: workflows.ActivityReconcile})
 	env.RegisterActivityWithOptions(f.StartContainer, activity.RegisterOptions{Name: workflows.ActivityStartContainer})
+	env.RegisterActivityWithOptions(f.StartContainers, activity.RegisterOptions{Name: workflows.ActivityStartContainers})
 	env.RegisterActivityWithOptions(f.StopContainer, activity.RegisterOptions{Name: workflows.ActivityStopContainer})
 	env.RegisterActivityWithOptions(f.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	env.RegisterActivityWithOptions(f.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
@@ -280,6 +294,8 @@ type ProvisionSuite struct {
 	// signalTime, when set, is how long each takes to deliver.
 	signals    int
 	signalTime time.Duration
+	// ofManager runs the provision as a child of its Manager.
+	ofManager bool
 }
 
 func TestProvisionSuite(t *testing.T) { suite.Run(t, new(ProvisionSuite)) }
@@ -303,20 +319,74 @@ func (s *ProvisionSuite) provision(fake *tfFleet, plan fleet.Plan) (workflows.Pr
 			s.signals++
 			return nil
 		}).After(s.signalTime)
-	env.ExecuteWorkflow(workflows.Provision, workflows.ProvisionInput{
+	in := workflows.ProvisionInput{
 		Op: tfOp, Manager: tfManager, Kind: catalog.KindStandalone, Plan: plan,
 		Services:  []catalog.Service{tfWeb, tfAPI},
 		Addresses: map[string]string{"s1": tfS1.Address, "s2": tfS2.Address},
-	})
-	s.Require().True(env.IsWorkflowCompleted())
+	}
 	var res workflows.ProvisionResult
-	err := env.GetWorkflowError()
-	if err == nil {
-		s.Require().NoError(env.GetWorkflowResult(&res))
+	var err error
+	if s.ofManager {
+		// A child of its Manager, as the Manager starts it; the Manager
+		// here takes its signals, with the result.
+		type outcome struct {
+			Res     workflows.ProvisionResult
+			Signals []workflows.StepResults
+		}
+		env.RegisterWorkflow(workflows.Provision)
+		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.ManagerID(tfManager)})
+		env.ExecuteWorkflow(func(ctx workflow.Context, in workflows.ProvisionInput) (outcome, error) {
+			var out outcome
+			ch := workflow.GetSignalChannel(ctx, workflows.SignalResults)
+			workflow.Go(ctx, func(ctx workflow.Context) {
+				for {
+					var rs workflows.StepResults
+					ch.Receive(ctx, &rs)
+					out.Signals = append(out.Signals, rs)
+				}
+			})
+			cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: tfOp})
+			err := workflow.ExecuteChildWorkflow(cctx, workflows.Provision, in).Get(ctx, &out.Res)
+			return out, err
+		}, in)
+		s.Require().True(env.IsWorkflowCompleted())
+		var out outcome
+		if err = env.GetWorkflowError(); err == nil {
+			s.Require().NoError(env.GetWorkflowResult(&out))
+		}
+		res = out.Res
+		s.signals = len(out.Signals)
+		for _, rs := range out.Signals {
+			reported = append(reported, rs.Steps...)
+		}
+	} else {
+		env.ExecuteWorkflow(workflows.Provision, in)
+		s.Require().True(env.IsWorkflowCompleted())
+		if err = env.GetWorkflowError(); err == nil {
+			s.Require().NoError(env.GetWorkflowResult(&res))
+		}
+	}
+	if !s.ofManager {
+		s.Empty(res.Steps, "an operation its Manager did not start signals every step")
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	return res, slices.Clone(reported), err
+}
+
+// batches returns the containers of each StartContainers batch that
+// began, by server, in the order they began.
+func (f *tfFleet) batches() map[string][][]string {
+	out := map[string][][]string{}
+	for _, c := range f.began(workflows.ActivityStartContainers) {
+		in := c.Input.(workflows.StartContainersInput)
+		var ids []string
+		for _, one := range in.Containers {
+			ids = append(ids, one.Container)
+		}
+		out[in.Server] = append(out[in.Server], ids)
+	}
+	return out
 }
 
 func tfStart(id, server string, port int, service string) fleet.Container {
@@ -361,6 +431,37 @@ func (s *ProvisionSuite) TestStepsAreReportedInBatches() {
 	for _, r := range reported {
 		s.Equal(tfOp, r.Op)
 	}
+}
+
+// TestAnOperationOfItsManagerReturnsItsLastSteps: started by its Manager,
+// an operation returns the steps that finished after its last signal in
+// its result instead of signalling them: a one-load extension sends no
+// signal at all; steps that finished earlier went in signals, in order,
+// each step once.
+func (s *ProvisionSuite) TestAnOperationOfItsManagerReturnsItsLastSteps() {
+	s.ofManager = true
+	defer func() { s.ofManager = false }()
+	res, reported, err := s.provision(&tfFleet{}, fleet.Plan{Loads: []fleet.Container{
+		{ID: tfManager + "-c1", Server: "s1", Port: 20000, State: fleet.Loaded, Service: "web", PID: tfAgentPID("m1-c1")}}})
+	s.Require().NoError(err)
+	s.Zero(s.signals, "one load: no signal")
+	s.Empty(reported)
+	s.Equal([]workflows.StepResult{tfLoadOK("c1", "s1", 20000)}, res.Steps)
+
+	res, reported, err = s.provision(&tfFleet{}, fleet.Plan{Starts: []fleet.Container{
+		tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s2", 21000, "")}})
+	s.Require().NoError(err)
+	s.Positive(s.signals, "the starts were signalled while the load ran")
+	all := append(reported, res.Steps...)
+	s.ElementsMatch([]workflows.StepResult{tfStartOK("c1", "s1", 20000), tfLoadOK("c1", "s1", 20000),
+		tfStartOK("c2", "s2", 21000), tfReadyOK("c2", "s2", 21000)}, all)
+	s.NotEmpty(res.Steps)
+	s.Less(slices.IndexFunc(all, func(r workflows.StepResult) bool {
+		return r.Container == tfManager+"-c1" && r.Step == workflows.StepStart
+	}),
+		slices.IndexFunc(all, func(r workflows.StepResult) bool {
+			return r.Container == tfManager+"-c1" && r.Step == workflows.StepLoad
+		}))
 }
 
 func (s *ProvisionSuite) TestServersLaunchBeforeTheirContainersStart() {
@@ -730,4 +831,84 @@ func (s *ProvisionSuite) TestUnreachableManagerDoesNotFailTheOperation() {
 	var res workflows.ProvisionResult
 	s.Require().NoError(env.GetWorkflowResult(&res))
 	s.Equal(workflows.ProvisionResult{Started: 1, Loaded: 1}, res)
+}
+
+func (s *ProvisionSuite) TestStartsAServersContainersInOneStep() {
+	fake := &tfFleet{}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Servers: []fleet.Server{tfServer(tfS2, fleet.ServerLaunching)},
+		Starts: []fleet.Container{
+			tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s2", 21000, "api"),
+			tfStart("c3", "s1", 20001, ""), tfStart("c4", "s1", 20002, "api"), tfStart("c5", "s2", 21001, "web"),
+		},
+	})
+	s.Require().NoError(err)
+	s.Equal(map[string][][]string{
+		"s1": {{"m1-c1", "m1-c3", "m1-c4"}},
+		"s2": {{"m1-c2", "m1-c5"}},
+	}, fake.batches(), "one step per server, its containers in plan order")
+	for _, c := range fake.began(workflows.ActivityStartContainers) {
+		s.Equal(workflows.NodeQueue(c.Key), c.Queue)
+		s.Equal(tfManager, c.Input.(workflows.StartContainersInput).Manager)
+	}
+	s.Greater(fake.index(workflows.ActivityStartContainers, "s2", false), fake.index(workflows.ActivityLaunchServer, "s2", true),
+		"s2's batch waits for its launch")
+	s.Equal([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4", "m1-c5"}, fake.keys(workflows.ActivityStartContainer), "each started once")
+	s.Equal(workflows.ProvisionResult{Servers: 1, Started: 5, Loaded: 4}, res)
+	s.Contains(reported, tfStartOK("c4", "s1", 20002))
+	s.Contains(reported, tfLoadOK("c5", "s2", 21001))
+	s.Contains(reported, tfReadyOK("c3", "s1", 20001))
+}
+
+func (s *ProvisionSuite) TestAContainerWhoseStartFailedInItsBatchIsRetriedAlone() {
+	fake := &tfFleet{startErr: map[string]error{"s1:20001": errors.New("fork/exec msm-agent: resource temporarily unavailable")}}
+	res, reported, err := s.provision(fake, fleet.Plan{
+		Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "web"), tfStart("c3", "s1", 20002, "api")},
+	})
+	s.Require().NoError(err)
+	s.Len(fake.batches()["s1"], 1)
+	_, n := fake.input(workflows.ActivityStartContainer, "m1-c2")
+	s.Equal(1+5, n, "once in its batch, then StartContainer's five attempts")
+	for _, id := range []string{"m1-c1", "m1-c3"} {
+		_, n := fake.input(workflows.ActivityStartContainer, id)
+		s.Equal(1, n, "%s started in the batch is not started again", id)
+	}
+	s.Equal([]string{"m1-c1", "m1-c3"}, fake.keys(workflows.ActivityLoadService), "the others load")
+	s.Contains(reported, workflows.StepResult{Op: tfOp, Step: workflows.StepStart, Server: "s1", Container: "m1-c2", Port: 20001,
+		Error: "fork/exec msm-agent: resource temporarily unavailable"})
+	s.Equal(workflows.ProvisionResult{Started: 2, Loaded: 2, Failed: 1}, res)
+}
+
+func (s *ProvisionSuite) TestStartBatchesAreCappedInSize() {
+	var starts []fleet.Container
+	for i := range 70 {
+		starts = append(starts, tfStart(fmt.Sprintf("c%d", i+1), "s1", 20000+i, ""))
+	}
+	fake := &tfFleet{}
+	res, _, err := s.provision(fake, fleet.Plan{Starts: starts})
+	s.Require().NoError(err)
+	var sizes []int
+	for _, b := range fake.batches()["s1"] {
+		sizes = append(sizes, len(b))
+	}
+	slices.Sort(sizes)
+	s.Equal([]int{6, 32, 32}, sizes)
+	s.Equal(70, res.Started)
+}
+
+// Operations begun before batch-starts start each container on its own.
+func (s *ProvisionSuite) TestRunsBeforeBatchStartsStartOneByOne() {
+	fake := &tfFleet{}
+	env := s.NewTestWorkflowEnvironment()
+	env.OnGetVersion("batch-starts", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	fake.register(env)
+	env.OnSignalExternalWorkflow(mock.Anything, workflows.ManagerID(tfManager), "", mock.Anything, mock.Anything).Return(nil)
+	env.ExecuteWorkflow(workflows.Provision, workflows.ProvisionInput{
+		Op: tfOp, Manager: tfManager, Kind: catalog.KindStandalone, Services: []catalog.Service{tfWeb, tfAPI},
+		Plan: fleet.Plan{Starts: []fleet.Container{tfStart("c1", "s1", 20000, "web"), tfStart("c2", "s1", 20001, "api")}},
+	})
+	s.Require().NoError(env.GetWorkflowError())
+	s.Empty(fake.began(workflows.ActivityStartContainers))
+	s.Equal([]string{"m1-c1", "m1-c2"}, fake.keys(workflows.ActivityStartContainer))
+	s.Equal([]string{"m1-c1", "m1-c2"}, fake.keys(workflows.ActivityLoadService))
 }

@@ -34,6 +34,8 @@ type ShrinkResult struct {
 	Destroyed int `json:"destroyed"`
 	Released  int `json:"released"`
 	Failed    int `json:"failed"`
+	// Steps are the steps the Manager was not signalled (batchResultsChange).
+	Steps []StepResult `json:"steps,omitempty"`
 }
 
 // Steps of a Shrink.
@@ -47,10 +49,9 @@ const (
 // instance is unloaded back to the warm pool or destroyed, side by side;
 // then the servers left empty are released. Each step is reported to the
 // Manager as it finishes.
-func Shrink(ctx workflow.Context, in ShrinkInput) (ShrinkResult, error) {
-	var res ShrinkResult
+func Shrink(ctx workflow.Context, in ShrinkInput) (res ShrinkResult, err error) {
 	base, flush := reporterOf(ctx, in.Manager, in.Op)
-	defer flush()
+	defer func() { res.Steps = flush(err == nil) }()
 	rep := reportLost(base, watchLost(ctx))
 	report := rep.send
 	q := queuesOf(in.Kind, in.Manager)
@@ -190,6 +191,7 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 				m.undoShrink(plan)
 			}
 		} else {
+			m.onResults(ctx, StepResults{Steps: res.Steps})
 			m.event(ctx, fmt.Sprintf("%s done: %d unloaded, %d destroyed, %d server(s) released, %d failed",
 				id, res.Unloaded, res.Destroyed, res.Released, res.Failed))
 		}

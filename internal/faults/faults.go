@@ -9,7 +9,8 @@
 //     is started yet.
 //   - launch: LaunchServer returned a server, before its result is recorded
 //     (the activity runs in the worker: it is retried).
-//   - start:  a StartContainer result reached the operation.
+//   - start:  a StartContainer or StartContainers (batched starts) result
+//     reached the operation.
 //   - load:   a LoadService result reached the operation.
 package faults
 
@@ -115,7 +116,7 @@ type workflowOut struct {
 
 func (o *workflowOut) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
 	f := o.Next.ExecuteActivity(ctx, activityType, args...)
-	if (o.c.step == "start" && activityType == workflows.ActivityStartContainer) ||
+	if (o.c.step == "start" && (activityType == workflows.ActivityStartContainer || activityType == workflows.ActivityStartContainers)) ||
 		(o.c.step == "load" && activityType == workflows.ActivityLoadService) {
 		return crashOnResult{Future: f, what: "after " + activityType + " returned to " + workflow.GetInfo(ctx).WorkflowExecution.ID}
 	}

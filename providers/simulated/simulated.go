@@ -26,6 +26,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/workflows"
 )
@@ -151,13 +152,14 @@ func (w *World) Start(c client.Client) (worker.Worker, error) {
 
 func register(r worker.ActivityRegistry, w *World) {
 	for name, fn := range map[string]any{
-		workflows.ActivityStartContainer: w.StartContainer,
-		workflows.ActivityStopContainer:  w.StopContainer,
-		workflows.ActivityLease:          w.Lease,
-		workflows.ActivityReconcile:      w.Reconcile,
-		workflows.ActivityLoadService:    w.LoadService,
-		workflows.ActivityReady:          w.Ready,
-		workflows.ActivityUnloadService:  w.UnloadService,
+		workflows.ActivityStartContainer:  w.StartContainer,
+		workflows.ActivityStartContainers: w.StartContainers,
+		workflows.ActivityStopContainer:   w.StopContainer,
+		workflows.ActivityLease:           w.Lease,
+		workflows.ActivityReconcile:       w.Reconcile,
+		workflows.ActivityLoadService:     w.LoadService,
+		workflows.ActivityReady:           w.Ready,
+		workflows.ActivityUnloadService:   w.UnloadService,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -229,6 +231,12 @@ func (w *World) StartContainer(ctx context.Context, in workflows.StartContainerI
 	c := &container{id: in.Container, server: in.Server, manager: in.Manager, port: in.Port, pid: w.pid}
 	w.containers[c.id] = c
 	return workflows.StartContainerResult{PID: c.pid}, nil
+}
+
+// StartContainers starts a batch of simulated containers of one server,
+// side by side, as a node does.
+func (w *World) StartContainers(ctx context.Context, in workflows.StartContainersInput) (workflows.StartContainersResult, error) {
+	return startbatch.Each(ctx, in, w.StartContainer), nil
 }
 
 // StopContainer stops a simulated container; one already gone counts as
