@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -63,12 +64,25 @@ func main() {
 	eager := flag.Bool("eager", true, "run the dev server with system.enableActivityEagerExecution=true")
 	trace := flag.Bool("trace", false, "print the histories of the operations measured, with event times, on stderr")
 	flag.IntVar(&simContainers, "sim-containers", simContainers, "instances B9 provisions on the simulated kind")
+	cpuprofile := flag.String("cpuprofile", "", "write the bench process's CPU profile (its in-process workers: B9's Manager worker and simulated fleet) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+	}
 	var tw io.Writer
 	if *trace {
 		tw = os.Stderr
 	}
-	if err := run(*runs, *out, *bin, *only, *eager, tw); err != nil {
+	err := run(*runs, *out, *bin, *only, *eager, tw)
+	pprof.StopCPUProfile() // nothing when not started
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -67,9 +67,23 @@ func sideBySide(e *benchEnv) ([]Figure, error) {
 			return 0, err
 		}
 		took := at.Sub(start)
-		if e.trace != nil && len(svcs) == 1 { // -trace: the Manager's history of the one extension
-			if _, err := e.costUntil(workflows.ManagerID(cl.Manager), before+1, workflows.WorkflowExtend); err != nil {
+		if e.trace != nil { // -trace: the Manager's history of the extensions
+			child := ""
+			if len(svcs) == 1 {
+				child = workflows.WorkflowExtend
+			}
+			if _, err := e.costUntil(workflows.ManagerID(cl.Manager), before+1, child); err != nil {
 				return 0, err
+			}
+			if len(svcs) == 1 {
+				it := e.c.GetWorkflowHistory(e.ctx, workflows.ManagerID(cl.Manager), "", false, 0)
+				for it.HasNext() {
+					ev, _ := it.Next()
+					if a := ev.GetChildWorkflowExecutionStartedEventAttributes(); a != nil && ev.EventId > before {
+						_, _ = e.cost(a.WorkflowExecution.WorkflowId, 1)
+						break
+					}
+				}
 			}
 		}
 		// Scaled back once the pool's refill is over, so each run starts
