@@ -10,8 +10,10 @@ import (
 	"slices"
 	"sync"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -20,6 +22,8 @@ import (
 // not hold back the others' loads. An error of a type in
 // workflows.PermanentStart, or marked non-retryable, is that container's
 // outcome; any other is Retry (the workflow starts it again on its own).
+// An error text is cut to fleet.MaxText in the outcome, which the
+// operation's history keeps; a longer one is logged whole here.
 func Each(ctx context.Context, in workflows.StartContainersInput, start func(context.Context, workflows.StartContainerInput) (workflows.StartContainerResult, error)) workflows.StartContainersResult {
 	out := make([]workflows.StartOutcome, len(in.Containers))
 	sem := make(chan struct{}, workflows.StartParallel)
@@ -37,6 +41,12 @@ func Each(ctx context.Context, in workflows.StartContainersInput, start func(con
 				if errors.As(err, &app) && (app.NonRetryable() || slices.Contains(workflows.PermanentStart, app.Type())) {
 					o.ErrorType, o.Error, o.Retry = app.Type(), app.Message(), false
 				}
+			}
+			if len(o.Error) > fleet.MaxText {
+				if activity.IsActivity(ctx) {
+					activity.GetLogger(ctx).Warn("starting a container failed", "container", c.Container, "error", o.Error)
+				}
+				o.Error = fleet.Clip(o.Error)
 			}
 			out[i] = o
 		}()

@@ -3,11 +3,13 @@ package startbatch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/workflows"
 )
@@ -56,5 +58,25 @@ func TestEachGivesEachContainerItsOutcome(t *testing.T) {
 	}
 	if most.Load() > 8 {
 		t.Errorf("%d starts ran at once, more than 8", most.Load())
+	}
+}
+
+func TestEachCutsALongErrorText(t *testing.T) {
+	long := strings.Repeat("x", 64<<10) // a start that returned a process's whole output
+	in := workflows.StartContainersInput{Manager: "m1", Server: "s1",
+		Containers: []workflows.StartContainer{{Container: "c1", Port: 20000}, {Container: "c2", Port: 20001}}}
+	got := startbatch.Each(context.Background(), in, func(_ context.Context, one workflows.StartContainerInput) (workflows.StartContainerResult, error) {
+		if one.Container == "c1" {
+			return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(long, "StartFailed", nil)
+		}
+		return workflows.StartContainerResult{}, errors.New(long)
+	})
+	for _, o := range got.Started {
+		if len(o.Error) > fleet.MaxText || !strings.HasPrefix(o.Error, "xxx") || !strings.Contains(o.Error, "more bytes in the log") {
+			t.Errorf("%s: error of %d bytes kept: %.80q…", o.Container, len(o.Error), o.Error)
+		}
+	}
+	if got.Started[0].ErrorType != "StartFailed" || got.Started[0].Retry || !got.Started[1].Retry {
+		t.Errorf("the outcomes changed with the cut: %+v", got.Started)
 	}
 }
