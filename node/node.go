@@ -163,6 +163,12 @@ func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manag
 	return nil
 }
 
+// forkMu keeps a port check (hostport.Free binds the port) and a fork
+// apart: a child forked while a check's socket is open holds a copy of it
+// until its exec, so a start beside it (StartContainers runs several at
+// once) saw its own free port in use and skipped it.
+var forkMu sync.Mutex
+
 // StartContainer starts the agent process of one container. The container
 // ID is the idempotency key: if it already runs, its PID is returned and
 // nothing new is started. A port held by a process msm does not own fails
@@ -178,7 +184,10 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		// MicroService may hold the port) before its record is overwritten.
 		stopGroup(r.PID, r.Start, stopGrace)
 	}
-	if err := hostport.Free(in.Port); err != nil {
+	forkMu.Lock()
+	err := hostport.Free(in.Port)
+	forkMu.Unlock()
+	if err != nil {
 		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("server %s: %v", n.cfg.Server, err), workflows.ErrPortInUse, err)
 	}
@@ -196,7 +205,10 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	// Its own process group: the agent and its MicroService outlive this
 	// node (re-attached on restart) and are stopped together.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	forkMu.Lock()
+	err = cmd.Start()
+	forkMu.Unlock()
+	if err != nil {
 		return workflows.StartContainerResult{}, fmt.Errorf("starting agent for %s, %w", in.Container, err)
 	}
 	go func() { // reap it (a restarted node leaves that to init), and say so
