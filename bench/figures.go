@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,26 +80,54 @@ func healthyAt(port int, timeout time.Duration) (time.Time, error) {
 func baselineStart(e *benchEnv) ([]Figure, error) {
 	var samples []time.Duration
 	for range e.runs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		d, err := execHealthy(e.bin, 1)
 		if err != nil {
 			return nil, err
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(filepath.Join(e.bin, "demo"), "--port="+strconv.Itoa(port), "--name=web")
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		at, err := healthyAt(port, 10*time.Second)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if err != nil {
-			return nil, err
-		}
-		samples = append(samples, at.Sub(start))
+		samples = append(samples, d)
 	}
 	return []Figure{summarize("B0", "baseline: exec demo → first healthy answer", samples)}, nil
+}
+
+// execHealthy starts n demo MicroServices at once by hand, each on a port
+// of its own, and returns how long until every one has answered healthy;
+// it stops them before it returns.
+func execHealthy(bin string, n int) (time.Duration, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	cmds := make([]*exec.Cmd, 0, n)
+	defer func() {
+		for _, cmd := range cmds {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	start := time.Now()
+	for _, port := range ports {
+		cmd := exec.Command(filepath.Join(bin, "demo"), "--port="+strconv.Itoa(port), "--name=web")
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		cmds = append(cmds, cmd)
+	}
+	ats := make([]time.Time, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, port := range ports {
+		wg.Go(func() { ats[i], errs[i] = healthyAt(port, 10*time.Second) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return slices.MaxFunc(ats, time.Time.Compare).Sub(start), nil
 }
 
 // scaleOut measures overload report → new instance healthy, as the
@@ -769,8 +799,22 @@ func (e *benchEnv) profileProvision(cl *cluster, op string, serverCPU uint64) {
 		fmt.Fprintf(e.trace, "  %-16s %4d  wait p50 %9s p95 %9s  run p50 %9s p95 %9s  completed %9s … %9s\n",
 			k, len(waits[k]), ms(w.P50), ms(w.P95), ms(r.P50), ms(r.P95), ms(first[k].Sub(t0)), ms(last[k].Sub(t0)))
 	}
+	cpu := e.cpuByKind(cl.Manager)
+	cpu[devServerCPU] -= serverCPU
+	for _, k := range slices.Sorted(maps.Keys(cpu)) {
+		fmt.Fprintf(e.trace, "  CPU %-22s %6.1f s\n", k, float64(cpu[k])/100)
+	}
+}
+
+// devServerCPU is the dev server's key in cpuByKind.
+const devServerCPU = "temporal (dev server)"
+
+// cpuByKind is the CPU time used so far by the processes of a Manager, in
+// clock ticks, by kind of process ("msm worker", "msm node", "msm-agent",
+// "demo"), and by the dev server (devServerCPU).
+func (e *benchEnv) cpuByKind(manager string) map[string]uint64 {
 	cpu := map[string]uint64{}
-	for _, p := range clustertest.Processes(cl.Manager) {
+	for _, p := range clustertest.Processes(manager) {
 		name := filepath.Base(p.Args[0])
 		if name == "msm" && len(p.Args) > 1 {
 			name += " " + p.Args[1]
@@ -780,10 +824,8 @@ func (e *benchEnv) profileProvision(cl *cluster, op string, serverCPU uint64) {
 			cpu[name] += t
 		}
 	}
-	cpu["temporal (dev server)"] = e.serverCPU() - serverCPU
-	for _, k := range slices.Sorted(maps.Keys(cpu)) {
-		fmt.Fprintf(e.trace, "  CPU %-22s %6.1f s\n", k, float64(cpu[k])/100)
-	}
+	cpu[devServerCPU] = e.serverCPU()
+	return cpu
 }
 
 // serverCPU is the CPU the dev server has used so far, in clock ticks (0
