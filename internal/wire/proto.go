@@ -1,0 +1,220 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The field numbers below are those of Temporal's API
+// (go.temporal.io/api, temporal/api/*.proto); wire_test.go decodes what
+// this file encodes with the real message types, and the reverse.
+
+// Payload is one value as Temporal carries it: its encoding and its bytes.
+type Payload struct {
+	Encoding string
+	Data     []byte
+}
+
+// The encodings of the SDKs' default data converter that an agent meets.
+const (
+	encodingJSON = "json/plain"
+	encodingNull = "binary/null"
+)
+
+// jsonPayload encodes v as the SDKs' default converter does.
+func jsonPayload(v any) (Payload, error) {
+	if v == nil {
+		return Payload{Encoding: encodingNull}, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Payload{}, fmt.Errorf("encoding %T as JSON, %w", v, err)
+	}
+	return Payload{Encoding: encodingJSON, Data: b}, nil
+}
+
+// decode reads p into v (a pointer); a null payload leaves v as it is.
+func (p Payload) decode(v any) error {
+	switch p.Encoding {
+	case encodingJSON:
+		return json.Unmarshal(p.Data, v)
+	case encodingNull:
+		return nil
+	default:
+		return fmt.Errorf("payload encoded as %q: this agent reads only %s and %s (is a payload codec set on the Manager's worker?)",
+			p.Encoding, encodingJSON, encodingNull)
+	}
+}
+
+// appendPayloads appends a temporal.api.common.v1.Payloads as field num.
+func appendPayloads(b []byte, num protowire.Number, ps ...Payload) []byte {
+	if len(ps) == 0 {
+		return b
+	}
+	return appendMessage(b, num, func(b []byte) []byte {
+		for _, p := range ps {
+			b = appendMessage(b, 1, func(b []byte) []byte { // Payload
+				b = appendMessage(b, 1, func(b []byte) []byte { // metadata entry
+					b = appendString(b, 1, "encoding")
+					return appendBytes(b, 2, []byte(p.Encoding))
+				})
+				return appendBytes(b, 2, p.Data)
+			})
+		}
+		return b
+	})
+}
+
+// parsePayloads reads a temporal.api.common.v1.Payloads.
+func parsePayloads(b []byte) ([]Payload, error) {
+	var out []Payload
+	err := fields(b, func(num protowire.Number, v []byte, _ uint64) error {
+		if num != 1 {
+			return nil
+		}
+		var p Payload
+		err := fields(v, func(num protowire.Number, v []byte, _ uint64) error {
+			switch num {
+			case 1: // metadata entry
+				var key string
+				var val []byte
+				if err := fields(v, func(num protowire.Number, v []byte, _ uint64) error {
+					switch num {
+					case 1:
+						key = string(v)
+					case 2:
+						val = v
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+				if key == "encoding" {
+					p.Encoding = string(val)
+				}
+			case 2:
+				p.Data = v
+			}
+			return nil
+		})
+		out = append(out, p)
+		return err
+	})
+	return out, err
+}
+
+// appendFailure appends err as a temporal.api.failure.v1.Failure with an
+// ApplicationFailureInfo, as the Go SDK converts an activity's error: an
+// *Error keeps its type, retryability and cause; any other error is
+// retryable and typed by its Go type's name.
+func appendFailure(b []byte, num protowire.Number, err error) []byte {
+	return appendMessage(b, num, func(b []byte) []byte {
+		typ, nonRetryable, cause := goErrorType(err), false, error(nil)
+		var e *Error
+		if errors.As(err, &e) && e == err {
+			typ, nonRetryable, cause = e.Type, e.NonRetryable, e.Cause
+		}
+		b = appendString(b, 1, err.Error())
+		b = appendString(b, 2, source)
+		if cause != nil {
+			b = appendFailure(b, 4, cause)
+		}
+		return appendMessage(b, 5, func(b []byte) []byte { // application_failure_info
+			b = appendString(b, 1, typ)
+			if nonRetryable {
+				b = protowire.AppendTag(b, 2, protowire.VarintType)
+				b = protowire.AppendVarint(b, 1)
+			}
+			return b
+		})
+	})
+}
+
+// goErrorType names an error's type as the Go SDK does: the name of the
+// type it points to, "" for errors.New's.
+func goErrorType(err error) string {
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() == "errorString" {
+		return ""
+	}
+	return t.Name()
+}
+
+// parseDuration reads a google.protobuf.Duration.
+func parseDuration(b []byte) (time.Duration, error) {
+	var d time.Duration
+	err := fields(b, func(num protowire.Number, _ []byte, n uint64) error {
+		switch num {
+		case 1:
+			d += time.Duration(int64(n)) * time.Second
+		case 2:
+			d += time.Duration(int32(n))
+		}
+		return nil
+	})
+	return d, err
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+// appendMessage appends the message body writes as field num.
+func appendMessage(b []byte, num protowire.Number, body func([]byte) []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, body(nil))
+}
+
+// fields calls fn with each field of message b, in order: its number and,
+// for a length-delimited field, its bytes, or for a varint, its value.
+// Fields of other wire types are skipped.
+func fields(b []byte, fn func(num protowire.Number, v []byte, n uint64) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("malformed message, %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return fmt.Errorf("malformed field %d, %w", num, protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ != protowire.BytesType && typ != protowire.VarintType {
+			continue
+		}
+		if err := fn(num, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
