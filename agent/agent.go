@@ -1,5 +1,6 @@
 // Package agent is the container agent (msm-agent, or `msm agent`): a
-// Temporal worker on the container's own task queue. It loads the
+// Temporal worker on the container's own task queue, through internal/wire
+// (no Temporal SDK: one agent runs per container). It loads the
 // MicroService it is told to on the port it was leased, health-checks it,
 // and stops it when the agent stops.
 package agent
@@ -22,15 +23,11 @@ import (
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
-
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
-	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/internal/wire"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Config names the container.
@@ -55,8 +52,15 @@ type Agent struct {
 	mu      sync.Mutex
 	loaded  *loaded
 	healthy http.Client
-	// client reports load to the Manager; nil until Run.
-	client client.Client
+	// client reports load and failures to the Manager; nil until Run.
+	client Signaler
+}
+
+// Signaler sends a signal to a running workflow, retrying while Temporal
+// is briefly away; an error means the signal was not delivered.
+// *wire.Client is one.
+type Signaler interface {
+	Signal(ctx context.Context, workflowID, name string, arg any) error
 }
 
 // outputDelay is how long the agent keeps reading a MicroService's output
@@ -85,43 +89,41 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{cfg: cfg, loading: make(chan struct{}, 1)}, nil
 }
 
-// Run serves the container's task queue and stops the MicroService when
-// ctx ends. It sends the Manager nothing at start: the node's StartContainer
-// result carries the agent's PID, and a container is waiting only once its
-// Ready answers, so the old register signal decided nothing.
-func (a *Agent) Run(ctx context.Context, c client.Client) error {
+// Run serves the container's task queue with c and stops the MicroService
+// when ctx ends. It sends the Manager nothing at start: the node's
+// StartContainer result carries the agent's PID, and a container is
+// waiting only once its Ready answers, so the old register signal decided
+// nothing. It returns an error only when Temporal refuses the agent's polls
+// for good (an unknown namespace, refused credentials).
+func (a *Agent) Run(ctx context.Context, c *wire.Client) error {
 	a.client = c
-	// No workflow runs here: without this the SDK would long-poll the
-	// container's queue for workflow tasks too, for ever (~0.8 MiB and a
-	// dozen goroutines per agent, and the server's polls).
-	w := worker.New(c, workflows.ContainerQueue(a.cfg.Container), worker.Options{DisableWorkflowWorker: true})
-	w.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
-	w.RegisterActivityWithOptions(a.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
-	w.RegisterActivityWithOptions(a.UnloadService, activity.RegisterOptions{Name: workflows.ActivityUnloadService})
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("starting agent worker on %s, %w", workflows.ContainerQueue(a.cfg.Container), err)
-	}
-	defer w.Stop()
+	w := wire.NewWorker(c, agentapi.ContainerQueue(a.cfg.Container))
+	w.Register(agentapi.ActivityLoadService, wire.Activity(a.LoadService))
+	w.Register(agentapi.ActivityReady, wire.Activity(a.Ready))
+	w.Register(agentapi.ActivityUnloadService, wire.ActivityNoResult(a.UnloadService))
 	a.cfg.Log.Info("agent up", "container", a.cfg.Container, "server", a.cfg.Server)
-	<-ctx.Done()
+	err := w.Run(ctx)
 	a.unload()
+	if err != nil {
+		return fmt.Errorf("serving %s, %w", agentapi.ContainerQueue(a.cfg.Container), err)
+	}
 	return nil
 }
 
 // Ready answers once the agent serves its queue: the container is up.
-func (a *Agent) Ready(ctx context.Context, container string) (workflows.ReadyResult, error) {
+func (a *Agent) Ready(ctx context.Context, container string) (agentapi.ReadyResult, error) {
 	if container != a.cfg.Container {
-		return workflows.ReadyResult{}, temporal.NewNonRetryableApplicationError(
+		return agentapi.ReadyResult{}, wire.NonRetryable(
 			fmt.Sprintf("this agent is container %s, not %s", a.cfg.Container, container), "WrongContainer", nil)
 	}
-	return workflows.ReadyResult{PID: os.Getpid()}, nil
+	return agentapi.ReadyResult{PID: os.Getpid()}, nil
 }
 
 // UnloadService stops the MicroService (SIGTERM, then SIGKILL after a
 // grace period), leaving the container waiting. Nothing loaded is success.
 func (a *Agent) UnloadService(ctx context.Context, container string) error {
 	if container != a.cfg.Container {
-		return temporal.NewNonRetryableApplicationError(
+		return wire.NonRetryable(
 			fmt.Sprintf("this agent is container %s, not %s", a.cfg.Container, container), "WrongContainer", nil)
 	}
 	if err := a.admit(ctx, "unload"); err != nil {
@@ -135,10 +137,10 @@ func (a *Agent) UnloadService(ctx context.Context, container string) error {
 // LoadService starts the MicroService on the leased port and returns once
 // it answers its health check. Loading the same service on the same port
 // again returns the running one, so retries are harmless.
-func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) (workflows.LoadServiceResult, error) {
+func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (agentapi.LoadServiceResult, error) {
 	begin := time.Now()
 	if err := a.admit(ctx, in.Service.Name); err != nil {
-		return workflows.LoadServiceResult{}, err
+		return agentapi.LoadServiceResult{}, err
 	}
 	defer func() { <-a.loading }()
 	a.mu.Lock()
@@ -146,27 +148,27 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	a.mu.Unlock()
 	if cur != nil && !exited(cur) {
 		if cur.service != in.Service.Name || cur.port != in.Port {
-			return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+			return agentapi.LoadServiceResult{}, wire.NonRetryable(
 				fmt.Sprintf("container %s already runs %s on port %d; unload it first", a.cfg.Container, cur.service, cur.port),
-				workflows.ErrLoadFailed, nil)
+				agentapi.ErrLoadFailed, nil)
 		}
 		if err := a.waitHealthy(ctx, in, cur); err != nil {
-			return workflows.LoadServiceResult{}, err
+			return agentapi.LoadServiceResult{}, err
 		}
-		return workflows.LoadServiceResult{PID: cur.cmd.Process.Pid, Healthy: true, Took: time.Since(begin), Attached: true}, nil
+		return agentapi.LoadServiceResult{PID: cur.cmd.Process.Pid, Healthy: true, Took: time.Since(begin), Attached: true}, nil
 	}
 	name, args, env, err := in.Service.Render(catalog.TemplateData{
 		Port: in.Port, Service: in.Service.Name, Container: in.Container, Server: in.Server, Address: in.Address,
 	})
 	if err != nil {
-		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("rendering the command of %s, %v", in.Service.Name, err), workflows.ErrLoadFailed, err)
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("rendering the command of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
 	// The port was free when the node started this container, but a waiting
 	// container holds no socket: another process may have taken it since.
 	if err := hostport.Free(in.Port); err != nil {
-		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("server %s: %v", in.Server, err), workflows.ErrPortInUse, err)
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("server %s: %v", in.Server, err), agentapi.ErrPortInUse, err)
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(serviceEnv(os.Environ()), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
@@ -180,9 +182,9 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	// The MicroService dies with its agent, so no orphan keeps its port.
 	exited, err := proc.StartTied(cmd)
 	if err != nil {
-		return workflows.LoadServiceResult{}, temporal.NewNonRetryableApplicationError(
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("starting %s (%s), %v: check the service's command in the catalog", in.Service.Name, name, err),
-			workflows.ErrLoadFailed, err)
+			agentapi.ErrLoadFailed, err)
 	}
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor}
@@ -193,11 +195,11 @@ func (a *Agent) LoadService(ctx context.Context, in workflows.LoadServiceInput) 
 	a.cfg.Log.Info("loading", "service", in.Service.Name, "port", in.Port, "pid", cmd.Process.Pid)
 	if err := a.waitHealthy(ctx, in, l); err != nil {
 		a.unload()
-		return workflows.LoadServiceResult{}, err
+		return agentapi.LoadServiceResult{}, err
 	}
 	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
 	go a.watch(mctx, l, in)
-	return workflows.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
+	return agentapi.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 
 // admit waits until no other LoadService runs, heartbeating meanwhile so
@@ -212,14 +214,14 @@ func (a *Agent) admit(ctx context.Context, service string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for an earlier load to finish before loading %s, %w", service, ctx.Err())
 		case <-tick.C:
-			activity.RecordHeartbeat(ctx, "waiting for an earlier load to finish")
+			wire.Heartbeat(ctx, "waiting for an earlier load to finish")
 		}
 	}
 }
 
 // waitHealthy polls the health check until it passes, the process exits
 // (non-retryable: the command is wrong), or ctx ends.
-func (a *Agent) waitHealthy(ctx context.Context, in workflows.LoadServiceInput, l *loaded) error {
+func (a *Agent) waitHealthy(ctx context.Context, in agentapi.LoadServiceInput, l *loaded) error {
 	h := in.Service.Health
 	url := serviceURL(in, h.Path)
 	timeout := h.Timeout
@@ -233,12 +235,12 @@ func (a *Agent) waitHealthy(ctx context.Context, in workflows.LoadServiceInput, 
 		if lastErr == nil {
 			return nil
 		}
-		activity.RecordHeartbeat(ctx, lastErr.Error())
+		wire.Heartbeat(ctx, lastErr.Error())
 		select {
 		case <-l.done:
-			return temporal.NewNonRetryableApplicationError(
+			return wire.NonRetryable(
 				fmt.Sprintf("%s exited before it was healthy (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()),
-				workflows.ErrLoadFailed, nil)
+				agentapi.ErrLoadFailed, nil)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to answer %s, last error: %v, %w", in.Service.Name, url, lastErr, ctx.Err())
 		case <-tick.C:
@@ -318,7 +320,7 @@ func (t *tail) String() string {
 }
 
 // serviceURL is the URL of path on the MicroService this load runs.
-func serviceURL(in workflows.LoadServiceInput, path string) string {
+func serviceURL(in agentapi.LoadServiceInput, path string) string {
 	host := in.Address
 	if host == "" || host == "0.0.0.0" {
 		host = "127.0.0.1"

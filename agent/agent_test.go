@@ -24,15 +24,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/catalog"
-	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/internal/wire"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // demo is the example MicroService, built once for the package.
@@ -97,29 +93,18 @@ func demoService(name string, extra ...string) catalog.Service {
 	}
 }
 
-// load runs LoadService the way a worker does, in an activity context. bg,
-// if not nil, is the worker's background context: ending it ends the
-// activity. Without it, the load times out after loadTimeout, so that a
-// load that never ends fails the test instead of hanging it.
-func load(t *testing.T, a *agent.Agent, in workflows.LoadServiceInput, bg context.Context) (workflows.LoadServiceResult, error) {
+// load runs LoadService as the agent's worker does: in a context that
+// ends when the worker stops (bg, if not nil) or at the activity's
+// timeout. Without bg, the load times out after loadTimeout, so that a load
+// that never ends fails the test instead of hanging it.
+func load(t *testing.T, a *agent.Agent, in agentapi.LoadServiceInput, bg context.Context) (agentapi.LoadServiceResult, error) {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestActivityEnvironment()
 	if bg == nil {
 		var cancel context.CancelFunc
 		bg, cancel = context.WithTimeout(context.Background(), loadTimeout)
 		defer cancel()
 	}
-	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: bg})
-	env.RegisterActivityWithOptions(a.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
-	val, err := env.ExecuteActivity(workflows.ActivityLoadService, in)
-	if err != nil {
-		return workflows.LoadServiceResult{}, err
-	}
-	var out workflows.LoadServiceResult
-	require.NoError(t, val.Get(&out))
-	return out, nil
+	return a.LoadService(bg, in)
 }
 
 // procs returns the PIDs of live processes whose environment has
@@ -219,10 +204,13 @@ func environOf(t *testing.T, pid int) map[string]string {
 	return env
 }
 
-func appError(t *testing.T, err error) *temporal.ApplicationError {
+// appError is err as the agent's worker reports it: an application error
+// with a type, retryable or not (internal/wire's tests hold that the
+// workflow sees the same).
+func appError(t *testing.T, err error) *wire.Error {
 	t.Helper()
 	require.Error(t, err)
-	var app *temporal.ApplicationError
+	var app *wire.Error
 	require.True(t, errors.As(err, &app), "want an application error, got %T: %v", err, err)
 	return app
 }
@@ -234,7 +222,7 @@ func TestLoadServiceStartsTheServiceHealthy(t *testing.T) {
 	port := freePort(t)
 
 	begin := time.Now()
-	res, err := load(t, a, workflows.LoadServiceInput{
+	res, err := load(t, a, agentapi.LoadServiceInput{
 		Container: "c1", Server: "s1", Address: "127.0.0.1", Port: port, Service: demoService(name),
 	}, nil)
 	require.NoError(t, err)
@@ -256,7 +244,7 @@ func TestLoadServiceTwiceAttaches(t *testing.T) {
 	a := newAgent(t)
 	name := uniqueName("web")
 	cleanup(t, name)
-	in := workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(name)}
+	in := agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(name)}
 
 	first, err := load(t, a, in, nil)
 	require.NoError(t, err)
@@ -278,14 +266,14 @@ func TestLoadServiceConcurrentRetries(t *testing.T) {
 	a := newAgent(t)
 	name := uniqueName("web")
 	cleanup(t, name)
-	in := workflows.LoadServiceInput{
+	in := agentapi.LoadServiceInput{
 		Container: "c1", Server: "s1", Port: freePort(t),
 		Service: demoService(name, "--startup-delay=300ms"),
 	}
 
 	const n = 3
 	var wg sync.WaitGroup
-	results := make([]workflows.LoadServiceResult, n)
+	results := make([]agentapi.LoadServiceResult, n)
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() { results[i], errs[i] = load(t, a, in, nil) })
@@ -308,7 +296,7 @@ func TestLoadServiceFails(t *testing.T) {
 	tests := []struct {
 		name string
 		// running, if set, is loaded first and must keep running.
-		running func(name string, port int) workflows.LoadServiceInput
+		running func(name string, port int) agentapi.LoadServiceInput
 		service func(t *testing.T, name string) catalog.Service
 		// port, if set, is the port of the second load given the first's.
 		port func(t *testing.T, first int) int
@@ -322,21 +310,21 @@ func TestLoadServiceFails(t *testing.T) {
 	}{
 		{
 			name: "another service is loaded",
-			running: func(name string, port int) workflows.LoadServiceInput {
-				return workflows.LoadServiceInput{Container: "c1", Port: port, Service: demoService(name + "-running")}
+			running: func(name string, port int) agentapi.LoadServiceInput {
+				return agentapi.LoadServiceInput{Container: "c1", Port: port, Service: demoService(name + "-running")}
 			},
 			service:   func(_ *testing.T, name string) catalog.Service { return demoService(name) },
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"already runs", "-running on port", "unload it first"},
 		},
 		{
 			name: "the same service on another port",
-			running: func(name string, port int) workflows.LoadServiceInput {
-				return workflows.LoadServiceInput{Container: "c1", Port: port, Service: demoService(name)}
+			running: func(name string, port int) agentapi.LoadServiceInput {
+				return agentapi.LoadServiceInput{Container: "c1", Port: port, Service: demoService(name)}
 			},
 			service:   func(_ *testing.T, name string) catalog.Service { return demoService(name) },
 			port:      func(t *testing.T, _ int) int { return freePort(t) },
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"already runs", "unload it first"},
 		},
 		{
@@ -346,7 +334,7 @@ func TestLoadServiceFails(t *testing.T) {
 				s.Command = filepath.Join(t.TempDir(), "no-such-service")
 				return s
 			},
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"no-such-service", "check the service's command in the catalog"},
 		},
 		{
@@ -356,7 +344,7 @@ func TestLoadServiceFails(t *testing.T) {
 				s.Command = "msm-no-such-service"
 				return s
 			},
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"msm-no-such-service", "check the service's command in the catalog"},
 		},
 		{
@@ -366,7 +354,7 @@ func TestLoadServiceFails(t *testing.T) {
 				s.Args = []string{"--port={{.Nope}}"}
 				return s
 			},
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"rendering the command of", "Nope"},
 		},
 		{
@@ -377,7 +365,7 @@ func TestLoadServiceFails(t *testing.T) {
 					Health: catalog.HealthCheck{Path: "/healthz"},
 				}
 			},
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"exited before it was healthy", "exit status 3", "boom"},
 		},
 		{
@@ -393,7 +381,7 @@ func TestLoadServiceFails(t *testing.T) {
 			bg: func() (context.Context, context.CancelFunc) {
 				return context.WithTimeout(context.Background(), 10*time.Second)
 			},
-			wantType:     workflows.ErrLoadFailed,
+			wantType:     agentapi.ErrLoadFailed,
 			wantInMsg:    []string{"exited before it was healthy", "exit status 3", "boom"},
 			leavesOrphan: true,
 		},
@@ -407,7 +395,7 @@ func TestLoadServiceFails(t *testing.T) {
 				s.Args = []string{"--port=" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)}
 				return s
 			},
-			wantType:  workflows.ErrLoadFailed,
+			wantType:  agentapi.ErrLoadFailed,
 			wantInMsg: []string{"exited before it was healthy", "exit status 1", "address already in use"},
 		},
 		{
@@ -456,13 +444,13 @@ func TestLoadServiceFails(t *testing.T) {
 			cleanup(t, name+"-running")
 			port := freePort(t)
 
-			var running workflows.LoadServiceResult
+			var running agentapi.LoadServiceResult
 			if tc.running != nil {
 				var err error
 				running, err = load(t, a, tc.running(name, port), nil)
 				require.NoError(t, err)
 			}
-			in := workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: tc.service(t, name)}
+			in := agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: tc.service(t, name)}
 			if tc.port != nil {
 				in.Port = tc.port(t, port)
 			}
@@ -499,15 +487,14 @@ func TestLoadServiceFails(t *testing.T) {
 
 			switch {
 			case tc.wantTimeout:
-				var timeout *temporal.TimeoutError
-				require.True(t, errors.As(err, &timeout), "want a timeout, got %T: %v", err, err)
+				require.ErrorIs(t, err, context.DeadlineExceeded, "want a timeout")
 			case tc.wantType != "":
 				app := appError(t, err)
-				require.Equal(t, tc.wantType, app.Type())
-				require.True(t, app.NonRetryable(), "a load that cannot work must not be retried")
+				require.Equal(t, tc.wantType, app.Type)
+				require.True(t, app.NonRetryable, "a load that cannot work must not be retried")
 			default:
-				app := appError(t, err)
-				require.False(t, app.NonRetryable(), "a load cut short may work when retried")
+				var app *wire.Error
+				require.False(t, errors.As(err, &app) && app.NonRetryable, "a load cut short may work when retried")
 			}
 			for _, s := range tc.wantInMsg {
 				require.Contains(t, err.Error(), s)
@@ -576,7 +563,7 @@ func TestLoadServiceEnvironment(t *testing.T) {
 			// MSM_SERVICE, so it is healthy only if they arrive.
 			s.Args = nil
 			s.Env = tc.env
-			res, err := load(t, a, workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: s}, nil)
+			res, err := load(t, a, agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: s}, nil)
 			require.NoError(t, err)
 			require.Equal(t, identity{Service: name, Port: port, PID: res.PID}, whoAnswers(t, port))
 
@@ -594,7 +581,7 @@ func TestLoadAfterExit(t *testing.T) {
 	a := newAgent(t)
 	name := uniqueName("web")
 	cleanup(t, name)
-	in := workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(name)}
+	in := agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(name)}
 	first, err := load(t, a, in, nil)
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(first.PID, syscall.SIGKILL))
@@ -603,8 +590,8 @@ func TestLoadAfterExit(t *testing.T) {
 	// A different service may take the container now, and it starts anew.
 	other := uniqueName("api")
 	cleanup(t, other)
-	in2 := workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(other)}
-	var second workflows.LoadServiceResult
+	in2 := agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: freePort(t), Service: demoService(other)}
+	var second agentapi.LoadServiceResult
 	require.Eventually(t, func() bool {
 		second, err = load(t, a, in2, nil)
 		return err == nil
@@ -626,24 +613,21 @@ func TestLoadServiceOnAPortTakenSinceTheStart(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = load(t, a, workflows.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: demoService(name)}, nil)
+	_, err = load(t, a, agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: demoService(name)}, nil)
 	app := appError(t, err)
-	assert.Equal(t, workflows.ErrPortInUse, app.Type())
-	assert.True(t, app.NonRetryable())
+	assert.Equal(t, agentapi.ErrPortInUse, app.Type)
+	assert.True(t, app.NonRetryable)
 	assert.Contains(t, app.Error(), strconv.Itoa(port))
 	assert.Empty(t, procs(t, name, ""), "nothing started")
 }
 
 func TestReadyAnswersForItsOwnContainerOnly(t *testing.T) {
 	a := newAgent(t)
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(a.Ready)
-	v, err := env.ExecuteActivity(a.Ready, "c1")
+	res, err := a.Ready(context.Background(), "c1")
 	require.NoError(t, err)
-	var res workflows.ReadyResult
-	require.NoError(t, v.Get(&res))
 	assert.Equal(t, os.Getpid(), res.PID)
-	_, err = env.ExecuteActivity(a.Ready, "c2")
-	assert.Equal(t, "WrongContainer", appError(t, err).Type())
+	_, err = a.Ready(context.Background(), "c2")
+	app := appError(t, err)
+	assert.Equal(t, "WrongContainer", app.Type)
+	assert.True(t, app.NonRetryable)
 }

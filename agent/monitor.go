@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
-	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of CPU times in /proc: 100
@@ -120,17 +120,17 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metr
 				if p.InFlight > 0 && inFlight > p.InFlight {
 					reason = fmt.Sprintf("%d requests in flight, above %d, for %s", inFlight, p.InFlight, p.Window)
 				}
-				a.report(ctx, workflows.SignalOverload, workflows.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+				a.report(ctx, agentapi.SignalOverload, agentapi.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
 			case "idle":
 				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
-				a.report(ctx, workflows.SignalIdle, workflows.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+				a.report(ctx, agentapi.SignalIdle, agentapi.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
 			}
 		}
 	}
 }
 
 func (a *Agent) report(ctx context.Context, signal string, arg any) {
-	if err := a.client.SignalWorkflow(ctx, workflows.ManagerID(a.cfg.Manager), "", signal, arg); err != nil {
+	if err := a.client.Signal(ctx, agentapi.ManagerID(a.cfg.Manager), signal, arg); err != nil {
 		a.cfg.Log.Warn("reporting load to the Manager", "signal", signal, "error", err)
 		return
 	}

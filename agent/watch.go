@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // watch reports the loaded MicroService to the Manager when it exits or
 // fails its health check FailureThreshold times in a row, once, until ctx
 // ends (on unload). An exit the agent caused (unload) is not reported.
-func (a *Agent) watch(ctx context.Context, l *loaded, in workflows.LoadServiceInput) {
+func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInput) {
 	if a.client == nil {
 		return
 	}
@@ -53,13 +53,13 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in workflows.LoadServiceIn
 	}
 }
 
-func (a *Agent) reportError(in workflows.LoadServiceInput, reason string) {
+func (a *Agent) reportError(in agentapi.LoadServiceInput, reason string) {
 	a.cfg.Log.Warn("reporting a failed MicroService", "service", in.Service.Name, "reason", reason)
-	r := workflows.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason}
+	r := agentapi.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason}
 	// Not ctx: the report must go out even as the agent is being stopped.
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.client.SignalWorkflow(rctx, workflows.ManagerID(a.cfg.Manager), "", workflows.SignalErrorReport, r); err != nil {
+	if err := a.client.Signal(rctx, agentapi.ManagerID(a.cfg.Manager), agentapi.SignalErrorReport, r); err != nil {
 		a.cfg.Log.Error("reporting a failed MicroService", "error", err)
 	}
 }

@@ -7,16 +7,31 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
+
+// What the workflows and a container agent agree on lives in agentapi,
+// which links no Temporal SDK; these are its names here.
+type (
+	ErrorReport       = agentapi.ErrorReport
+	OverloadSignal    = agentapi.OverloadSignal
+	IdleSignal        = agentapi.IdleSignal
+	LoadServiceInput  = agentapi.LoadServiceInput
+	LoadServiceResult = agentapi.LoadServiceResult
+	ReadyResult       = agentapi.ReadyResult
+)
+
+// ContainerQueue is the task queue of one container's agent.
+func ContainerQueue(container string) string { return agentapi.ContainerQueue(container) }
+
+// ManagerID is the workflow ID of a Manager's entity workflow.
+func ManagerID(manager string) string { return agentapi.ManagerID(manager) }
 
 // TaskQueue is where the Manager's workflows and manager-side activities run.
 const TaskQueue = "msm"
 
 // NodeQueue is the task queue of the node agent of one server.
 func NodeQueue(server string) string { return "msm-node-" + server }
-
-// ContainerQueue is the task queue of one container's agent.
-func ContainerQueue(container string) string { return "msm-container-" + container }
 
 // SimulatedQueue is the one task queue of a simulated Manager's nodes and
 // agents: the simulated kind serves every server's node activities and
@@ -48,9 +63,6 @@ func (q queues) container(id string) string {
 	return ContainerQueue(id)
 }
 
-// ManagerID is the workflow ID of a Manager's entity workflow.
-func ManagerID(manager string) string { return "msm/" + manager }
-
 // Names of the Manager's messages. Agents and watchers signal; operators
 // update, because their requests need a validated answer.
 const (
@@ -62,12 +74,12 @@ const (
 	// since its last report, in the order they finished (operations begun
 	// after batch-results).
 	SignalResults  = "results"
-	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
-	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
-	SignalUsage    = "usage"    // UsageSignal: a node's periodic usage summary
+	SignalOverload = agentapi.SignalOverload // OverloadSignal: an agent's service is overloaded
+	SignalIdle     = agentapi.SignalIdle     // IdleSignal: an agent's service is idle
+	SignalUsage    = "usage"                 // UsageSignal: a node's periodic usage summary
 	// SignalErrorReport (ErrorReport): a container's MicroService exited or
 	// failed its health checks.
-	SignalErrorReport = "error-report"
+	SignalErrorReport = agentapi.SignalErrorReport
 	// SignalCatalogRejected (CatalogRejectedSignal): a changed catalog did
 	// not validate; the one in force stays.
 	SignalCatalogRejected = "catalog-rejected"
@@ -85,11 +97,11 @@ const (
 	// ActivityStartContainers (node queue, StartContainersInput) starts
 	// several containers of one server in one step; startbatch.Each serves it.
 	ActivityStartContainers = "StartContainers"
-	ActivityStopContainer   = "StopContainer" // node queue
-	ActivityLoadService     = "LoadService"   // container queue
-	ActivityReady           = "Ready"         // container queue
-	ActivityUnloadService   = "UnloadService" // container queue
-	ActivityReleaseServer   = "ReleaseServer" // manager queue
+	ActivityStopContainer   = "StopContainer"                // node queue
+	ActivityLoadService     = agentapi.ActivityLoadService   // container queue
+	ActivityReady           = agentapi.ActivityReady         // container queue
+	ActivityUnloadService   = agentapi.ActivityUnloadService // container queue
+	ActivityReleaseServer   = "ReleaseServer"                // manager queue
 	// ActivityLease (node queue, LeaseInput) heartbeats until cancelled:
 	// its heartbeat timeout is the server's liveness window, and its
 	// heartbeats write no history event.
@@ -101,9 +113,9 @@ const (
 
 // Error types of non-retryable application errors.
 const (
-	ErrPortInUse      = "PortInUse"
+	ErrPortInUse      = agentapi.ErrPortInUse
 	ErrInvalidCatalog = "InvalidCatalog"
-	ErrLoadFailed     = "LoadFailed"
+	ErrLoadFailed     = agentapi.ErrLoadFailed
 	ErrUnknownKind    = "UnknownKind"
 	ErrNoCapacity     = "NoCapacity"
 	// ErrProviderConfig: the provider refused the kind's settings (an
@@ -164,13 +176,6 @@ type CatalogSignal struct {
 	Source  string          `json:"source"`
 }
 
-// ErrorReport is sent by a container agent whose MicroService failed.
-type ErrorReport struct {
-	Container string `json:"container"`
-	Service   string `json:"service"`
-	Reason    string `json:"reason"`
-}
-
 // UsageSignal is a node's usage summary over its last report period.
 type UsageSignal struct {
 	Server string `json:"server"`
@@ -226,23 +231,6 @@ type ExtendUpdate struct {
 type ScaleUpdate struct {
 	Service  string `json:"service"`
 	Replicas int    `json:"replicas"`
-}
-
-// OverloadSignal is sent by a container agent whose service stayed above
-// its load threshold for the policy window. Reports inside a service's
-// cooldown make no further decision.
-type OverloadSignal struct {
-	Container string `json:"container"`
-	Service   string `json:"service"`
-	Reason    string `json:"reason,omitempty"`
-}
-
-// IdleSignal is sent by a container agent whose service stayed below its
-// idle threshold for the stabilization window.
-type IdleSignal struct {
-	Container string `json:"container"`
-	Service   string `json:"service"`
-	Reason    string `json:"reason,omitempty"`
 }
 
 // Target is a service's desired instances when they differ from its
@@ -425,28 +413,6 @@ type ReconcileInput struct {
 type ReconcileResult struct {
 	Stopped []string `json:"stopped"`
 	Running []string `json:"running"`
-}
-
-// LoadServiceInput tells a container which MicroService to load and where.
-type LoadServiceInput struct {
-	Container string          `json:"container"`
-	Server    string          `json:"server"`
-	Address   string          `json:"address"`
-	Port      int             `json:"port"`
-	Service   catalog.Service `json:"service"`
-}
-
-// LoadServiceResult is a loaded, healthy service.
-type LoadServiceResult struct {
-	PID      int           `json:"pid"`
-	Healthy  bool          `json:"healthy"`
-	Took     time.Duration `json:"took"`
-	Attached bool          `json:"attached"` // it was already loaded
-}
-
-// ReadyResult is a container agent's answer to Ready.
-type ReadyResult struct {
-	PID int `json:"pid"`
 }
 
 // Backoff holds back a service whose containers keep failing, so a broken

@@ -1,7 +1,8 @@
 // Package agentcmd is the container agent's command line, shared by `msm
 // agent` and the lean msm-agent binary (cmd/msm-agent). A node starts one
 // agent per container, so msm-agent links this package and not the rest of
-// msm: no cloud SDK, no Docker client, no PostgreSQL.
+// msm: no Temporal SDK (internal/wire speaks to Temporal), no cloud SDK, no
+// Docker client, no PostgreSQL.
 package agentcmd
 
 import (
@@ -9,12 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
-	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/internal/wire"
 )
 
 // Main runs msm-agent with args and returns the exit status.
@@ -45,18 +47,21 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: --container ID is required; agents are normally started by `msm node`\n", name)
 		return clicore.ErrUsage
 	}
-	clicore.SkipBinaryChecksum()
 	// An agent is a sidecar that waits on RPCs and one MicroService: one P
-	// starts it with less CPU (~83 ms instead of ~102).
+	// starts it with less CPU.
 	runtime.GOMAXPROCS(1)
-	o, err := t.Options(stderr, getenv, time.Minute)
+	key, err := t.APIKey(getenv)
 	if err != nil {
 		return err
 	}
-	o.Uncompressed = true
 	ctx, stop := clicore.Interrupted()
 	defer stop()
-	cl, err := starter.Dial(ctx, o)
+	host, _ := os.Hostname()
+	cl, err := wire.Dial(ctx, wire.Options{
+		Address: t.Address, Namespace: t.Namespace, TLS: t.TLS, CA: t.TLSCA, APIKey: key,
+		Identity: fmt.Sprintf("%d@%s@%s", os.Getpid(), host, *container),
+		Wait:     time.Minute, Log: clicore.SDKLogger(stderr, t.Verbose),
+	})
 	if err != nil {
 		return err
 	}

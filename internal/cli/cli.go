@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/clicore"
+	"github.com/msm-project/msm/starter"
 )
 
 const usage = `msm — MicroService Manager on Temporal
@@ -127,8 +128,17 @@ func (e *env) durationOr(key string, def time.Duration) time.Duration {
 
 func (e *env) logger(c *common) *slog.Logger { return clicore.Logger(e.stderr) }
 
+// dial connects to Temporal with c's settings, retrying for up to wait; the
+// SDK logs to stderr.
 func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.Client, error) {
-	return c.Dial(ctx, e.stderr, e.getenv, wait)
+	key, err := c.APIKey(e.getenv)
+	if err != nil {
+		return nil, err
+	}
+	return starter.Dial(ctx, starter.Options{
+		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
+		TLS: c.TLS, CA: c.TLSCA, APIKey: key,
+	})
 }
 
 // interrupted returns a context that ends on SIGINT or SIGTERM.

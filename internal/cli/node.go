@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
-	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
 )
@@ -28,7 +27,7 @@ func (e *env) node(args []string) error {
 		fmt.Fprintln(e.stderr, "msm node: --server NAME is required (or set MSM_SERVER)")
 		return errUsage
 	}
-	clicore.SkipBinaryChecksum()
+	skipBinaryChecksum()
 	ctx, stop := interrupted()
 	defer stop()
 	cl, err := e.dial(ctx, &c, 2*time.Minute)

@@ -1,9 +1,10 @@
 // Package clicore is the part of the msm command line that every
 // Temporal-facing command shares and that the lean container agent
 // (cmd/msm-agent) links too: the Temporal settings (flags and environment
-// variables), dialing with them, the loggers, interrupts, and the build ID
-// the SDK knows a binary by. It must stay light: nothing here may pull in a
-// cloud SDK, the Docker client or PostgreSQL (cmd/msm-agent's test checks).
+// variables), the loggers, interrupts, and the build ID. It must stay
+// light: nothing here may pull in the Temporal SDK, a cloud SDK, the Docker
+// client or PostgreSQL (cmd/msm-agent's test checks); dialing with the SDK
+// is internal/cli's, with internal/wire the agent's.
 package clicore
 
 import (
@@ -17,11 +18,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
-
-	"go.temporal.io/sdk/client"
-
-	"github.com/msm-project/msm/starter"
 )
 
 // Temporal are the settings every Temporal-facing command takes: where
@@ -90,32 +86,17 @@ func (t *Temporal) Env() []string {
 	return env
 }
 
-// Dial connects to Temporal with t's settings (Options), retrying for up
-// to wait.
-func (t *Temporal) Dial(ctx context.Context, stderr io.Writer, getenv func(string) string, wait time.Duration) (client.Client, error) {
-	o, err := t.Options(stderr, getenv, wait)
+// APIKey is the Temporal API key: read from t.APIKeyFile, else
+// TEMPORAL_API_KEY; "" when neither is set.
+func (t *Temporal) APIKey(getenv func(string) string) (string, error) {
+	if t.APIKeyFile == "" {
+		return getenv("TEMPORAL_API_KEY"), nil
+	}
+	b, err := os.ReadFile(t.APIKeyFile)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("reading the Temporal API key, %w", err)
 	}
-	return starter.Dial(ctx, o)
-}
-
-// Options are t's settings as starter.Dial takes them, retrying for up to
-// wait; the API key is read from t.APIKeyFile, else TEMPORAL_API_KEY. The
-// SDK logs to stderr.
-func (t *Temporal) Options(stderr io.Writer, getenv func(string) string, wait time.Duration) (starter.Options, error) {
-	key := getenv("TEMPORAL_API_KEY")
-	if t.APIKeyFile != "" {
-		b, err := os.ReadFile(t.APIKeyFile)
-		if err != nil {
-			return starter.Options{}, fmt.Errorf("reading the Temporal API key, %w", err)
-		}
-		key = strings.TrimSpace(string(b))
-	}
-	return starter.Options{
-		Address: t.Address, Namespace: t.Namespace, Wait: wait, Log: SDKLogger(stderr, t.Verbose),
-		TLS: t.TLS, CA: t.TLSCA, APIKey: key,
-	}, nil
+	return strings.TrimSpace(string(b)), nil
 }
 
 // Logger is a command's own logger, at info level.

@@ -1,0 +1,86 @@
+// Package agentapi is what a container agent and the Manager's workflows
+// agree on: the agent's task queue, the activities it serves and their
+// types, the signals it sends. It imports nothing of Temporal, so that the
+// lean agent (msm-agent, internal/wire) links no Temporal SDK; package
+// workflows names each of these under the same name.
+package agentapi
+
+import (
+	"time"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// ContainerQueue is the task queue of one container's agent.
+func ContainerQueue(container string) string { return "msm-container-" + container }
+
+// ManagerID is the workflow ID of a Manager's entity workflow.
+func ManagerID(manager string) string { return "msm/" + manager }
+
+// Signals an agent sends its Manager.
+const (
+	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
+	SignalIdle     = "idle"     // IdleSignal: an agent's service is idle
+	// SignalErrorReport (ErrorReport): a container's MicroService exited or
+	// failed its health checks.
+	SignalErrorReport = "error-report"
+)
+
+// Activities an agent serves on its container's queue.
+const (
+	ActivityLoadService   = "LoadService"   // LoadServiceInput → LoadServiceResult
+	ActivityReady         = "Ready"         // container ID → ReadyResult
+	ActivityUnloadService = "UnloadService" // container ID
+)
+
+// Error types of the non-retryable errors an agent returns.
+const (
+	ErrPortInUse  = "PortInUse"
+	ErrLoadFailed = "LoadFailed"
+)
+
+// ErrorReport is sent by a container agent whose MicroService failed.
+type ErrorReport struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason"`
+}
+
+// OverloadSignal is sent by a container agent whose service stayed above
+// its load threshold for the policy window. Reports inside a service's
+// cooldown make no further decision.
+type OverloadSignal struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// IdleSignal is sent by a container agent whose service stayed below its
+// idle threshold for the stabilization window.
+type IdleSignal struct {
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// LoadServiceInput tells a container which MicroService to load and where.
+type LoadServiceInput struct {
+	Container string          `json:"container"`
+	Server    string          `json:"server"`
+	Address   string          `json:"address"`
+	Port      int             `json:"port"`
+	Service   catalog.Service `json:"service"`
+}
+
+// LoadServiceResult is a loaded, healthy service.
+type LoadServiceResult struct {
+	PID      int           `json:"pid"`
+	Healthy  bool          `json:"healthy"`
+	Took     time.Duration `json:"took"`
+	Attached bool          `json:"attached"` // it was already loaded
+}
+
+// ReadyResult is a container agent's answer to Ready.
+type ReadyResult struct {
+	PID int `json:"pid"`
+}
