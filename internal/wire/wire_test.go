@@ -3,10 +3,16 @@ package wire_test
 import (
 	"cmp"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -83,8 +89,9 @@ func signalWorkflow(ctx workflow.Context) (echoIn, error) {
 }
 
 type env struct {
-	sdk  client.Client
-	wire *wire.Client
+	address string // the dev server's
+	sdk     client.Client
+	wire    *wire.Client
 	// calls counts the attempts of the flaky activity.
 	calls atomic.Int32
 	// cancelled is closed when the blocking activity saw its cancellation.
@@ -147,7 +154,7 @@ func setUp(bin string, cleanup *[]func()) (*env, error) {
 	}
 	*cleanup = append(*cleanup, w.Stop)
 
-	e := &env{sdk: sdk, cancelled: make(chan error, 1)}
+	e := &env{address: srv.Address(), sdk: sdk, cancelled: make(chan error, 1)}
 	e.wire, err = wire.Dial(ctx, wire.Options{Address: srv.Address(), Identity: "wire-test", Log: quiet})
 	if err != nil {
 		return nil, err
@@ -334,4 +341,55 @@ func TestDialSaysWhereTemporalWasNotFound(t *testing.T) {
 	_, err = wire.Dial(context.Background(), wire.Options{Address: addr, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Temporal is not reachable at "+addr)
+}
+
+// TestTLSAndAPIKey reaches the dev server through an HTTPS proxy that
+// admits only requests bearing the API key: the agent's settings for a
+// Temporal behind TLS (trusting a CA file) and an API key. A wrong key is
+// refused at Dial, at once; an untrusted certificate too.
+func TestTLSAndAPIKey(t *testing.T) {
+	e := start(t)
+	upstream := &http.Transport{Protocols: new(http.Protocols)}
+	upstream.Protocols.SetUnencryptedHTTP2(true)
+	target, err := url.Parse("http://" + e.address)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = upstream
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("authorization") != "Bearer s3cret" {
+			w.Header().Set("content-type", "application/grpc")
+			w.Header().Set("grpc-status", "16")
+			w.Header().Set("grpc-message", "bad%20API%20key")
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c, err := wire.Dial(ctx, wire.Options{Address: addr, TLS: true, CA: ca, APIKey: "s3cret", Log: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	run, err := e.sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "wire-signal-tls", TaskQueue: workflowQueue}, signalWorkflow)
+	require.NoError(t, err)
+	require.NoError(t, c.Signal(ctx, "wire-signal-tls", "greet", echoIn{Name: "over TLS"}))
+	var got echoIn
+	require.NoError(t, run.Get(ctx, &got))
+	assert.Equal(t, "over TLS", got.Name)
+
+	begin := time.Now()
+	_, err = wire.Dial(ctx, wire.Options{Address: addr, CA: ca, APIKey: "wrong", Wait: 20 * time.Second, Log: quiet})
+	require.ErrorContains(t, err, "bad API key")
+	assert.Less(t, time.Since(begin), 5*time.Second, "refused credentials are not retried")
+
+	_, err = wire.Dial(ctx, wire.Options{Address: addr, TLS: true, APIKey: "s3cret", Log: quiet})
+	require.ErrorContains(t, err, "certificate", "the system roots do not trust the test CA")
 }
