@@ -50,6 +50,7 @@ func Parse(data []byte, filename string) (*Catalog, error) {
 	// Problems of unknown line (0) come first: they are about the file as
 	// a whole, such as a missing section.
 	slices.SortStableFunc(d.problems, func(a, b Problem) int { return a.Line - b.Line })
+	d.problems = capProblems(d.problems)
 	for i := range d.problems {
 		d.problems[i].File = filename
 	}

@@ -69,3 +69,19 @@ func (ps *problems) add(field, format string, args ...any) {
 func (ps *problems) addAt(line int, field, format string, args ...any) {
 	*ps = append(*ps, Problem{Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
 }
+
+// MaxProblems is how many problems a refusal lists: a catalog with more
+// has a cause to fix first, and a refusal stays readable (and small, in
+// the Manager's events) whatever the input.
+const MaxProblems = 50
+
+// capProblems keeps the first MaxProblems problems and says how many more
+// there were.
+func capProblems(ps []Problem) []Problem {
+	if len(ps) <= MaxProblems {
+		return ps
+	}
+	rest := len(ps) - MaxProblems
+	ps = append(ps[:MaxProblems:MaxProblems], Problem{Message: fmt.Sprintf("and %d more problems not listed; fix the ones above first", rest)})
+	return ps
+}

@@ -14,7 +14,7 @@ import (
 // problem found, nil if there are none. It does no I/O; the problems carry
 // fields but no lines (Parse adds those).
 func (c *Catalog) Validate() []Problem {
-	return c.validate(nil, nil)
+	return capProblems(c.validate(nil, nil))
 }
 
 // validate is Validate with a way to find the line of a field, so that a
@@ -342,44 +342,68 @@ func (v *validator) ports(field string, s Server) {
 }
 
 // overlaps reports servers on one address whose port ranges share ports:
-// two containers there could be leased the same port.
+// two containers there could be leased the same port. Each server is
+// reported once, naming an earlier-listed server it overlaps; the servers
+// of one address are sorted by their first port and swept, so a catalog
+// of many servers costs n log n, not a message per pair.
 func (v *validator) overlaps() {
 	servers := v.c.Manager.Servers
-	for j, b := range servers {
-		if !validPorts(b.Ports) {
+	byAddress := map[string][]int{}
+	var addresses []string
+	for i, s := range servers {
+		if !validPorts(s.Ports) || s.Address == "" {
 			continue
 		}
-		for i, a := range servers[:j] {
-			if !validPorts(a.Ports) || !sameAddress(a.Address, b.Address) {
-				continue
+		a := normAddress(s.Address)
+		if _, ok := byAddress[a]; !ok {
+			addresses = append(addresses, a)
+		}
+		byAddress[a] = append(byAddress[a], i)
+	}
+	reported := map[int]bool{}
+	for _, a := range addresses {
+		idx := byAddress[a]
+		slices.SortStableFunc(idx, func(x, y int) int { return servers[x].Ports.First - servers[y].Ports.First })
+		widest := -1 // the server reaching furthest so far
+		for _, j := range idx {
+			if widest >= 0 {
+				if x, ok := servers[widest].Ports.overlap(servers[j].Ports); ok {
+					later, earlier := max(widest, j), min(widest, j)
+					if !reported[later] {
+						reported[later] = true
+						v.overlap(later, earlier, x)
+					}
+				}
 			}
-			x, ok := a.Ports.overlap(b.Ports)
-			if !ok {
-				continue
+			if widest < 0 || servers[j].Ports.Last > servers[widest].Ports.Last {
+				widest = j
 			}
-			ports := fmt.Sprintf("ports %s are", x)
-			if x.First == x.Last {
-				ports = fmt.Sprintf("port %d is", x.First)
-			}
-			v.ps.add(fmt.Sprintf("manager.servers[%d].ports", j),
-				"%s also in the range %s of server %q (%s) at the same address %s; give each server on one address its own ports",
-				ports, a.Ports, a.Name, v.where(fmt.Sprintf("manager.servers[%d]", i)), strings.TrimSpace(b.Address))
 		}
 	}
 }
 
-// sameAddress compares server addresses; the usual names of this machine
-// count as one, since they reach the same ports.
-func sameAddress(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.ToLower(strings.TrimSpace(s))
-		switch s {
-		case "localhost", "127.0.0.1", "::1", "[::1]":
-			return "localhost"
-		}
-		return s
+// overlap reports that server j's ports x are also server i's.
+func (v *validator) overlap(j, i int, x PortRange) {
+	a, b := v.c.Manager.Servers[i], v.c.Manager.Servers[j]
+	ports := fmt.Sprintf("ports %s are", x)
+	if x.First == x.Last {
+		ports = fmt.Sprintf("port %d is", x.First)
 	}
-	return a != "" && norm(a) == norm(b)
+	v.ps.add(fmt.Sprintf("manager.servers[%d].ports", j),
+		"%s also in the range %s of server %q (%s) at the same address %s; give each server on one address its own ports",
+		ports, a.Ports, a.Name, v.where(fmt.Sprintf("manager.servers[%d]", i)), strings.TrimSpace(b.Address))
+}
+
+// normAddress is the form in which server addresses are compared: the
+// usual names of this machine count as one, since they reach the same
+// ports.
+func normAddress(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "localhost", "127.0.0.1", "::1", "[::1]":
+		return "localhost"
+	}
+	return s
 }
 
 func (v *validator) services() {
@@ -440,12 +464,14 @@ func (v *validator) replicas(field string, r Replicas) {
 		v.ps.add(field, "initial %d is less than min %d; raise initial or lower min", r.Initial, r.Min)
 	case r.Initial > r.Max:
 		v.ps.add(field, "initial %d is greater than max %d; lower initial or raise max", r.Initial, r.Max)
+	case r.Max > MaxContainers:
+		v.ps.add(field+".max", "max %d is more instances than one Manager holds (%d); lower it, or split the services among several Managers", r.Max, MaxContainers)
 	}
 }
 
 // validReplicas reports whether r passes the replicas rules.
 func validReplicas(r Replicas) bool {
-	return r.Min >= 0 && r.Min <= r.Initial && r.Initial <= r.Max && r.Max >= 1
+	return r.Min >= 0 && r.Min <= r.Initial && r.Initial <= r.Max && r.Max >= 1 && r.Max <= MaxContainers
 }
 
 func (v *validator) health(field string, h HealthCheck) {

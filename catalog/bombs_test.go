@@ -1,0 +1,84 @@
+package catalog
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// bombCatalog is a valid catalog whose web service takes args and
+// replicas as given.
+func bombCatalog(args, replicas string) string {
+	return `manager:
+  servers:
+    - name: local-1
+      address: 127.0.0.1
+      slots: 8
+      ports: 21000-21099
+services:
+  - name: web
+    command: bin/demo
+    args: ` + args + `
+    replicas: ` + replicas + `
+`
+}
+
+// aliasedServers is a catalog of n servers, each an alias of one anchored
+// server: a few bytes each, all on one address and one port range.
+func aliasedServers(n int) string {
+	var b strings.Builder
+	b.WriteString("manager:\n  servers:\n    - &s {name: s, address: 127.0.0.1, slots: 1, ports: 21000-21099}\n")
+	for range n - 1 {
+		b.WriteString("    - *s\n")
+	}
+	b.WriteString("services:\n  - {name: web, command: bin/demo, replicas: {max: 1}}\n")
+	return b.String()
+}
+
+// TestBombsAreRefusedCheaply: catalogs written to exhaust the memory or
+// the time of whatever parses them (msm catalog validate, the worker, the
+// Manager) are refused with the file and line of the cause, allocating
+// at most 100 MB each.
+func TestBombsAreRefusedCheaply(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"a thousand aliases of one server, every pair overlapping", aliasedServers(2000), "catalog.yaml:"},
+		// fmt refuses widths past a million, so 200 of those.
+		{"template output of 200 MB", bombCatalog(`["`+strings.Repeat(`{{printf \"%0999999d\" 0}}`, 100)+strings.Repeat(`{{printf \"%0*d\" 999999 0}}`, 100)+`"]`, "{max: 1}"),
+			"catalog.yaml:10: services[0].args[0]: template fails on sample data (the template renders to more than 65536 bytes"},
+		{"a template that calls itself", bombCatalog(`["{{define \"a\"}}{{template \"a\"}}{{end}}{{template \"a\"}}"]`, "{max: 1}"),
+			"catalog.yaml:10: services[0].args[0]: invalid template: {{define}} and {{block}} are not allowed"},
+		{"a range over a billion", bombCatalog(`["{{range 1000000000}}{{end}}"]`, "{max: 1}"),
+			"catalog.yaml:10: services[0].args[0]: invalid template: {{range}} is not allowed"},
+		{"a billion replicas", bombCatalog(`[]`, "{min: 1, initial: 1, max: 1000000000}"), "catalog.yaml:11: services[0].replicas"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			begin := time.Now()
+			_, err := Parse([]byte(tc.yaml), "catalog.yaml")
+			took := time.Since(begin)
+			runtime.ReadMemStats(&after)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("refused in %s, %d MB allocated", took.Round(time.Millisecond), alloc>>20)
+			require.Error(t, err)
+			msg := err.Error()
+			if len(msg) > 2000 {
+				msg = msg[:2000] + fmt.Sprintf("… (%d bytes)", len(err.Error()))
+			}
+			assert.Contains(t, msg, tc.want)
+			assert.Less(t, alloc, uint64(100<<20), "allocated %d MB refusing it", alloc>>20)
+			assert.Less(t, len(err.Error()), 64<<10, "the refusal is a readable size")
+		})
+	}
+}
