@@ -9,7 +9,7 @@ BIN   := $(CURDIR)/bin
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
 .DEFAULT_GOAL := help
-.PHONY: help build dev test check bench clean image temporal-image docker-clean
+.PHONY: help build dev test fuzz check bench clean image temporal-image docker-clean
 
 # IMAGE is the tag `make image` builds; TEMPORAL_IMAGE `make temporal-image`'s.
 IMAGE ?= msm:dev
@@ -59,6 +59,14 @@ test: build bin/temporal ## run every test with -race (unit, workflow, replay, e
 	@mkdir -p .msm && rm -f .msm/figures.txt
 	MSM_BIN=$(BIN) MSM_FIGURES=$(CURDIR)/.msm/figures.txt $(GO) test -race -count=1 -timeout 20m ./...
 	@echo; echo "Recovery times measured by the fault tests:"; cat .msm/figures.txt
+
+FUZZTIME ?= 60s
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s); `make test` runs their seed corpora
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "$$pkg $$target"; $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 check: bin/staticcheck bin/workflowcheck ## gofmt, go vet, staticcheck, workflowcheck, go mod tidy leaves no diff
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
