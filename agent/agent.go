@@ -328,18 +328,23 @@ func serviceURL(in agentapi.LoadServiceInput, path string) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + path
 }
 
-// controlPlane are the prefixes of the variables that carry the agent's
-// own connection and credentials (Temporal's, a cloud's): the agent needs
-// them, its MicroService must not see them.
-var controlPlane = []string{"TEMPORAL_", "AWS_", "AZURE_", "MSM_TEMPORAL"}
+// serviceBasics are the variables of the agent's environment that its
+// MicroService inherits: what any program expects to find (PATH, its home
+// and user, its shell, locale and time zone, a temporary directory, the
+// terminal), the locale's LC_ variables, and the documented MSM_ names of
+// its container. Nothing else of the agent's reaches it: not its Temporal
+// settings and credentials, not a cloud's, not whatever the node was
+// started with. The catalog's env, PORT and MSM_SERVICE come on top.
+var serviceBasics = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+	"MSM_MANAGER", "MSM_CONTAINER", "MSM_SERVER"}
 
-// serviceEnv is the agent's environment without its control-plane
-// variables: what a MicroService inherits besides the catalog's env.
-// (A first step of issue 14: the model there is an explicit environment.)
+// serviceEnv is what a MicroService inherits of env, the agent's
+// environment: its serviceBasics and LC_ variables, in env's order.
 func serviceEnv(env []string) []string {
-	out := make([]string, 0, len(env))
+	out := make([]string, 0, len(serviceBasics))
 	for _, kv := range env {
-		if !slices.ContainsFunc(controlPlane, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(serviceBasics, name) || strings.HasPrefix(name, "LC_") {
 			out = append(out, kv)
 		}
 	}

@@ -545,6 +545,13 @@ func TestLoadServiceEnvironment(t *testing.T) {
 			},
 		},
 		{
+			// The agent's own environment (its Temporal settings, a
+			// credential the node was started with) stays with it.
+			name:    "nothing of the agent's environment but the basics",
+			want:    func(name string, port int) map[string]string { return map[string]string{"MSM_SERVICE": name} },
+			wantOut: []string{"MSM_AGENT_TEST_SECRET", "TEMPORAL_ADDRESS"},
+		},
+		{
 			name: "the catalog may override PORT",
 			env:  map[string]string{"PORT": "{{.Port}}", "EXTRA": "1"},
 			want: func(name string, port int) map[string]string {
@@ -554,6 +561,8 @@ func TestLoadServiceEnvironment(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("MSM_AGENT_TEST_SECRET", "hunter2")
+			t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:7233")
 			a := newAgent(t)
 			name := uniqueName("env")
 			cleanup(t, name)
@@ -570,6 +579,9 @@ func TestLoadServiceEnvironment(t *testing.T) {
 			env := environOf(t, res.PID)
 			for k, v := range tc.want(name, port) {
 				require.Equal(t, v, env[k], "env %s", k)
+			}
+			for _, k := range tc.wantOut {
+				require.NotContains(t, env, k, "the MicroService must not see %s", k)
 			}
 		})
 	}
