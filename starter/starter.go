@@ -6,11 +6,9 @@ package starter
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -20,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -36,6 +35,9 @@ type Options struct {
 	// APIKey authenticates to Temporal (Temporal Cloud and servers with API
 	// keys); it implies TLS.
 	APIKey string
+	// Cert and Key are PEM files of a client certificate and its key, for
+	// a Temporal that requires one (mTLS); they imply TLS.
+	Cert, Key string
 	// Uncompressed sends requests without gzip, the SDK's default. A
 	// container agent's requests are polls and small results: gzip only
 	// costs it its buffers (~1.4 MiB per agent, measured) and CPU.
@@ -48,20 +50,9 @@ func (o Options) connection() (*tls.Config, client.Credentials, error) {
 	if o.APIKey != "" {
 		creds = client.NewAPIKeyStaticCredentials(o.APIKey)
 	}
-	if !o.TLS && o.APIKey == "" && o.CA == "" {
-		return nil, creds, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CA != "" {
-		pem, err := os.ReadFile(o.CA)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the Temporal CA bundle, %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("the Temporal CA bundle %s holds no PEM certificate", o.CA)
-		}
-		cfg.RootCAs = pool
+	cfg, err := wire.TLSConfig(wire.Options{TLS: o.TLS, CA: o.CA, APIKey: o.APIKey, Cert: o.Cert, Key: o.Key})
+	if err != nil {
+		return nil, nil, err
 	}
 	return cfg, creds, nil
 }

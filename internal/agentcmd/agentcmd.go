@@ -58,7 +58,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	defer stop()
 	host, _ := os.Hostname()
 	cl, err := wire.Dial(ctx, wire.Options{
-		Address: t.Address, Namespace: t.Namespace, TLS: t.TLS, CA: t.TLSCA, APIKey: key,
+		Address: t.Address, Namespace: t.Namespace, TLS: t.TLS, CA: t.TLSCA, APIKey: key, Cert: t.TLSCert, Key: t.TLSKey,
 		Identity: fmt.Sprintf("%d@%s@%s", os.Getpid(), host, *container),
 		Wait:     time.Minute, Log: clicore.SDKLogger(stderr, t.Verbose),
 	})

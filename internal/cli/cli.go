@@ -137,7 +137,7 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 	}
 	return starter.Dial(ctx, starter.Options{
 		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
-		TLS: c.TLS, CA: c.TLSCA, APIKey: key,
+		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey,
 	})
 }
 

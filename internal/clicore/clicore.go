@@ -27,9 +27,11 @@ type Temporal struct {
 	// Verbose logs the Temporal SDK at info level.
 	Verbose bool
 	// TLS, TLSCA and APIKeyFile reach a Temporal that needs TLS or an API
-	// key (the key may also come from TEMPORAL_API_KEY).
-	TLS               bool
-	TLSCA, APIKeyFile string
+	// key (the key may also come from TEMPORAL_API_KEY); TLSCert and TLSKey
+	// are a client certificate and its key, for a Temporal that requires
+	// one (mTLS).
+	TLS                                bool
+	TLSCA, APIKeyFile, TLSCert, TLSKey string
 }
 
 // ErrUsage is returned after a flag error was already printed.
@@ -54,6 +56,8 @@ func Flags(name string, stderr io.Writer, getenv func(string) string, t *Tempora
 		fs.BoolVar(&t.Verbose, "v", getenv("MSM_VERBOSE") != "", "log the Temporal SDK at info level")
 		fs.BoolVar(&t.TLS, "tls", getenv("TEMPORAL_TLS") == "true", "dial Temporal over TLS (TEMPORAL_TLS=true)")
 		fs.StringVar(&t.TLSCA, "tls-ca", getenv("TEMPORAL_TLS_CA_PATH"), "CA bundle `file` to trust for Temporal's TLS (TEMPORAL_TLS_CA_PATH; default the system roots)")
+		fs.StringVar(&t.TLSCert, "tls-cert", getenv("TEMPORAL_TLS_CLIENT_CERT_PATH"), "client certificate `file` (PEM) for a Temporal that requires one (TEMPORAL_TLS_CLIENT_CERT_PATH; with --tls-key)")
+		fs.StringVar(&t.TLSKey, "tls-key", getenv("TEMPORAL_TLS_CLIENT_KEY_PATH"), "the client certificate's key `file` (PEM) (TEMPORAL_TLS_CLIENT_KEY_PATH)")
 		fs.StringVar(&t.APIKeyFile, "api-key-file", getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
 	}
 	return fs
@@ -82,6 +86,9 @@ func (t *Temporal) Env() []string {
 	}
 	if t.APIKeyFile != "" {
 		env = append(env, "TEMPORAL_API_KEY_FILE="+t.APIKeyFile)
+	}
+	if t.TLSCert != "" {
+		env = append(env, "TEMPORAL_TLS_CLIENT_CERT_PATH="+t.TLSCert, "TEMPORAL_TLS_CLIENT_KEY_PATH="+t.TLSKey)
 	}
 	return env
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// APIKey authenticates to Temporal (Temporal Cloud and servers with API
 	// keys); it implies TLS.
 	APIKey string
+	// Cert and Key are PEM files of a client certificate and its key, for
+	// a Temporal that requires one (mTLS); they imply TLS.
+	Cert, Key string
 	// Identity names this worker in the server's records (the Web UI's
 	// "identity" of an activity's attempt).
 	Identity string
@@ -83,19 +86,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		// connection that died under it (a network failure) sooner.
 		HTTP2: &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 10 * time.Second},
 	}
-	if o.TLS || o.APIKey != "" || o.CA != "" {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-		if o.CA != "" {
-			pem, err := os.ReadFile(o.CA)
-			if err != nil {
-				return nil, fmt.Errorf("reading the Temporal CA bundle, %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("the Temporal CA bundle %s holds no PEM certificate", o.CA)
-			}
-			cfg.RootCAs = pool
-		}
+	cfg, err := TLSConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
 		tr.TLSClientConfig = cfg
 		p.SetHTTP2(true)
 		c.base = "https://" + o.Address
@@ -131,6 +126,38 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// TLSConfig is the TLS configuration o asks for: nil for a plain
+// connection, else TLS 1.2 or later trusting o.CA (the system roots when
+// it is ""), presenting o.Cert and o.Key when set. An API key implies TLS.
+func TLSConfig(o Options) (*tls.Config, error) {
+	if !o.TLS && o.APIKey == "" && o.CA == "" && o.Cert == "" && o.Key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CA != "" {
+		pem, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, fmt.Errorf("reading the Temporal CA bundle, %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the Temporal CA bundle %s holds no PEM certificate", o.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	if (o.Cert == "") != (o.Key == "") {
+		return nil, errors.New("a client certificate needs both its certificate and its key: set --tls-cert and --tls-key (TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH)")
+	}
+	if o.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(o.Cert, o.Key)
+		if err != nil {
+			return nil, fmt.Errorf("loading the client certificate for Temporal, %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }
 
 // Close releases the client's connections.

@@ -3,12 +3,20 @@ package wire_test
 import (
 	"cmp"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -392,4 +400,91 @@ func TestTLSAndAPIKey(t *testing.T) {
 
 	_, err = wire.Dial(ctx, wire.Options{Address: addr, TLS: true, APIKey: "s3cret", Log: quiet})
 	require.ErrorContains(t, err, "certificate", "the system roots do not trust the test CA")
+}
+
+// testPKI is a CA, a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files in dir.
+type testPKI struct {
+	ca, cert, key string // the CA, and the client's certificate and key, as files
+	pool          *x509.CertPool
+	server        tls.Certificate
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, kind string, der []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600))
+		return p
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wire test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	issue := func(serial int64, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "wire test"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		require.NoError(t, err)
+		return der, key
+	}
+	p := testPKI{pool: x509.NewCertPool()}
+	p.pool.AddCert(caCert)
+	p.ca = write("ca.pem", "CERTIFICATE", caDER)
+	srvDER, srvKey := issue(2, x509.ExtKeyUsageServerAuth)
+	p.server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
+	cliDER, cliKey := issue(3, x509.ExtKeyUsageClientAuth)
+	p.cert = write("client.pem", "CERTIFICATE", cliDER)
+	keyDER, err := x509.MarshalECPrivateKey(cliKey)
+	require.NoError(t, err)
+	p.key = write("client-key.pem", "EC PRIVATE KEY", keyDER)
+	return p
+}
+
+// TestMutualTLS reaches the dev server through an HTTPS proxy that
+// requires a client certificate signed by its CA: with --tls-cert and
+// --tls-key the agent's calls pass; without, the handshake is refused.
+func TestMutualTLS(t *testing.T) {
+	e := start(t)
+	pki := newTestPKI(t)
+	upstream := &http.Transport{Protocols: new(http.Protocols)}
+	upstream.Protocols.SetUnencryptedHTTP2(true)
+	target, err := url.Parse("http://" + e.address)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = upstream
+	srv := httptest.NewUnstartedServer(proxy)
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool}
+	srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes below
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c, err := wire.Dial(ctx, wire.Options{Address: addr, CA: pki.ca, Cert: pki.cert, Key: pki.key, Log: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	run, err := e.sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "wire-signal-mtls", TaskQueue: workflowQueue}, signalWorkflow)
+	require.NoError(t, err)
+	require.NoError(t, c.Signal(ctx, "wire-signal-mtls", "greet", echoIn{Name: "with a client certificate"}))
+	var got echoIn
+	require.NoError(t, run.Get(ctx, &got))
+	assert.Equal(t, "with a client certificate", got.Name)
+
+	_, err = wire.Dial(ctx, wire.Options{Address: addr, CA: pki.ca, Log: quiet})
+	require.ErrorContains(t, err, "certificate", "no client certificate, no connection")
+	_, err = wire.Dial(ctx, wire.Options{Address: addr, CA: pki.ca, Cert: pki.cert, Log: quiet})
+	require.ErrorContains(t, err, "set --tls-cert and --tls-key")
 }
