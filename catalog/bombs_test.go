@@ -40,6 +40,18 @@ func aliasedServers(n int) string {
 	return b.String()
 }
 
+// aliasedServices is a catalog of n aliases of one service of m args: a
+// few bytes each, n×m values once expanded.
+func aliasedServices(n, m int) string {
+	var b strings.Builder
+	b.WriteString("manager:\n  servers:\n    - {name: s, address: 127.0.0.1, slots: 8, ports: 21000-21099}\n")
+	b.WriteString("services:\n  - &s {name: web, command: bin/demo, replicas: {max: 1}, args: [" + strings.Repeat("x,", m-1) + "x]}\n")
+	for range n - 1 {
+		b.WriteString("  - *s\n")
+	}
+	return b.String()
+}
+
 // TestBombsAreRefusedCheaply: catalogs written to exhaust the memory or
 // the time of whatever parses them (msm catalog validate, the worker, the
 // Manager) are refused with the file and line of the cause, allocating
@@ -51,6 +63,8 @@ func TestBombsAreRefusedCheaply(t *testing.T) {
 		want string
 	}{
 		{"a thousand aliases of one server, every pair overlapping", aliasedServers(2000), "catalog.yaml:"},
+		// 25 KB for 6 million values: 17.8 s and 859 MB before MaxValues.
+		{"3,000 aliases of a service of 2,000 args", aliasedServices(3000, 2000), "catalog.yaml:5: services[99].args[1391]: the catalog holds more than 200000 values"},
 		// fmt refuses widths past a million, so 200 of those.
 		{"template output of 200 MB", bombCatalog(`["`+strings.Repeat(`{{printf \"%0999999d\" 0}}`, 100)+strings.Repeat(`{{printf \"%0*d\" 999999 0}}`, 100)+`"]`, "{max: 1}"),
 			"catalog.yaml:10: services[0].args[0]: template fails on sample data (the template renders to more than 65536 bytes"},

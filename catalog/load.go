@@ -62,7 +62,15 @@ type decoder struct {
 	lines    map[string]int // field path → line it is written on
 	broken   []string       // fields whose value could not be decoded
 	problems problems
+	values   int  // values decoded so far (see MaxValues)
+	tooMany  bool // the walk stopped at MaxValues
 }
+
+// MaxValues bounds the values one catalog holds once its YAML aliases are
+// expanded: a large real catalog holds tens of thousands (a thousand
+// services of a few dozen fields), while a few KB of aliases of aliases
+// can expand to millions, and cost seconds and gigabytes to walk.
+const MaxValues = 200_000
 
 // maxDepth bounds the walk; the schema is a few levels deep, so only a
 // runaway alias gets near it.
@@ -102,7 +110,7 @@ func (d *decoder) document(data []byte, c *Catalog) bool {
 		return false
 	}
 	d.value(root, reflect.ValueOf(c).Elem(), "", 0)
-	return true
+	return !d.tooMany
 }
 
 // syntax records a YAML syntax error, with its line when yaml.v3 gives one.
@@ -168,6 +176,13 @@ var (
 
 // value decodes n into v, the field at path.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
+	if d.values++; d.values > MaxValues {
+		if !d.tooMany {
+			d.tooMany = true
+			d.fail(n, path, "the catalog holds more than %d values once its YAML aliases are expanded; write the repeated parts out, or split the services among several Managers", MaxValues)
+		}
+		return
+	}
 	if depth > maxDepth {
 		d.fail(n, path, "nesting is too deep (an alias refers to itself?); write the value out")
 		return
