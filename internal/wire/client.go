@@ -116,7 +116,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 				return nil, fmt.Errorf("stopped connecting to Temporal at %s, %w", o.Address, ctx.Err())
 			}
 			//lint:ignore ST1005 Temporal is a name, and the message is shown as it is.
-			return nil, fmt.Errorf("Temporal is not reachable at %s (namespace %s): %w; check TEMPORAL_ADDRESS and its TLS and API key settings", o.Address, o.Namespace, err)
+			return nil, fmt.Errorf("Temporal is not reachable at %s (namespace %s): %w; check TEMPORAL_ADDRESS and its TLS, API key and client certificate settings", o.Address, o.Namespace, err)
 		}
 		wait := min(delay, left)
 		o.Log.Warn("Temporal not reachable yet, retrying", "address", o.Address, "in", wait, "error", err)
