@@ -351,18 +351,38 @@ func TestDialSaysWhereTemporalWasNotFound(t *testing.T) {
 	assert.Contains(t, err.Error(), "Temporal is not reachable at "+addr)
 }
 
-// TestTLSAndAPIKey reaches the dev server through an HTTPS proxy that
-// admits only requests bearing the API key: the agent's settings for a
-// Temporal behind TLS (trusting a CA file) and an API key. A wrong key is
-// refused at Dial, at once; an untrusted certificate too.
-func TestTLSAndAPIKey(t *testing.T) {
-	e := start(t)
+// proxy is a reverse proxy to the dev server, speaking HTTP/2 without TLS
+// to it: put behind an HTTPS server, a Temporal that needs TLS.
+func (e *env) proxy(t *testing.T) *httputil.ReverseProxy {
+	t.Helper()
 	upstream := &http.Transport{Protocols: new(http.Protocols)}
 	upstream.Protocols.SetUnencryptedHTTP2(true)
 	target, err := url.Parse("http://" + e.address)
 	require.NoError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.Transport = upstream
+	return proxy
+}
+
+// signalThrough starts a signal workflow id, signals it name through c,
+// and checks that it arrived.
+func (e *env) signalThrough(ctx context.Context, t *testing.T, c *wire.Client, id, name string) {
+	t.Helper()
+	run, err := e.sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflowQueue}, signalWorkflow)
+	require.NoError(t, err)
+	require.NoError(t, c.Signal(ctx, id, "greet", echoIn{Name: name}))
+	var got echoIn
+	require.NoError(t, run.Get(ctx, &got))
+	assert.Equal(t, name, got.Name)
+}
+
+// TestTLSAndAPIKey reaches the dev server through an HTTPS proxy that
+// admits only requests bearing the API key: the agent's settings for a
+// Temporal behind TLS (trusting a CA file) and an API key. A wrong key is
+// refused at Dial, at once; an untrusted certificate too.
+func TestTLSAndAPIKey(t *testing.T) {
+	e := start(t)
+	proxy := e.proxy(t)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("authorization") != "Bearer s3cret" {
 			w.Header().Set("content-type", "application/grpc")
@@ -386,12 +406,7 @@ func TestTLSAndAPIKey(t *testing.T) {
 	c, err := wire.Dial(ctx, wire.Options{Address: addr, TLS: true, CA: ca, APIKey: "s3cret", Log: quiet})
 	require.NoError(t, err)
 	defer c.Close()
-	run, err := e.sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "wire-signal-tls", TaskQueue: workflowQueue}, signalWorkflow)
-	require.NoError(t, err)
-	require.NoError(t, c.Signal(ctx, "wire-signal-tls", "greet", echoIn{Name: "over TLS"}))
-	var got echoIn
-	require.NoError(t, run.Get(ctx, &got))
-	assert.Equal(t, "over TLS", got.Name)
+	e.signalThrough(ctx, t, c, "wire-signal-tls", "over TLS")
 
 	begin := time.Now()
 	_, err = wire.Dial(ctx, wire.Options{Address: addr, CA: ca, APIKey: "wrong", Wait: 20 * time.Second, Log: quiet})
@@ -456,12 +471,7 @@ func newTestPKI(t *testing.T) testPKI {
 func TestMutualTLS(t *testing.T) {
 	e := start(t)
 	pki := newTestPKI(t)
-	upstream := &http.Transport{Protocols: new(http.Protocols)}
-	upstream.Protocols.SetUnencryptedHTTP2(true)
-	target, err := url.Parse("http://" + e.address)
-	require.NoError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = upstream
+	proxy := e.proxy(t)
 	srv := httptest.NewUnstartedServer(proxy)
 	srv.EnableHTTP2 = true
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pki.pool}
@@ -476,12 +486,7 @@ func TestMutualTLS(t *testing.T) {
 	c, err := wire.Dial(ctx, wire.Options{Address: addr, CA: pki.ca, Cert: pki.cert, Key: pki.key, Log: quiet})
 	require.NoError(t, err)
 	defer c.Close()
-	run, err := e.sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "wire-signal-mtls", TaskQueue: workflowQueue}, signalWorkflow)
-	require.NoError(t, err)
-	require.NoError(t, c.Signal(ctx, "wire-signal-mtls", "greet", echoIn{Name: "with a client certificate"}))
-	var got echoIn
-	require.NoError(t, run.Get(ctx, &got))
-	assert.Equal(t, "with a client certificate", got.Name)
+	e.signalThrough(ctx, t, c, "wire-signal-mtls", "with a client certificate")
 
 	// Under TLS 1.3 the server checks the client's certificate after the
 	// client's side of the handshake: the refusal arrives as an alert
