@@ -533,3 +533,24 @@ func testAzure() Azure {
 		Subnet: "/subscriptions/sub/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/s",
 		Sizes:  []string{"Standard_D2s_v5"}, Image: "Canonical:ubuntu-24_04-lts:server:latest", SSHKey: "ssh-ed25519 AAAA ops"}
 }
+
+// TestValidateIsRepeatable: the Manager validates every catalog it receives
+// inside its workflow, where the same input must give the same output on
+// every replay. A catalog with problems everywhere (env keys, templates,
+// servers that overlap) gives the same problems in the same order each time.
+func TestValidateIsRepeatable(t *testing.T) {
+	c := validCatalog()
+	c.Manager.Servers = append(c.Manager.Servers, Server{Name: "local-3", Address: "127.0.0.1", Slots: 0, Ports: PortRange{21050, 21150}})
+	env := map[string]string{}
+	for _, k := range []string{"B", "A", "1BAD", "C", "bad-name", "D", "E", "F"} {
+		env[k] = "{{.Nope}}"
+	}
+	c.Services[0].Env = env
+	c.Services[1].Args = []string{"{{.Port", "{{range .Args}}{{end}}"}
+	c.Services = append(c.Services, Service{Name: "web", Command: "{{if}}", Replicas: Replicas{Min: 3, Max: 1}})
+	first := c.Validate()
+	require.Greater(t, len(first), 10, "the catalog has problems everywhere: %v", first)
+	for range 50 {
+		require.Equal(t, first, c.Validate())
+	}
+}

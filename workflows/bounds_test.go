@@ -111,13 +111,15 @@ func (s *ScaleSuite) TestRequestsPastTheFleetBoundAreRefused() {
 	past.Services = slices.Clone(past.Services)
 	past.Services[1].Replicas = catalog.Replicas{Min: 1, Initial: catalog.MaxContainers, Max: catalog.MaxContainers}
 
-	s.catalog(time.Second, atBound)
+	// A catalog at the bound needs more slots than the two servers have, so
+	// no valid catalog signal brings it: it is the carried state of a run
+	// whose catalog listed more servers.
 	s.catalog(2*time.Second, past)
 	extend := s.extend(3*time.Second, "extend", workflows.ExtendUpdate{Service: "api", Count: 1})
 	scale := s.scale(3*time.Second, "scale", workflows.ScaleUpdate{Service: "web", Replicas: catalog.MaxContainers - 1})
 	s.overload(4*time.Second, "m1-c1", "web", "cpu")
 	snap := s.snapshot(10 * time.Second)
-	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.run(workflows.ManagerInput{Manager: tfManager, Catalog: &atBound, CatalogSource: "catalog.yaml", Pending: true}, time.Minute)
 	s.requireCancelled()
 
 	full := fmt.Sprintf("the Manager already holds its most containers (%d, desired instances and warm pool); shrink another service, or run this service under a Manager of its own", catalog.MaxContainers)

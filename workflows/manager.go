@@ -77,7 +77,14 @@ type manager struct {
 	// asData says this run decides with fleet.Decide (decideOpsChange):
 	// one operation per strategy, named by it.
 	asData bool
+	// validates says this run checks every catalog it receives with
+	// catalog.Validate (validateCatalogChange).
+	validates bool
 }
+
+// validateCatalogChange gates the check of every received catalog for the
+// runs begun before it, which installed whatever arrived.
+const validateCatalogChange = "validate-catalog"
 
 // Manager is the entity workflow of one Manager (ID msm/<manager>): the
 // single writer of servers, containers, assignments and port leases.
@@ -132,6 +139,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		m.limit = PlanLimit
 	}
 	m.asData = m.parallel && workflow.GetVersion(ctx, decideOpsChange, workflow.DefaultVersion, 1) == 1
+	m.validates = workflow.GetVersion(ctx, validateCatalogChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
 
 	listen(ctx, catalogCh, m.onCatalog)
@@ -499,6 +507,29 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: fmt.Sprintf(
 			"the catalog starts %d containers but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own", n, fleet.MaxContainers)})
 		return
+	}
+	if m.validates {
+		// The same check as msm catalog validate, on what arrived: the
+		// worker sends only catalogs that pass it, so a catalog that does not
+		// came from elsewhere or was garbled, and is refused like an invalid
+		// file edit. The check runs on a defaulted copy, as Parse checks a
+		// file; the catalog installed is the one sent (the worker's is
+		// defaulted already).
+		d := c
+		d.Services = slices.Clone(c.Services)
+		d.Default()
+		// workflowcheck flags Validate for text/template's inner map
+		// walks and reflection, and for its sorted walk over env keys; it
+		// reads nothing but the catalog, and the same catalog gives the
+		// same problems in the same order (TestValidateIsRepeatable).
+		ps := d.Validate() //workflowcheck:ignore
+		if len(ps) > 0 {
+			for i := range ps {
+				ps[i].File = s.Source
+			}
+			m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: (&catalog.Error{Problems: ps}).Error()})
+			return
+		}
 	}
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source

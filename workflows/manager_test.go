@@ -353,11 +353,16 @@ func (s *ManagerSuite) TestNodeUpWithEveryContainerChangesNothing() {
 }
 
 // tmBigCatalog adds a service no server can take, so that every decision
-// leaves an event: a decision that ran is visible.
+// leaves an event: a decision that ran is visible. The catalog is valid
+// (its services need the 8 slots the servers have), but placed in catalog
+// order web and api leave s1 one slot, wide leaves s2 one, and big needs
+// two on one server.
 func tmBigCatalog() workflows.CatalogSignal {
 	cat := tfCatalog()
-	cat.Services = append(cat.Services, catalog.Service{Name: "big", Command: "big", Slots: 5,
-		Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 1}})
+	cat.Manager.WarmPool = 0
+	cat.Services = append(cat.Services,
+		catalog.Service{Name: "wide", Command: "wide", Slots: 3, Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 1}},
+		catalog.Service{Name: "big", Command: "big", Slots: 2, Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 1}})
 	return workflows.CatalogSignal{Catalog: cat, Source: "catalog.yaml"}
 }
 
@@ -411,7 +416,7 @@ func (s *ManagerSuite) TestProvisionUpdateValidatorRejectsUnknownService() {
 	s.False(unknown.done, "a rejected update never runs its handler")
 	s.Require().Error(unknown.rejected)
 	s.Contains(unknown.rejected.Error(), `unknown service "nope"`)
-	s.Contains(unknown.rejected.Error(), "[web api big]")
+	s.Contains(unknown.rejected.Error(), "[web api wide big]")
 	s.Equal(before, rejected, "a rejected update changes nothing")
 	s.Len(s.provisions(), 1, "a rejected update starts no Provision")
 
@@ -422,6 +427,52 @@ func (s *ManagerSuite) TestProvisionUpdateValidatorRejectsUnknownService() {
 	msgs := eventMessages(accepted.Events)
 	s.True(strings.HasPrefix(msgs[len(msgs)-1], tmBigUnplaced), "the accepted update made a decision: %q", msgs[len(msgs)-1])
 	s.Len(msgs, len(before.Events)+1)
+}
+
+// TestInvalidCatalogSignalsAreRejected: a catalog signal the validator of
+// msm catalog validate refuses (an empty one, one whose service may not
+// scale as far as it starts, one that names no server) is rejected with its problems, each
+// prefixed by the source it names; the catalog in force, its containers and
+// its operations stay as they were.
+func (s *ManagerSuite) TestInvalidCatalogSignalsAreRejected() {
+	noMax := tfCatalog()
+	noMax.Services = slices.Clone(noMax.Services)
+	noMax.Services[1].Replicas = catalog.Replicas{Min: 2, Initial: 2, Max: 1}
+	noServers := tfCatalog()
+	noServers.Manager.Servers = nil
+	for _, tc := range []struct {
+		name string
+		cat  catalog.Catalog
+		want []string
+	}{
+		{"empty", catalog.Catalog{}, []string{"forged.yaml: manager.servers: the standalone kind needs at least one server", "forged.yaml: services: "}},
+		{"max below min", noMax, []string{"forged.yaml: services[1].replicas: min 2 is greater than max 1"}},
+		{"no servers", noServers, []string{"forged.yaml: manager.servers: the standalone kind needs at least one server"}},
+	} {
+		s.Run(tc.name, func() {
+			s.SetupTest()
+			var before, after workflows.Status
+			var err1, err2 error
+			s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+			s.snapshot(5*time.Second, &before, &err1)
+			s.signal(6*time.Second, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: tc.cat, Source: "forged.yaml"})
+			s.snapshot(20*time.Second, &after, &err2)
+			s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+			s.requireCancelled()
+			s.Require().NoError(err1)
+			s.Require().NoError(err2)
+
+			for _, w := range tc.want {
+				s.Contains(after.CatalogError, w)
+			}
+			msgs := eventMessages(after.Events)
+			s.Require().Len(msgs, len(before.Events)+1, "one event, the rejection")
+			s.True(strings.HasPrefix(msgs[len(msgs)-1], "catalog change from forged.yaml rejected, the catalog in force stays: forged.yaml: "), msgs[len(msgs)-1])
+			after.CatalogError, after.Events = "", before.Events
+			s.Equal(before, after, "the catalog in force, its services and containers stay")
+			s.Len(s.provisions(), 1, "no operation for the rejected catalog")
+		})
+	}
 }
 
 func (s *ManagerSuite) TestProvisionUpdateValidatorRejectsBeforeAnyCatalog() {
@@ -587,8 +638,9 @@ func (s *ManagerSuite) TestCatalogSignalsOfTheLastTaskAreCarriedExactly() {
 	// run must get the second as sent, not a blend of the two.
 	first := tmCatalogSignal()
 	second := workflows.CatalogSignal{Source: "second.yaml", Catalog: catalog.Catalog{
-		Manager:  catalog.Manager{Kind: catalog.KindDocker},
-		Services: []catalog.Service{{Name: "web", Image: "web:1", Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 1}}},
+		Manager: catalog.Manager{Kind: catalog.KindDocker, Node: catalog.NodeBoot{Temporal: "host.docker.internal:7233"},
+			Servers: []catalog.Server{{Name: "local", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 30000, Last: 30009}}}},
+		Services: []catalog.Service{{Name: "web", Command: "web", Replicas: catalog.Replicas{Min: 1, Initial: 1, Max: 1}}},
 	}}
 	s.at(5*time.Second, func() {
 		s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(150) }, 0)
