@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"encoding/json"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -168,12 +170,32 @@ type ManagerInput struct {
 	// HistoryLimit is the history length at which the Manager continues as
 	// new; 0 means DefaultHistoryLimit. Tests set it low.
 	HistoryLimit int `json:"history_limit,omitempty"`
+	// Rejected counts the reports refused since the Manager began.
+	Rejected int `json:"rejected,omitempty"`
 }
 
 // CatalogSignal carries a validated catalog to the Manager.
 type CatalogSignal struct {
 	Catalog catalog.Catalog `json:"catalog"`
 	Source  string          `json:"source"`
+	// Auth is the tag of the catalog and source under the worker's key
+	// (trust.WorkerKey).
+	Auth string `json:"auth,omitempty"`
+}
+
+// Fields are what a CatalogSignal's tag covers: the catalog as JSON, which
+// the worker that signs and the Manager that checks encode alike (they are
+// one program). encoding/json writes a struct's fields in order and a
+// map's keys sorted, so the same catalog gives the same bytes on every
+// replay (workflowcheck cannot tell, for its type cache).
+//
+//workflowcheck:ignore
+func (s CatalogSignal) Fields() []string {
+	b, err := json.Marshal(s.Catalog)
+	if err != nil {
+		return []string{"unencodable catalog"}
+	}
+	return []string{SignalCatalog, s.Source, string(b)}
 }
 
 // UsageSignal is a node's usage summary over its last report period.
@@ -184,6 +206,16 @@ type UsageSignal struct {
 	CPU        int              `json:"cpu"`
 	Memory     int              `json:"memory"`
 	Containers []ContainerUsage `json:"containers"`
+	Auth       string           `json:"auth,omitempty"` // tag under the server's key
+}
+
+// Fields are what a UsageSignal's tag covers.
+func (u UsageSignal) Fields() []string {
+	f := []string{SignalUsage, u.Server, strconv.Itoa(u.CPU), strconv.Itoa(u.Memory)}
+	for _, c := range u.Containers {
+		f = append(f, c.Container, strconv.Itoa(c.CPU))
+	}
+	return f
 }
 
 // ContainerUsage is one container's CPU use (agent and MicroService) over
@@ -197,6 +229,12 @@ type ContainerUsage struct {
 type CatalogRejectedSignal struct {
 	Source string `json:"source"`
 	Error  string `json:"error"`
+	Auth   string `json:"auth,omitempty"` // tag under the worker's key
+}
+
+// Fields are what a CatalogRejectedSignal's tag covers.
+func (s CatalogRejectedSignal) Fields() []string {
+	return []string{SignalCatalogRejected, s.Source, s.Error}
 }
 
 // RegisterSignal is sent by an agent when it starts.
@@ -204,6 +242,12 @@ type RegisterSignal struct {
 	Container string `json:"container"`
 	Server    string `json:"server"`
 	PID       int    `json:"pid"`
+	Auth      string `json:"auth,omitempty"` // tag under the container's key
+}
+
+// Fields are what a RegisterSignal's tag covers.
+func (s RegisterSignal) Fields() []string {
+	return []string{SignalRegister, s.Container, s.Server, strconv.Itoa(s.PID)}
 }
 
 // NodeUpSignal is sent by a node agent when it starts, with the containers
@@ -211,6 +255,12 @@ type RegisterSignal struct {
 type NodeUpSignal struct {
 	Server     string   `json:"server"`
 	Containers []string `json:"containers"`
+	Auth       string   `json:"auth,omitempty"` // tag under the server's key
+}
+
+// Fields are what a NodeUpSignal's tag covers.
+func (s NodeUpSignal) Fields() []string {
+	return append([]string{SignalNodeUp, s.Server}, s.Containers...)
 }
 
 // ProvisionUpdate asks the Manager to provision every service now; the
@@ -262,6 +312,18 @@ const (
 // StepResults reports several finished steps at once.
 type StepResults struct {
 	Steps []StepResult `json:"steps"`
+	// Auth is the tag of the steps under the key of the operation that
+	// sends them (trust.OperationKey); every step is of that operation.
+	Auth string `json:"auth,omitempty"`
+}
+
+// Fields are what a StepResults' tag covers.
+func (rs StepResults) Fields() []string {
+	f := []string{SignalResults}
+	for _, r := range rs.Steps {
+		f = append(f, r.fields()...)
+	}
+	return f
 }
 
 // StepResult reports one finished step of an operation to the Manager, which
@@ -280,6 +342,18 @@ type StepResult struct {
 	Destroyed bool `json:"destroyed,omitempty"`
 	// Address is a launched server's address, as its provider gave it.
 	Address string `json:"address,omitempty"`
+	// Auth is the tag under the key of the operation Op names (sent alone).
+	Auth string `json:"auth,omitempty"`
+}
+
+func (r StepResult) fields() []string {
+	return []string{r.Op, r.Step, r.Server, r.Container, strconv.Itoa(r.Port), strconv.Itoa(r.PID), strconv.FormatBool(r.OK),
+		r.ErrorType, r.Error, strconv.FormatBool(r.Destroyed), r.Address}
+}
+
+// Fields are what a StepResult's tag covers.
+func (r StepResult) Fields() []string {
+	return append([]string{SignalResult}, r.fields()...)
 }
 
 // ProvisionInput is the plan a Provision operation carries out.

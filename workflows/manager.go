@@ -16,6 +16,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/trust"
 )
 
 // DefaultHistoryLimit is the history length at which the Manager continues
@@ -80,6 +81,9 @@ type manager struct {
 	// validates says this run checks every catalog it receives with
 	// catalog.Validate (validateCatalogChange).
 	validates bool
+	// ring authenticates reports (authReportsChange, and a worker with a
+	// key ring); nil: every report is taken as it comes.
+	ring *trust.Ring
 }
 
 // validateCatalogChange gates the check of every received catalog for the
@@ -140,18 +144,22 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	}
 	m.asData = m.parallel && workflow.GetVersion(ctx, decideOpsChange, workflow.DefaultVersion, 1) == 1
 	m.validates = workflow.GetVersion(ctx, validateCatalogChange, workflow.DefaultVersion, 1) == 1
+	if workflow.GetVersion(ctx, authReportsChange, workflow.DefaultVersion, 1) == 1 {
+		m.ring = ringOf(ctx)
+	}
 	m.watchAll(ctx)
 
-	listen(ctx, catalogCh, m.onCatalog)
-	listen(ctx, registerCh, m.onRegister)
-	listen(ctx, nodeUpCh, m.onNodeUp)
-	listen(ctx, resultCh, m.onResult)
-	listen(ctx, resultsCh, m.onResults)
-	listen(ctx, overloadCh, m.onOverload)
-	listen(ctx, idleCh, m.onIdle)
-	listen(ctx, rejectedCh, m.onCatalogRejected)
-	listen(ctx, usageCh, m.onUsage)
-	listen(ctx, errorCh, m.onErrorReport)
+	h := m.handlers()
+	listen(ctx, catalogCh, h.catalog)
+	listen(ctx, registerCh, h.register)
+	listen(ctx, nodeUpCh, h.nodeUp)
+	listen(ctx, resultCh, h.result)
+	listen(ctx, resultsCh, h.results)
+	listen(ctx, overloadCh, h.overload)
+	listen(ctx, idleCh, h.idle)
+	listen(ctx, rejectedCh, h.rejected)
+	listen(ctx, usageCh, h.usage)
+	listen(ctx, errorCh, h.errors)
 
 	for {
 		ready := func() bool {
@@ -178,14 +186,18 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 				return err
 			}
 			// Signals not yet taken by the loops above would be lost with
-			// this run: take them here.
-			m.drain(ctx, catalogCh, registerCh, nodeUpCh, resultCh)
-			takeAll(ctx, resultsCh, m.onResults)
-			takeAll(ctx, overloadCh, m.onOverload)
-			takeAll(ctx, idleCh, m.onIdle)
-			takeAll(ctx, rejectedCh, m.onCatalogRejected)
-			takeAll(ctx, usageCh, m.onUsage)
-			takeAll(ctx, errorCh, m.onErrorReport)
+			// this run: take them here. One pass takes them all: no signal
+			// arrives while workflow code runs, and handling one sends none.
+			takeAll(ctx, catalogCh, h.catalog)
+			takeAll(ctx, registerCh, h.register)
+			takeAll(ctx, nodeUpCh, h.nodeUp)
+			takeAll(ctx, resultCh, h.result)
+			takeAll(ctx, resultsCh, h.results)
+			takeAll(ctx, overloadCh, h.overload)
+			takeAll(ctx, idleCh, h.idle)
+			takeAll(ctx, rejectedCh, h.rejected)
+			takeAll(ctx, usageCh, h.usage)
+			takeAll(ctx, errorCh, h.errors)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
@@ -207,15 +219,6 @@ func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
 func (m *manager) historyFull(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
 	return info.GetContinueAsNewSuggested() || info.GetCurrentHistoryLength() >= m.historyLimit
-}
-
-// drain takes the signals not yet taken. One pass takes them all: no signal
-// arrives while workflow code runs, and handling one sends none.
-func (m *manager) drain(ctx workflow.Context, catalogCh, registerCh, nodeUpCh, resultCh workflow.ReceiveChannel) {
-	takeAll(ctx, catalogCh, m.onCatalog)
-	takeAll(ctx, registerCh, m.onRegister)
-	takeAll(ctx, nodeUpCh, m.onNodeUp)
-	takeAll(ctx, resultCh, m.onResult)
 }
 
 // listen hands the values signalled on ch to fn as they come. It waits for a
@@ -801,9 +804,17 @@ func (m *manager) event(ctx workflow.Context, msg string) {
 	m.publish(ctx)
 }
 
+// reports says whether reports are authenticated, for status.
+func (m *manager) reports() string {
+	if m.ring != nil {
+		return ReportsAuthenticated
+	}
+	return ""
+}
+
 func (m *manager) status() (Status, error) {
 	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.st.Events,
-		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError,
+		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError, Rejected: m.st.Rejected, Reports: m.reports(),
 		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Timeouts of the Provision steps. ScheduleToStart on an agent's queue is how
@@ -454,6 +455,7 @@ func (b *batcher) run(ctx workflow.Context) {
 		n := min(len(b.pending), maxBatch)
 		batch := StepResults{Steps: b.pending[:n:n]}
 		b.pending = b.pending[n:]
+		batch.Auth = agentapi.Sign(operationKey(ctx, b.op), batch.Fields())
 		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(b.manager), "", SignalResults, batch).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "steps", len(batch.Steps))
 		}
@@ -467,6 +469,7 @@ func (b *batcher) run(ctx workflow.Context) {
 func reporter(manager, op string) func(workflow.Context, StepResult) {
 	return func(ctx workflow.Context, r StepResult) {
 		r.Op = op
+		r.Auth = agentapi.Sign(operationKey(ctx, op), r.Fields())
 		if err := workflow.SignalExternalWorkflow(ctx, ManagerID(manager), "", SignalResult, r).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("reporting to the Manager", "error", err, "step", r.Step, "container", r.Container)
 		}

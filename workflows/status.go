@@ -23,6 +23,12 @@ type Status struct {
 	// says why the last change of it was rejected (the one in force stays).
 	CatalogSource string `json:"catalog_source,omitempty"`
 	CatalogError  string `json:"catalog_error,omitempty"`
+	// Reports is ReportsAuthenticated when the Manager checks the reports
+	// of its worker, nodes, agents and operations, empty when it takes them
+	// as they come (its worker has no key ring); Rejected counts those it
+	// refused (the events say which and why).
+	Reports  string `json:"reports,omitempty"`
+	Rejected int    `json:"rejected_reports,omitempty"`
 }
 
 // ServerStatus is one server in Status.

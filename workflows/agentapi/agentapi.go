@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/trust"
 )
 
 // ContainerQueue is the task queue of one container's agent.
@@ -44,6 +45,14 @@ type ErrorReport struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason"`
+	// Auth is the report's tag (internal/trust) under the key of the
+	// container's agent or of its server's node; see Signed.
+	Auth string `json:"auth,omitempty"`
+}
+
+// Fields are what an ErrorReport's tag covers.
+func (r ErrorReport) Fields() []string {
+	return []string{SignalErrorReport, r.Container, r.Service, r.Reason}
 }
 
 // OverloadSignal is sent by a container agent whose service stayed above
@@ -53,6 +62,12 @@ type OverloadSignal struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason,omitempty"`
+	Auth      string `json:"auth,omitempty"` // tag under the container's key
+}
+
+// Fields are what an OverloadSignal's tag covers.
+func (o OverloadSignal) Fields() []string {
+	return []string{SignalOverload, o.Container, o.Service, o.Reason}
 }
 
 // IdleSignal is sent by a container agent whose service stayed below its
@@ -61,6 +76,21 @@ type IdleSignal struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason,omitempty"`
+	Auth      string `json:"auth,omitempty"` // tag under the container's key
+}
+
+// Fields are what an IdleSignal's tag covers.
+func (o IdleSignal) Fields() []string {
+	return []string{SignalIdle, o.Container, o.Service, o.Reason}
+}
+
+// Sign returns the tag of a report's fields under k, for its Auth; a key
+// that is not Valid (reports are not authenticated) gives "".
+func Sign(k trust.Key, fields []string) string {
+	if !k.Valid() {
+		return ""
+	}
+	return trust.Sign(k, fields...)
 }
 
 // LoadServiceInput tells a container which MicroService to load and where.
