@@ -14,6 +14,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/azure"
 	"github.com/msm-project/msm/providers/docker"
@@ -32,6 +33,10 @@ type Activities struct {
 	// docker) from the catalog's manager section; nil builds the real
 	// clients.
 	Cloud func(ctx context.Context, kind string, m catalog.Manager, manager string) (providers.Provider, error)
+	// Ring is the Manager's key ring, nil when reports are not
+	// authenticated: the servers a kind launches get their node's key
+	// from it.
+	Ring *trust.Ring
 
 	mu    sync.Mutex
 	cache map[string]providers.Provider // by manager, kind and settings

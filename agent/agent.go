@@ -26,6 +26,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	Server    string
 	Manager   string
 	Log       *slog.Logger
+	// Key is this container's key (trust.ContainerKey), from its node;
+	// when Valid, every report is signed with it.
+	Key trust.Key
 }
 
 // Agent is a running container agent.

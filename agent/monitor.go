@@ -120,10 +120,14 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metr
 				if p.InFlight > 0 && inFlight > p.InFlight {
 					reason = fmt.Sprintf("%d requests in flight, above %d, for %s", inFlight, p.InFlight, p.Window)
 				}
-				a.report(ctx, agentapi.SignalOverload, agentapi.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+				o := agentapi.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason}
+				o.Auth = agentapi.Sign(a.cfg.Key, o.Fields())
+				a.report(ctx, agentapi.SignalOverload, o)
 			case "idle":
 				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
-				a.report(ctx, agentapi.SignalIdle, agentapi.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason})
+				o := agentapi.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason}
+				o.Auth = agentapi.Sign(a.cfg.Key, o.Fields())
+				a.report(ctx, agentapi.SignalIdle, o)
 			}
 		}
 	}

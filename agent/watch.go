@@ -56,6 +56,7 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 func (a *Agent) reportError(in agentapi.LoadServiceInput, reason string) {
 	a.cfg.Log.Warn("reporting a failed MicroService", "service", in.Service.Name, "reason", reason)
 	r := agentapi.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason}
+	r.Auth = agentapi.Sign(a.cfg.Key, r.Fields())
 	// Not ctx: the report must go out even as the agent is being stopped.
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msm-project/msm/activities"
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/simulated"
 	"github.com/msm-project/msm/starter"
@@ -70,7 +71,7 @@ func fleetScale(e *benchEnv) ([]Figure, error) {
 		return true
 	}
 	began := time.Now()
-	if err := starter.StartManager(e.ctx, e.c, manager, cat, "bench"); err != nil {
+	if err := starter.StartManager(e.ctx, e.c, manager, cat, "bench", trust.Key{}); err != nil {
 		return nil, err
 	}
 	st, err := e.simWait(manager, "every service at its initial replicas", 30*time.Minute, desiredAll)

@@ -18,8 +18,10 @@ import (
 	tclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // DockerConfig is what the node of a Docker engine needs.
@@ -36,6 +38,9 @@ type DockerConfig struct {
 	// AgentEnv is added to each agent's environment (Temporal settings).
 	AgentEnv []string
 	Log      *slog.Logger
+	// Key is this server's key, as in Config: when Valid, the node signs
+	// its reports.
+	Key trust.Key
 }
 
 // Docker is the node agent of a Docker engine (`msm node --docker`, in a
@@ -84,7 +89,7 @@ func (n *Docker) Run(ctx context.Context, c tclient.Client) error {
 	go n.watchEvents(ctx, c)
 	return serve(ctx, c, n.cfg.Log, n.cfg.Server, n.cfg.Manager, kept, activitiesOf{
 		start: n.StartContainer, stop: n.StopContainer, lease: n.Lease, reconcile: n.Reconcile,
-	})
+	}, n.cfg.Key)
 }
 
 // Reattach returns the containers of this server that still run, in ID
@@ -341,6 +346,7 @@ func (n *Docker) failed(ctx context.Context, c signaler, dockerID, container, re
 	}
 	n.cfg.Log.Warn("container failed", "container", container, "why", reason)
 	rep := workflows.ErrorReport{Container: container, Reason: reason}
+	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
 	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
 		n.cfg.Log.Warn("reporting a failed container", "container", container, "error", err)
 		n.mu.Lock()

@@ -27,7 +27,9 @@ import (
 
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/startbatch"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Config is what a node agent needs.
@@ -48,6 +50,10 @@ type Config struct {
 	ReportEvery time.Duration
 	// Meter measures the whole server for those reports (nil: containers only).
 	Meter ServerMeter
+	// Key is this server's key (its join token, trust.ServerKey): when
+	// Valid, the node signs its reports with it and hands each agent its
+	// container's key (trust.ContainerKey) on a pipe.
+	Key trust.Key
 }
 
 // record is what the node keeps of a container it started.
@@ -100,8 +106,13 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating node state directory, %w", err)
+	}
+	// Records and logs are the node's own: a MicroService (another user,
+	// when confined) may not read or rewrite them.
+	if err := os.Chmod(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("securing the state directory, %w", err)
 	}
 	return &Node{cfg: cfg, locks: map[string]*containerLock{}, agents: map[string]record{}, exited: make(chan agentExit, 64)}, nil
 }
@@ -121,7 +132,7 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 	}
 	return serve(ctx, c, n.cfg.Log, n.cfg.Server, n.cfg.Manager, kept, activitiesOf{
 		start: n.StartContainer, stop: n.StopContainer, lease: n.Lease, reconcile: n.Reconcile,
-	})
+	}, n.cfg.Key)
 }
 
 // activitiesOf are the activities a node serves on its task queue.
@@ -132,8 +143,9 @@ type activitiesOf struct {
 
 // serve tells the Manager the node is up with the containers it kept, and
 // serves the node's task queue until ctx ends.
-func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manager string, kept []string, acts activitiesOf) error {
+func serve(ctx context.Context, c client.Client, log *slog.Logger, server, manager string, kept []string, acts activitiesOf, key trust.Key) error {
 	up := workflows.NodeUpSignal{Server: server, Containers: kept}
+	up.Auth = agentapi.Sign(key, up.Fields())
 	if err := c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalNodeUp, up); err != nil {
 		// No Manager yet: it has nothing to reconcile either.
 		log.Info("manager not running yet", "manager", manager, "error", err)
@@ -191,7 +203,7 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("server %s: %v", n.cfg.Server, err), workflows.ErrPortInUse, err)
 	}
-	logf, err := os.OpenFile(n.path(in.Container, ".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(n.path(in.Container, ".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return workflows.StartContainerResult{}, fmt.Errorf("opening container log, %w", err)
 	}
@@ -202,6 +214,15 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	cmd.Env = append(os.Environ(), n.cfg.AgentEnv...)
 	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if n.cfg.Key.Valid() {
+		keyPipe, err := containerKeyPipe(n.cfg.Key, in.Container)
+		if err != nil {
+			return workflows.StartContainerResult{}, err
+		}
+		defer keyPipe.Close()
+		cmd.ExtraFiles = []*os.File{keyPipe}
+		cmd.Env = append(cmd.Env, agentapi.KeyFDEnv+"=3")
+	}
 	// Its own process group: the agent and its MicroService outlive this
 	// node (re-attached on restart) and are stopped together.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -353,7 +374,7 @@ func (n *Node) save(r record) error {
 		return err
 	}
 	tmp := n.path(r.Container, ".json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("saving record of %s, %w", r.Container, err)
 	}
 	return os.Rename(tmp, n.path(r.Container, ".json"))
@@ -390,4 +411,23 @@ func (n *Node) records() ([]record, error) {
 		}
 	}
 	return out, nil
+}
+
+// containerKeyPipe returns the read end of a pipe holding the container's
+// key, for its agent to read once: the key never sits in an environment or
+// a file its MicroService could read.
+func containerKeyPipe(server trust.Key, container string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("handing %s its key, %w", container, err)
+	}
+	_, err = w.WriteString(trust.ContainerKey(server, container).Encode() + "\n")
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("handing %s its key, %w", container, err)
+	}
+	return r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of CPU times in /proc.
@@ -105,6 +106,7 @@ func (n *Node) reportUsage(ctx context.Context, c client.Client, every time.Dura
 				n.cfg.Log.Warn("measuring usage", "error", err)
 				continue
 			}
+			sig.Auth = agentapi.Sign(n.cfg.Key, sig.Fields())
 			if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalUsage, sig); err != nil && ctx.Err() == nil {
 				n.cfg.Log.Warn("reporting usage", "error", err)
 			}

@@ -18,8 +18,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Options says where Temporal is.
@@ -152,10 +154,13 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // StartManager starts the Manager if it is not running and hands it the
-// catalog, in one call, so a Manager never runs without a catalog.
-func StartManager(ctx context.Context, c client.Client, manager string, cat *catalog.Catalog, source string) error {
-	_, err := c.SignalWithStartWorkflow(ctx, workflows.ManagerID(manager), workflows.SignalCatalog,
-		workflows.CatalogSignal{Catalog: *cat, Source: source},
+// catalog, in one call, so a Manager never runs without a catalog. The
+// catalog is signed with key, the worker's (trust.WorkerKey), unless key
+// is not Valid (the Manager does not authenticate reports).
+func StartManager(ctx context.Context, c client.Client, manager string, cat *catalog.Catalog, source string, key trust.Key) error {
+	sig := workflows.CatalogSignal{Catalog: *cat, Source: source}
+	sig.Auth = agentapi.Sign(key, sig.Fields())
+	_, err := c.SignalWithStartWorkflow(ctx, workflows.ManagerID(manager), workflows.SignalCatalog, sig,
 		client.StartWorkflowOptions{
 			ID:        workflows.ManagerID(manager),
 			TaskQueue: workflows.TaskQueue,
@@ -224,7 +229,9 @@ func Update(ctx context.Context, c client.Client, manager, name string, arg any)
 
 // RejectCatalog tells the Manager that a changed catalog was not taken, so
 // `msm status` shows why; the catalog in force stays.
-func RejectCatalog(ctx context.Context, c client.Client, manager, source string, why error) error {
-	return c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalCatalogRejected,
-		workflows.CatalogRejectedSignal{Source: source, Error: why.Error()})
+// It is signed as StartManager signs the catalog.
+func RejectCatalog(ctx context.Context, c client.Client, manager, source string, why error, key trust.Key) error {
+	sig := workflows.CatalogRejectedSignal{Source: source, Error: why.Error()}
+	sig.Auth = agentapi.Sign(key, sig.Fields())
+	return c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalCatalogRejected, sig)
 }

@@ -12,11 +12,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Main runs msm-agent with args and returns the exit status.
@@ -47,6 +50,12 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: --container ID is required; agents are normally started by `msm node`\n", name)
 		return clicore.ErrUsage
 	}
+	// Its container's key comes first, before anything can take long: the
+	// node wrote it into a pipe only this process holds.
+	ckey, err := readKey(getenv(agentapi.KeyFDEnv))
+	if err != nil {
+		return err
+	}
 	// An agent is a sidecar that waits on RPCs and one MicroService: one P
 	// starts it with less CPU.
 	runtime.GOMAXPROCS(1)
@@ -66,9 +75,32 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 		return err
 	}
 	defer cl.Close()
-	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr)})
+	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey})
 	if err != nil {
 		return err
 	}
 	return a.Run(ctx, cl)
+}
+
+// readKey reads a container key from the file descriptor fd names and
+// closes it; none ("" fd) when reports are not authenticated.
+func readKey(fd string) (trust.Key, error) {
+	if fd == "" {
+		return trust.Key{}, nil
+	}
+	n, err := strconv.Atoi(fd)
+	if err != nil || n < 3 {
+		return trust.Key{}, fmt.Errorf("%s=%q is not a file descriptor above 2", agentapi.KeyFDEnv, fd)
+	}
+	f := os.NewFile(uintptr(n), "container key")
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return trust.Key{}, fmt.Errorf("reading the container key from fd %d, %w", n, err)
+	}
+	k, err := trust.ParseKey(string(b))
+	if err != nil {
+		return trust.Key{}, fmt.Errorf("the container key on fd %d, %w", n, err)
+	}
+	return k, nil
 }

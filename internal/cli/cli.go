@@ -30,6 +30,8 @@ Usage:
   msm scale    SERVICE N            set a service's instances, within its replicas min..max
   msm drain    SERVER [--dry-run]   move a server's instances elsewhere (extend there, then destroy here), release it
   msm catalog validate FILE         check a catalog and say what to fix
+  msm keys new FILE                 write a Manager's key ring (msm worker --key-file): reports are authenticated
+  msm keys join-token ...           write one server's join token (msm node --join-token-file)
 
 Common flags and their environment variables:
   --address    TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
@@ -64,6 +66,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"scale":   e.scale,
 		"drain":   e.drain,
 		"catalog": e.catalog,
+		"keys":    e.keys,
 	}
 	switch args[0] {
 	case "help", "-h", "--help":

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
@@ -38,6 +40,18 @@ func (e *env) dev(args []string) error {
 	}
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return fmt.Errorf("creating %s, %w", *state, err)
+	}
+	// Reports are authenticated: the Manager's key ring is made once and
+	// kept with the rest of the state.
+	ringFile := filepath.Join(*state, "keys", "ring")
+	if _, err := os.Stat(ringFile); errors.Is(err, os.ErrNotExist) {
+		if err := trust.WriteKeys(ringFile, trust.Generate("dev1")); err != nil {
+			return err
+		}
+	}
+	ring, err := trust.LoadRing(ringFile)
+	if err != nil {
+		return err
 	}
 	log := e.logger(&c)
 	ctx, stop := interrupted()
@@ -86,10 +100,12 @@ func (e *env) dev(args []string) error {
 	errs := make(chan error, len(cat.Manager.Servers)+1)
 	for _, s := range cat.Manager.Servers {
 		if !isLocal(s.Address) {
-			fmt.Fprintf(e.stdout, "Server %s at %s is not on this machine: start `msm node --server %s` there\n", s.Name, s.Address, s.Name)
+			fmt.Fprintf(e.stdout, "Server %s at %s is not on this machine: write its join token with `msm keys join-token --key-file %s --server %s --out FILE` and start `msm node --server %s --join-token-file FILE` there\n",
+				s.Name, s.Address, ringFile, s.Name, s.Name)
 			continue
 		}
-		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name), e.durationOr("MSM_REPORT_EVERY", 30*time.Second))
+		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name), e.durationOr("MSM_REPORT_EVERY", 30*time.Second),
+			trust.ServerKey(ring.Current(), c.Manager, s.Name))
 		if err != nil {
 			return err
 		}
@@ -115,7 +131,7 @@ func (e *env) dev(args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, cat, e); err != nil {
+		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, cat, ring, e); err != nil {
 			errs <- fmt.Errorf("worker, %w", err)
 		}
 	}()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
 )
@@ -20,12 +21,17 @@ func (e *env) node(args []string) error {
 	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
 	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
 	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
+	tokenFile := fs.String("join-token-file", e.getenv("MSM_JOIN_TOKEN_FILE"), "this server's join token, a `file` from `msm keys join-token`: the node signs its reports and its agents' keys come from it (MSM_JOIN_TOKEN_FILE; required when the worker has --key-file)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *server == "" {
 		fmt.Fprintln(e.stderr, "msm node: --server NAME is required (or set MSM_SERVER)")
 		return errUsage
+	}
+	key, err := readJoinToken(*tokenFile)
+	if err != nil {
+		return err
 	}
 	skipBinaryChecksum()
 	ctx, stop := interrupted()
@@ -36,13 +42,13 @@ func (e *env) node(args []string) error {
 	}
 	defer cl.Close()
 	if *onDocker {
-		n, err := e.newDockerNode(&c, *server, *image, *network)
+		n, err := e.newDockerNode(&c, *server, *image, *network, key)
 		if err != nil {
 			return err
 		}
 		return n.Run(ctx, cl)
 	}
-	n, err := e.newNode(&c, *server, *state, *every)
+	n, err := e.newNode(&c, *server, *state, *every, key)
 	if err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func (e *env) agentCommand(c *common) ([]string, error) {
 }
 
 // newNode builds the node agent of server.
-func (e *env) newNode(c *common, server, state string, every time.Duration) (*node.Node, error) {
+func (e *env) newNode(c *common, server, state string, every time.Duration, key trust.Key) (*node.Node, error) {
 	if state == "" {
 		state = filepath.Join(".msm", "nodes", server)
 	}
@@ -91,13 +97,14 @@ func (e *env) newNode(c *common, server, state string, every time.Duration) (*no
 		Log:          e.logger(c),
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
+		Key:          key,
 	})
 }
 
 // newDockerNode builds the node of the Docker engine the environment names.
 // It runs in a container of the image its containers run, so the agent
 // command chosen here is the image's.
-func (e *env) newDockerNode(c *common, server, image, network string) (*node.Docker, error) {
+func (e *env) newDockerNode(c *common, server, image, network string, key trust.Key) (*node.Docker, error) {
 	eng, err := docker.Dial(e.getenv("DOCKER_HOST"), catalog.EngineTLS{})
 	if err != nil {
 		return nil, err
@@ -118,5 +125,6 @@ func (e *env) newDockerNode(c *common, server, image, network string) (*node.Doc
 		AgentCommand: agent,
 		AgentEnv:     c.Env(),
 		Log:          e.logger(c),
+		Key:          key,
 	})
 }

@@ -12,16 +12,19 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/catalog/pgcatalog"
 	"github.com/msm-project/msm/internal/faults"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/simulated"
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/worker"
+	"github.com/msm-project/msm/workflows"
 )
 
 func (e *env) worker(args []string) error {
 	var c common
 	fs := e.flags("worker", &c)
 	path := fs.String("catalog", e.getenv("MSM_CATALOG"), "catalog: a YAML `file`, or a PostgreSQL DSN postgres://… (MSM_CATALOG)")
+	keyFile := fs.String("key-file", e.getenv("MSM_KEY_FILE"), "the Manager's key ring, a `file` from `msm keys new`: reports are authenticated with it (MSM_KEY_FILE; without it any client of the namespace can report)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +47,14 @@ func (e *env) worker(args []string) error {
 		src = catalog.File{Path: *path}
 		first = cat
 	}
+	var ring *trust.Ring
+	if *keyFile != "" {
+		r, err := trust.LoadRing(*keyFile)
+		if err != nil {
+			return fmt.Errorf("--key-file: %w", err)
+		}
+		ring = r
+	}
 	ctx, stop := interrupted()
 	defer stop()
 	if first != nil {
@@ -58,7 +69,7 @@ func (e *env) worker(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	return runWorker(ctx, cl, &c, src, first, e)
+	return runWorker(ctx, cl, &c, src, first, ring, e)
 }
 
 // isDSN tells a PostgreSQL connection string from a file path.
@@ -70,7 +81,10 @@ func isDSN(s string) bool {
 // source's catalog, and keeps handing it every valid change until ctx ends.
 // A first catalog (a file's) of the simulated kind also brings up its
 // simulated fleet in this process.
-func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, first *catalog.Catalog, e *env) error {
+//
+// With a key ring, the Manager authenticates reports: the worker signs the
+// catalogs it hands over, and the simulated fleet its reports.
+func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, first *catalog.Catalog, ring *trust.Ring, e *env) error {
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.Namespace); err != nil {
 		return err
 	}
@@ -81,6 +95,9 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	acts := &activities.Activities{}
 	if first != nil && first.Manager.Kind == catalog.KindSimulated {
 		world := simulated.New(c.Manager, first.Manager.Simulated)
+		if ring != nil {
+			world.Root = ring.Current()
+		}
 		acts.Providers = map[string]providers.Provider{catalog.KindSimulated: world}
 		sim, err := world.Start(cl)
 		if err != nil {
@@ -88,7 +105,14 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 		}
 		defer sim.Stop()
 	}
-	w := worker.New(cl, acts, crash...)
+	var key trust.Key
+	interceptors := crash
+	if ring != nil {
+		key = trust.WorkerKey(ring.Current(), c.Manager)
+		interceptors = append(interceptors, workflows.TrustInterceptor(ring))
+		acts.Ring = ring
+	}
+	w := worker.New(cl, acts, interceptors...)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker, %w", err)
 	}
@@ -96,20 +120,20 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	log := e.logger(c)
 	begun := false
 	err = src.Watch(ctx, func(next *catalog.Catalog) {
-		if err := starter.StartManager(ctx, cl, c.Manager, next, src.String()); err != nil {
+		if err := starter.StartManager(ctx, cl, c.Manager, next, src.String(), key); err != nil {
 			log.Error("handing the Manager its catalog", "error", err)
 			return
 		}
 		if !begun {
 			begun = true
 			log.Info("manager worker running", "manager", c.Manager, "catalog", src.String(),
-				"services", len(next.Services), "address", c.Address, "namespace", c.Namespace)
+				"services", len(next.Services), "address", c.Address, "namespace", c.Namespace, "reports", reportsMode(ring))
 			return
 		}
 		log.Info("catalog changed", "source", src.String(), "services", len(next.Services))
 	}, func(err error) {
 		log.Error("catalog change rejected; the catalog in force stays", "source", src.String(), "problems", err.Error())
-		if err := starter.RejectCatalog(ctx, cl, c.Manager, src.String(), err); err != nil {
+		if err := starter.RejectCatalog(ctx, cl, c.Manager, src.String(), err, key); err != nil {
 			log.Error("telling the Manager", "error", err)
 		}
 	})
@@ -118,4 +142,12 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// reportsMode says how the Manager takes reports, for the log.
+func reportsMode(ring *trust.Ring) string {
+	if ring == nil {
+		return "not authenticated (no --key-file)"
+	}
+	return "authenticated, keys " + strings.Join(ring.IDs(), ",")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/startbatch"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/workflows"
 )
@@ -50,6 +51,9 @@ type World struct {
 	// changed is closed and replaced each time servers are restored, so
 	// that steps hanging on a lost server look again.
 	changed chan struct{}
+	// Root, when Valid, signs the reports the world sends for its servers'
+	// agents, each under its server's key (the Manager authenticates them).
+	Root trust.Key
 }
 
 type server struct {
@@ -408,6 +412,9 @@ func (w *World) Crash(ctx context.Context, s Signaler, id, reason string) error 
 		return fmt.Errorf("container %s runs no service in the simulated fleet", id)
 	}
 	r := workflows.ErrorReport{Container: id, Service: service, Reason: reason}
+	if w.Root.Valid() {
+		r.Auth = trust.Sign(trust.ServerKey(w.Root, w.manager, c.server), r.Fields()...)
+	}
 	if err := s.SignalWorkflow(ctx, workflows.ManagerID(w.manager), "", workflows.SignalErrorReport, r); err != nil {
 		return fmt.Errorf("reporting the crash of %s, %w", id, err)
 	}

@@ -27,6 +27,12 @@ const (
 	SignalErrorReport = "error-report"
 )
 
+// KeyFDEnv names the file descriptor a node hands an agent its
+// container's key on (a pipe, read once and closed): an environment
+// variable or a file would stay readable to the MicroService the agent
+// starts.
+const KeyFDEnv = "MSM_AGENT_KEY_FD"
+
 // Activities an agent serves on its container's queue.
 const (
 	ActivityLoadService   = "LoadService"   // LoadServiceInput → LoadServiceResult
