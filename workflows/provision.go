@@ -33,6 +33,9 @@ const (
 // containers run side by side; each finished step is reported to the Manager
 // at once, so status shows progress while the operation runs.
 func Provision(ctx workflow.Context, in ProvisionInput) (res ProvisionResult, err error) {
+	if err := startedByManager(ctx, in.Manager); err != nil {
+		return res, err
+	}
 	base, flush := reporterOf(ctx, in.Manager, in.Op)
 	defer func() { res.Steps = flush(err == nil) }()
 	report := reportLost(base, watchLost(ctx))

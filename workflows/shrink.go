@@ -50,6 +50,9 @@ const (
 // then the servers left empty are released. Each step is reported to the
 // Manager as it finishes.
 func Shrink(ctx workflow.Context, in ShrinkInput) (res ShrinkResult, err error) {
+	if err := startedByManager(ctx, in.Manager); err != nil {
+		return res, err
+	}
 	base, flush := reporterOf(ctx, in.Manager, in.Op)
 	defer func() { res.Steps = flush(err == nil) }()
 	rep := reportLost(base, watchLost(ctx))

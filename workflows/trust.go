@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/msm-project/msm/internal/trust"
@@ -219,4 +220,33 @@ func firstOp(rs StepResults) string {
 		return ""
 	}
 	return rs.Steps[0].Op
+}
+
+// ownedOpsChange gates the check that an operation was started by its
+// Manager, for the operations begun before it.
+const ownedOpsChange = "operations-need-their-manager"
+
+// ErrNotByManager is the error type of an operation that was not started
+// by its Manager, and refuses to run.
+const ErrNotByManager = "NotStartedByManager"
+
+// startedByManager refuses an operation that its Manager did not start
+// as its child, when reports are authenticated: any client of the
+// namespace can start a workflow, but only the Manager's run is the parent
+// of its operations, and Temporal sets the parent.
+func startedByManager(ctx workflow.Context, manager string) error {
+	if ringOf(ctx) == nil || workflow.GetVersion(ctx, ownedOpsChange, workflow.DefaultVersion, 1) != 1 {
+		return nil
+	}
+	info := workflow.GetInfo(ctx)
+	if p := info.ParentWorkflowExecution; p != nil && p.ID == ManagerID(manager) {
+		return nil
+	}
+	by := "a client"
+	if p := info.ParentWorkflowExecution; p != nil {
+		by = "workflow " + p.ID
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"operation %s was started by %s, not by its Manager %s; nothing was done: operations run only as the Manager's children (ask the Manager: msm extend, msm scale, msm drain)",
+		info.WorkflowExecution.ID, by, ManagerID(manager)), ErrNotByManager, nil)
 }

@@ -2,12 +2,18 @@ package workflows_test
 
 import (
 	"strings"
+	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/workflows"
 )
@@ -119,4 +125,38 @@ func (s *ManagerSuite) TestForgedReportsAreRejected() {
 
 	s.Equal(len(forgeries), after.Rejected)
 	s.Contains(eventMessages(after.Events), "recover web: container m1-c1 on s1 reported exited with status 3")
+}
+
+// TestOperationsRefuseToStartUnlessByTheirManager: with a key ring, an
+// operation a client starts directly (any client of the namespace can)
+// fails at once with ErrNotByManager and calls no activity; Shrink too.
+func TestOperationsRefuseToStartUnlessByTheirManager(t *testing.T) {
+	ring, err := trust.NewRing(trRoot)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		wf   any
+		in   any
+	}{
+		{"extend", workflows.Provision, workflows.ProvisionInput{Op: "attack", Manager: tfManager, Kind: catalog.KindStandalone,
+			Plan:     fleet.Plan{Starts: []fleet.Container{tfStart("c9", "s1", 20009, "web")}},
+			Services: []catalog.Service{tfWeb}, Addresses: map[string]string{"s1": tfS1.Address}}},
+		{"shrink", workflows.Shrink, workflows.ShrinkInput{Op: "attack", Manager: tfManager, Kind: catalog.KindStandalone,
+			Plan: fleet.ShrinkPlan{Destroys: []fleet.Container{shDraining("c1", "s1", 20000, "web")}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts testsuite.WorkflowTestSuite
+			env := ts.NewTestWorkflowEnvironment()
+			env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{workflows.TrustInterceptor(ring)}})
+			fake := &tfFleet{}
+			fake.register(env)
+			env.ExecuteWorkflow(tc.wf, tc.in)
+			require.True(t, env.IsWorkflowCompleted())
+			var app *temporal.ApplicationError
+			require.ErrorAs(t, env.GetWorkflowError(), &app)
+			assert.Equal(t, workflows.ErrNotByManager, app.Type())
+			assert.Contains(t, app.Message(), "was started by a client, not by its Manager msm/m1; nothing was done")
+			assert.Empty(t, fake.calls, "no activity ran")
+		})
+	}
 }
