@@ -500,3 +500,4 @@ func TestStatusManagerFromEnv(t *testing.T) {
 		})
 	}
 }
+

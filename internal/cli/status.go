@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,7 +47,8 @@ func (e *env) status(args []string) error {
 
 // printStatus writes the status as tables a person reads.
 func printStatus(out io.Writer, st workflows.Status) {
-	fmt.Fprintf(out, "Manager %s (%s), %d operation(s) running\n\n", st.Manager, st.Kind, st.Operations)
+	fmt.Fprintf(out, "Manager %s (%s), %d operation(s) running\n", st.Manager, st.Kind, st.Operations)
+	fmt.Fprintf(out, "Reports: %s\n\n", reportsLine(st))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tREADY\tDESIRED")
 	for _, s := range st.Services {
@@ -79,4 +81,19 @@ func printStatus(out io.Writer, st workflows.Status) {
 			fmt.Fprintf(out, "\n%s: %s\n", c.ID, c.Error)
 		}
 	}
+}
+
+// reportsLine says whether the Manager believes only its own nodes,
+// agents, operations and worker, and what it refused.
+func reportsLine(st workflows.Status) string {
+	if st.Reports != workflows.ReportsAuthenticated {
+		return "NOT authenticated: any client of the namespace can report; run the worker with --key-file (msm keys new) and each node with --join-token-file"
+	}
+	line := fmt.Sprintf("authenticated, %d rejected", st.Rejected)
+	for i := len(st.Events) - 1; i >= 0; i-- {
+		if strings.HasPrefix(st.Events[i].Message, "rejected ") {
+			return line + "; the last: " + st.Events[i].Message
+		}
+	}
+	return line
 }
