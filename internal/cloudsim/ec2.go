@@ -107,10 +107,21 @@ type EC2Instance struct {
 	SecurityGroups []string // ids (sg-…) and names, as requested
 	Tags           map[string]string
 	UserData       []byte // decoded
-	Launched       time.Time
+	// Metadata is the instance metadata service's settings as requested
+	// (MetadataOptions): HttpTokens "required" is IMDSv2 only; EC2's
+	// defaults when the request leaves them out.
+	Metadata EC2Metadata
+	Launched time.Time
 	// StateReason says why an instance is terminated: the user asked, its
 	// Boot failed, or the simulator was closed.
 	StateReason string
+}
+
+// EC2Metadata is an instance's MetadataOptions.
+type EC2Metadata struct {
+	HTTPTokens   string // optional (IMDSv1 allowed) or required (IMDSv2)
+	HopLimit     int    // HttpPutResponseHopLimit, 1-64
+	HTTPEndpoint string // enabled or disabled
 }
 
 // EC2 is a simulated EC2 endpoint served over HTTP on the loopback
@@ -479,6 +490,7 @@ type runParams struct {
 	groups                           []string
 	tags                             map[string]string
 	userData                         []byte
+	metadata                         EC2Metadata
 	dryRun                           bool
 }
 
@@ -571,6 +583,27 @@ func parseRunParams(form url.Values) (*runParams, *ec2Error) {
 			return nil, badRequest("InvalidParameterValue", "User data is limited to %d bytes", maxUserData)
 		}
 		p.userData = data
+	}
+
+	p.metadata = EC2Metadata{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"}
+	if v := form.Get("MetadataOptions.HttpTokens"); v != "" {
+		if v != "optional" && v != "required" {
+			return nil, invalidValue("MetadataOptions.HttpTokens", v)
+		}
+		p.metadata.HTTPTokens = v
+	}
+	if v := form.Get("MetadataOptions.HttpPutResponseHopLimit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > 64 {
+			return nil, invalidValue("MetadataOptions.HttpPutResponseHopLimit", v)
+		}
+		p.metadata.HopLimit = n
+	}
+	if v := form.Get("MetadataOptions.HttpEndpoint"); v != "" {
+		if v != "enabled" && v != "disabled" {
+			return nil, invalidValue("MetadataOptions.HttpEndpoint", v)
+		}
+		p.metadata.HTTPEndpoint = v
 	}
 
 	if len(p.clientToken) > maxClientToken {
@@ -785,6 +818,7 @@ func (s *EC2) newInstance(p *runParams, fp string) *ec2Instance {
 			SecurityGroups:        p.groups,
 			Tags:                  p.tags,
 			UserData:              p.userData,
+			Metadata:              p.metadata,
 			Launched:              time.Now().UTC().Truncate(time.Millisecond),
 		},
 		seq:           len(s.instances) + 1,

@@ -218,6 +218,7 @@ func TestRunAndDescribe(t *testing.T) {
 		SecurityGroups: []string{"sg-0001", "sg-0002"},
 		Tags:           map[string]string{"Name": "web-1", "msm:pool": "web"},
 		UserData:       []byte("#!/bin/sh\necho hi\n"),
+		Metadata:       EC2Metadata{HTTPTokens: "optional", HopLimit: 1, HTTPEndpoint: "enabled"}, // EC2's defaults
 		Launched:       snap[0].Launched,
 	}, snap[0])
 	assert.Equal(t, 1, sim.Requests("RunInstances"))

@@ -187,6 +187,14 @@ func (p *Provider) runInput(key string, spec providers.Spec, instanceType, subne
 			{Key: aws.String(TagKey), Value: aws.String(key)},
 		}}},
 		SecurityGroupIds: p.cfg.SecurityGroups,
+		// IMDSv2 only, one hop: the instance metadata (its role's
+		// credentials, its user data) answers a session token, which a
+		// container behind a NAT hop cannot get.
+		MetadataOptions: &types.InstanceMetadataOptionsRequest{
+			HttpTokens:              types.HttpTokensStateRequired,
+			HttpPutResponseHopLimit: aws.Int32(1),
+			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
+		},
 	}
 	if p.cfg.AMI != "" {
 		in.ImageId = aws.String(p.cfg.AMI)

@@ -93,6 +93,7 @@ func TestLaunchTagsUserDataAndAddress(t *testing.T) {
 	assert.Equal(t, "subnet-0a", i.SubnetID)
 	assert.Equal(t, []string{"sg-01"}, i.SecurityGroups)
 	assert.Equal(t, "running", i.State, "Create returns once the instance runs")
+	assert.Equal(t, cloudsim.EC2Metadata{HTTPTokens: "required", HopLimit: 1, HTTPEndpoint: "enabled"}, i.Metadata, "IMDSv2 only, one hop")
 	assert.Equal(t, "#cloud-config\nruncmd:\n  - "+
 		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default","--tls"]`+"\n",
 		h.Data(i.ID))
