@@ -500,4 +500,3 @@ func TestStatusManagerFromEnv(t *testing.T) {
 		})
 	}
 }
-
