@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows"
@@ -40,6 +41,9 @@ type Options struct {
 	// Cert and Key are PEM files of a client certificate and its key, for
 	// a Temporal that requires one (mTLS); they imply TLS.
 	Cert, Key string
+	// Codec, when set, encrypts every payload the client writes and
+	// decrypts those it reads (internal/codec).
+	Codec *codec.Codec
 	// Uncompressed sends requests without gzip, the SDK's default. A
 	// container agent's requests are polls and small results: gzip only
 	// costs it its buffers (~1.4 MiB per agent, measured) and CPU.
@@ -99,6 +103,7 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 			Logger:            newLogger(o.Log),
 			ConnectionOptions: conn,
 			Credentials:       creds,
+			DataConverter:     DataConverter(o.Codec),
 		})
 		cancel()
 		if err == nil {

@@ -28,6 +28,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/msm-project/msm/internal/codec"
 )
 
 // source names this client in the failures it reports.
@@ -52,6 +54,10 @@ type Options struct {
 	// Wait is how long Dial keeps retrying an unreachable server.
 	Wait time.Duration
 	Log  *slog.Logger
+	// Codec, when set, encrypts every payload this client sends and
+	// decrypts those it receives, as the SDK clients of msm's other
+	// processes do with the same keys.
+	Codec *codec.Codec
 }
 
 // Client calls Temporal's WorkflowService. Safe for concurrent use: calls
@@ -167,6 +173,9 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 // workflow workflowID, retrying while Temporal is briefly unavailable.
 func (c *Client) Signal(ctx context.Context, workflowID, name string, arg any) error {
 	p, err := jsonPayload(arg)
+	if err == nil {
+		p, err = seal(c.o.Codec, p)
+	}
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/msm-project/msm/internal/codec"
 )
 
 // The field numbers below are those of Temporal's API
@@ -18,6 +22,8 @@ import (
 type Payload struct {
 	Encoding string
 	Data     []byte
+	// Meta is the rest of its metadata (an encrypted payload's key ID).
+	Meta map[string][]byte
 }
 
 // The encodings of the SDKs' default data converter that an agent meets.
@@ -38,6 +44,52 @@ func jsonPayload(v any) (Payload, error) {
 	return Payload{Encoding: encodingJSON, Data: b}, nil
 }
 
+// seal encrypts p with c when there is one.
+func seal(c *codec.Codec, p Payload) (Payload, error) {
+	if c == nil {
+		return p, nil
+	}
+	m := map[string][]byte{"encoding": []byte(p.Encoding)}
+	maps.Copy(m, p.Meta)
+	s, err := c.Encode(codec.Payload{Metadata: m, Data: p.Data})
+	if err != nil {
+		return Payload{}, err
+	}
+	return fromCodec(s), nil
+}
+
+// open decrypts the encrypted payloads of ps with c; without a codec an
+// encrypted payload stays as it is (and fails to decode, saying so).
+func open(c *codec.Codec, ps []Payload) ([]Payload, error) {
+	if c == nil {
+		return ps, nil
+	}
+	out := make([]Payload, len(ps))
+	for i, p := range ps {
+		m := map[string][]byte{"encoding": []byte(p.Encoding)}
+		maps.Copy(m, p.Meta)
+		o, err := c.Decode(codec.Payload{Metadata: m, Data: p.Data})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = fromCodec(o)
+	}
+	return out, nil
+}
+
+func fromCodec(p codec.Payload) Payload {
+	out := Payload{Encoding: string(p.Metadata["encoding"]), Data: p.Data}
+	for k, v := range p.Metadata {
+		if k != "encoding" {
+			if out.Meta == nil {
+				out.Meta = map[string][]byte{}
+			}
+			out.Meta[k] = v
+		}
+	}
+	return out
+}
+
 // decode reads p into v (a pointer); a null payload leaves v as it is.
 func (p Payload) decode(v any) error {
 	switch p.Encoding {
@@ -46,6 +98,9 @@ func (p Payload) decode(v any) error {
 	case encodingNull:
 		return nil
 	default:
+		if p.Encoding == codec.Encoding {
+			return errors.New("the payload is encrypted and this agent has no codec key: give its node --codec-key-file, as the Manager's worker has")
+		}
 		return fmt.Errorf("payload encoded as %q: this agent reads only %s and %s (is a payload codec set on the Manager's worker?)",
 			p.Encoding, encodingJSON, encodingNull)
 	}
@@ -63,6 +118,12 @@ func appendPayloads(b []byte, num protowire.Number, ps ...Payload) []byte {
 					b = appendString(b, 1, "encoding")
 					return appendBytes(b, 2, []byte(p.Encoding))
 				})
+				for _, k := range slices.Sorted(maps.Keys(p.Meta)) {
+					b = appendMessage(b, 1, func(b []byte) []byte {
+						b = appendString(b, 1, k)
+						return appendBytes(b, 2, p.Meta[k])
+					})
+				}
 				return appendBytes(b, 2, p.Data)
 			})
 		}
@@ -96,6 +157,11 @@ func parsePayloads(b []byte) ([]Payload, error) {
 				}
 				if key == "encoding" {
 					p.Encoding = string(val)
+				} else {
+					if p.Meta == nil {
+						p.Meta = map[string][]byte{}
+					}
+					p.Meta[key] = val
 				}
 			case 2:
 				p.Data = v

@@ -37,8 +37,11 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
+	"github.com/msm-project/msm/starter"
 )
 
 // The contract: workflows run by the Go SDK call activities served by a
@@ -63,6 +66,7 @@ type echoOut struct {
 // worker's queue under the given options and returns its result.
 type call struct {
 	Activity     string
+	Queue        string // default activityQueue
 	Arg          echoIn
 	StartToClose time.Duration // default 20 s
 	Heartbeat    time.Duration
@@ -72,7 +76,7 @@ type call struct {
 
 func callWorkflow(ctx workflow.Context, c call) (echoOut, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           activityQueue,
+		TaskQueue:           cmp.Or(c.Queue, activityQueue),
 		StartToCloseTimeout: cmp.Or(c.StartToClose, 20*time.Second),
 		HeartbeatTimeout:    c.Heartbeat,
 		WaitForCancellation: true,
@@ -495,4 +499,81 @@ func TestMutualTLS(t *testing.T) {
 	require.ErrorContains(t, err, "Temporal is not reachable at "+addr, "no client certificate, no connection")
 	_, err = wire.Dial(ctx, wire.Options{Address: addr, CA: pki.ca, Cert: pki.cert, Log: quiet})
 	require.ErrorContains(t, err, "set --tls-cert and --tls-key")
+}
+
+// TestEncryptedPayloads: with the same codec keys, an SDK workflow and a
+// wire worker and client exchange encrypted payloads (the activity's input
+// and result, a signal's argument), and none of it is readable in the
+// workflow's history without them.
+func TestEncryptedPayloads(t *testing.T) {
+	e := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cdc, err := codec.New(trust.Generate("c1"))
+	require.NoError(t, err)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sdk, err := client.Dial(client.Options{HostPort: e.address, Logger: log.NewStructuredLogger(quiet), DataConverter: starter.DataConverter(cdc)})
+	require.NoError(t, err)
+	defer sdk.Close()
+	const wq, aq = "wire-codec-workflows", "wire-codec-activities"
+	w := worker.New(sdk, wq, worker.Options{})
+	w.RegisterWorkflow(callWorkflow)
+	w.RegisterWorkflow(signalWorkflow)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+	wc, err := wire.Dial(ctx, wire.Options{Address: e.address, Identity: "wire-codec", Log: quiet, Codec: cdc})
+	require.NoError(t, err)
+	defer wc.Close()
+	ww := wire.NewWorker(wc, aq)
+	ww.Register("Echo", wire.Activity(func(ctx context.Context, in echoIn) (echoOut, error) {
+		wire.Heartbeat(ctx, "secret heartbeat "+in.Name)
+		return echoOut{Greeting: "hello " + in.Name}, nil
+	}))
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = ww.Run(wctx) }()
+
+	run, err := sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: wq}, callWorkflow,
+		call{Activity: "Echo", Queue: aq, Arg: echoIn{Name: "s3cr3t-name", Count: 1}, Heartbeat: 5 * time.Second})
+	require.NoError(t, err)
+	var out echoOut
+	require.NoError(t, run.Get(ctx, &out))
+	assert.Equal(t, "hello s3cr3t-name", out.Greeting)
+
+	sig, err := sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: wq}, signalWorkflow)
+	require.NoError(t, err)
+	require.NoError(t, wc.Signal(ctx, sig.GetID(), "greet", echoIn{Name: "s3cr3t-signal", Count: 2}))
+	var got echoIn
+	require.NoError(t, sig.Get(ctx, &got))
+	assert.Equal(t, echoIn{Name: "s3cr3t-signal", Count: 2}, got)
+
+	// The raw histories, read without the codec.
+	for _, id := range []string{run.GetID(), sig.GetID()} {
+		it := e.sdk.GetWorkflowHistory(ctx, id, "", false, 0)
+		var raw strings.Builder
+		for it.HasNext() {
+			ev, err := it.Next()
+			require.NoError(t, err)
+			fmt.Fprintf(&raw, "%v\n", ev)
+		}
+		assert.Contains(t, raw.String(), "binary/encrypted")
+		assert.NotContains(t, raw.String(), "s3cr3t")
+		assert.NotContains(t, raw.String(), "hello")
+	}
+
+	// An agent without the keys says what is missing.
+	bare, err := wire.Dial(ctx, wire.Options{Address: e.address, Identity: "wire-bare", Log: quiet})
+	require.NoError(t, err)
+	defer bare.Close()
+	bw := wire.NewWorker(bare, aq+"-bare")
+	bw.Register("Echo", wire.Activity(func(ctx context.Context, in echoIn) (echoOut, error) { return echoOut{}, nil }))
+	bctx, bstop := context.WithCancel(ctx)
+	defer bstop()
+	go func() { _ = bw.Run(bctx) }()
+	run, err = sdk.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: wq}, callWorkflow,
+		call{Activity: "Echo", Queue: aq + "-bare", Arg: echoIn{Name: "x"}, Attempts: 1})
+	require.NoError(t, err)
+	err = run.Get(ctx, &out)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "the payload is encrypted and this agent has no codec key")
 }

@@ -221,7 +221,18 @@ func (w *Worker) execute(ctx context.Context, t *task) {
 	var out *Payload
 	err := fmt.Errorf("no handler for activity type %s on task queue %s", t.activityType, w.queue)
 	if h := w.handlers[t.activityType]; h != nil {
-		out, err = run(actx, h, t.input)
+		var input []Payload
+		if input, err = open(w.c.o.Codec, t.input); err == nil {
+			out, err = run(actx, h, input)
+		} else {
+			err = NonRetryable(fmt.Sprintf("decrypting the input, %v", err), "BadArgument", nil)
+		}
+		if err == nil && out != nil {
+			var sealed Payload
+			if sealed, err = seal(w.c.o.Codec, *out); err == nil {
+				out = &sealed
+			}
+		}
 	}
 	hb.stop()
 
@@ -343,6 +354,9 @@ func (h *heartbeater) send() {
 // the server no longer knows (it timed out), cancels the task's context.
 func (h *heartbeater) beat(details any) error {
 	p, err := jsonPayload(details)
+	if err == nil {
+		p, err = seal(h.c.o.Codec, p)
+	}
 	if err != nil {
 		return err
 	}
