@@ -54,6 +54,9 @@ type Config struct {
 	// Valid, the node signs its reports with it and hands each agent its
 	// container's key (trust.ContainerKey) on a pipe.
 	Key trust.Key
+	// CodecKeys are the payload encryption keys, handed to each agent on
+	// the same pipe (none: payloads are not encrypted).
+	CodecKeys []trust.Key
 }
 
 // record is what the node keeps of a container it started.
@@ -214,8 +217,8 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	cmd.Env = append(os.Environ(), n.cfg.AgentEnv...)
 	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if n.cfg.Key.Valid() {
-		keyPipe, err := containerKeyPipe(n.cfg.Key, in.Container)
+	if n.cfg.Key.Valid() || len(n.cfg.CodecKeys) > 0 {
+		keyPipe, err := agentKeyPipe(n.cfg.Key, n.cfg.CodecKeys, in.Container)
 		if err != nil {
 			return workflows.StartContainerResult{}, err
 		}
@@ -413,15 +416,20 @@ func (n *Node) records() ([]record, error) {
 	return out, nil
 }
 
-// containerKeyPipe returns the read end of a pipe holding the container's
-// key, for its agent to read once: the key never sits in an environment or
-// a file its MicroService could read.
-func containerKeyPipe(server trust.Key, container string) (*os.File, error) {
+// agentKeyPipe returns the read end of a pipe holding the container's key
+// (when the server has one) and the codec keys (agentapi.KeyLines), for
+// its agent to read once: the keys never sit in an environment or a file
+// its MicroService could read.
+func agentKeyPipe(server trust.Key, codecKeys []trust.Key, container string) (*os.File, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("handing %s its key, %w", container, err)
 	}
-	_, err = w.WriteString(trust.ContainerKey(server, container).Encode() + "\n")
+	var ck trust.Key
+	if server.Valid() {
+		ck = trust.ContainerKey(server, container)
+	}
+	_, err = w.WriteString(agentapi.KeyLines(ck, codecKeys))
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
+	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows/agentapi"
@@ -52,9 +53,20 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	}
 	// Its container's key comes first, before anything can take long: the
 	// node wrote it into a pipe only this process holds.
-	ckey, err := readKey(getenv(agentapi.KeyFDEnv))
+	ckey, codecKeys, err := readKeys(getenv(agentapi.KeyFDEnv))
 	if err != nil {
 		return err
+	}
+	if t.CodecKeyFile != "" && len(codecKeys) == 0 {
+		if codecKeys, err = trust.ReadKeys(t.CodecKeyFile); err != nil {
+			return fmt.Errorf("--codec-key-file: %w", err)
+		}
+	}
+	var cdc *codec.Codec
+	if len(codecKeys) > 0 {
+		if cdc, err = codec.New(codecKeys...); err != nil {
+			return fmt.Errorf("the codec keys, %w", err)
+		}
 	}
 	// An agent is a sidecar that waits on RPCs and one MicroService: one P
 	// starts it with less CPU.
@@ -69,7 +81,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	cl, err := wire.Dial(ctx, wire.Options{
 		Address: t.Address, Namespace: t.Namespace, TLS: t.TLS, CA: t.TLSCA, APIKey: key, Cert: t.TLSCert, Key: t.TLSKey,
 		Identity: fmt.Sprintf("%d@%s@%s", os.Getpid(), host, *container),
-		Wait:     time.Minute, Log: clicore.SDKLogger(stderr, t.Verbose),
+		Wait:     time.Minute, Log: clicore.SDKLogger(stderr, t.Verbose), Codec: cdc,
 	})
 	if err != nil {
 		return err
@@ -82,25 +94,26 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	return a.Run(ctx, cl)
 }
 
-// readKey reads a container key from the file descriptor fd names and
-// closes it; none ("" fd) when reports are not authenticated.
-func readKey(fd string) (trust.Key, error) {
+// readKeys reads the container key and the codec keys from the file
+// descriptor fd names (agentapi.KeyLines) and closes it; none ("" fd) when
+// the node has neither.
+func readKeys(fd string) (trust.Key, []trust.Key, error) {
 	if fd == "" {
-		return trust.Key{}, nil
+		return trust.Key{}, nil, nil
 	}
 	n, err := strconv.Atoi(fd)
 	if err != nil || n < 3 {
-		return trust.Key{}, fmt.Errorf("%s=%q is not a file descriptor above 2", agentapi.KeyFDEnv, fd)
+		return trust.Key{}, nil, fmt.Errorf("%s=%q is not a file descriptor above 2", agentapi.KeyFDEnv, fd)
 	}
-	f := os.NewFile(uintptr(n), "container key")
+	f := os.NewFile(uintptr(n), "agent keys")
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
-		return trust.Key{}, fmt.Errorf("reading the container key from fd %d, %w", n, err)
+		return trust.Key{}, nil, fmt.Errorf("reading the agent's keys from fd %d, %w", n, err)
 	}
-	k, err := trust.ParseKey(string(b))
+	ck, codecKeys, err := agentapi.ParseKeyLines(string(b))
 	if err != nil {
-		return trust.Key{}, fmt.Errorf("the container key on fd %d, %w", n, err)
+		return trust.Key{}, nil, fmt.Errorf("the agent's keys on fd %d, %w", n, err)
 	}
-	return k, nil
+	return ck, codecKeys, nil
 }

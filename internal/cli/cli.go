@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/clicore"
+	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/starter"
 )
 
@@ -32,11 +33,13 @@ Usage:
   msm catalog validate FILE         check a catalog and say what to fix
   msm keys new FILE                 write a Manager's key ring (msm worker --key-file): reports are authenticated
   msm keys join-token ...           write one server's join token (msm node --join-token-file)
+  msm codec-server                  decrypt payloads for the Web UI and the temporal CLI (--codec-key-file)
 
 Common flags and their environment variables:
   --address    TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
   --namespace  TEMPORAL_NAMESPACE   Temporal namespace (default "default")
   --manager    MSM_MANAGER          Manager name (default "local")
+  --codec-key-file MSM_CODEC_KEY_FILE  encrypt payloads with these keys (msm keys new)
 
 Run "msm COMMAND -h" for a command's flags.
 `
@@ -67,6 +70,8 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"drain":   e.drain,
 		"catalog": e.catalog,
 		"keys":    e.keys,
+
+		"codec-server": e.codecServer,
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
@@ -138,9 +143,15 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 	if err != nil {
 		return nil, err
 	}
+	var cdc *codec.Codec
+	if c.CodecKeyFile != "" {
+		if cdc, err = codec.Load(c.CodecKeyFile); err != nil {
+			return nil, fmt.Errorf("--codec-key-file: %w", err)
+		}
+	}
 	return starter.Dial(ctx, starter.Options{
 		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
-		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey,
+		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey, Codec: cdc,
 	})
 }
 

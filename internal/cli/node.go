@@ -88,6 +88,12 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 	if err != nil {
 		return nil, err
 	}
+	var codecKeys []trust.Key
+	if c.CodecKeyFile != "" {
+		if codecKeys, err = trust.ReadKeys(c.CodecKeyFile); err != nil {
+			return nil, fmt.Errorf("--codec-key-file: %w", err)
+		}
+	}
 	return node.New(node.Config{
 		Server:       server,
 		Manager:      c.Manager,
@@ -98,6 +104,7 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
 		Key:          key,
+		CodecKeys:    codecKeys,
 	})
 }
 

@@ -32,6 +32,9 @@ type Temporal struct {
 	// one (mTLS).
 	TLS                                bool
 	TLSCA, APIKeyFile, TLSCert, TLSKey string
+	// CodecKeyFile holds the keys payloads are encrypted with (a key file
+	// as internal/trust reads it); "" leaves payloads in plain JSON.
+	CodecKeyFile string
 }
 
 // ErrUsage is returned after a flag error was already printed.
@@ -59,6 +62,7 @@ func Flags(name string, stderr io.Writer, getenv func(string) string, t *Tempora
 		fs.StringVar(&t.TLSCert, "tls-cert", getenv("TEMPORAL_TLS_CLIENT_CERT_PATH"), "client certificate `file` (PEM) for a Temporal that requires one (TEMPORAL_TLS_CLIENT_CERT_PATH; with --tls-key)")
 		fs.StringVar(&t.TLSKey, "tls-key", getenv("TEMPORAL_TLS_CLIENT_KEY_PATH"), "the client certificate's key `file` (PEM) (TEMPORAL_TLS_CLIENT_KEY_PATH)")
 		fs.StringVar(&t.APIKeyFile, "api-key-file", getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
+		fs.StringVar(&t.CodecKeyFile, "codec-key-file", getenv("MSM_CODEC_KEY_FILE"), "encrypt payloads with AES-256-GCM under the keys of this `file` (msm keys new; MSM_CODEC_KEY_FILE): every msm process of a Manager needs the same keys")
 	}
 	return fs
 }

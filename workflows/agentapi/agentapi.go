@@ -6,6 +6,8 @@
 package agentapi
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/msm-project/msm/catalog"
@@ -32,6 +34,43 @@ const (
 // variable or a file would stay readable to the MicroService the agent
 // starts.
 const KeyFDEnv = "MSM_AGENT_KEY_FD"
+
+// KeyLines is what a node writes on that pipe: "container <key>" (when
+// reports are authenticated) and "codec <key>" for each codec key, the
+// current first, each key as trust.Key.Encode writes it.
+func KeyLines(container trust.Key, codec []trust.Key) string {
+	var b strings.Builder
+	if container.Valid() {
+		b.WriteString("container " + container.Encode() + "\n")
+	}
+	for _, k := range codec {
+		b.WriteString("codec " + k.Encode() + "\n")
+	}
+	return b.String()
+}
+
+// ParseKeyLines reads what KeyLines wrote.
+func ParseKeyLines(s string) (container trust.Key, codec []trust.Key, err error) {
+	for i, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		what, rest, _ := strings.Cut(line, " ")
+		k, err := trust.ParseKey(rest)
+		if err != nil {
+			return trust.Key{}, nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		switch what {
+		case "container":
+			container = k
+		case "codec":
+			codec = append(codec, k)
+		default:
+			return trust.Key{}, nil, fmt.Errorf("line %d: a key line starts with container or codec, not %q", i+1, what)
+		}
+	}
+	return container, codec, nil
+}
 
 // Activities an agent serves on its container's queue.
 const (
