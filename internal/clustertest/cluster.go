@@ -61,6 +61,9 @@ type Config struct {
 	// of the cluster's own instead.
 	Address string
 	Client  client.Client
+	// Env is added to the environment of every msm process the cluster
+	// starts or runs (e.g. MSM_CODEC_KEY_FILE).
+	Env []string
 }
 
 // Cluster is one Manager's world: a dev server, a catalog, msm processes.
@@ -153,6 +156,7 @@ func (c *Cluster) env(name string, more []string) []string {
 	if c.StateDirs && name != "" {
 		env = append(env, "MSM_STATE_DIR="+filepath.Join(c.Dir, "state-"+name))
 	}
+	env = append(env, c.Env...)
 	return append(env, more...)
 }
 

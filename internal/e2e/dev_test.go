@@ -66,7 +66,12 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	require.NoError(t, err)
 	address := "127.0.0.1:" + strconv.Itoa(port)
 	manager := fmt.Sprintf("dev%d", rand.IntN(1e6))
-	env := append(os.Environ(), "MSM_MANAGER="+manager, "TEMPORAL_ADDRESS="+address)
+	codecPort, err := devserver.FreePort()
+	require.NoError(t, err)
+	// msm dev encrypts payloads with a key it makes under its state: msm
+	// status reads them with it.
+	env := append(os.Environ(), "MSM_MANAGER="+manager, "TEMPORAL_ADDRESS="+address,
+		"MSM_CODEC_KEY_FILE="+filepath.Join(dir, ".msm", "keys", "codec"))
 	status := func() (workflows.Status, error) {
 		var st workflows.Status
 		cmd := exec.Command(bins.msm, "status", "-o", "json")
@@ -79,7 +84,7 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	}
 	start := func() *devRun {
 		cmd := exec.Command(bins.msm, "dev", "--catalog", filepath.Join(root, "examples", "catalog.yaml"),
-			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"))
+			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec-listen", "127.0.0.1:"+strconv.Itoa(codecPort))
 		cmd.Dir, cmd.Env = dir, env
 		r := &devRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 		cmd.Stdout, cmd.Stderr = r.out, r.out

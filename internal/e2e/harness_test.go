@@ -9,11 +9,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +130,8 @@ type spec struct {
 	serverSlots []int
 	// drain is a service's drain period (catalog `drain`), by name.
 	drain map[string]string
+	// env is every service's catalog env.
+	env map[string]string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -214,6 +218,12 @@ func (c *cluster) catalogYAML(s spec) string {
 		}
 		if d := s.drain[name]; d != "" {
 			fmt.Fprintf(&b, "    drain: %s\n", d)
+		}
+		if len(s.env) > 0 {
+			b.WriteString("    env:\n")
+			for _, k := range slices.Sorted(maps.Keys(s.env)) {
+				fmt.Fprintf(&b, "      %s: %q\n", k, s.env[k])
+			}
 		}
 	}
 	return clustertest.Standalone(manager, servers, b.String())

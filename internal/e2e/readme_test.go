@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/msm-project/msm/internal/devserver"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -42,6 +44,16 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 	require.Len(t, cmds, len(want), "README recipes: %q", cmds)
 
 	c := newCluster(t, standard)
+	// Payloads encrypted, as make dev runs, and the recipes read through
+	// the codec server.
+	keys := filepath.Join(c.dir, "keys", "codec")
+	_, err = c.msm("keys", "new", keys)
+	require.NoError(t, err)
+	port, err := devserver.FreePort()
+	require.NoError(t, err)
+	codecAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	c.h.Env = append(c.h.Env, "MSM_CODEC_KEY_FILE="+keys)
+	c.start("codec", "codec-server", "--listen", codecAddr)
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
 	c.start("worker", "worker", "--catalog", c.catalog)
@@ -55,7 +67,7 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 		line = strings.ReplaceAll(line, `"local-1"`, `"s1"`)
 		line = bins.temporal + strings.TrimPrefix(line, "bin/temporal")
 		cmd := exec.Command("sh", "-c", line)
-		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address())
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "TEMPORAL_CODEC_ENDPOINT=http://"+codecAddr)
 		before := c.historyLength(workflows.ManagerID(c.manager))
 		out, err := cmd.CombinedOutput()
 		if !want[i].ok {
@@ -71,6 +83,15 @@ func TestReadmeTemporalRecipes(t *testing.T) {
 			assert.Contains(t, string(out), s, cmds[i])
 		}
 	}
+	// Without the codec server the same history is ciphertext.
+	show := bins.temporal + strings.TrimPrefix(cmds[len(cmds)-1], "bin/temporal")
+	show = strings.ReplaceAll(show, "msm/local", "msm/"+c.manager)
+	raw := exec.Command("sh", "-c", show)
+	raw.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+c.srv.Address(), "TEMPORAL_CODEC_ENDPOINT=")
+	out, err := raw.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.NotContains(t, string(out), `"loaded":`)
+	assert.Contains(t, string(out), "ResultEncoding  binary/encrypted")
 	// After extend 2 and scale 1, web runs one instance.
 	st := c.waitFor("web scaled to 1 by the recipes", 60*time.Second, func(st workflows.Status) bool {
 		return converged(1)(st) && st.Services[0].Desired == 1

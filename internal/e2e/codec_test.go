@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/workflows"
+)
+
+// TestPayloadsAreEncrypted (issue 14, acceptance 3): with the codec on in
+// every process, the raw histories of the Manager and of an Extend, read
+// without the codec, hold none of the catalog's env values (nor their
+// base64), while the temporal CLI through msm codec-server shows them, and
+// the MicroService got them.
+func TestPayloadsAreEncrypted(t *testing.T) {
+	secret := fmt.Sprintf("hush-%d-value", rand.IntN(1e9))
+	c := newCluster(t, spec{servers: 1, slots: 4, services: map[string]int{"web": 1}, order: []string{"web"},
+		env: map[string]string{"SECRET_TOKEN": secret}})
+	keys := filepath.Join(c.dir, "keys", "codec")
+	_, err := c.msm("keys", "new", keys)
+	require.NoError(t, err)
+	port, err := devserver.FreePort()
+	require.NoError(t, err)
+	codecURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// Every msm process, msm status included, has the keys.
+	c.h.Env = append(c.h.Env, "MSM_CODEC_KEY_FILE="+keys)
+	c.start("codec", "codec-server", "--listen", strings.TrimPrefix(codecURL, "http://"))
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("web healthy", 60*time.Second, converged(0))
+	_, err = c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	st := c.waitFor("web extended", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && st.Services[0].Ready == 2
+	})
+
+	require.Len(t, st.Containers, 2)
+	// The MicroServices got the value.
+	env := serviceEnvs(t, c)
+	require.Len(t, env, 2)
+	for _, e := range env {
+		assert.Contains(t, e, "SECRET_TOKEN="+secret)
+	}
+
+	// Raw: the Manager's and the Extend's histories, without the codec.
+	id := workflows.ManagerID(c.manager)
+	for _, wf := range []string{id, id + "/extend/web/2"} {
+		raw := historyOf(t, c, wf, "")
+		assert.Contains(t, raw, "binary/encrypted", wf)
+		for _, form := range []string{secret, "SECRET_TOKEN"} {
+			assert.NotContains(t, raw, form, "%s holds %q in the clear", wf, form)
+		}
+	}
+
+	// Through the codec server, the temporal CLI reads them.
+	assert.Contains(t, historyOf(t, c, id+"/extend/web/2", codecURL), "SECRET_TOKEN\":\""+secret, "the Extend's input, decoded")
+}
+
+// historyOf is a workflow's history as the temporal CLI prints it in
+// JSON, through the codec server at codecURL ("" reads it raw), followed
+// by every base64 value in it decoded (payload data and metadata are
+// base64 there).
+func historyOf(t *testing.T, c *cluster, id, codecURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.temporal, "workflow", "show", "--workflow-id", id, "--output", "json", "--address", c.srv.Address())
+	cmd.Env = append(os.Environ(), "TEMPORAL_CODEC_ENDPOINT="+codecURL)
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s", out)
+	var doc any
+	require.NoError(t, json.Unmarshal(out, &doc))
+	var b strings.Builder
+	b.Write(out)
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case string:
+			if d, err := base64.StdEncoding.DecodeString(v); err == nil {
+				b.WriteByte('\n')
+				b.Write(d)
+			}
+		}
+	}
+	walk(doc)
+	return b.String()
+}
+
+// serviceEnvs reads the environment of each MicroService of the cluster.
+func serviceEnvs(t *testing.T, c *cluster) []string {
+	t.Helper()
+	var out []string
+	for _, p := range c.hostProcs() {
+		if p.agent {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.pid))
+		require.NoError(t, err)
+		out = append(out, strings.ReplaceAll(string(b), "\x00", "\n"))
+	}
+	return out
+}
