@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
@@ -24,16 +24,11 @@ func cpuTicks(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	f, err := proc.StatFields(b)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %v", pid, err)
 	}
-	f := strings.Fields(s[i+1:])
 	// f[0] is field 3; utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {

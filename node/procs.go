@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	procfs "github.com/msm-project/msm/internal/proc"
 )
 
 // stat returns the fields of /proc/<pid>/stat from field 3 (state) on, so
@@ -16,16 +17,9 @@ func stat(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The command name (field 2) may hold spaces; the fields after it start
-	// after its closing parenthesis.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return nil, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	f, err := procfs.StatFields(b)
+	if err != nil {
+		return nil, fmt.Errorf("unexpected /proc/%d/stat: %v", pid, err)
 	}
 	if f[0] == "Z" || f[0] == "X" {
 		return nil, fmt.Errorf("process %d has exited", pid)

@@ -27,6 +27,14 @@ const (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// A fuzzing run (and each of its workers, which run TestMain too) needs
+	// no database: the fuzz targets are pure.
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		os.Exit(m.Run())
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
 	var err error
 	start := time.Now()
 	server, err = pgtest.Start()

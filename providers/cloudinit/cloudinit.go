@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/msm-project/msm/catalog"
 )
@@ -38,6 +40,13 @@ func Node(boot catalog.NodeBoot, server, manager string) (string, error) {
 	for _, a := range argv {
 		if a == "" || strings.ContainsAny(a, "\x00\n") {
 			return "", fmt.Errorf("the node command %q has an empty or multi-line argument; check manager.node", argv)
+		}
+		// JSON would write invalid UTF-8 as U+FFFD (the server would run
+		// another argument than the one asked for), and leaves DEL and the
+		// C1 controls as they are, which YAML refuses (the server would not
+		// start its node at all).
+		if !utf8.ValidString(a) || strings.IndexFunc(a, unicode.IsControl) >= 0 {
+			return "", fmt.Errorf("the node command %q has an argument that is not UTF-8 or holds a control character; check manager.node", argv)
 		}
 	}
 	// JSON strings are YAML flow scalars: the list quotes every argument.
