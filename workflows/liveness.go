@@ -190,7 +190,21 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 	if !s.NodeSeen {
 		why = fmt.Sprintf("server %s lost: its node agent never came up within %s", server, max(window, nodeWaitTimeout))
 	}
+	// The services whose new instances were starting or loading there: a
+	// service that takes its servers down as it starts must back off like
+	// one that crashes, or it takes down the next server at once.
+	var starting []string
+	for _, c := range m.st.Inventory.OnServer(server) {
+		if c.Service != "" && (c.State == fleet.Starting || (c.State == fleet.Loaded && !c.Healthy)) && !slices.Contains(starting, c.Service) {
+			starting = append(starting, c.Service)
+		}
+	}
 	lost := m.st.Inventory.Lose(server, why)
+	if len(starting) > 0 && workflow.GetVersion(ctx, lostBackoffChange, workflow.DefaultVersion, 1) == 1 {
+		for _, svc := range starting {
+			m.failed(ctx, svc, "lost:"+server, fmt.Sprintf("%s while an instance of %s was starting there", why, svc))
+		}
+	}
 	var ids []string
 	for _, c := range lost {
 		ids = append(ids, c.ID)
@@ -207,6 +221,10 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 		})
 	}
 }
+
+// lostBackoffChange gates counting a server lost while a service's
+// instance starts there as that service's failure.
+const lostBackoffChange = "lost-server-backoff"
 
 // fence waits until a lost server's node answers, has it stop every
 // container the Manager gave up on (and any it never knew), and takes the

@@ -139,7 +139,35 @@ func (s *ManagerSuite) TestServerLostDuringAnOperationEndsItsStepsThere() {
 	s.Equal(string(fleet.Failed), c2.State)
 	s.Equal(20001, c2.Port, "it keeps its lease until s1 is fenced")
 	s.Contains(eventMessages(st.Events), "container m1-c2 on s1 failed to load web: server s1 lost while the step ran")
-	s.Empty(st.Services[0].LastError, "a lost server is no failure of the service: no back-off")
+	s.Empty(st.Services[0].LastError, "the loss counted as web's failure (m1-c2 was loading there), and its recovery on s2 loaded: no back-off left")
+}
+
+// TestServersLostWhileAServiceStartsBackItOff: a service whose instances
+// take their servers down as they start (here web's loads hang, and each
+// server it starts on is lost) counts each loss as a failure of its own,
+// so it backs off like a service that crashes instead of taking down the
+// next server at once.
+func (s *ManagerSuite) TestServersLostWhileAServiceStartsBackItOff() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.MatchedBy(func(in workflows.LoadServiceInput) bool {
+		return in.Container != "m1-c1" && in.Service.Name == "web"
+	})).After(time.Hour).Return(workflows.LoadServiceResult{Healthy: true}, nil).Maybe()
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).Return(s.fake.LoadService).Maybe()
+	s.fake.loseServer(s.env, "s1", 10*time.Second, time.Hour, nil)
+	s.fake.loseServer(s.env, "s2", 10*time.Second, time.Hour, nil)
+	s.snapshot(40*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	web := s.tmService(st, "web")
+	s.Equal(2, web.Failures, "one failure per server lost while web started there: %v", eventMessages(st.Events))
+	s.Contains(web.LastError, "server s2 lost: its node agent was unheard for 5s while an instance of web was starting there")
+	s.Require().NotNil(web.RetryAt, "web backs off")
+	api := s.tmService(st, "api")
+	s.Zero(api.Failures, "api was loaded on s1, not starting: its loss is no failure of api")
 }
 
 // TestPlacementPastItsTimeoutIsFailedAndReplaced: an operation that outlives
