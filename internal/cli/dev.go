@@ -30,6 +30,7 @@ func (e *env) dev(args []string) error {
 	uiPort := fs.Int("ui-port", 8233, "Web UI `port` of the dev server msm starts")
 	state := fs.String("state", ".msm", "`dir` for the dev server's database, node state and logs")
 	codecAddr := fs.String("codec-listen", "127.0.0.1:8234", "`host:port` of the codec server msm dev runs for the Web UI and the temporal CLI")
+	encrypt := fs.Bool("codec", true, "encrypt payloads (with --codec-key-file, else a key made under --state) and run the codec server; false leaves them in plain JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -57,32 +58,37 @@ func (e *env) dev(args []string) error {
 	}
 	// Payloads are encrypted too, with a key made once beside the ring,
 	// and a codec server lets the Web UI and the temporal CLI read them.
-	if c.CodecKeyFile == "" {
-		c.CodecKeyFile = filepath.Join(*state, "keys", "codec")
-	}
-	if _, err := os.Stat(c.CodecKeyFile); errors.Is(err, os.ErrNotExist) {
-		if err := trust.WriteKeys(c.CodecKeyFile, trust.Generate("dev1")); err != nil {
-			return err
-		}
-	}
-	cdc, err := codec.Load(c.CodecKeyFile)
-	if err != nil {
-		return fmt.Errorf("--codec-key-file: %w", err)
-	}
 	log := e.logger(&c)
 	ctx, stop := interrupted()
 	defer stop()
-	codecLn, err := net.Listen("tcp", *codecAddr)
-	if err != nil {
-		return fmt.Errorf("the codec server's address %s, %w (choose another with --codec-listen)", *codecAddr, err)
-	}
-	codecURL := "http://" + codecLn.Addr().String()
-	go func() {
-		origins := []string{fmt.Sprintf("http://localhost:%d", *uiPort), fmt.Sprintf("http://127.0.0.1:%d", *uiPort)}
-		if err := serveCodec(ctx, codecLn, codecHandler(cdc, origins, "")); err != nil {
-			log.Error("codec server", "error", err)
+	codecURL := ""
+	if !*encrypt {
+		c.CodecKeyFile = ""
+	} else {
+		if c.CodecKeyFile == "" {
+			c.CodecKeyFile = filepath.Join(*state, "keys", "codec")
 		}
-	}()
+		if _, err := os.Stat(c.CodecKeyFile); errors.Is(err, os.ErrNotExist) {
+			if err := trust.WriteKeys(c.CodecKeyFile, trust.Generate("dev1")); err != nil {
+				return err
+			}
+		}
+		cdc, err := codec.Load(c.CodecKeyFile)
+		if err != nil {
+			return fmt.Errorf("--codec-key-file: %w", err)
+		}
+		codecLn, err := net.Listen("tcp", *codecAddr)
+		if err != nil {
+			return fmt.Errorf("the codec server's address %s, %w (choose another with --codec-listen)", *codecAddr, err)
+		}
+		codecURL = "http://" + codecLn.Addr().String()
+		go func() {
+			origins := []string{fmt.Sprintf("http://localhost:%d", *uiPort), fmt.Sprintf("http://127.0.0.1:%d", *uiPort)}
+			if err := serveCodec(ctx, codecLn, codecHandler(cdc, origins, "")); err != nil {
+				log.Error("codec server", "error", err)
+			}
+		}()
+	}
 
 	if devserver.Answers(ctx, c.Address) {
 		fmt.Fprintf(e.stdout, "Using the Temporal server already answering at %s\n", c.Address)
@@ -100,7 +106,7 @@ func (e *env) dev(args []string) error {
 		srv, err := devserver.Start(sctx, devserver.Options{
 			Binary: bin, Address: c.Address, UIPort: *uiPort, Namespace: c.Namespace,
 			DBFile: filepath.Join(*state, "temporal.db"), SearchAttributes: workflows.SearchAttributeTypes,
-			Output: logf, ExtraArgs: []string{"--ui-codec-endpoint", codecURL},
+			Output: logf, ExtraArgs: uiCodec(codecURL),
 		})
 		cancel()
 		if err != nil {
@@ -112,7 +118,9 @@ func (e *env) dev(args []string) error {
 		}()
 		fmt.Fprintf(e.stdout, "Temporal dev server on %s (state in %s), Web UI at %s\n",
 			srv.Address(), filepath.Join(*state, "temporal.db"), srv.UIURL())
-		fmt.Fprintf(e.stdout, "Payloads encrypted with %s; the Web UI and `temporal ... --codec-endpoint %s` read them\n", c.CodecKeyFile, codecURL)
+		if codecURL != "" {
+			fmt.Fprintf(e.stdout, "Payloads encrypted with %s; the Web UI and `temporal ... --codec-endpoint %s` read them\n", c.CodecKeyFile, codecURL)
+		}
 	}
 	cl, err := e.dial(ctx, &c, 30*time.Second)
 	if err != nil {
@@ -269,4 +277,12 @@ func firstPort(st workflows.Status) int {
 		return 0
 	}
 	return st.Containers[i].Port
+}
+
+// uiCodec is the dev server's arguments for the Web UI's codec server.
+func uiCodec(url string) []string {
+	if url == "" {
+		return nil
+	}
+	return []string{"--ui-codec-endpoint", url}
 }
