@@ -40,6 +40,12 @@ type Config struct {
 	// Key is this container's key (trust.ContainerKey), from its node;
 	// when Valid, every report is signed with it.
 	Key trust.Key
+	// Shim is the command of the agent's own binary up to its arguments
+	// (e.g. ["/usr/local/bin/msm-agent"] or ["/usr/local/bin/msm", "agent"]):
+	// the MicroService is started through `Shim... exec-confined`, which
+	// confines it (ExecConfinedMain). Without it the service runs as the
+	// agent's user, unbounded.
+	Shim []string
 }
 
 // Agent is a running container agent.
@@ -80,6 +86,9 @@ type loaded struct {
 	out     *tail
 	// stopMonitor ends the load monitor of this MicroService.
 	stopMonitor context.CancelFunc
+	// uid is the user it runs as, when it has one of its own (0: the
+	// agent's).
+	uid uint32
 }
 
 // New checks cfg.
@@ -174,7 +183,11 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("server %s: %v", in.Server, err), agentapi.ErrPortInUse, err)
 	}
-	cmd := exec.Command(name, args...)
+	cmd, uid, err := a.confinedCommand(name, args, in.Service.Limits)
+	if err != nil {
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
+	}
 	cmd.Env = append(serviceEnv(os.Environ()), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
 	cmd.Env = append(cmd.Env, env...)
 	out := &tail{max: 4096}
@@ -191,7 +204,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 			agentapi.ErrLoadFailed, err)
 	}
 	mctx, stopMonitor := context.WithCancel(context.Background())
-	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor}
+	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor, uid: uid}
 	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l
@@ -279,7 +292,13 @@ func (a *Agent) unload() {
 	if l != nil {
 		l.stopMonitor()
 	}
-	if l == nil || exited(l) {
+	if l == nil {
+		return
+	}
+	// What it left behind (a child in a session of its own, a fork bomb)
+	// runs as its user, and goes with it.
+	defer proc.KillUser(l.uid)
+	if exited(l) {
 		return
 	}
 	_ = l.cmd.Process.Signal(syscall.SIGTERM)

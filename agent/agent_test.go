@@ -31,8 +31,9 @@ import (
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
-// demo is the example MicroService, built once for the package.
-var demo string
+// demo is the example MicroService, built once for the package; shim is
+// msm-agent, whose exec-confined confines a service.
+var demo, shim string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "msm-agent-test-")
@@ -41,13 +42,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	demo = filepath.Join(dir, "demo")
-	build := exec.Command("go", "build", "-o", demo, "../examples/demo")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the demo service:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	shim = filepath.Join(dir, "msm-agent")
+	for _, b := range [][2]string{{demo, "../examples/demo"}, {shim, "../cmd/msm-agent"}} {
+		build := exec.Command("go", "build", "-o", b[0], b[1])
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b[1], err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
+	// Confined services run as users of their own: they must reach both.
+	_ = os.Chmod(dir, 0o755)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

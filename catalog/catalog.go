@@ -9,6 +9,7 @@ package catalog
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -241,6 +242,44 @@ type Service struct {
 	// Scaling is when the container agent reports its instance overloaded
 	// or idle, and how long the Manager waits between decisions.
 	Scaling Scaling `yaml:"scaling" json:"scaling"`
+	// Limits bound what one instance may use (see Limits).
+	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+}
+
+// Limits bound one instance of a service. Where its agent runs as root,
+// each instance runs as a user of its own (its container's), with its
+// memory and processes bounded by rlimits: RLIMIT_DATA per process for
+// memory (Go programs need at least about 128Mi) and RLIMIT_NPROC for the
+// processes and threads of that user. Zero leaves a limit off.
+type Limits struct {
+	// Memory is a size such as "256Mi", "1Gi" or "500M".
+	Memory string `yaml:"memory,omitempty" json:"memory,omitempty"`
+	// Pids bounds the processes and threads of the instance.
+	Pids int `yaml:"pids,omitempty" json:"pids,omitempty"`
+}
+
+// MemoryBytes is Memory in bytes, 0 when it is not set.
+func (l Limits) MemoryBytes() (int64, error) {
+	if l.Memory == "" {
+		return 0, nil
+	}
+	s := strings.TrimSpace(l.Memory)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"K", 1000}, {"M", 1000 * 1000}, {"G", 1000 * 1000 * 1000}, {"", 1}}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n <= 0 || n > (1<<50)/u.mult {
+			return 0, fmt.Errorf("%q is not a size; write it as 256Mi, 1Gi or 500M", l.Memory)
+		}
+		return n * u.mult, nil
+	}
+	return 0, fmt.Errorf("%q is not a size; write it as 256Mi, 1Gi or 500M", l.Memory)
 }
 
 // Scaling is a service's load policy. Load is the CPU use of the service's

@@ -426,6 +426,7 @@ func (v *validator) services() {
 			v.ps.add(item+".drain", "%s is negative; set how long a removed instance keeps serving, such as \"1s\"", s.Drain)
 		}
 		v.templates(item, s)
+		v.limits(item, s.Limits)
 	}
 }
 
@@ -604,4 +605,23 @@ func plural(n int, noun string) string {
 		return fmt.Sprintf("%d %s", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// MinMemoryLimit is the least memory limit a service may set: below it
+// even a small Go program cannot reserve its heap.
+const MinMemoryLimit = 64 << 20
+
+// MaxPidsLimit bounds limits.pids.
+const MaxPidsLimit = 1 << 16
+
+// limits checks a service's limits.
+func (v *validator) limits(item string, l Limits) {
+	if n, err := l.MemoryBytes(); err != nil {
+		v.ps.add(item+".limits.memory", "%v", err)
+	} else if n > 0 && n < MinMemoryLimit {
+		v.ps.add(item+".limits.memory", "%s is below the least limit, 64Mi: a program cannot start in it (Go services need about 128Mi)", l.Memory)
+	}
+	if l.Pids < 0 || l.Pids > MaxPidsLimit {
+		v.ps.add(item+".limits.pids", "%d is not between 1 and %d; set how many processes and threads one instance may have, e.g. 64", l.Pids, MaxPidsLimit)
+	}
 }

@@ -554,3 +554,35 @@ func TestValidateIsRepeatable(t *testing.T) {
 		require.Equal(t, first, c.Validate())
 	}
 }
+
+func TestLimits(t *testing.T) {
+	for _, tc := range []struct {
+		limits Limits
+		bytes  int64
+		want   string // a problem's message part, "" for none
+	}{
+		{Limits{}, 0, ""},
+		{Limits{Memory: "256Mi", Pids: 64}, 256 << 20, ""},
+		{Limits{Memory: "1Gi"}, 1 << 30, ""},
+		{Limits{Memory: "500M"}, 500_000_000, ""},
+		{Limits{Memory: "134217728"}, 128 << 20, ""},
+		{Limits{Memory: "1Mi"}, 1 << 20, "below the least limit, 64Mi"},
+		{Limits{Memory: "lots"}, 0, `"lots" is not a size`},
+		{Limits{Memory: "-5Mi"}, 0, "is not a size"},
+		{Limits{Pids: -1}, 0, "is not between 1 and 65536"},
+		{Limits{Pids: 1 << 20}, 0, "is not between 1 and 65536"},
+	} {
+		c := validCatalog()
+		c.Services[0].Limits = tc.limits
+		ps := c.Validate()
+		if tc.want == "" {
+			assert.Empty(t, ps, "%+v", tc.limits)
+			n, err := tc.limits.MemoryBytes()
+			require.NoError(t, err)
+			assert.Equal(t, tc.bytes, n)
+			continue
+		}
+		require.Len(t, ps, 1, "%+v", tc.limits)
+		assert.Contains(t, ps[0].Message, tc.want)
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/internal/hostport"
+	procfs "github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/workflows"
@@ -274,6 +275,11 @@ func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInpu
 	}
 	n.unwatch(in.Container)
 	stopGroup(r.PID, r.Start, stopGrace)
+	// A confined MicroService runs as its container's user: what it left
+	// outside the group (a child in a session of its own) goes too.
+	if os.Geteuid() == 0 {
+		procfs.KillUser(agentapi.ServiceUID(in.Container))
+	}
 	return n.forget(in.Container)
 }
 

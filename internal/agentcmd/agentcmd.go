@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/msm-project/msm/agent"
@@ -40,6 +41,9 @@ func Main(args []string, stderr io.Writer, getenv func(string) string) int {
 // Run parses the agent's flags, for the command name its usage shows, and
 // serves the container until SIGINT or SIGTERM.
 func Run(name string, args []string, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == agent.ExecConfined {
+		return agent.ExecConfinedMain(args[1:]) // returns only on error
+	}
 	var t clicore.Temporal
 	fs := clicore.Flags(name, stderr, getenv, &t)
 	container := fs.String("container", getenv("MSM_CONTAINER"), "container `ID` (MSM_CONTAINER)")
@@ -87,7 +91,11 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 		return err
 	}
 	defer cl.Close()
-	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey})
+	shim, err := shimOf(name)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey, Shim: shim})
 	if err != nil {
 		return err
 	}
@@ -116,4 +124,15 @@ func readKeys(fd string) (trust.Key, []trust.Key, error) {
 		return trust.Key{}, nil, fmt.Errorf("the agent's keys on fd %d, %w", n, err)
 	}
 	return ck, codecKeys, nil
+}
+
+// shimOf is how this binary is run as the agent named name ("msm-agent",
+// or "msm agent"): the confining shim is this binary with the same words.
+func shimOf(name string) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding the agent's binary, %w", err)
+	}
+	words := strings.Fields(name)
+	return append([]string{self}, words[1:]...), nil
 }

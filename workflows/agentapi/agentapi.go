@@ -7,6 +7,7 @@ package agentapi
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,32 @@ const (
 // variable or a file would stay readable to the MicroService the agent
 // starts.
 const KeyFDEnv = "MSM_AGENT_KEY_FD"
+
+// ServiceUIDBase is the first of the users MicroServices run as when
+// their agent runs as root: container <manager>-c<n> runs as
+// ServiceUIDBase + n mod ServiceUIDs, a user of its own, so that nothing
+// it does reaches its agent, its node or another container (and every
+// process it leaves is found by its user).
+const (
+	ServiceUIDBase = 200000
+	ServiceUIDs    = 100000
+)
+
+// ServiceUID is the user a container's MicroService runs as.
+func ServiceUID(container string) uint32 {
+	n, err := -1, error(nil)
+	if i := strings.LastIndex(container, "-c"); i >= 0 {
+		n, err = strconv.Atoi(container[i+2:])
+	}
+	if err != nil || n < 0 {
+		h := uint32(2166136261) // FNV-1a of an ID not of the usual form
+		for j := 0; j < len(container); j++ {
+			h = (h ^ uint32(container[j])) * 16777619
+		}
+		n = int(h % ServiceUIDs)
+	}
+	return ServiceUIDBase + uint32(n%ServiceUIDs)
+}
 
 // KeyLines is what a node writes on that pipe: "container <key>" (when
 // reports are authenticated) and "codec <key>" for each codec key, the
