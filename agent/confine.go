@@ -107,6 +107,9 @@ func ExecConfinedMain(args []string) error {
 		if os.Getppid() == 1 {
 			return fmt.Errorf("%s: the agent is gone", ExecConfined)
 		}
+		if err := syscall.Access(prog, 1); err != nil { // X_OK, as that user
+			return fmt.Errorf("the service's program %s cannot be run by its container's user %d (%v): make it, and every directory above it, readable and searchable by others (chmod o+rx), or run the node as a user other than root", prog, uid, err)
+		}
 	}
 	return syscall.Exec(prog, args[1:], os.Environ())
 }

@@ -57,6 +57,10 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
 	dir := t.TempDir()
+	// The MicroServices run as users of their own (msm dev runs as root
+	// here): bin/demo is found from this directory, which they must enter.
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
 	// The example catalog runs bin/demo from the working directory.
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
 	require.NoError(t, os.Symlink(bins.demo, filepath.Join(dir, "bin", "demo")))

@@ -76,6 +76,25 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
+	// Nodes run as root here, so each MicroService runs as a user of its
+	// own, who must be able to run the demo: a copy in a directory anyone
+	// may enter (the checkout may be in one only its owner may).
+	shared, err := os.MkdirTemp("", "msm-e2e-demo")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(shared)
+	if err := os.Chmod(shared, 0o755); err != nil {
+		panic(err)
+	}
+	b, err := os.ReadFile(bins.demo)
+	if err != nil {
+		panic(err)
+	}
+	bins.demo = filepath.Join(shared, "demo")
+	if err := os.WriteFile(bins.demo, b, 0o755); err != nil {
+		panic(err)
+	}
 	return m.Run()
 }
 
