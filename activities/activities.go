@@ -63,7 +63,11 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 		return workflows.LaunchServerResult{}, err
 	}
 	defer heartbeat(ctx, launchBeat)()
-	s, err := p.Create(ctx, in.Key, providers.Spec{Owner: in.Manager, Name: in.Server.ID})
+	spec := providers.Spec{Owner: in.Manager, Name: in.Server.ID}
+	if a.Ring != nil {
+		spec.JoinToken = trust.ServerKey(a.Ring.Current(), in.Manager, in.Server.ID).Encode()
+	}
+	s, err := p.Create(ctx, in.Key, spec)
 	if err != nil {
 		if providers.IsNoCapacity(err) {
 			return workflows.LaunchServerResult{}, temporal.NewNonRetryableApplicationError(

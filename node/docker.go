@@ -132,8 +132,8 @@ func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainer
 			Entrypoint: n.cfg.AgentCommand[:1],
 			Cmd: append(slices.Clone(n.cfg.AgentCommand[1:]),
 				"--container", in.Container, "--server", in.Server, "--manager", in.Manager),
-			Env: append(append([]string{}, n.cfg.AgentEnv...),
-				"MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager),
+			Env: append(append(append([]string{}, n.cfg.AgentEnv...),
+				"MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager), n.agentKeyEnv(in.Container)...),
 		},
 		Host: container.HostConfig{
 			NetworkMode: container.NetworkMode(n.cfg.Network),
@@ -353,4 +353,15 @@ func (n *Docker) failed(ctx context.Context, c signaler, dockerID, container, re
 		delete(n.reported, container) // the sweep tries again
 		n.mu.Unlock()
 	}
+}
+
+// agentKeyEnv hands an agent container its container's key in its
+// environment (agentapi.KeyEnv): there is no pipe into another container.
+// Its MicroService runs as a user of its own and cannot read its agent's
+// environment.
+func (n *Docker) agentKeyEnv(container string) []string {
+	if !n.cfg.Key.Valid() {
+		return nil
+	}
+	return []string{agentapi.KeyEnv + "=" + agentapi.KeyLines(trust.ContainerKey(n.cfg.Key, container), nil)}
 }

@@ -27,6 +27,10 @@ type Provider interface {
 type Spec struct {
 	Owner string // the Manager's name, tagged on the server
 	Name  string // the server name the Manager will use
+	// JoinToken is the key of the server's node (trust.Key.Encode of
+	// trust.ServerKey), "" when reports are not authenticated. A kind
+	// hands it to the node where nothing the server runs can read it.
+	JoinToken string
 }
 
 // Server is a server as its provider sees it.

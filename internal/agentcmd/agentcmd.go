@@ -61,6 +61,12 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	if lines := getenv(agentapi.KeyEnv); lines != "" && !ckey.Valid() && len(codecKeys) == 0 {
+		if ckey, codecKeys, err = agentapi.ParseKeyLines(lines); err != nil {
+			return fmt.Errorf("%s: %w", agentapi.KeyEnv, err)
+		}
+		os.Unsetenv(agentapi.KeyEnv)
+	}
 	if t.CodecKeyFile != "" && len(codecKeys) == 0 {
 		if codecKeys, err = trust.ReadKeys(t.CodecKeyFile); err != nil {
 			return fmt.Errorf("--codec-key-file: %w", err)

@@ -33,6 +33,15 @@ func (e *env) node(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The docker kind hands its node containers their token in the
+	// environment; it leaves it at once, so nothing this node starts
+	// inherits it.
+	if t := e.getenv(docker.JoinTokenEnv); t != "" && !key.Valid() {
+		if key, err = trust.ParseKey(t); err != nil {
+			return fmt.Errorf("%s: %w", docker.JoinTokenEnv, err)
+		}
+		os.Unsetenv(docker.JoinTokenEnv)
+	}
 	skipBinaryChecksum()
 	ctx, stop := interrupted()
 	defer stop()

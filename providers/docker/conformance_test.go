@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/testimage"
+	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/providers/providertest"
@@ -97,4 +99,38 @@ func TestCheckNamesTheSettingToFix(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+// TestJoinTokenReachesTheNode: the node container the provider starts gets
+// the server's join token in its environment (the node removes it from
+// its own at once; its agents' containers never get it).
+func TestJoinTokenReachesTheNode(t *testing.T) {
+	img, err := testimage.Build()
+	require.NoError(t, err)
+	eng, err := docker.Dial("", catalog.EngineTLS{})
+	require.NoError(t, err)
+	const owner = "owner-jt"
+	clean := func() {
+		left, _ := docker.Owned(context.Background(), eng, map[string]string{docker.LabelOwner: owner})
+		for _, c := range left {
+			_ = docker.Remove(context.Background(), eng, c.ID)
+		}
+		_ = docker.RemoveNetworkIfUnused(context.Background(), eng, "msm-"+owner, owner)
+	}
+	clean()
+	t.Cleanup(clean)
+	m := catalog.Manager{
+		Kind:    catalog.KindDocker,
+		Servers: []catalog.Server{{Name: "eng-a", Address: "127.0.0.1", Slots: 2, Ports: catalog.PortRange{First: 21920, Last: 21929}}},
+		Node:    catalog.NodeBoot{Temporal: "host.docker.internal:1", Namespace: "default", MSM: catalog.DefaultMSM},
+		Docker:  catalog.Docker{Image: img, Socket: catalog.DefaultDockerSocket},
+	}
+	token := trust.ServerKey(trust.Generate("k1"), owner, "eng-a").Encode()
+	_, err = docker.New(m, owner).Create(context.Background(), owner+"/eng-a", providers.Spec{Owner: owner, Name: "eng-a", JoinToken: token})
+	require.NoError(t, err)
+	out, err := exec.Command("docker", "inspect", "--format", "{{json .Config.Env}}", docker.NodeName(owner, "eng-a")).Output()
+	require.NoError(t, err)
+	var env []string
+	require.NoError(t, json.Unmarshal(out, &env))
+	require.Contains(t, env, docker.JoinTokenEnv+"="+token)
 }

@@ -123,6 +123,7 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 			Image:      p.cfg.Docker.Image,
 			Entrypoint: []string{p.cfg.Node.MSM},
 			Cmd:        NodeArgs(p.cfg, spec.Name, spec.Owner),
+			Env:        joinTokenEnv(spec.JoinToken),
 		},
 		Host: container.HostConfig{
 			Binds:         []string{p.cfg.Docker.Socket + ":/var/run/docker.sock"},
@@ -207,4 +208,16 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		}
 	}
 	return RemoveNetworkIfUnused(ctx, c, Network(p.cfg, p.manager), p.manager)
+}
+
+// JoinTokenEnv names the environment variable a node container gets its
+// join token in: the node reads it and removes it from its environment;
+// the agents' containers, where the MicroServices run, never get it.
+const JoinTokenEnv = "MSM_JOIN_TOKEN"
+
+func joinTokenEnv(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{JoinTokenEnv + "=" + token}
 }

@@ -36,6 +36,11 @@ const (
 // starts.
 const KeyFDEnv = "MSM_AGENT_KEY_FD"
 
+// KeyEnv holds the same lines as the pipe, where a node cannot hand its
+// agent a pipe (the docker kind's agents run in containers of their own);
+// the agent removes it from its environment at once.
+const KeyEnv = "MSM_AGENT_KEYS"
+
 // ServiceUIDBase is the first of the users MicroServices run as when
 // their agent runs as root: container <manager>-c<n> runs as
 // ServiceUIDBase + n mod ServiceUIDs, a user of its own, so that nothing
