@@ -183,7 +183,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("server %s: %v", in.Server, err), agentapi.ErrPortInUse, err)
 	}
-	cmd, uid, err := a.confinedCommand(name, args, in.Service.Limits)
+	cmd, uid, err := a.confinedCommand(name, args, in.Service.Limits.Of())
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)

@@ -29,7 +29,7 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 	}
 	uid := uint32(0)
 	if os.Geteuid() == 0 {
-		uid = agentapi.ServiceUID(a.cfg.Container)
+		uid = agentapi.ServiceUID(a.cfg.Manager, a.cfg.Container)
 	}
 	if len(a.cfg.Shim) == 0 || (uid == 0 && memory == 0 && limits.Pids == 0) {
 		return exec.Command(name, args...), 0, nil
@@ -89,6 +89,7 @@ func ExecConfinedMain(args []string) error {
 			return fmt.Errorf("%s: limiting processes, %w", ExecConfined, err)
 		}
 	}
+	parent := os.Getppid()
 	if uid != 0 {
 		if err := syscall.Setgroups(nil); err != nil {
 			return fmt.Errorf("%s: dropping groups, %w", ExecConfined, err)
@@ -104,7 +105,7 @@ func ExecConfinedMain(args []string) error {
 		if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); e != 0 {
 			return fmt.Errorf("%s: parent-death signal, %v", ExecConfined, e)
 		}
-		if os.Getppid() == 1 {
+		if os.Getppid() != parent {
 			return fmt.Errorf("%s: the agent is gone", ExecConfined)
 		}
 		if err := syscall.Access(prog, 1); err != nil { // X_OK, as that user

@@ -60,7 +60,7 @@ func userProcs(t *testing.T, uid uint32) []string {
 func shService(name, script string, limits catalog.Limits) catalog.Service {
 	return catalog.Service{Name: name, Command: "/bin/sh",
 		Args:   []string{"-c", script + "\nexec " + demo + " --port={{.Port}} --name={{.Service}}"},
-		Health: catalog.HealthCheck{Path: "/healthz", Timeout: time.Second}, Limits: limits}
+		Health: catalog.HealthCheck{Path: "/healthz", Timeout: time.Second}, Limits: &limits}
 }
 
 // TestConfinedServiceRunsAsItsOwnUser (issue 14, acceptances 1 and 4):
@@ -70,8 +70,8 @@ func shService(name, script string, limits catalog.Limits) catalog.Service {
 func TestConfinedServiceRunsAsItsOwnUser(t *testing.T) {
 	const id = "m-c7"
 	a := confinedAgent(t, id)
-	uid := agentapi.ServiceUID(id)
-	require.Equal(t, uint32(200007), uid)
+	uid := agentapi.ServiceUID("m", id)
+	require.GreaterOrEqual(t, uid, uint32(agentapi.ServiceUIDBase))
 	require.Empty(t, userProcs(t, uid), "a process of that user from elsewhere")
 	// Not t.TempDir: its parent is readable by this user only.
 	dir, err := os.MkdirTemp("", "msm-confined-")
@@ -89,7 +89,7 @@ setsid sleep 1000 < /dev/null > /dev/null 2>&1 &`, dir)
 	require.NoError(t, err)
 	got, err := os.ReadFile(filepath.Join(dir, "uid"))
 	require.NoError(t, err)
-	assert.Equal(t, "200007", strings.TrimSpace(string(got)))
+	assert.Equal(t, strconv.FormatUint(uint64(uid), 10), strings.TrimSpace(string(got)))
 	_, err = os.Stat(filepath.Join(dir, "refused"))
 	assert.NoError(t, err, "the service read its agent's environment")
 	env, _ := os.ReadFile(filepath.Join(dir, "environ"))
@@ -117,7 +117,7 @@ func TestConfinedServiceLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const id = "m-c8"
 			a := confinedAgent(t, id)
-			uid := agentapi.ServiceUID(id)
+			uid := agentapi.ServiceUID("m", id)
 			in := agentapi.LoadServiceInput{Container: id, Server: "s1", Address: "127.0.0.1", Port: freePort(t),
 				Service: shService(uniqueName("limited"), tc.script, tc.limits)}
 			_, err := load(t, a, in, nil)

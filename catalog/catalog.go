@@ -242,8 +242,12 @@ type Service struct {
 	// Scaling is when the container agent reports its instance overloaded
 	// or idle, and how long the Manager waits between decisions.
 	Scaling Scaling `yaml:"scaling" json:"scaling"`
-	// Limits bound what one instance may use (see Limits).
-	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// Limits bound what one instance may use (see Limits); nil, none. A
+	// pointer, so that a catalog without it encodes as before: the
+	// Manager checks a catalog's tag over its JSON (workflows.CatalogSignal),
+	// on replay too. A field added to the catalog must be left out of its
+	// JSON when unset, for the same reason.
+	Limits *Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
 }
 
 // Limits bound one instance of a service. Where its agent runs as root,
@@ -256,6 +260,14 @@ type Limits struct {
 	Memory string `yaml:"memory,omitempty" json:"memory,omitempty"`
 	// Pids bounds the processes and threads of the instance.
 	Pids int `yaml:"pids,omitempty" json:"pids,omitempty"`
+}
+
+// Of returns the limits l points at, none when nil.
+func (l *Limits) Of() Limits {
+	if l == nil {
+		return Limits{}
+	}
+	return *l
 }
 
 // MemoryBytes is Memory in bytes, 0 when it is not set.

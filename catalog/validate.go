@@ -426,7 +426,7 @@ func (v *validator) services() {
 			v.ps.add(item+".drain", "%s is negative; set how long a removed instance keeps serving, such as \"1s\"", s.Drain)
 		}
 		v.templates(item, s)
-		v.limits(item, s.Limits)
+		v.limits(item, s.Limits.Of())
 	}
 }
 

@@ -573,7 +573,7 @@ func TestLimits(t *testing.T) {
 		{Limits{Pids: 1 << 20}, 0, "is not between 1 and 65536"},
 	} {
 		c := validCatalog()
-		c.Services[0].Limits = tc.limits
+		c.Services[0].Limits = &tc.limits
 		ps := c.Validate()
 		if tc.want == "" {
 			assert.Empty(t, ps, "%+v", tc.limits)

@@ -278,7 +278,7 @@ func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInpu
 	// A confined MicroService runs as its container's user: what it left
 	// outside the group (a child in a session of its own) goes too.
 	if os.Geteuid() == 0 {
-		procfs.KillUser(agentapi.ServiceUID(in.Container))
+		procfs.KillUser(agentapi.ServiceUID(n.cfg.Manager, in.Container))
 	}
 	return n.forget(in.Container)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,4 +121,76 @@ func serviceEnvs(t *testing.T, c *cluster) []string {
 		out = append(out, strings.ReplaceAll(string(b), "\x00", "\n"))
 	}
 	return out
+}
+
+// TestWebUIShowsDecodedPayloads (issue 14, acceptance 3): the Temporal Web
+// UI of a dev server started with msm codec-server as its codec endpoint,
+// opened in headless Chromium on an Extend, shows the Extend's input
+// decoded, the catalog's env value in it; a screenshot is kept with the
+// test's logs. Skipped where no Chromium is installed (.ci/run installs
+// it).
+func TestWebUIShowsDecodedPayloads(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("no chromium: apt-get install chromium (.ci/run does)")
+	}
+	secret := fmt.Sprintf("hush-%d-ui", rand.IntN(1e9))
+	sp := spec{servers: 1, slots: 4, services: map[string]int{"web": 1}, order: []string{"web"}, env: map[string]string{"SECRET_TOKEN": secret}}
+	c := clusterOn(t, fmt.Sprintf("ui%d", rand.IntN(1e6)), "", "")
+	port, err := devserver.FreePort()
+	require.NoError(t, err)
+	uiPort, err := devserver.FreePort()
+	require.NoError(t, err)
+	codecURL := fmt.Sprintf("http://127.0.0.1:%d", port)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.h.StartServer(ctx, devserver.Options{Binary: bins.temporal, UIPort: uiPort,
+		ExtraArgs: []string{"--ui-codec-endpoint", codecURL}}))
+	c.client, c.srv, c.frontend = c.h.Client, c.h.Server, c.h.Address
+	require.NoError(t, c.h.WriteCatalog(c.catalogYAML(sp)))
+	t.Cleanup(c.close)
+
+	keys := filepath.Join(c.dir, "keys", "codec")
+	_, err = c.msm("keys", "new", keys)
+	require.NoError(t, err)
+	c.h.Env = append(c.h.Env, "MSM_CODEC_KEY_FILE="+keys)
+	c.start("codec", "codec-server", "--listen", strings.TrimPrefix(codecURL, "http://"),
+		"--cors-origins", fmt.Sprintf("http://127.0.0.1:%d,http://localhost:%d", uiPort, uiPort))
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("web healthy", 60*time.Second, converged(0))
+	_, err = c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	c.waitFor("web extended", 60*time.Second, func(st workflows.Status) bool { return converged(0)(st) && st.Services[0].Ready == 2 })
+
+	id := workflows.ManagerID(c.manager) + "/extend/web/2"
+	desc, err := c.client.DescribeWorkflowExecution(ctx, id, "")
+	require.NoError(t, err)
+	page := fmt.Sprintf("http://127.0.0.1:%d/namespaces/default/workflows/%s/%s/history", uiPort,
+		url.PathEscape(id), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+	shot := filepath.Join(c.dir, "extend-input.png")
+	browse := func(args ...string) string {
+		cctx, ccancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer ccancel()
+		cmd := exec.CommandContext(cctx, chromium, append([]string{"--headless=new", "--no-sandbox", "--disable-gpu",
+			"--disable-dev-shm-usage", "--virtual-time-budget=20000", "--window-size=1400,2400",
+			"--user-data-dir=" + filepath.Join(c.dir, "chromium")}, append(args, page)...)...)
+		out, err := cmd.Output()
+		require.NoError(t, err, "chromium %v", args)
+		return string(out)
+	}
+	var dom string
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(dom, secret) && time.Now().Before(deadline) {
+		dom = browse("--dump-dom")
+	}
+	browse("--screenshot=" + shot)
+	t.Logf("the Web UI on the Extend: %s (screenshot %s)", page, shot)
+	assert.Contains(t, dom, secret, "the Extend's input, decoded by the UI through msm codec-server")
+	assert.Contains(t, dom, "SECRET_TOKEN")
+	if os.Getenv("MSM_KEEP_SCREENSHOT") != "" {
+		b, err := os.ReadFile(shot)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(os.Getenv("MSM_KEEP_SCREENSHOT"), b, 0o644))
+	}
 }
