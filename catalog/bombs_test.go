@@ -52,6 +52,28 @@ func aliasedServices(n, m int) string {
 	return b.String()
 }
 
+// manyServers is a catalog listing n servers, one line each.
+func manyServers(n int) string {
+	var b strings.Builder
+	b.WriteString("manager:\n  servers:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "    - {name: s%d, address: h%d, slots: 1, ports: 21000-21001}\n", i, i)
+	}
+	b.WriteString("services:\n  - {name: web, command: bin/demo, replicas: {max: 1}}\n")
+	return b.String()
+}
+
+// manyServices is a catalog listing n services, one line each.
+func manyServices(n int) string {
+	var b strings.Builder
+	b.WriteString("manager:\n  servers:\n    - {name: s, address: 127.0.0.1, slots: 8, ports: 21000-21099}\n")
+	b.WriteString("services:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: w%d, command: bin/demo, replicas: {min: 0, max: 1}}\n", i)
+	}
+	return b.String()
+}
+
 // TestBombsAreRefusedCheaply: catalogs written to exhaust the memory or
 // the time of whatever parses them (msm catalog validate, the worker, the
 // Manager) are refused with the file and line of the cause, allocating
@@ -73,6 +95,11 @@ func TestBombsAreRefusedCheaply(t *testing.T) {
 		{"a range over a billion", bombCatalog(`["{{range 1000000000}}{{end}}"]`, "{max: 1}"),
 			"catalog.yaml:10: services[0].args[0]: invalid template: {{range}} is not allowed"},
 		{"a billion replicas", bombCatalog(`[]`, "{min: 1, initial: 1, max: 1000000000}"), "catalog.yaml:11: services[0].replicas"},
+		{"a file of 2 MB", bombCatalog(`["`+strings.Repeat("x", 2<<20)+`"]`, "{max: 1}"), "catalog.yaml: the catalog is 2097"},
+		{"an argument of 100 KB", bombCatalog(`["`+strings.Repeat("x", 100<<10)+`"]`, "{max: 1}"),
+			"catalog.yaml:10: services[0].args[0]: the value is 102400 bytes, more than 65536"},
+		{"11,000 servers", manyServers(11000), "catalog.yaml:2: manager.servers: the catalog lists 11000 servers, more than 10000"},
+		{"6,000 services", manyServices(6000), "catalog.yaml:4: services: the catalog lists 6000 services, more than 5000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

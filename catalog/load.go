@@ -33,6 +33,10 @@ func Load(path string) (*Catalog, error) {
 // unmarshalled, so that every problem, even a type error, can name its field
 // and line, and so that one bad value does not hide the others.
 func Parse(data []byte, filename string) (*Catalog, error) {
+	if len(data) > MaxCatalogBytes {
+		return nil, &Error{Problems: []Problem{{File: filename, Message: fmt.Sprintf(
+			"the catalog is %d bytes, more than %d (the Manager carries it in one Temporal payload of at most 2 MB); split the services among several Managers", len(data), MaxCatalogBytes)}}}
+	}
 	var c Catalog
 	d := decoder{lines: map[string]int{}}
 	if d.document(data, &c) {
@@ -65,6 +69,14 @@ type decoder struct {
 	values   int  // values decoded so far (see MaxValues)
 	tooMany  bool // the walk stopped at MaxValues
 }
+
+// MaxCatalogBytes bounds a catalog file (or the YAML its PostgreSQL rows
+// make): the Manager receives it in one signal, within Temporal's 2 MB.
+const MaxCatalogBytes = 1 << 20
+
+// MaxString bounds one string value of a catalog (a command, an argument,
+// an env value): 64 KiB is far beyond any real one.
+const MaxString = 64 << 10
 
 // MaxValues bounds the values one catalog holds once its YAML aliases are
 // expanded: a large real catalog holds tens of thousands (a thousand
@@ -224,6 +236,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 	case v.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.fail(n, path, "expected a string, got %s; write a single value", describe(n))
+			return
+		}
+		if len(n.Value) > MaxString {
+			d.fail(n, path, "the value is %d bytes, more than %d; keep commands, arguments and env values short (a file the service reads holds more)", len(n.Value), MaxString)
 			return
 		}
 		v.SetString(n.Value)

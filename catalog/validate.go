@@ -162,6 +162,10 @@ func (v *validator) servers() {
 		v.ps.add("manager.servers", "the %s kind needs at least one server; list %s under manager.servers", m.Kind, what)
 		return
 	}
+	if len(m.Servers) > MaxListedServers {
+		v.ps.add("manager.servers", "the catalog lists %d servers, more than %d (a Manager holds at most %d containers); split them among several Managers", len(m.Servers), MaxListedServers, MaxContainers)
+		return
+	}
 	seen := map[string]string{}
 	for i, s := range m.Servers {
 		item := fmt.Sprintf("manager.servers[%d]", i)
@@ -411,6 +415,10 @@ func (v *validator) services() {
 		v.ps.add("services", "the catalog has no services; list at least one MicroService under services")
 		return
 	}
+	if n := len(v.c.Services); n > MaxServices {
+		v.ps.add("services", "the catalog lists %d services, more than %d; split them among several Managers", n, MaxServices)
+		return
+	}
 	seen := map[string]string{}
 	for i, s := range v.c.Services {
 		item := fmt.Sprintf("services[%d]", i)
@@ -625,3 +633,11 @@ func (v *validator) limits(item string, l Limits) {
 		v.ps.add(item+".limits.pids", "%d is not between 1 and %d; set how many processes and threads one instance may have, e.g. 64", l.Pids, MaxPidsLimit)
 	}
 }
+
+// MaxServices and MaxListedServers bound what one catalog lists (within
+// MaxCatalogBytes, about 55 bytes a server at the least): a Manager holds
+// at most MaxContainers containers.
+const (
+	MaxServices      = 5000
+	MaxListedServers = 10000
+)
