@@ -164,10 +164,10 @@ func TestWebUIShowsDecodedPayloads(t *testing.T) {
 	c.waitFor("web extended", 60*time.Second, func(st workflows.Status) bool { return converged(0)(st) && st.Services[0].Ready == 2 })
 
 	id := workflows.ManagerID(c.manager) + "/extend/web/2"
-	desc, err := c.client.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := c.client.DescribeWorkflow(ctx, id, "")
 	require.NoError(t, err)
 	page := fmt.Sprintf("http://127.0.0.1:%d/namespaces/default/workflows/%s/%s/history", uiPort,
-		url.PathEscape(id), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+		url.PathEscape(id), desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 	shot := filepath.Join(c.dir, "extend-input.png")
 	browse := func(args ...string) string {
 		cctx, ccancel := context.WithTimeout(context.Background(), 90*time.Second)
