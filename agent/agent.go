@@ -16,9 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -351,25 +349,9 @@ func serviceURL(in agentapi.LoadServiceInput, path string) string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(in.Port)) + path
 }
 
-// serviceBasics are the variables of the agent's environment that its
-// MicroService inherits: what any program expects to find (PATH, its home
-// and user, its shell, locale and time zone, a temporary directory, the
-// terminal), the locale's LC_ variables, and the documented MSM_ names of
-// its container. Nothing else of the agent's reaches it: not its Temporal
-// settings and credentials, not a cloud's, not whatever the node was
-// started with. The catalog's env, PORT and MSM_SERVICE come on top.
-var serviceBasics = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-	"MSM_MANAGER", "MSM_CONTAINER", "MSM_SERVER"}
-
-// serviceEnv is what a MicroService inherits of env, the agent's
-// environment: its serviceBasics and LC_ variables, in env's order.
-func serviceEnv(env []string) []string {
-	out := make([]string, 0, len(serviceBasics))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(serviceBasics, name) || strings.HasPrefix(name, "LC_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+// serviceEnv is what a MicroService inherits of env, its agent's
+// environment: only its basics (agentapi.BasicEnv). Nothing else of the
+// agent's reaches it: not its Temporal settings and credentials, not a
+// cloud's, not whatever the node was started with. The catalog's env,
+// PORT and MSM_SERVICE come on top.
+func serviceEnv(env []string) []string { return agentapi.BasicEnv(env) }

@@ -43,7 +43,8 @@ type Config struct {
 	// AgentCommand starts a container agent, e.g. ["/usr/local/bin/msm-agent"]
 	// or ["/usr/local/bin/msm", "agent"] (AgentCommand chooses).
 	AgentCommand []string
-	// AgentEnv is added to each agent's environment (Temporal settings).
+	// AgentEnv is added to each agent's environment (its Temporal
+	// settings), which otherwise holds only agentapi.BasicEnv of the node's.
 	AgentEnv []string
 	Log      *slog.Logger
 	// ReportEvery is how often the node sends the Manager a usage
@@ -215,7 +216,9 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	args := append(slices.Clone(n.cfg.AgentCommand[1:]),
 		"--container", in.Container, "--server", in.Server, "--manager", in.Manager)
 	cmd := exec.Command(n.cfg.AgentCommand[0], args...)
-	cmd.Env = append(os.Environ(), n.cfg.AgentEnv...)
+	// An explicit environment: the basics and the Temporal settings, not
+	// whatever else this node was started with (a cloud's credentials).
+	cmd.Env = append(agentapi.BasicEnv(os.Environ()), n.cfg.AgentEnv...)
 	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if n.cfg.Key.Valid() || len(n.cfg.CodecKeys) > 0 {

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Fake agents: real processes that stand in for `msm agent`. The node
@@ -661,6 +662,14 @@ func TestAgentEnvironmentAndLog(t *testing.T) {
 		assert.Contains(t, env, kv)
 	}
 	assert.NotContains(t, env, "MSM_CONTAINER=not-this-one")
+	// An explicit environment: of the node's own, only the basics (make
+	// test's MSM_BIN, a cloud's credentials, anything else stays out).
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		basic := len(agentapi.BasicEnv([]string{kv})) == 1
+		assert.True(t, basic || strings.HasPrefix(name, "TEMPORAL_") || name == agentapi.KeyFDEnv,
+			"the agent got %s from its node", name)
+	}
 	for _, child := range group(pid) {
 		if child != pid {
 			assert.Contains(t, environ(child), "MSM_CONTAINER="+id, "the MicroService inherits the container's identity")

@@ -108,7 +108,7 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 		Manager:      c.Manager,
 		StateDir:     state,
 		AgentCommand: agent,
-		AgentEnv:     c.Env(),
+		AgentEnv:     e.agentEnv(c),
 		Log:          e.logger(c),
 		ReportEvery:  every,
 		Meter:        node.HostMeter{},
@@ -139,8 +139,19 @@ func (e *env) newDockerNode(c *common, server, image, network string, key trust.
 		Image:        image,
 		Network:      network,
 		AgentCommand: agent,
-		AgentEnv:     c.Env(),
+		AgentEnv:     e.agentEnv(c),
 		Log:          e.logger(c),
 		Key:          key,
 	})
+}
+
+// agentEnv is what this process's nodes add to their agents' basic
+// environment: the Temporal settings, the API key itself when it came in
+// TEMPORAL_API_KEY rather than a file.
+func (e *env) agentEnv(c *common) []string {
+	env := c.Env()
+	if k := e.getenv("TEMPORAL_API_KEY"); k != "" && c.APIKeyFile == "" {
+		env = append(env, "TEMPORAL_API_KEY="+k)
+	}
+	return env
 }

@@ -94,6 +94,9 @@ func (t *Temporal) Env() []string {
 	if t.TLSCert != "" {
 		env = append(env, "TEMPORAL_TLS_CLIENT_CERT_PATH="+t.TLSCert, "TEMPORAL_TLS_CLIENT_KEY_PATH="+t.TLSKey)
 	}
+	if t.Verbose {
+		env = append(env, "MSM_VERBOSE=1")
+	}
 	return env
 }
 

@@ -7,6 +7,7 @@ package agentapi
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,28 @@ const (
 	// failed its health checks.
 	SignalErrorReport = "error-report"
 )
+
+// basicEnv are the variables of an environment that any program expects
+// to find (PATH, its home and user, its shell, locale and time zone, a
+// temporary directory, the terminal) and the documented MSM_ names of a
+// container; the locale's LC_ variables go with them (BasicEnv).
+var basicEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+	"MSM_MANAGER", "MSM_CONTAINER", "MSM_SERVER"}
+
+// BasicEnv is what a process msm starts inherits of env: its basics and
+// LC_ variables, in env's order. A node gives its agents these and their
+// Temporal settings; an agent gives its MicroService these and the
+// catalog's env.
+func BasicEnv(env []string) []string {
+	out := make([]string, 0, len(basicEnv))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(basicEnv, name) || strings.HasPrefix(name, "LC_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // KeyFDEnv names the file descriptor a node hands an agent its
 // container's key on (a pipe, read once and closed): an environment
