@@ -112,6 +112,7 @@ func ExecConfinedMain(args []string) error {
 			return fmt.Errorf("the service's program %s cannot be run by its container's user %d (%v): make it, and every directory above it, readable and searchable by others (chmod o+rx), or run the node as a user other than root", prog, uid, err)
 		}
 	}
+	// Its environment is the one the agent gave this shim: the service's.
 	return syscall.Exec(prog, args[1:], os.Environ())
 }
 
