@@ -49,7 +49,7 @@ func ringOf(ctx workflow.Context) *trust.Ring {
 	return r
 }
 
-// signer returns the key an operation signs its results with, an invalid
+// operationKey is the key an operation signs its results with, an invalid
 // one (no tag) when the worker has no ring.
 func operationKey(ctx workflow.Context, op string) trust.Key {
 	r := ringOf(ctx)

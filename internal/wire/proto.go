@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -49,9 +48,7 @@ func seal(c *codec.Codec, p Payload) (Payload, error) {
 	if c == nil {
 		return p, nil
 	}
-	m := map[string][]byte{"encoding": []byte(p.Encoding)}
-	maps.Copy(m, p.Meta)
-	s, err := c.Encode(codec.Payload{Metadata: m, Data: p.Data})
+	s, err := c.Encode(p.toCodec())
 	if err != nil {
 		return Payload{}, err
 	}
@@ -66,15 +63,21 @@ func open(c *codec.Codec, ps []Payload) ([]Payload, error) {
 	}
 	out := make([]Payload, len(ps))
 	for i, p := range ps {
-		m := map[string][]byte{"encoding": []byte(p.Encoding)}
-		maps.Copy(m, p.Meta)
-		o, err := c.Decode(codec.Payload{Metadata: m, Data: p.Data})
+		o, err := c.Decode(p.toCodec())
 		if err != nil {
 			return nil, err
 		}
 		out[i] = fromCodec(o)
 	}
 	return out, nil
+}
+
+// toCodec is p as a whole Temporal payload, its encoding among its
+// metadata.
+func (p Payload) toCodec() codec.Payload {
+	m := map[string][]byte{"encoding": []byte(p.Encoding)}
+	maps.Copy(m, p.Meta)
+	return codec.Payload{Metadata: m, Data: p.Data}
 }
 
 func fromCodec(p codec.Payload) Payload {
@@ -106,26 +109,15 @@ func (p Payload) decode(v any) error {
 	}
 }
 
-// appendPayloads appends a temporal.api.common.v1.Payloads as field num.
+// appendPayloads appends a temporal.api.common.v1.Payloads as field num,
+// each Payload as codec writes it.
 func appendPayloads(b []byte, num protowire.Number, ps ...Payload) []byte {
 	if len(ps) == 0 {
 		return b
 	}
 	return appendMessage(b, num, func(b []byte) []byte {
 		for _, p := range ps {
-			b = appendMessage(b, 1, func(b []byte) []byte { // Payload
-				b = appendMessage(b, 1, func(b []byte) []byte { // metadata entry
-					b = appendString(b, 1, "encoding")
-					return appendBytes(b, 2, []byte(p.Encoding))
-				})
-				for _, k := range slices.Sorted(maps.Keys(p.Meta)) {
-					b = appendMessage(b, 1, func(b []byte) []byte {
-						b = appendString(b, 1, k)
-						return appendBytes(b, 2, p.Meta[k])
-					})
-				}
-				return appendBytes(b, 2, p.Data)
-			})
+			b = appendBytes(b, 1, codec.MarshalPayload(p.toCodec()))
 		}
 		return b
 	})
@@ -138,37 +130,8 @@ func parsePayloads(b []byte) ([]Payload, error) {
 		if num != 1 {
 			return nil
 		}
-		var p Payload
-		err := fields(v, func(num protowire.Number, v []byte, _ uint64) error {
-			switch num {
-			case 1: // metadata entry
-				var key string
-				var val []byte
-				if err := fields(v, func(num protowire.Number, v []byte, _ uint64) error {
-					switch num {
-					case 1:
-						key = string(v)
-					case 2:
-						val = v
-					}
-					return nil
-				}); err != nil {
-					return err
-				}
-				if key == "encoding" {
-					p.Encoding = string(val)
-				} else {
-					if p.Meta == nil {
-						p.Meta = map[string][]byte{}
-					}
-					p.Meta[key] = val
-				}
-			case 2:
-				p.Data = v
-			}
-			return nil
-		})
-		out = append(out, p)
+		p, err := codec.UnmarshalPayload(v)
+		out = append(out, fromCodec(p))
 		return err
 	})
 	return out, err
