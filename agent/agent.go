@@ -85,8 +85,10 @@ type loaded struct {
 	// stopMonitor ends the load monitor of this MicroService.
 	stopMonitor context.CancelFunc
 	// uid is the user it runs as, when it has one of its own (0: the
-	// agent's).
-	uid uint32
+	// agent's); pids and memory (bytes) its limits, checked by watch.
+	uid    uint32
+	pids   int
+	memory int64
 }
 
 // New checks cfg.
@@ -181,7 +183,13 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("server %s: %v", in.Server, err), agentapi.ErrPortInUse, err)
 	}
-	cmd, uid, err := a.confinedCommand(name, args, in.Service.Limits.Of())
+	limits := in.Service.Limits.Of()
+	memory, err := limits.MemoryBytes()
+	if err != nil {
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
+	}
+	cmd, uid, err := a.confinedCommand(name, args, limits)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
@@ -202,7 +210,8 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 			agentapi.ErrLoadFailed, err)
 	}
 	mctx, stopMonitor := context.WithCancel(context.Background())
-	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor, uid: uid}
+	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor, uid: uid,
+		pids: limits.Pids, memory: memory}
 	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l

@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
@@ -20,6 +23,12 @@ const ExecConfined = "exec-confined"
 
 // confinedCommand is the command that starts name with args confined: as
 // the container's own user when the agent runs as root, within limits.
+// The uid it returns is the user every process of the service runs as
+// when that user is the container's own (0 when it is not): the one to
+// count and to sweep. An agent already running as its container's own user
+// (a Docker container of its own, see node.Docker) keeps it. A pids limit
+// needs such a user: RLIMIT_NPROC counts every process of the user, so
+// without one it is not set (and the load says so in the agent's log).
 // Without a shim (Config.Shim) or anything to confine, it is the command
 // itself.
 func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits) (*exec.Cmd, uint32, error) {
@@ -27,22 +36,28 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 	if err != nil {
 		return nil, 0, err
 	}
-	uid := uint32(0)
-	if os.Geteuid() == 0 {
-		uid = agentapi.ServiceUID(a.cfg.Manager, a.cfg.Container)
+	uid, own := uint32(0), agentapi.ServiceUID(a.cfg.Manager, a.cfg.Container)
+	if euid := os.Geteuid(); euid == 0 || uint32(euid) == own {
+		uid = own
 	}
-	if len(a.cfg.Shim) == 0 || (uid == 0 && memory == 0 && limits.Pids == 0) {
-		return exec.Command(name, args...), 0, nil
+	pids := limits.Pids
+	if pids > 0 && uid == 0 {
+		a.cfg.Log.Warn("the service's pids limit is not enforced: its container has no user of its own (run the node as root)", "pids", pids)
+		pids = 0
+	}
+	switchUser := uid != 0 && os.Geteuid() == 0
+	if len(a.cfg.Shim) == 0 || (!switchUser && memory == 0 && pids == 0) {
+		return exec.Command(name, args...), uid, nil
 	}
 	argv := append(append([]string{}, a.cfg.Shim[1:]...), ExecConfined)
-	if uid != 0 {
+	if switchUser {
 		argv = append(argv, "--uid", strconv.FormatUint(uint64(uid), 10))
 	}
 	if memory > 0 {
-		argv = append(argv, "--memory", strconv.FormatInt(memory, 10))
+		argv = append(argv, "--data", strconv.FormatUint(dataBackstop(memory), 10))
 	}
-	if limits.Pids > 0 {
-		argv = append(argv, "--pids", strconv.Itoa(limits.Pids))
+	if pids > 0 {
+		argv = append(argv, "--pids", strconv.Itoa(pids))
 	}
 	argv = append(append(argv, "--", name), args...)
 	return exec.Command(a.cfg.Shim[0], argv...), uid, nil
@@ -51,7 +66,7 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 // ExecConfinedMain is the shim: args are what follows ExecConfined. It
 // returns only on error.
 func ExecConfinedMain(args []string) error {
-	var uid, memory, pids uint64
+	var uid, data, pids uint64
 	for len(args) > 0 && args[0] != "--" {
 		if len(args) < 2 {
 			return fmt.Errorf("%s: %s needs a value", ExecConfined, args[0])
@@ -63,8 +78,8 @@ func ExecConfinedMain(args []string) error {
 		switch args[0] {
 		case "--uid":
 			uid = n
-		case "--memory":
-			memory = n
+		case "--data":
+			data = n
 		case "--pids":
 			pids = n
 		default:
@@ -79,8 +94,8 @@ func ExecConfinedMain(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ExecConfined, err)
 	}
-	if memory > 0 {
-		if err := syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: memory, Max: memory}); err != nil {
+	if data > 0 {
+		if err := syscall.Setrlimit(syscall.RLIMIT_DATA, &syscall.Rlimit{Cur: data, Max: data}); err != nil {
 			return fmt.Errorf("%s: limiting memory, %w", ExecConfined, err)
 		}
 	}
@@ -118,3 +133,50 @@ func ExecConfinedMain(args []string) error {
 
 // rlimitNproc is RLIMIT_NPROC on Linux.
 const rlimitNproc = 6
+
+// dataBackstop is the RLIMIT_DATA of a service whose memory limit is
+// memory. The limit itself is on resident memory, sampled by the agent
+// (breach): the data segment counts address space merely reserved (a Go
+// program reserves more than 64 MiB before it allocates a byte), so this
+// bound is only a backstop against an allocation faster than the samples.
+func dataBackstop(memory int64) uint64 { return uint64(2*memory + 512<<20) }
+
+// limitEvery is how often the agent checks a confined service's limits.
+const limitEvery = time.Second
+
+// breach says how a service whose processes all run as uid is past its
+// limits, or "": its tasks (processes and threads, as RLIMIT_NPROC counts
+// them) are at pids, or one short of it (a fork bomb: every fork it tries
+// fails, and the process whose fork failed has often exited), or their
+// resident memory is above memory bytes. The agent itself, when it runs as
+// that user too, is not counted.
+func breach(uid uint32, pids int, memory int64) string {
+	if uid == 0 || (pids <= 0 && memory <= 0) {
+		return ""
+	}
+	u := proc.OfUser(uid)
+	switch {
+	case pids > 0 && u.Tasks >= pids-1:
+		return fmt.Sprintf("reached its limit of %d processes (limits.pids: %d tasks in %d processes)", pids, u.Tasks, len(u.PIDs))
+	case memory > 0 && u.RSS > memory:
+		return fmt.Sprintf("used %d MiB of memory, above its limit of %d MiB (limits.memory)", u.RSS>>20, memory>>20)
+	}
+	return ""
+}
+
+// usage says what the processes of a confined service (all of user uid)
+// hold against its limits, or "" when it has none.
+func usage(uid uint32, pids int, memory int64) string {
+	if uid == 0 || (pids <= 0 && memory <= 0) {
+		return ""
+	}
+	u := proc.OfUser(uid)
+	var parts []string
+	if pids > 0 {
+		parts = append(parts, fmt.Sprintf("%d tasks in %d processes left, limits.pids: %d", u.Tasks, len(u.PIDs), pids))
+	}
+	if memory > 0 {
+		parts = append(parts, fmt.Sprintf("%d MiB resident, limits.memory: %d MiB", u.RSS>>20, memory>>20))
+	}
+	return strings.Join(parts, "; ")
+}

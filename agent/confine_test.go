@@ -112,7 +112,9 @@ func TestConfinedServiceLimits(t *testing.T) {
 		want   string
 	}{
 		{"fork bomb", `b() { b | b & }; b`, catalog.Limits{Pids: 32}, "exited before it was healthy"},
-		{"memory", `:`, catalog.Limits{Memory: "64Mi"}, "exited before it was healthy"},
+		// Its resident memory is sampled once it runs (TestFailingConfined…);
+		// an allocation faster than that meets the backstop at once.
+		{"memory backstop", `head -c 1G /dev/zero | tail > /dev/null || exit 7`, catalog.Limits{Memory: "64Mi"}, "exited before it was healthy (exit status 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const id = "m-c8"
@@ -127,6 +129,70 @@ func TestConfinedServiceLimits(t *testing.T) {
 			for len(userProcs(t, uid)) > 0 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
+			assert.Empty(t, userProcs(t, uid), "every process of the container is gone")
+		})
+	}
+}
+
+// reports is a Signaler that keeps what the agent reports.
+type reports chan agentapi.ErrorReport
+
+func (r reports) Signal(_ context.Context, _, name string, arg any) error {
+	if rep, ok := arg.(agentapi.ErrorReport); ok && name == agentapi.SignalErrorReport {
+		r <- rep
+	}
+	return nil
+}
+
+// TestFailingConfinedServiceIsKilledAndReported (issue 14, acceptance
+// 4): a loaded MicroService that, once healthy, fork-bombs within its pids
+// limit, allocates past its memory limit, or exits leaving a child in a
+// session of its own, is reported as failed; the fork bomb is killed at
+// once, and nothing of any of them is left once the container is unloaded.
+func TestFailingConfinedServiceIsKilledAndReported(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		then   string // run in the background once the trigger file is there
+		limits catalog.Limits
+		want   string
+	}{
+		{"fork bomb", `while :; do sleep 1000 & done`, catalog.Limits{Pids: 48}, "limits.pids"},
+		{"memory", `{ head -c 100m /dev/zero; sleep 1000; } | tail`, catalog.Limits{Memory: "64Mi"}, "above its limit of 64 MiB (limits.memory)"},
+		{"setsid child", `setsid sleep 1000 < /dev/null > /dev/null 2>&1 & kill $$`, catalog.Limits{}, "exited"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "m-c9-" + strings.ReplaceAll(tc.name, " ", "-")
+			a := confinedAgent(t, id)
+			got := make(reports, 4)
+			agent.SetSignaler(a, got)
+			uid := agentapi.ServiceUID("m", id)
+			dir, err := os.MkdirTemp("", "msm-confined-")
+			require.NoError(t, err)
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			require.NoError(t, os.Chmod(dir, 0o777))
+			trigger := filepath.Join(dir, "go")
+			// The sh that waits is the demo's child; $$ is the demo.
+			script := fmt.Sprintf(`(while [ ! -e %s ]; do sleep 0.05; done; %s) &`, trigger, tc.then)
+			svc := shService(uniqueName("failing"), script, tc.limits)
+			svc.Health.Interval = 100 * time.Millisecond
+			in := agentapi.LoadServiceInput{Container: id, Server: "s1", Address: "127.0.0.1", Port: freePort(t), Service: svc}
+			t.Cleanup(func() { _ = a.UnloadService(context.Background(), id) })
+			_, err = load(t, a, in, nil)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(trigger, nil, 0o644))
+			began := time.Now()
+			select {
+			case r := <-got:
+				t.Logf("after %v", time.Since(began))
+				assert.Equal(t, id, r.Container)
+				assert.Contains(t, r.Reason, tc.want)
+				t.Logf("reported: %s", r.Reason)
+			case <-time.After(20 * time.Second):
+				t.Fatalf("no failure reported; the container's processes: %q", userProcs(t, uid))
+			}
+			began = time.Now()
+			require.NoError(t, a.UnloadService(context.Background(), id))
+			t.Logf("unloaded in %v", time.Since(began))
 			assert.Empty(t, userProcs(t, uid), "every process of the container is gone")
 		})
 	}

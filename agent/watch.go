@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
-// watch reports the loaded MicroService to the Manager when it exits or
-// fails its health check FailureThreshold times in a row, once, until ctx
-// ends (on unload). An exit the agent caused (unload) is not reported.
+// watch reports the loaded MicroService to the Manager when it exits,
+// fails its health check FailureThreshold times in a row, or goes past its
+// limits (breach: then it is killed first, every process of its user),
+// once, until ctx ends (on unload). An exit the agent caused (unload) is
+// not reported.
 func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInput) {
 	if a.client == nil {
 		return
@@ -27,6 +30,8 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 	url := serviceURL(in, h.Path)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	limits := time.NewTicker(limitEvery)
+	defer limits.Stop()
 	failures := 0
 	for {
 		select {
@@ -36,8 +41,13 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			if ctx.Err() != nil {
 				return // unloaded on purpose
 			}
-			a.reportError(in, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
+			a.fail(in, l, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
 			return
+		case <-limits.C:
+			if breach(l.uid, l.pids, l.memory) != "" {
+				a.fail(in, l, "")
+				return
+			}
 		case <-tick.C:
 			err := a.check(ctx, url, timeout)
 			if err == nil {
@@ -46,11 +56,32 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			}
 			failures++
 			if failures >= max(h.FailureThreshold, 1) {
-				a.reportError(in, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
+				a.fail(in, l, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
 				return
 			}
 		}
 	}
+}
+
+// fail reports l failed for reason. A service past its limits (breach)
+// is killed first, every process of its user, and that is the reason
+// given, reason after it. One that failed within them is left to the
+// Manager's recovery, with its usage against its limits in the reason: a
+// fork bomb that made the service itself fail (a Go program dies when it
+// cannot start a thread) left it just under its pids limit, and that says
+// why.
+func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, reason string) {
+	if why := breach(l.uid, l.pids, l.memory); why != "" {
+		killed := proc.KillUser(l.uid)
+		why = fmt.Sprintf("%s %s: its %d processes were killed", in.Service.Name, why, killed)
+		if reason != "" {
+			why += "; " + reason
+		}
+		reason = why
+	} else if use := usage(l.uid, l.pids, l.memory); use != "" {
+		reason += " (" + use + ")"
+	}
+	a.reportError(in, reason)
 }
 
 func (a *Agent) reportError(in agentapi.LoadServiceInput, reason string) {
