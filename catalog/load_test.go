@@ -341,6 +341,7 @@ services:
       timeout: 250ms
     replicas: {min: 1, max: 3}
     slots: 2
+    limits: {memory: 256Mi, pids: 64}
   - name: api
     command: bin/demo
     args: *args
@@ -364,6 +365,7 @@ services:
 				Slots:    2,
 				Drain:    time.Second,
 				Scaling:  defaultScaling,
+				Limits:   &Limits{Memory: "256Mi", Pids: 64},
 			},
 			{
 				Name: "api", Command: "bin/demo", Args: []string{"--port={{.Port}}"},
