@@ -114,6 +114,15 @@ func (n *Docker) Reattach(ctx context.Context) ([]string, error) {
 	return kept, nil
 }
 
+// AgentCapabilities are all the capabilities a container's agent keeps
+// (every other is dropped, and nothing it executes may gain one:
+// no-new-privileges). It runs as root with these alone, to start its
+// MicroService as the container's own user (SETUID, SETGID: the service
+// then holds none) and to kill every process of that user (KILL); as
+// another user than its agent, the service cannot read the agent's
+// environment, which holds its key and Temporal settings.
+var AgentCapabilities = []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}
+
 // StartContainer runs the Docker container of one msm container. The
 // container ID (with its port) is the idempotency key: a container of that
 // name already running is adopted and nothing new is started. A port the
@@ -140,6 +149,9 @@ func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainer
 			ExtraHosts:  []string{docker.HostGateway},
 			// A dead agent is replaced by the Manager, not restarted here.
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+			CapDrop:       []string{"ALL"},
+			CapAdd:        AgentCapabilities,
+			SecurityOpt:   []string{"no-new-privileges:true"},
 		},
 		Port: in.Port,
 	}

@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -108,6 +110,16 @@ func TestDockerStartContainerIsIdempotent(t *testing.T) {
 	assert.Equal(t, []string{strconv.Itoa(port) + "/tcp->" + strconv.Itoa(port)}, published, "the leased port is published on the host")
 	assert.Equal(t, []string{"/usr/local/bin/msm-agent"}, []string(got.Container.Config.Entrypoint))
 	assert.Equal(t, []string{"--container", "m1-c1", "--server", dockerServer, "--manager", "m1"}, got.Container.Config.Cmd)
+	hc := got.Container.HostConfig
+	assert.Equal(t, []string{"ALL"}, hc.CapDrop)
+	assert.Equal(t, AgentCapabilities, hc.CapAdd)
+	assert.Equal(t, []string{"no-new-privileges:true"}, hc.SecurityOpt)
+	assert.False(t, hc.Privileged)
+	// What the kernel holds the agent to, read off its process.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", first.PID))
+	require.NoError(t, err)
+	assert.Contains(t, string(status), "NoNewPrivs:\t1")
+	assert.Contains(t, string(status), "CapEff:\t00000000000000e0", "SETGID, SETUID, KILL: bits 6, 7, 5")
 
 	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}))
 	assert.Empty(t, ours(t, eng))

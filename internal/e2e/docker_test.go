@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msm-project/msm/internal/clustertest"
+	procfs "github.com/msm-project/msm/internal/proc"
 	dockerkind "github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // dockerCtr is a Docker container of the Manager, as `docker ps` shows it.
@@ -182,6 +184,18 @@ func TestDockerKindRunsTheExampleCatalog(t *testing.T) {
 	assert.Len(t, loadedOf(st, "api"), 1)
 	require.Len(t, st.Servers, 1)
 	assert.Equal(t, "local", st.Servers[0].ID)
+	// Each MicroService runs as its container's own user, with no
+	// capability and no way to gain one, in a container whose agent kept
+	// only what starting it as that user takes (node.AgentCapabilities).
+	for _, ct := range loadedOf(st, "web") {
+		pids := procfs.UserProcesses(agentapi.ServiceUID(c.manager, ct.ID))
+		require.Len(t, pids, 1, "web's MicroService of container %s, and nothing else, runs as its user", ct.ID)
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
+		require.NoError(t, err)
+		assert.Contains(t, string(status), "CapEff:\t0000000000000000")
+		assert.Contains(t, string(status), "CapBnd:\t00000000000000e0", "its bounding set is its agent's three")
+		assert.Contains(t, string(status), "NoNewPrivs:\t1")
+	}
 
 	// Overload: CPU load on one web instance for the catalog's window
 	// makes its agent report it, and the Manager extends web by one.
