@@ -500,3 +500,30 @@ func TestStatusManagerFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysNewKeep: `msm keys new` never overwrites a ring; with --keep a
+// ring already there is checked and kept, so a deployment's start can run
+// it every time.
+func TestKeysNewKeep(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	r := run(nil, []string{"keys", "new", "--keep", "--id", "k1", path})
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "Wrote key ring "+path+" (key k1")
+	first, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	r = run(nil, []string{"keys", "new", "--id", "k2", path})
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "file exists")
+	r = run(nil, []string{"keys", "new", "--keep", "--id", "k2", path})
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "Kept key ring "+path+" (current key k1)")
+	again, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, first, again, "the ring is the same")
+
+	require.NoError(t, os.WriteFile(path, []byte("not a ring\n"), 0o600))
+	r = run(nil, []string{"keys", "new", "--keep", path})
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "keeping "+path)
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/msm-project/msm/internal/trust"
@@ -28,6 +29,7 @@ func (e *env) keys(args []string) error {
 func (e *env) keysNew(args []string) error {
 	fs := e.flags("keys new", nil)
 	id := fs.String("id", "", "the new key's `ID` (default k<YYYYMMDD>)")
+	keep := fs.Bool("keep", false, "keep FILE when it already holds a key ring (checked), and succeed: a deployment's first start makes it, the next ones keep it")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +41,16 @@ func (e *env) keysNew(args []string) error {
 		*id = "k" + time.Now().UTC().Format("20060102")
 	}
 	path := fs.Arg(0)
+	if *keep {
+		if _, err := os.Stat(path); err == nil {
+			ring, err := trust.LoadRing(path)
+			if err != nil {
+				return fmt.Errorf("keeping %s, %w", path, err)
+			}
+			fmt.Fprintf(e.stdout, "Kept key ring %s (current key %s).\n", path, ring.Current().ID)
+			return nil
+		}
+	}
 	if err := trust.WriteKeys(path, trust.Generate(*id)); err != nil {
 		return err
 	}
