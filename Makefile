@@ -42,9 +42,10 @@ temporal-image: bin/temporal ## build the Temporal dev server image FROM scratch
 	cp bin/temporal $$ctx/temporal && cp build/temporal.Dockerfile $$ctx/Dockerfile && \
 	docker build -q -t $(TEMPORAL_IMAGE) $$ctx
 
-docker-clean: ## remove every container and network of Manager $(MANAGER) from the local engine (after docker-compose down)
+docker-clean: ## remove every container and network of Manager $(MANAGER) from the local engine (after docker-compose down), the compose files' msm-$(MANAGER) too
 	@ids=$$(docker ps -aq --filter label=io.msm.owner=$(MANAGER)); [ -z "$$ids" ] || docker rm -f $$ids
 	@ids=$$(docker network ls -q --filter label=io.msm.owner=$(MANAGER)); [ -z "$$ids" ] || docker network rm $$ids
+	@ids=$$(docker network ls -q --filter name=^msm-$(MANAGER)$$); [ -z "$$ids" ] || docker network rm $$ids
 
 bin/staticcheck:
 	$(TOOL_INSTALL) honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

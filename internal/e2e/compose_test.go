@@ -37,19 +37,22 @@ func TestComposeFilesAreValid(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
 		services []string
-		images   []string
+		want     []string // in its configuration: the images, the loopback ports, the network, the key ring
 	}{
-		{"docker-compose.yml", []string{"msm", "postgresql", "temporal", "temporal-ui"},
-			[]string{"image: msm:dev", "image: postgres:16", "image: temporalio/auto-setup:1.29.1", "image: temporalio/ui:2.42.1"}},
-		{"docker-compose.local.yml", []string{"msm", "temporal"},
-			[]string{"image: msm:dev", "image: msm-temporal:dev"}},
+		{"docker-compose.yml", []string{"keys", "msm", "postgresql", "temporal", "temporal-ui"},
+			[]string{"image: msm:dev", "image: postgres:16", "image: temporalio/auto-setup:1.29.1", "image: temporalio/ui:2.42.1",
+				"- 127.0.0.1:7233:7233/tcp", "- 127.0.0.1:8080:8080/tcp", "name: msm-local", "MSM_KEY_FILE: /keys/ring"}},
+		{"docker-compose.local.yml", []string{"keys", "msm", "temporal"},
+			[]string{"image: msm:dev", "image: msm-temporal:dev",
+				"- 127.0.0.1:7233:7233/tcp", "- 127.0.0.1:8233:8233/tcp", "name: msm-local", "MSM_KEY_FILE: /keys/ring"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			out, err := compose(nil, tc.file, "config")
 			require.NoError(t, err, out)
-			for _, img := range tc.images {
-				assert.Contains(t, out, img)
+			for _, want := range tc.want {
+				assert.Contains(t, out, want)
 			}
+			assert.NotContains(t, out, "0.0.0.0:", "nothing is published on every address by default")
 			out, err = compose(nil, tc.file, "config", "--services")
 			require.NoError(t, err, out)
 			got := strings.Fields(out)
@@ -79,7 +82,8 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 	port, ui := freeTCPPort(t), freeTCPPort(t)
 	c := clusterOn(t, fmt.Sprintf("compose%d", rand.IntN(1e6)), fmt.Sprintf("127.0.0.1:%d", port), "")
 	c.catalogYAML(spec{}) // picks the port block
-	c.dockerCatalog()
+	// Its agents dial Temporal on the Manager's network, as the example says.
+	c.dockerCatalog(fmt.Sprintf("temporal: host.docker.internal:%d", port), "temporal: temporal:7233")
 	env := []string{
 		"MSM_IMAGE=" + image, "MSM_TEMPORAL_IMAGE=" + temporalImage, "MSM_MANAGER=" + c.manager,
 		fmt.Sprintf("MSM_TEMPORAL_PORT=%d", port), fmt.Sprintf("MSM_UI_PORT=%d", ui),
@@ -90,14 +94,22 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 			out, _ := compose(env, "docker-compose.local.yml", "logs", "--no-color", "--tail", "60")
 			t.Logf("compose logs (tail):\n%s", tailOf([]byte(out), 4000))
 		}
-		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
+		// The worker first, so that it starts nothing more; then what it
+		// started, which holds the network; then the rest, the network too.
+		_, _ = compose(env, "docker-compose.local.yml", "stop", "--timeout", "5", "msm")
 		clustertest.DockerClean(c.manager)
+		_, _ = compose(env, "docker-compose.local.yml", "down", "-v", "--timeout", "5")
 	})
 	out, err := compose(env, "docker-compose.local.yml", "up", "-d")
 	require.NoError(t, err, out)
 
-	// The catalog's agents dial the published port as host.docker.internal;
-	// msm status dials it on loopback.
+	// The frontend and the UI are published on loopback only.
+	for _, p := range [][2]string{{"7233", fmt.Sprint(port)}, {"8233", fmt.Sprint(ui)}} {
+		out, err := compose(env, "docker-compose.local.yml", "port", "temporal", p[0])
+		require.NoError(t, err, out)
+		assert.Equal(t, "127.0.0.1:"+p[1], strings.TrimSpace(out))
+	}
+	// msm status dials the frontend on loopback.
 	var st workflows.Status
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
@@ -111,6 +123,8 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	assert.Equal(t, "docker", st.Kind)
+	assert.Equal(t, workflows.ReportsAuthenticated, st.Reports, "the keys service made a ring, and the worker uses it")
+	assert.Zero(t, st.Rejected, "every node and agent report was signed with its key")
 	assert.Len(t, loadedOf(st, "web"), 2)
 	assert.Len(t, loadedOf(st, "api"), 1)
 	c.assertServing(st)

@@ -140,7 +140,7 @@ func (c *cluster) dockerCatalog(edits ...string) {
 	require.NoError(c.t, err)
 	edits = append([]string{
 		"image: msm:dev", "image: " + image,
-		"temporal: host.docker.internal:7233", "temporal: host.docker.internal:" + port,
+		"temporal: temporal:7233", "temporal: host.docker.internal:" + port,
 		"ports: 21200-21299", fmt.Sprintf("ports: %d-%d", c.base, c.base+19),
 	}, edits...)
 	for i := 0; i < len(edits); i += 2 {
