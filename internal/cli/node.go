@@ -21,6 +21,7 @@ func (e *env) node(args []string) error {
 	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
 	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
 	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
+	blockMetadata := fs.Bool("block-metadata", false, "before anything else, make the kernel refuse MicroServices (their users) any connection to the cloud's instance metadata service, which holds the instance's credentials and user data (iptables; the cloud kinds' nodes run with it, as root): the node starts nothing when it cannot")
 	tokenFile := fs.String("join-token-file", e.getenv("MSM_JOIN_TOKEN_FILE"), "this server's join token, a `file` from `msm keys join-token`: the node signs its reports and its agents' keys come from it (MSM_JOIN_TOKEN_FILE; required when the worker has --key-file)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -28,6 +29,11 @@ func (e *env) node(args []string) error {
 	if *server == "" {
 		fmt.Fprintln(e.stderr, "msm node: --server NAME is required (or set MSM_SERVER)")
 		return errUsage
+	}
+	if *blockMetadata {
+		if err := node.BlockMetadata(node.Exec); err != nil {
+			return err
+		}
 	}
 	key, err := readJoinToken(*tokenFile)
 	if err != nil {

@@ -77,7 +77,8 @@ func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 	c.ranges = map[string][2]int{s1: {20000, 20019}, s2: {20000, 20019}}
 	// The worker's credential is the managed identity the simulator serves
 	// (an empty AZURE_CLIENT_ID would ask for a user-assigned one: unset).
-	env := []string{"IDENTITY_ENDPOINT=" + url + "/msi/token", "IDENTITY_HEADER=" + cloudsim.IdentityHeader, "SSL_CERT_FILE=" + certFile}
+	env := []string{"IDENTITY_ENDPOINT=" + url + "/msi/token", "IDENTITY_HEADER=" + cloudsim.IdentityHeader, "SSL_CERT_FILE=" + certFile,
+		"MSM_KEY_FILE=" + c.keyRing()} // each VM's custom data gives its node its join token
 	for _, v := range []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"} {
 		require.Empty(t, os.Getenv(v), "the test runs without %s", v)
 	}
@@ -86,6 +87,7 @@ func TestAzureKindCreatesAndDeletesVMs(t *testing.T) {
 	// result is recorded): the retry must make no second VM.
 	died := c.startEnv("worker", append(env, faults.Env+"="+workflows.WorkflowExtend+":launch"), "worker", "--catalog", c.catalog)
 	st := c.waitFor("web ×2 on the first VM", 120*time.Second, converged(0))
+	c.assertAuthenticated(st)
 	require.Len(t, st.Servers, 1)
 	vm := vmsOf(az, s1)
 	require.Len(t, vm, 1)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +75,12 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	s1, s2 := c.manager+"-s1", c.manager+"-s2"
 	c.ranges = map[string][2]int{s1: {20000, 20019}, s2: {20000, 20019}}
 
-	died := c.startEnv("worker", append(awsEnv, faults.Env+"="+workflows.WorkflowExtend+":launch"), "worker", "--catalog", c.catalog)
+	// Reports authenticated: each instance's user data gives its node its
+	// join token.
+	env := append(slices.Clone(awsEnv), "MSM_KEY_FILE="+c.keyRing())
+	died := c.startEnv("worker", append(env, faults.Env+"="+workflows.WorkflowExtend+":launch"), "worker", "--catalog", c.catalog)
 	st := c.waitFor("web ×2 on the first instance", 120*time.Second, converged(0))
+	c.assertAuthenticated(st)
 	require.Len(t, st.Servers, 1)
 	require.Equal(t, s1, st.Servers[0].ID)
 	first := instancesOf(sim, s1)
@@ -85,6 +90,7 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	assert.Equal(t, c.manager, first[0].Tags["msm:owner"])
 	assert.Equal(t, first[0].PrivateIP, st.Servers[0].Address, "the server's address is its instance's")
 	assert.Contains(t, string(first[0].UserData), `"--server","`+s1+`"`)
+	assert.Contains(t, string(first[0].UserData), `"--block-metadata","--join-token-file","/etc/msm/join-token"]`)
 	c.assertServing(st)
 
 	// m7i.large is full: the Extend's new server is a c7i.large, and the
@@ -92,7 +98,7 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	sim.NoCapacity("m7i.large", "")
 	_, err := c.msm("extend", "web", "--count", "1")
 	require.NoError(t, err)
-	c.restartWorker(died, 90*time.Second, awsEnv...)
+	c.restartWorker(died, 90*time.Second, env...)
 	st = c.waitFor("web ×3, the third on a second instance", 120*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && st.Services[0].Ready == 3
 	})

@@ -127,3 +127,21 @@ func TestForgedReportsChangeNothing(t *testing.T) {
 		require.NoError(t, os.WriteFile("../../workflows/testdata/manager-trust.keys", b, 0o644))
 	}
 }
+
+// keyRing writes a new key ring for the cluster's worker and returns its
+// path.
+func (c *cluster) keyRing() string {
+	c.t.Helper()
+	ring := filepath.Join(c.dir, "ring")
+	out, err := c.msm("keys", "new", ring)
+	require.NoError(c.t, err, out)
+	return ring
+}
+
+// assertAuthenticated checks that the Manager checks reports and rejected
+// none: every node and agent signed with its key.
+func (c *cluster) assertAuthenticated(st workflows.Status) {
+	c.t.Helper()
+	assert.Equal(c.t, workflows.ReportsAuthenticated, st.Reports)
+	assert.Zero(c.t, st.Rejected, "rejected reports; the events: %s", eventsOf(st))
+}

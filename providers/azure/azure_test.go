@@ -52,7 +52,7 @@ func TestConformance(t *testing.T) {
 
 func TestCreateMakesNICThenVMWithCustomData(t *testing.T) {
 	az, h := newSim(t)
-	s, err := newProvider(t, az, "m").Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1"})
+	s, err := newProvider(t, az, "m").Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1", JoinToken: "k1 dG9rZW4="})
 	require.NoError(t, err)
 	assert.Equal(t, providers.Server{ID: "m-s1", Address: "10.9.0.1", Owner: "m"}, s)
 	vms := az.VMs()
@@ -63,8 +63,8 @@ func TestCreateMakesNICThenVMWithCustomData(t *testing.T) {
 	assert.Equal(t, "m-s1-nic", vm.NIC)
 	assert.Equal(t, "m-s1-osdisk", vm.OSDisk)
 	assert.Equal(t, map[string]string{"msm-owner": "m", "msm-server": "m-s1", "msm-key": "m/m-s1"}, vm.Tags)
-	assert.Equal(t, "#cloud-config\nruncmd:\n  - "+
-		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default"]`+"\n",
+	assert.Equal(t, "#cloud-config\nwrite_files:\n  - path: /etc/msm/join-token\n    owner: root:root\n    permissions: \"0600\"\n    content: \"k1 dG9rZW4=\\n\"\nruncmd:\n  - "+
+		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default","--block-metadata","--join-token-file","/etc/msm/join-token"]`+"\n",
 		h.Data("m-s1"))
 }
 

@@ -29,14 +29,23 @@ func NodeArgs(boot catalog.NodeBoot, server, manager string) []string {
 	return args
 }
 
+// JoinTokenPath is where a launched server's node finds its join token,
+// written by cloud-init (write_files) before the node starts.
+const JoinTokenPath = "/etc/msm/join-token"
+
 // Node is the cloud-init document that starts `msm node` for server on
 // a new instance: one runcmd entry, an argument list (no shell), so no
-// setting can be read as shell syntax.
-func Node(boot catalog.NodeBoot, server, manager string) (string, error) {
+// setting can be read as shell syntax. The node hides the instance
+// metadata service from MicroServices before it starts anything
+// (--block-metadata): the instance's role credentials are there, and this
+// document too. With a join token (trust.Key.Encode of the server's key;
+// "" when reports are not authenticated), the document also writes it to
+// JoinTokenPath, readable by root only, and the node reads it there.
+func Node(boot catalog.NodeBoot, server, manager, joinToken string) (string, error) {
 	if boot.Temporal == "" {
 		return "", fmt.Errorf("manager.node.temporal is not set; set the Temporal frontend address the servers dial, e.g. temporal.internal:7233")
 	}
-	argv := append([]string{boot.MSM}, NodeArgs(boot, server, manager)...)
+	argv := append(append([]string{boot.MSM}, NodeArgs(boot, server, manager)...), "--block-metadata")
 	for _, a := range argv {
 		if a == "" || strings.ContainsAny(a, "\x00\n") {
 			return "", fmt.Errorf("the node command %q has an empty or multi-line argument; check manager.node", argv)
@@ -49,10 +58,22 @@ func Node(boot catalog.NodeBoot, server, manager string) (string, error) {
 			return "", fmt.Errorf("the node command %q has an argument that is not UTF-8 or holds a control character; check manager.node", argv)
 		}
 	}
+	var files string
+	if joinToken != "" {
+		if !utf8.ValidString(joinToken) || strings.IndexFunc(joinToken, unicode.IsControl) >= 0 {
+			return "", fmt.Errorf("the join token is not one line of text")
+		}
+		argv = append(argv, "--join-token-file", JoinTokenPath)
+		content, err := json.Marshal(joinToken + "\n")
+		if err != nil {
+			return "", err
+		}
+		files = "write_files:\n  - path: " + JoinTokenPath + "\n    owner: root:root\n    permissions: \"0600\"\n    content: " + string(content) + "\n"
+	}
 	// JSON strings are YAML flow scalars: the list quotes every argument.
 	b, err := json.Marshal(argv)
 	if err != nil {
 		return "", err
 	}
-	return "#cloud-config\nruncmd:\n  - " + string(b) + "\n", nil
+	return "#cloud-config\n" + files + "runcmd:\n  - " + string(b) + "\n", nil
 }

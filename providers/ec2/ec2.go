@@ -124,7 +124,7 @@ func (p *Provider) Check(ctx context.Context) error {
 			return fmt.Errorf("manager.ec2.instance_types: %v are not all instance types of %s; check their names, %w", p.cfg.InstanceTypes, p.cfg.Region, err)
 		}
 	}
-	if _, err := UserData(p.boot, "check", p.manager); err != nil {
+	if _, err := UserData(p.boot, "check", p.manager, ""); err != nil {
 		return err
 	}
 	return nil
@@ -141,7 +141,7 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 	} else if len(found) > 0 {
 		return p.running(ctx, spec, *found[0].InstanceId)
 	}
-	userData, err := UserData(p.boot, spec.Name, spec.Owner)
+	userData, err := UserData(p.boot, spec.Name, spec.Owner, spec.JoinToken)
 	if err != nil {
 		return providers.Server{}, err
 	}

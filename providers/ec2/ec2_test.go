@@ -82,7 +82,7 @@ func TestLaunchTagsUserDataAndAddress(t *testing.T) {
 	sim := cloudsim.NewEC2(h, cloudsim.EC2Options{KnownAMIs: []string{ami}, BootDelay: 50 * time.Millisecond})
 	t.Cleanup(sim.Close)
 	p := newProvider(sim, "m")
-	s, err := p.Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1"})
+	s, err := p.Create(context.Background(), "m/m-s1", providers.Spec{Owner: "m", Name: "m-s1", JoinToken: "k1 dG9rZW4="})
 	require.NoError(t, err)
 	assert.Equal(t, providers.Server{ID: "m-s1", Address: "10.0.0.1", Owner: "m"}, s)
 	insts := sim.Instances()
@@ -94,8 +94,8 @@ func TestLaunchTagsUserDataAndAddress(t *testing.T) {
 	assert.Equal(t, []string{"sg-01"}, i.SecurityGroups)
 	assert.Equal(t, "running", i.State, "Create returns once the instance runs")
 	assert.Equal(t, cloudsim.EC2Metadata{HTTPTokens: "required", HopLimit: 1, HTTPEndpoint: "enabled"}, i.Metadata, "IMDSv2 only, one hop")
-	assert.Equal(t, "#cloud-config\nruncmd:\n  - "+
-		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default","--tls"]`+"\n",
+	assert.Equal(t, "#cloud-config\nwrite_files:\n  - path: /etc/msm/join-token\n    owner: root:root\n    permissions: \"0600\"\n    content: \"k1 dG9rZW4=\\n\"\nruncmd:\n  - "+
+		`["/usr/local/bin/msm","node","--server","m-s1","--manager","m","--address","temporal.internal:7233","--namespace","default","--tls","--block-metadata","--join-token-file","/etc/msm/join-token"]`+"\n",
 		h.Data(i.ID))
 }
 
@@ -178,13 +178,13 @@ func TestBadSettingsArePermanent(t *testing.T) {
 }
 
 func TestUserDataNeedsTheTemporalAddress(t *testing.T) {
-	_, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm"}, "s", "m")
+	_, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm"}, "s", "m", "")
 	require.ErrorContains(t, err, "manager.node.temporal is not set")
-	_, err = ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "default", CA: "a\nb"}, "s", "m")
+	_, err = ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "default", CA: "a\nb"}, "s", "m", "")
 	require.ErrorContains(t, err, "multi-line")
-	out, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "ns", CA: "/etc/ca.pem", APIKeyFile: "/etc/key"}, "s", "m")
+	out, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "ns", CA: "/etc/ca.pem", APIKeyFile: "/etc/key"}, "s", "m", "")
 	require.NoError(t, err)
-	assert.True(t, strings.HasSuffix(out, `"--tls-ca","/etc/ca.pem","--api-key-file","/etc/key"]`+"\n"), out)
+	assert.True(t, strings.HasSuffix(out, `"--tls-ca","/etc/ca.pem","--api-key-file","/etc/key","--block-metadata"]`+"\n"), out)
 }
 
 // broken boots nothing: every instance fails to start.

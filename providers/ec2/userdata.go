@@ -6,7 +6,8 @@ import (
 )
 
 // UserData is the user data of a new instance: the cloud-init document
-// that starts `msm node` for server (see cloudinit.Node).
-func UserData(boot catalog.NodeBoot, server, manager string) (string, error) {
-	return cloudinit.Node(boot, server, manager)
+// that starts `msm node` for server, with its join token (see
+// cloudinit.Node).
+func UserData(boot catalog.NodeBoot, server, manager, joinToken string) (string, error) {
+	return cloudinit.Node(boot, server, manager, joinToken)
 }
