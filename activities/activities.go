@@ -37,6 +37,9 @@ type Activities struct {
 	// authenticated: the servers a kind launches get their node's key
 	// from it.
 	Ring *trust.Ring
+	// Codec are the payload keys, none when payloads are not encrypted:
+	// the servers a kind launches get them for their node and agents.
+	Codec []trust.Key
 
 	mu    sync.Mutex
 	cache map[string]providers.Provider // by manager, kind and settings
@@ -66,6 +69,9 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 	spec := providers.Spec{Owner: in.Manager, Name: in.Server.ID}
 	if a.Ring != nil {
 		spec.JoinToken = trust.ServerKey(a.Ring.Current(), in.Manager, in.Server.ID).Encode()
+	}
+	if len(a.Codec) > 0 {
+		spec.CodecKeys = trust.EncodeKeys(a.Codec...)
 	}
 	s, err := p.Create(ctx, in.Key, spec)
 	if err != nil {

@@ -41,6 +41,9 @@ type DockerConfig struct {
 	// Key is this server's key, as in Config: when Valid, the node signs
 	// its reports.
 	Key trust.Key
+	// CodecKeys are the payload keys, handed to each agent container with
+	// its key.
+	CodecKeys []trust.Key
 }
 
 // Docker is the node agent of a Docker engine (`msm node --docker`, in a
@@ -367,13 +370,17 @@ func (n *Docker) failed(ctx context.Context, c signaler, dockerID, container, re
 	}
 }
 
-// agentKeyEnv hands an agent container its container's key in its
-// environment (agentapi.KeyEnv): there is no pipe into another container.
-// Its MicroService runs as a user of its own and cannot read its agent's
-// environment.
+// agentKeyEnv hands an agent container its container's key and the
+// payload keys in its environment (agentapi.KeyEnv): there is no pipe into
+// another container. Its MicroService runs as a user of its own and cannot
+// read its agent's environment.
 func (n *Docker) agentKeyEnv(container string) []string {
-	if !n.cfg.Key.Valid() {
+	var ck trust.Key
+	if n.cfg.Key.Valid() {
+		ck = trust.ContainerKey(n.cfg.Key, container)
+	}
+	if !ck.Valid() && len(n.cfg.CodecKeys) == 0 {
 		return nil
 	}
-	return []string{agentapi.KeyEnv + "=" + agentapi.KeyLines(trust.ContainerKey(n.cfg.Key, container), nil)}
+	return []string{agentapi.KeyEnv + "=" + agentapi.KeyLines(ck, n.cfg.CodecKeys)}
 }

@@ -31,6 +31,11 @@ type Spec struct {
 	// trust.ServerKey), "" when reports are not authenticated. A kind
 	// hands it to the node where nothing the server runs can read it.
 	JoinToken string
+	// CodecKeys are the payload keys (trust.EncodeKeys, the current
+	// first), "" when payloads are not encrypted: the node and its agents
+	// need them to read what they are asked. A kind hands them to the node
+	// as it does the join token.
+	CodecKeys string
 }
 
 // Server is a server as its provider sees it.

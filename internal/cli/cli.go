@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/internal/codec"
+	"github.com/msm-project/msm/internal/trust"
+	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/starter"
 )
 
@@ -50,6 +53,33 @@ type env struct {
 	getenv         func(string) string
 	// agentCmd starts this process's container agents, once chosen.
 	agentCmd []string
+	// codec holds the payload keys once read (codecKeys).
+	codec *[]trust.Key
+}
+
+// codecKeys are the payload keys of this process: those of
+// --codec-key-file, else of docker.CodecKeysEnv (a docker kind's node
+// container: removed from the environment once read, so that nothing it
+// starts inherits it); none when neither is set. Read once.
+func (e *env) codecKeys(c *common) ([]trust.Key, error) {
+	if e.codec != nil {
+		return *e.codec, nil
+	}
+	var keys []trust.Key
+	var err error
+	switch {
+	case c.CodecKeyFile != "":
+		if keys, err = trust.ReadKeys(c.CodecKeyFile); err != nil {
+			return nil, fmt.Errorf("--codec-key-file: %w", err)
+		}
+	case e.getenv(docker.CodecKeysEnv) != "":
+		if keys, err = trust.ParseKeys(e.getenv(docker.CodecKeysEnv), docker.CodecKeysEnv); err != nil {
+			return nil, err
+		}
+		os.Unsetenv(docker.CodecKeysEnv)
+	}
+	e.codec = &keys
+	return keys, nil
 }
 
 // Main runs msm with args and returns the exit status.
@@ -144,9 +174,13 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 		return nil, err
 	}
 	var cdc *codec.Codec
-	if c.CodecKeyFile != "" {
-		if cdc, err = codec.Load(c.CodecKeyFile); err != nil {
-			return nil, fmt.Errorf("--codec-key-file: %w", err)
+	keys, err := e.codecKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) > 0 {
+		if cdc, err = codec.New(keys...); err != nil {
+			return nil, fmt.Errorf("the payload keys, %w", err)
 		}
 	}
 	return starter.Dial(ctx, starter.Options{

@@ -103,11 +103,9 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 	if err != nil {
 		return nil, err
 	}
-	var codecKeys []trust.Key
-	if c.CodecKeyFile != "" {
-		if codecKeys, err = trust.ReadKeys(c.CodecKeyFile); err != nil {
-			return nil, fmt.Errorf("--codec-key-file: %w", err)
-		}
+	codecKeys, err := e.codecKeys(c)
+	if err != nil {
+		return nil, err
 	}
 	return node.New(node.Config{
 		Server:       server,
@@ -138,6 +136,10 @@ func (e *env) newDockerNode(c *common, server, image, network string, key trust.
 	if network == "" {
 		network = docker.Network(catalog.Manager{}, c.Manager)
 	}
+	codecKeys, err := e.codecKeys(c)
+	if err != nil {
+		return nil, err
+	}
 	return node.NewDocker(node.DockerConfig{
 		Server:       server,
 		Manager:      c.Manager,
@@ -148,6 +150,7 @@ func (e *env) newDockerNode(c *common, server, image, network string, key trust.
 		AgentEnv:     e.agentEnv(c),
 		Log:          e.logger(c),
 		Key:          key,
+		CodecKeys:    codecKeys,
 	})
 }
 

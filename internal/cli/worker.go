@@ -92,7 +92,11 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	if err != nil {
 		return err
 	}
-	acts := &activities.Activities{}
+	codecKeys, err := e.codecKeys(c)
+	if err != nil {
+		return err
+	}
+	acts := &activities.Activities{Codec: codecKeys}
 	if first != nil && first.Manager.Kind == catalog.KindSimulated {
 		world := simulated.New(c.Manager, first.Manager.Simulated)
 		if ring != nil {

@@ -30,14 +30,10 @@ func TestPayloadsAreEncrypted(t *testing.T) {
 	secret := fmt.Sprintf("hush-%d-value", rand.IntN(1e9))
 	c := newCluster(t, spec{servers: 1, slots: 4, services: map[string]int{"web": 1}, order: []string{"web"},
 		env: map[string]string{"SECRET_TOKEN": secret}})
-	keys := filepath.Join(c.dir, "keys", "codec")
-	_, err := c.msm("keys", "new", keys)
-	require.NoError(t, err)
+	c.codecOn()
 	port, err := devserver.FreePort()
 	require.NoError(t, err)
 	codecURL := fmt.Sprintf("http://127.0.0.1:%d", port)
-	// Every msm process, msm status included, has the keys.
-	c.h.Env = append(c.h.Env, "MSM_CODEC_KEY_FILE="+keys)
 	c.start("codec", "codec-server", "--listen", strings.TrimPrefix(codecURL, "http://"))
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	c.start("worker", "worker", "--catalog", c.catalog)
@@ -192,5 +188,26 @@ func TestWebUIShowsDecodedPayloads(t *testing.T) {
 		b, err := os.ReadFile(shot)
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(os.Getenv("MSM_KEEP_SCREENSHOT"), b, 0o644))
+	}
+}
+
+// codecOn makes payload keys for the cluster and gives them to every msm
+// process it starts or runs from now on, msm status included.
+func (c *cluster) codecOn() {
+	c.t.Helper()
+	keys := filepath.Join(c.dir, "keys", "codec")
+	out, err := c.msm("keys", "new", keys)
+	require.NoError(c.t, err, out)
+	c.h.Env = append(c.h.Env, "MSM_CODEC_KEY_FILE="+keys)
+}
+
+// assertSealed checks the Manager's raw history (read without the codec)
+// holds none of texts: its payloads are encrypted.
+func (c *cluster) assertSealed(texts ...string) {
+	c.t.Helper()
+	raw := historyOf(c.t, c, workflows.ManagerID(c.manager), "")
+	require.Contains(c.t, raw, "binary/encrypted", "the history holds sealed payloads")
+	for _, s := range texts {
+		assert.NotContains(c.t, raw, s, "the raw history")
 	}
 }

@@ -177,9 +177,13 @@ func TestDockerKindRunsTheExampleCatalog(t *testing.T) {
 	c.dockerCatalog()
 	network := "msm-" + c.manager
 	t.Cleanup(func() { clustertest.DockerClean(c.manager) })
+	// Payloads encrypted: the node container gets the keys from the worker,
+	// each agent container from its node.
+	c.codecOn()
 
 	c.start("worker", "worker", "--catalog", c.catalog)
 	st := c.requireDockerMatches(1, 2*time.Minute)
+	c.assertSealed("LOG_LEVEL")
 	assert.Len(t, loadedOf(st, "web"), 2)
 	assert.Len(t, loadedOf(st, "api"), 1)
 	require.Len(t, st.Servers, 1)

@@ -78,9 +78,12 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	// Reports authenticated: each instance's user data gives its node its
 	// join token.
 	env := append(slices.Clone(awsEnv), "MSM_KEY_FILE="+c.keyRing())
+	// And payloads encrypted: each node gets the keys in its user data too.
+	c.codecOn()
 	died := c.startEnv("worker", append(env, faults.Env+"="+workflows.WorkflowExtend+":launch"), "worker", "--catalog", c.catalog)
 	st := c.waitFor("web ×2 on the first instance", 120*time.Second, converged(0))
 	c.assertAuthenticated(st)
+	c.assertSealed("{{.Port}}")
 	require.Len(t, st.Servers, 1)
 	require.Equal(t, s1, st.Servers[0].ID)
 	first := instancesOf(sim, s1)
@@ -90,7 +93,7 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	assert.Equal(t, c.manager, first[0].Tags["msm:owner"])
 	assert.Equal(t, first[0].PrivateIP, st.Servers[0].Address, "the server's address is its instance's")
 	assert.Contains(t, string(first[0].UserData), `"--server","`+s1+`"`)
-	assert.Contains(t, string(first[0].UserData), `"--block-metadata","--join-token-file","/etc/msm/join-token"]`)
+	assert.Contains(t, string(first[0].UserData), `"--block-metadata","--join-token-file","/etc/msm/join-token","--codec-key-file","/etc/msm/codec-keys"]`)
 	c.assertServing(st)
 
 	// m7i.large is full: the Extend's new server is a c7i.large, and the

@@ -14,8 +14,6 @@
 package trust
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -23,6 +21,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -146,26 +145,53 @@ func ReadKeys(path string) ([]Key, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s is readable by others (mode %#o); make it readable by its owner only: chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
-	var keys []Key
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, err := ParseKey(line)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		keys = append(keys, k)
-	}
-	if err := sc.Err(); err != nil {
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
 		return nil, fmt.Errorf("reading key file, %w", err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, fmt.Errorf("key file %s is larger than %d bytes: it is not a key file", path, maxKeyFile)
+	}
+	keys, err := ParseKeys(string(b), path)
+	if err != nil {
+		return nil, err
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("key file %s holds no key; write one with `msm keys new %s`", path, path)
 	}
 	return keys, nil
+}
+
+// maxKeyFile bounds a key file: a thousand keys.
+const maxKeyFile = 100 << 10
+
+// ParseKeys reads keys as a key file holds them (EncodeKeys): one a line,
+// the current first; blank lines and lines starting with # are skipped.
+// source names where they came from in errors (path:line).
+func ParseKeys(text, source string) ([]Key, error) {
+	var keys []Key
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := ParseKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, n+1, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// EncodeKeys writes keys as a key file holds them: Encode, one a line.
+func EncodeKeys(keys ...Key) string {
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k.Encode())
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // LoadRing reads a ring from a key file (see ReadKeys).
@@ -188,16 +214,11 @@ func WriteKeys(path string, keys ...Key) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("writing key file, %w", err)
 	}
-	var b bytes.Buffer
-	for _, k := range keys {
-		b.WriteString(k.Encode())
-		b.WriteByte('\n')
-	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("writing key file, %w", err)
 	}
-	if _, err := f.Write(b.Bytes()); err != nil {
+	if _, err := f.WriteString(EncodeKeys(keys...)); err != nil {
 		f.Close()
 		return fmt.Errorf("writing key file, %w", err)
 	}

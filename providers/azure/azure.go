@@ -128,7 +128,7 @@ func (p *Provider) Check(ctx context.Context) error {
 			return fmt.Errorf("manager.azure.sizes: %s is not a VM size of %s; check its name (az vm list-sizes -l %s)", s, p.cfg.Location, p.cfg.Location)
 		}
 	}
-	_, err := cloudinit.Node(p.boot, "check", p.manager, "")
+	_, err := cloudinit.Node(p.boot, "check", p.manager, cloudinit.Secrets{})
 	return err
 }
 
@@ -155,7 +155,7 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 	} else if !notFound(err) {
 		return providers.Server{}, classify("reading VM "+spec.Name, err)
 	}
-	customData, err := cloudinit.Node(p.boot, spec.Name, spec.Owner, spec.JoinToken)
+	customData, err := cloudinit.Node(p.boot, spec.Name, spec.Owner, cloudinit.Secrets{JoinToken: spec.JoinToken, CodecKeys: spec.CodecKeys})
 	if err != nil {
 		return providers.Server{}, err
 	}

@@ -29,19 +29,31 @@ func NodeArgs(boot catalog.NodeBoot, server, manager string) []string {
 	return args
 }
 
-// JoinTokenPath is where a launched server's node finds its join token,
-// written by cloud-init (write_files) before the node starts.
-const JoinTokenPath = "/etc/msm/join-token"
+// JoinTokenPath and CodecKeysPath are where a launched server's node finds
+// its join token and the payload keys, written by cloud-init (write_files)
+// before the node starts.
+const (
+	JoinTokenPath = "/etc/msm/join-token"
+	CodecKeysPath = "/etc/msm/codec-keys"
+)
+
+// Secrets are what a server's node gets in its document besides its
+// command: its join token (trust.Key.Encode of the server's key; "" when
+// reports are not authenticated) and the payload keys (trust.EncodeKeys;
+// "" when payloads are not encrypted).
+type Secrets struct {
+	JoinToken, CodecKeys string
+}
 
 // Node is the cloud-init document that starts `msm node` for server on
 // a new instance: one runcmd entry, an argument list (no shell), so no
 // setting can be read as shell syntax. The node hides the instance
 // metadata service from MicroServices before it starts anything
 // (--block-metadata): the instance's role credentials are there, and this
-// document too. With a join token (trust.Key.Encode of the server's key;
-// "" when reports are not authenticated), the document also writes it to
-// JoinTokenPath, readable by root only, and the node reads it there.
-func Node(boot catalog.NodeBoot, server, manager, joinToken string) (string, error) {
+// document too. Each of the secrets it has, the document writes to its
+// file (JoinTokenPath, CodecKeysPath), readable by root only, and the node
+// reads it there.
+func Node(boot catalog.NodeBoot, server, manager string, secrets Secrets) (string, error) {
 	if boot.Temporal == "" {
 		return "", fmt.Errorf("manager.node.temporal is not set; set the Temporal frontend address the servers dial, e.g. temporal.internal:7233")
 	}
@@ -59,16 +71,25 @@ func Node(boot catalog.NodeBoot, server, manager, joinToken string) (string, err
 		}
 	}
 	var files string
-	if joinToken != "" {
-		if !utf8.ValidString(joinToken) || strings.IndexFunc(joinToken, unicode.IsControl) >= 0 {
-			return "", fmt.Errorf("the join token is not one line of text")
+	for _, f := range []struct{ flag, path, content string }{
+		{"--join-token-file", JoinTokenPath, secrets.JoinToken},
+		{"--codec-key-file", CodecKeysPath, strings.TrimSuffix(secrets.CodecKeys, "\n")},
+	} {
+		if f.content == "" {
+			continue
 		}
-		argv = append(argv, "--join-token-file", JoinTokenPath)
-		content, err := json.Marshal(joinToken + "\n")
+		if !utf8.ValidString(f.content) || strings.IndexFunc(f.content, func(r rune) bool { return r != '\n' && unicode.IsControl(r) }) >= 0 {
+			return "", fmt.Errorf("the node's %s is not lines of text", f.path)
+		}
+		argv = append(argv, f.flag, f.path)
+		content, err := json.Marshal(f.content + "\n")
 		if err != nil {
 			return "", err
 		}
-		files = "write_files:\n  - path: " + JoinTokenPath + "\n    owner: root:root\n    permissions: \"0600\"\n    content: " + string(content) + "\n"
+		if files == "" {
+			files = "write_files:\n"
+		}
+		files += "  - path: " + f.path + "\n    owner: root:root\n    permissions: \"0600\"\n    content: " + string(content) + "\n"
 	}
 	// JSON strings are YAML flow scalars: the list quotes every argument.
 	b, err := json.Marshal(argv)

@@ -123,7 +123,7 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 			Image:      p.cfg.Docker.Image,
 			Entrypoint: []string{p.cfg.Node.MSM},
 			Cmd:        NodeArgs(p.cfg, spec.Name, spec.Owner),
-			Env:        joinTokenEnv(spec.JoinToken),
+			Env:        nodeEnv(spec),
 		},
 		Host: container.HostConfig{
 			Binds:         []string{p.cfg.Docker.Socket + ":/var/run/docker.sock"},
@@ -215,9 +215,21 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 // the agents' containers, where the MicroServices run, never get it.
 const JoinTokenEnv = "MSM_JOIN_TOKEN"
 
-func joinTokenEnv(token string) []string {
-	if token == "" {
-		return nil
+// CodecKeysEnv names the environment variable a node container gets the
+// payload keys in (trust.EncodeKeys), when payloads are encrypted: the node
+// reads them, removes them from its environment and hands them to its
+// agents' containers with their keys.
+const CodecKeysEnv = "MSM_CODEC_KEYS"
+
+// nodeEnv is the environment of a node container: its join token and the
+// payload keys, those of spec it has.
+func nodeEnv(spec providers.Spec) []string {
+	var env []string
+	if spec.JoinToken != "" {
+		env = append(env, JoinTokenEnv+"="+spec.JoinToken)
 	}
-	return []string{JoinTokenEnv + "=" + token}
+	if spec.CodecKeys != "" {
+		env = append(env, CodecKeysEnv+"="+spec.CodecKeys)
+	}
+	return env
 }

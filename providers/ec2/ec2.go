@@ -24,6 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/providers/cloudinit"
 	"github.com/msm-project/msm/providers"
 )
 
@@ -124,7 +125,7 @@ func (p *Provider) Check(ctx context.Context) error {
 			return fmt.Errorf("manager.ec2.instance_types: %v are not all instance types of %s; check their names, %w", p.cfg.InstanceTypes, p.cfg.Region, err)
 		}
 	}
-	if _, err := UserData(p.boot, "check", p.manager, ""); err != nil {
+	if _, err := UserData(p.boot, "check", p.manager, cloudinit.Secrets{}); err != nil {
 		return err
 	}
 	return nil
@@ -141,7 +142,7 @@ func (p *Provider) Create(ctx context.Context, key string, spec providers.Spec) 
 	} else if len(found) > 0 {
 		return p.running(ctx, spec, *found[0].InstanceId)
 	}
-	userData, err := UserData(p.boot, spec.Name, spec.Owner, spec.JoinToken)
+	userData, err := UserData(p.boot, spec.Name, spec.Owner, cloudinit.Secrets{JoinToken: spec.JoinToken, CodecKeys: spec.CodecKeys})
 	if err != nil {
 		return providers.Server{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/cloudsim"
 	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/cloudinit"
 	"github.com/msm-project/msm/providers/ec2"
 	"github.com/msm-project/msm/providers/providertest"
 )
@@ -178,11 +179,11 @@ func TestBadSettingsArePermanent(t *testing.T) {
 }
 
 func TestUserDataNeedsTheTemporalAddress(t *testing.T) {
-	_, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm"}, "s", "m", "")
+	_, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm"}, "s", "m", cloudinit.Secrets{})
 	require.ErrorContains(t, err, "manager.node.temporal is not set")
-	_, err = ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "default", CA: "a\nb"}, "s", "m", "")
+	_, err = ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "default", CA: "a\nb"}, "s", "m", cloudinit.Secrets{})
 	require.ErrorContains(t, err, "multi-line")
-	out, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "ns", CA: "/etc/ca.pem", APIKeyFile: "/etc/key"}, "s", "m", "")
+	out, err := ec2.UserData(catalog.NodeBoot{MSM: "/msm", Temporal: "t:7233", Namespace: "ns", CA: "/etc/ca.pem", APIKeyFile: "/etc/key"}, "s", "m", cloudinit.Secrets{})
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(out, `"--tls-ca","/etc/ca.pem","--api-key-file","/etc/key","--block-metadata"]`+"\n"), out)
 }

@@ -6,8 +6,8 @@ import (
 )
 
 // UserData is the user data of a new instance: the cloud-init document
-// that starts `msm node` for server, with its join token (see
+// that starts `msm node` for server, with its secrets (see
 // cloudinit.Node).
-func UserData(boot catalog.NodeBoot, server, manager, joinToken string) (string, error) {
-	return cloudinit.Node(boot, server, manager, joinToken)
+func UserData(boot catalog.NodeBoot, server, manager string, secrets cloudinit.Secrets) (string, error) {
+	return cloudinit.Node(boot, server, manager, secrets)
 }
