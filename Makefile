@@ -9,7 +9,7 @@ BIN   := $(CURDIR)/bin
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
 .DEFAULT_GOAL := help
-.PHONY: help build dev test fuzz check bench clean image temporal-image docker-clean chromium
+.PHONY: help build dev test fuzz check bench clean image temporal-image docker-clean chromium vm-tools
 
 # IMAGE is the tag `make image` builds; TEMPORAL_IMAGE `make temporal-image`'s.
 IMAGE ?= msm:dev
@@ -56,7 +56,7 @@ bin/workflowcheck:
 dev: build bin/temporal ## run Temporal (Web UI :8233), the Manager, local nodes and the example catalog
 	bin/msm dev --catalog examples/catalog.yaml
 
-test: build bin/temporal chromium ## run every test with -race (unit, workflow, replay, end-to-end)
+test: build bin/temporal chromium vm-tools ## run every test with -race (unit, workflow, replay, end-to-end)
 	@mkdir -p .msm && rm -f .msm/figures.txt
 	MSM_BIN=$(BIN) MSM_FIGURES=$(CURDIR)/.msm/figures.txt $(GO) test -race -count=1 -timeout 20m ./...
 	@echo; echo "Recovery times measured by the fault tests:"; cat .msm/figures.txt
@@ -68,6 +68,11 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s); `make test` runs
 	    echo "$$pkg $$target"; $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+vm-tools: ## install (as root) what the cgroup v2 tests' VM needs on a cgroup v1 host, if missing: qemu, a kernel image, a static busybox
+	@{ command -v qemu-system-x86_64 >/dev/null && ls /boot/vmlinuz-* >/dev/null 2>&1 && [ -x /bin/busybox ]; } || [ "$$(id -u)" != 0 ] || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-x86 linux-image-amd64 busybox-static >/dev/null 2>&1 || \
+	  echo "qemu, a kernel image or busybox could not be installed: the cgroup tests in a VM will be skipped"
 
 chromium: ## install Debian's Chromium (as root) for the Web UI test, if missing; without it that test is skipped
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
