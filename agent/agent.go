@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/internal/trust"
@@ -44,6 +45,11 @@ type Config struct {
 	// confines it (ExecConfinedMain). Without it the service runs as the
 	// agent's user, unbounded.
 	Shim []string
+	// Cgroup is the directory of the container's cgroup (v2), from its
+	// node (agentapi.CgroupEnv): the agent runs its MicroService in a
+	// cgroup of its own there, service, whose limits the kernel holds.
+	// "": none, the service is confined by its user and rlimits.
+	Cgroup string
 }
 
 // Agent is a running container agent.
@@ -89,6 +95,10 @@ type loaded struct {
 	uid    uint32
 	pids   int
 	memory int64
+	// cg is its cgroup, nil without (Config.Cgroup); held, whether its
+	// limits are set there (else rlimits hold them).
+	cg   *cgroup.Group
+	held bool
 }
 
 // New checks cfg.
@@ -189,10 +199,24 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
-	cmd, uid, err := a.confinedCommand(name, args, limits)
+	cg, held, err := a.serviceCgroup(limits)
+	if err != nil {
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("confining %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
+	}
+	cmd, uid, err := a.confinedCommand(name, args, limits, held)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
+	}
+	if cg != nil {
+		f, err := cg.Open()
+		if err != nil {
+			return agentapi.LoadServiceResult{}, err
+		}
+		defer f.Close()
+		// In its cgroup, within its limits, from its first instruction.
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
 	}
 	cmd.Env = append(serviceEnv(os.Environ()), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
 	cmd.Env = append(cmd.Env, env...)
@@ -211,7 +235,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	}
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor, uid: uid,
-		pids: limits.Pids, memory: memory}
+		pids: limits.Pids, memory: memory, cg: cg, held: held}
 	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l
@@ -220,6 +244,14 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	if err := a.waitHealthy(ctx, in, l); err != nil {
 		a.unload()
 		return agentapi.LoadServiceResult{}, err
+	}
+	// Healthy, but already past its limits (a fork bomb it started with):
+	// it fails to load, and nothing of it is left.
+	if why := l.breach(); why != "" {
+		killed := l.kill()
+		a.unload()
+		return agentapi.LoadServiceResult{}, wire.NonRetryable(
+			fmt.Sprintf("%s %s as it started: its %d processes were killed", in.Service.Name, why, killed), agentapi.ErrLoadFailed, nil)
 	}
 	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
 	go a.watch(mctx, l, in)
@@ -263,7 +295,7 @@ func (a *Agent) waitHealthy(ctx context.Context, in agentapi.LoadServiceInput, l
 		select {
 		case <-l.done:
 			return wire.NonRetryable(
-				fmt.Sprintf("%s exited before it was healthy (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()),
+				fmt.Sprintf("%s exited before it was healthy (%v%s); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.limitsNote(), l.out.String()),
 				agentapi.ErrLoadFailed, nil)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to answer %s, last error: %v, %w", in.Service.Name, url, lastErr, ctx.Err())
@@ -303,8 +335,15 @@ func (a *Agent) unload() {
 		return
 	}
 	// What it left behind (a child in a session of its own, a fork bomb)
-	// runs as its user, and goes with it.
+	// runs as its user, in its cgroup, and goes with it.
 	defer proc.KillUser(l.uid)
+	if l.cg != nil {
+		defer func() {
+			if err := l.cg.Remove(); err != nil {
+				a.cfg.Log.Error("unloading", "error", err)
+			}
+		}()
+	}
 	if exited(l) {
 		return
 	}

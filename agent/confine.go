@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -22,7 +23,8 @@ import (
 const ExecConfined = "exec-confined"
 
 // confinedCommand is the command that starts name with args confined: as
-// the container's own user when the agent runs as root, within limits.
+// the container's own user when the agent runs as root, within limits
+// (rlimits, unless kernelHeld: its cgroup holds them).
 // The uid it returns is the user every process of the service runs as
 // when that user is the container's own (0 when it is not): the one to
 // count and to sweep. An agent already running as its container's own user
@@ -31,7 +33,7 @@ const ExecConfined = "exec-confined"
 // without one it is not set (and the load says so in the agent's log).
 // Without a shim (Config.Shim) or anything to confine, it is the command
 // itself.
-func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits) (*exec.Cmd, uint32, error) {
+func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits, kernelHeld bool) (*exec.Cmd, uint32, error) {
 	memory, err := limits.MemoryBytes()
 	if err != nil {
 		return nil, 0, err
@@ -41,6 +43,9 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 		uid = own
 	}
 	pids := limits.Pids
+	if kernelHeld { // its cgroup holds them
+		memory, pids = 0, 0
+	}
 	if pids > 0 && uid == 0 {
 		a.cfg.Log.Warn("the service's pids limit is not enforced: its container has no user of its own (run the node as root)", "pids", pids)
 		pids = 0
@@ -144,39 +149,119 @@ func dataBackstop(memory int64) uint64 { return uint64(2*memory + 512<<20) }
 // limitEvery is how often the agent checks a confined service's limits.
 const limitEvery = time.Second
 
-// breach says how a service whose processes all run as uid is past its
-// limits, or "": its tasks (processes and threads, as RLIMIT_NPROC counts
-// them) are at pids, or one short of it (a fork bomb: every fork it tries
-// fails, and the process whose fork failed has often exited), or their
-// resident memory is above memory bytes. The agent itself, when it runs as
-// that user too, is not counted.
-func breach(uid uint32, pids int, memory int64) string {
-	if uid == 0 || (pids <= 0 && memory <= 0) {
+// breach says how the service l is past its limits, or "". In a cgroup
+// that holds them, the kernel says: a fork it refused at pids.max (a fork
+// bomb), a process it killed past memory.max. Otherwise, from /proc, of the
+// processes of its user (the agent itself not counted, when it runs as
+// that user too): their tasks (processes and threads, as RLIMIT_NPROC
+// counts them) at pids, or one short of it (the process whose fork failed
+// has often exited), or their resident memory above memory bytes.
+func (l *loaded) breach() string {
+	if l.cg != nil && l.held {
+		if l.pids > 0 {
+			if ev, err := l.cg.Events("pids.events"); err == nil && ev["max"] > 0 {
+				return fmt.Sprintf("reached its limit of %d processes (limits.pids: the kernel refused it %d forks)", l.pids, ev["max"])
+			}
+		}
+		if l.memory > 0 {
+			if ev, err := l.cg.Events("memory.events"); err == nil && ev["oom_kill"] > 0 {
+				return fmt.Sprintf("went past its memory limit of %d MiB (limits.memory: the kernel killed %d of its processes)", l.memory>>20, ev["oom_kill"])
+			}
+		}
 		return ""
 	}
-	u := proc.OfUser(uid)
+	if l.uid == 0 || (l.pids <= 0 && l.memory <= 0) {
+		return ""
+	}
+	u := proc.OfUser(l.uid)
 	switch {
-	case pids > 0 && u.Tasks >= pids-1:
-		return fmt.Sprintf("reached its limit of %d processes (limits.pids: %d tasks in %d processes)", pids, u.Tasks, len(u.PIDs))
-	case memory > 0 && u.RSS > memory:
-		return fmt.Sprintf("used %d MiB of memory, above its limit of %d MiB (limits.memory)", u.RSS>>20, memory>>20)
+	case l.pids > 0 && u.Tasks >= l.pids-1:
+		return fmt.Sprintf("reached its limit of %d processes (limits.pids: %d tasks in %d processes)", l.pids, u.Tasks, len(u.PIDs))
+	case l.memory > 0 && u.RSS > l.memory:
+		return fmt.Sprintf("used %d MiB of memory, past its memory limit of %d MiB (limits.memory)", u.RSS>>20, l.memory>>20)
 	}
 	return ""
 }
 
-// usage says what the processes of a confined service (all of user uid)
-// hold against its limits, or "" when it has none.
-func usage(uid uint32, pids int, memory int64) string {
-	if uid == 0 || (pids <= 0 && memory <= 0) {
+// kill kills every process of the service l: its cgroup's, its user's.
+func (l *loaded) kill() int {
+	killed := 0
+	if l.cg != nil {
+		killed = len(l.cg.Procs())
+		_ = l.cg.Kill(5 * time.Second)
+	}
+	return killed + proc.KillUser(l.uid)
+}
+
+// usage says what the processes of the service l hold against its
+// limits, or "" when it has none.
+func (l *loaded) usage() string {
+	if l.pids <= 0 && l.memory <= 0 {
 		return ""
 	}
-	u := proc.OfUser(uid)
-	var parts []string
-	if pids > 0 {
-		parts = append(parts, fmt.Sprintf("%d tasks in %d processes left, limits.pids: %d", u.Tasks, len(u.PIDs), pids))
+	var tasks, procs int
+	var rss int64
+	switch {
+	case l.cg != nil:
+		n, _ := l.cg.Value("pids.current")
+		tasks, procs = int(n), len(l.cg.Procs())
+		rss, _ = l.cg.Value("memory.current")
+	case l.uid != 0:
+		u := proc.OfUser(l.uid)
+		tasks, procs, rss = u.Tasks, len(u.PIDs), u.RSS
+	default:
+		return ""
 	}
-	if memory > 0 {
-		parts = append(parts, fmt.Sprintf("%d MiB resident, limits.memory: %d MiB", u.RSS>>20, memory>>20))
+	var parts []string
+	if l.pids > 0 {
+		parts = append(parts, fmt.Sprintf("%d tasks in %d processes left, limits.pids: %d", tasks, procs, l.pids))
+	}
+	if l.memory > 0 {
+		parts = append(parts, fmt.Sprintf("%d MiB in use, limits.memory: %d MiB", rss>>20, l.memory>>20))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// serviceCgroup makes the cgroup the service runs in, service in the
+// container's (Config.Cgroup), empty (what an earlier load left is
+// killed), and sets the limits there when the hierarchy has their
+// controllers: held says so, else rlimits hold them. Nil without a
+// container cgroup, or when the agent is not root.
+func (a *Agent) serviceCgroup(l catalog.Limits) (cg *cgroup.Group, held bool, err error) {
+	if a.cfg.Cgroup == "" || os.Geteuid() != 0 {
+		return nil, false, nil
+	}
+	g, err := cgroup.Group{Path: a.cfg.Cgroup}.Child("service")
+	if err != nil {
+		return nil, false, err
+	}
+	if err := g.Remove(); err != nil { // fresh counters: its events are this load's
+		return nil, false, err
+	}
+	if g, err = (cgroup.Group{Path: a.cfg.Cgroup}).Child("service"); err != nil {
+		return nil, false, err
+	}
+	memory, err := l.MemoryBytes()
+	if err != nil {
+		return nil, false, err
+	}
+	held = (memory == 0 || g.Has("memory")) && (l.Pids == 0 || g.Has("pids"))
+	if held {
+		if err := g.Set(cgroup.Limits{Memory: memory, Pids: l.Pids}); err != nil {
+			return nil, false, err
+		}
+	}
+	return &g, held, nil
+}
+
+// limitsNote is what a failure of the service l says of its limits: how
+// it is past them, else what it uses of them, else nothing.
+func (l *loaded) limitsNote() string {
+	if why := l.breach(); why != "" {
+		return "; it " + why
+	}
+	if use := l.usage(); use != "" {
+		return "; " + use
+	}
+	return ""
 }

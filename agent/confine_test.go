@@ -17,6 +17,7 @@ import (
 
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
@@ -27,8 +28,17 @@ func confinedAgent(t *testing.T, id string) *agent.Agent {
 	if os.Geteuid() != 0 {
 		t.Skip("confinement to a user of its own needs the agent to run as root")
 	}
-	a, err := agent.New(agent.Config{Container: id, Server: "s1", Manager: "m",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Shim: []string{shim}})
+	cfg := agent.Config{Container: id, Server: "s1", Manager: "m",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Shim: []string{shim}}
+	// On a cgroup v2 host (the VM of TestConfinementInAVM), the container's
+	// cgroup, as its node makes it.
+	if cgroup.V2(cgroup.Root) {
+		cg, err := cgroup.Make(cgroup.Root, "msm-agent-test/"+id)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = cg.Remove() })
+		cfg.Cgroup = cg.Path
+	}
+	a, err := agent.New(cfg)
 	require.NoError(t, err)
 	return a
 }
@@ -111,10 +121,10 @@ func TestConfinedServiceLimits(t *testing.T) {
 		limits catalog.Limits
 		want   string
 	}{
-		{"fork bomb", `b() { b | b & }; b`, catalog.Limits{Pids: 32}, "exited before it was healthy"},
+		{"fork bomb", `b() { b | b & }; b`, catalog.Limits{Pids: 32}, "limits.pids"},
 		// Its resident memory is sampled once it runs (TestFailingConfined…);
 		// an allocation faster than that meets the backstop at once.
-		{"memory backstop", `head -c 1G /dev/zero | tail > /dev/null || exit 7`, catalog.Limits{Memory: "64Mi"}, "exited before it was healthy (exit status 7)"},
+		{"memory backstop", `head -c 1073741824 /dev/zero | tail > /dev/null || exit 7`, catalog.Limits{Memory: "64Mi"}, "exited before it was healthy (exit status 7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const id = "m-c8"
@@ -157,7 +167,7 @@ func TestFailingConfinedServiceIsKilledAndReported(t *testing.T) {
 		want   string
 	}{
 		{"fork bomb", `while :; do sleep 1000 & done`, catalog.Limits{Pids: 48}, "limits.pids"},
-		{"memory", `{ head -c 100m /dev/zero; sleep 1000; } | tail`, catalog.Limits{Memory: "64Mi"}, "above its limit of 64 MiB (limits.memory)"},
+		{"memory", `{ head -c 104857600 /dev/zero; sleep 1000; } | tail`, catalog.Limits{Memory: "64Mi"}, "memory limit of 64 MiB (limits.memory"},
 		{"setsid child", `setsid sleep 1000 < /dev/null > /dev/null 2>&1 & kill $$`, catalog.Limits{}, "exited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

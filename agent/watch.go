@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
@@ -44,7 +43,7 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			a.fail(in, l, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
 			return
 		case <-limits.C:
-			if breach(l.uid, l.pids, l.memory) != "" {
+			if l.breach() != "" {
 				a.fail(in, l, "")
 				return
 			}
@@ -71,14 +70,14 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 // cannot start a thread) left it just under its pids limit, and that says
 // why.
 func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, reason string) {
-	if why := breach(l.uid, l.pids, l.memory); why != "" {
-		killed := proc.KillUser(l.uid)
+	if why := l.breach(); why != "" {
+		killed := l.kill()
 		why = fmt.Sprintf("%s %s: its %d processes were killed", in.Service.Name, why, killed)
 		if reason != "" {
 			why += "; " + reason
 		}
 		reason = why
-	} else if use := usage(l.uid, l.pids, l.memory); use != "" {
+	} else if use := l.usage(); use != "" {
 		reason += " (" + use + ")"
 	}
 	a.reportError(in, reason)

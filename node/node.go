@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/hostport"
 	procfs "github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/internal/startbatch"
@@ -59,6 +60,12 @@ type Config struct {
 	// CodecKeys are the payload encryption keys, handed to each agent on
 	// the same pipe (none: payloads are not encrypted).
 	CodecKeys []trust.Key
+	// Cgroup is the cgroup (v2) the node makes each container's cgroup
+	// in: its agent runs in <container>/agent and its MicroService in
+	// <container>/service, which the agent makes and limits, and stopping
+	// the container kills the whole cgroup. Nil when the host has none for
+	// it: containers are confined by their users and rlimits alone.
+	Cgroup *cgroup.Group
 }
 
 // record is what the node keeps of a container it started.
@@ -233,6 +240,16 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	// Its own process group: the agent and its MicroService outlive this
 	// node (re-attached on restart) and are stopped together.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if n.cfg.Cgroup != nil {
+		cg, err := n.agentCgroup(in.Container)
+		if err != nil {
+			return workflows.StartContainerResult{}, err
+		}
+		defer cg.Close()
+		// In its cgroup from its first instruction.
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+		cmd.Env = append(cmd.Env, agentapi.CgroupEnv+"="+n.containerCgroup(in.Container).Path)
+	}
 	forkMu.Lock()
 	err = cmd.Start()
 	forkMu.Unlock()
@@ -392,7 +409,33 @@ func (n *Node) save(r record) error {
 	return os.Rename(tmp, n.path(r.Container, ".json"))
 }
 
+// containerCgroup is the cgroup of a container (with Config.Cgroup).
+func (n *Node) containerCgroup(container string) cgroup.Group {
+	return cgroup.Group{Path: filepath.Join(n.cfg.Cgroup.Path, container)}
+}
+
+// agentCgroup makes a container's cgroup, and in it its agent's, and opens
+// the latter for the agent's start.
+func (n *Node) agentCgroup(container string) (*os.File, error) {
+	cg, err := n.cfg.Cgroup.Child(container)
+	if err != nil {
+		return nil, fmt.Errorf("the cgroup of %s, %w", container, err)
+	}
+	agent, err := cg.Child("agent")
+	if err != nil {
+		return nil, fmt.Errorf("the cgroup of %s, %w", container, err)
+	}
+	return agent.Open()
+}
+
+// forget removes a stopped container's record and, with cgroups, kills
+// what is left in its cgroup and removes it.
 func (n *Node) forget(container string) error {
+	if n.cfg.Cgroup != nil {
+		if err := n.containerCgroup(container).Remove(); err != nil {
+			return fmt.Errorf("stopping %s, %w", container, err)
+		}
+	}
 	err := os.Remove(n.path(container, ".json"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing record of %s, %w", container, err)

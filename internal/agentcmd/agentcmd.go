@@ -101,7 +101,8 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey, Shim: shim})
+	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey, Shim: shim,
+		Cgroup: getenv(agentapi.CgroupEnv)})
 	if err != nil {
 		return err
 	}

@@ -140,8 +140,12 @@ func (e *env) dev(args []string) error {
 				s.Name, s.Address, ringFile, s.Name, s.Name)
 			continue
 		}
+		cg, err := e.nodeCgroup(&c, e.getenv("MSM_CGROUPS"), s.Name)
+		if err != nil {
+			return err
+		}
 		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name), e.durationOr("MSM_REPORT_EVERY", 30*time.Second),
-			trust.ServerKey(ring.Current(), c.Manager, s.Name))
+			trust.ServerKey(ring.Current(), c.Manager, s.Name), cg)
 		if err != nil {
 			return err
 		}

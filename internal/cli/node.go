@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
@@ -21,6 +22,7 @@ func (e *env) node(args []string) error {
 	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
 	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
 	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
+	cgroups := fs.String("cgroups", e.getenv("MSM_CGROUPS"), "where containers get cgroups of their own (v2; the node as root): auto (default: the host's hierarchy when it is cgroup v2, else rlimits alone), off, or a cgroup v2 `dir` (MSM_CGROUPS)")
 	blockMetadata := fs.Bool("block-metadata", false, "before anything else, make the kernel refuse MicroServices (their users) any connection to the cloud's instance metadata service, which holds the instance's credentials and user data (iptables; the cloud kinds' nodes run with it, as root): the node starts nothing when it cannot")
 	tokenFile := fs.String("join-token-file", e.getenv("MSM_JOIN_TOKEN_FILE"), "this server's join token, a `file` from `msm keys join-token`: the node signs its reports and its agents' keys come from it (MSM_JOIN_TOKEN_FILE; required when the worker has --key-file)")
 	if err := parse(fs, args); err != nil {
@@ -63,7 +65,11 @@ func (e *env) node(args []string) error {
 		}
 		return n.Run(ctx, cl)
 	}
-	n, err := e.newNode(&c, *server, *state, *every, key)
+	cg, err := e.nodeCgroup(&c, *cgroups, *server)
+	if err != nil {
+		return err
+	}
+	n, err := e.newNode(&c, *server, *state, *every, key, cg)
 	if err != nil {
 		return err
 	}
@@ -91,7 +97,7 @@ func (e *env) agentCommand(c *common) ([]string, error) {
 }
 
 // newNode builds the node agent of server.
-func (e *env) newNode(c *common, server, state string, every time.Duration, key trust.Key) (*node.Node, error) {
+func (e *env) newNode(c *common, server, state string, every time.Duration, key trust.Key, cg *cgroup.Group) (*node.Node, error) {
 	if state == "" {
 		state = filepath.Join(".msm", "nodes", server)
 	}
@@ -118,7 +124,36 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 		Meter:        node.HostMeter{},
 		Key:          key,
 		CodecKeys:    codecKeys,
+		Cgroup:       cg,
 	})
+}
+
+// nodeCgroup makes the cgroup a standalone node makes its containers'
+// in, msm/<manager>-<server> of the hierarchy mode names ("auto": the
+// host's when it is cgroup v2 and the node runs as root; "off"; or a
+// cgroup v2 directory). Nil when there is none: in auto mode, one that
+// cannot be made is logged and the node confines with rlimits alone.
+func (e *env) nodeCgroup(c *common, mode, server string) (*cgroup.Group, error) {
+	rel := "msm/" + c.Manager + "-" + server
+	switch mode {
+	case "off":
+		return nil, nil
+	case "", "auto":
+		if os.Geteuid() != 0 || !cgroup.V2(cgroup.Root) {
+			return nil, nil
+		}
+		g, err := cgroup.Make(cgroup.Root, rel)
+		if err != nil {
+			e.logger(c).Warn("containers get no cgroups, only rlimits", "error", err)
+			return nil, nil
+		}
+		return &g, nil
+	}
+	g, err := cgroup.Make(mode, rel)
+	if err != nil {
+		return nil, fmt.Errorf("--cgroups %s: %w", mode, err)
+	}
+	return &g, nil
 }
 
 // newDockerNode builds the node of the Docker engine the environment names.

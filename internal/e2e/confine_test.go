@@ -38,7 +38,7 @@ func TestServicesPastTheirLimitsAreKilledAndRecovered(t *testing.T) {
 	require.NoError(t, os.Chmod(triggers, 0o777))
 	bad := []struct{ name, limits, then, want string }{
 		{"bomb", "{pids: 48}", `while :; do sleep 1000 & done`, "limits.pids"},
-		{"hog", "{memory: 64Mi}", `{ head -c 100M /dev/zero; sleep 1000; } | tail`, "above its limit of 64 MiB (limits.memory)"},
+		{"hog", "{memory: 64Mi}", `{ head -c 100M /dev/zero; sleep 1000; } | tail`, "past its memory limit of 64 MiB (limits.memory)"},
 		{"escape", "", `setsid sleep 1000 < /dev/null > /dev/null 2>&1 & kill $$`, "exited"},
 	}
 	yaml := c.catalogYAML(spec{servers: 1, slots: 8, services: map[string]int{"web": 1}, order: []string{"web"}})

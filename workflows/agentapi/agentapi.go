@@ -63,6 +63,11 @@ const KeyFDEnv = "MSM_AGENT_KEY_FD"
 // the agent removes it from its environment at once.
 const KeyEnv = "MSM_AGENT_KEYS"
 
+// CgroupEnv names the environment variable a node gives each agent the
+// directory of its container's cgroup (v2) in, when the node confines with
+// cgroups: the agent makes its MicroService's cgroup, service, there.
+const CgroupEnv = "MSM_CGROUP"
+
 // ServiceUIDBase is the first of the users MicroServices run as when
 // their agent runs as root: a container's MicroService runs as
 // ServiceUIDBase + a 30-bit hash of its Manager and container ID, a user
