@@ -204,6 +204,9 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("confining %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
+	if cpu, _ := limits.CPUMillis(); cpu > 0 && !held {
+		a.cfg.Log.Warn("the service's cpu limit is not held: its container has no cgroup v2 with the cpu controller (a node as root on a cgroup v2 host)", "service", in.Service.Name, "cpu", limits.CPU)
+	}
 	cmd, uid, err := a.confinedCommand(name, args, limits, held)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(

@@ -245,9 +245,13 @@ func (a *Agent) serviceCgroup(l catalog.Limits) (cg *cgroup.Group, held bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	held = (memory == 0 || g.Has("memory")) && (l.Pids == 0 || g.Has("pids"))
+	cpu, err := l.CPUMillis()
+	if err != nil {
+		return nil, false, err
+	}
+	held = (memory == 0 || g.Has("memory")) && (l.Pids == 0 || g.Has("pids")) && (cpu == 0 || g.Has("cpu"))
 	if held {
-		if err := g.Set(cgroup.Limits{Memory: memory, Pids: l.Pids}); err != nil {
+		if err := g.Set(cgroup.Limits{Memory: memory, Pids: l.Pids, CPU: cpu}); err != nil {
 			return nil, false, err
 		}
 	}

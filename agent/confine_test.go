@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -206,4 +207,36 @@ func TestFailingConfinedServiceIsKilledAndReported(t *testing.T) {
 			assert.Empty(t, userProcs(t, uid), "every process of the container is gone")
 		})
 	}
+}
+
+// TestConfinedServiceCPULimit: in a cgroup with the cpu controller (the
+// VM of TestConfinementInAVM, a cgroup v2 host), limits.cpu is the
+// service's cpu.max: a service that burns CPU under 100m is throttled.
+func TestConfinedServiceCPULimit(t *testing.T) {
+	const id = "m-c10"
+	a := confinedAgent(t, id)
+	svc := cgroup.Group{Path: filepath.Join(cgroup.Root, "msm-agent-test", id, "service")}
+	if !cgroup.V2(cgroup.Root) {
+		t.Skip("limits.cpu is held by a cgroup v2 host only: TestConfinementInAVM runs this")
+	}
+	in := agentapi.LoadServiceInput{Container: id, Server: "s1", Address: "127.0.0.1", Port: freePort(t),
+		Service: shService(uniqueName("cpu"), ":", catalog.Limits{CPU: "100m"})}
+	t.Cleanup(func() { _ = a.UnloadService(context.Background(), id) })
+	_, err := load(t, a, in, nil)
+	require.NoError(t, err)
+	max, err := os.ReadFile(filepath.Join(svc.Path, "cpu.max"))
+	require.NoError(t, err)
+	assert.Equal(t, "10000 100000", strings.TrimSpace(string(max)))
+	before, err := svc.Events("cpu.stat")
+	require.NoError(t, err)
+	began := time.Now()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/work?ms=1000", in.Port)) // a second of spinning
+	require.NoError(t, err)
+	resp.Body.Close()
+	took := time.Since(began)
+	st, err := svc.Events("cpu.stat")
+	require.NoError(t, err)
+	assert.Positive(t, st["nr_throttled"], "throttled")
+	used := time.Duration(st["usage_usec"]-before["usage_usec"]) * time.Microsecond
+	assert.Less(t, used, took/4, "a tenth of a CPU: %v of CPU in %v", used, took)
 }

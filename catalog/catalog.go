@@ -8,6 +8,7 @@ package catalog
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -251,15 +252,46 @@ type Service struct {
 }
 
 // Limits bound one instance of a service. Where its agent runs as root,
-// each instance runs as a user of its own (its container's), with its
-// memory and processes bounded by rlimits: RLIMIT_DATA per process for
-// memory (Go programs need at least about 128Mi) and RLIMIT_NPROC for the
-// processes and threads of that user. Zero leaves a limit off.
+// each instance runs as a user of its own (its container's); on a cgroup
+// v2 host in a cgroup of its own too, where the kernel holds all three
+// (memory.max, pids.max, cpu.max). Elsewhere memory and processes are
+// held by the agent (it samples them) and rlimits, and cpu is not.
+// Zero leaves a limit off.
 type Limits struct {
 	// Memory is a size such as "256Mi", "1Gi" or "500M".
 	Memory string `yaml:"memory,omitempty" json:"memory,omitempty"`
 	// Pids bounds the processes and threads of the instance.
 	Pids int `yaml:"pids,omitempty" json:"pids,omitempty"`
+	// CPU is the CPU time the instance may use, in CPUs: "500m" (half of
+	// one), "0.5", "2".
+	CPU string `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+}
+
+// MinCPULimit and MaxCPULimit bound limits.cpu, in thousandths of a CPU.
+const (
+	MinCPULimit = 10
+	MaxCPULimit = 1024 * 1000
+)
+
+// CPUMillis is CPU in thousandths of a CPU, 0 when it is not set.
+func (l Limits) CPUMillis() (int, error) {
+	s := strings.TrimSpace(l.CPU)
+	if s == "" {
+		return 0, nil
+	}
+	bad := fmt.Errorf("%q is not a CPU amount; write it as 500m (half a CPU), 0.5 or 2", l.CPU)
+	if m, ok := strings.CutSuffix(s, "m"); ok {
+		n, err := strconv.Atoi(m)
+		if err != nil || n <= 0 || n > MaxCPULimit {
+			return 0, bad
+		}
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f > 0) || f > MaxCPULimit/1000 {
+		return 0, bad
+	}
+	return max(1, int(math.Round(f*1000))), nil // a positive amount is a limit: below 10m, a problem
 }
 
 // Of returns the limits l points at, none when nil.

@@ -632,6 +632,11 @@ func (v *validator) limits(item string, l Limits) {
 	if l.Pids < 0 || l.Pids > MaxPidsLimit {
 		v.ps.add(item+".limits.pids", "%d is not between 1 and %d; set how many processes and threads one instance may have, e.g. 64", l.Pids, MaxPidsLimit)
 	}
+	if n, err := l.CPUMillis(); err != nil {
+		v.ps.add(item+".limits.cpu", "%v", err)
+	} else if n > 0 && n < MinCPULimit {
+		v.ps.add(item+".limits.cpu", "%s is below the least limit, 10m (a hundredth of a CPU)", l.CPU)
+	}
 }
 
 // MaxServices and MaxListedServers bound what one catalog lists (within

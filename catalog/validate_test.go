@@ -571,6 +571,15 @@ func TestLimits(t *testing.T) {
 		{Limits{Memory: "-5Mi"}, 0, "is not a size"},
 		{Limits{Pids: -1}, 0, "is not between 1 and 65536"},
 		{Limits{Pids: 1 << 20}, 0, "is not between 1 and 65536"},
+		{Limits{CPU: "500m"}, 0, ""},
+		{Limits{CPU: "0.25"}, 0, ""},
+		{Limits{CPU: "2"}, 0, ""},
+		{Limits{CPU: "5m"}, 0, "below the least limit, 10m"},
+		{Limits{CPU: "0.0004"}, 0, "below the least limit, 10m"},
+		{Limits{CPU: "-1"}, 0, `"-1" is not a CPU amount`},
+		{Limits{CPU: "NaN"}, 0, "is not a CPU amount"},
+		{Limits{CPU: "lots"}, 0, "is not a CPU amount"},
+		{Limits{CPU: "1e9"}, 0, "is not a CPU amount"},
 	} {
 		c := validCatalog()
 		c.Services[0].Limits = &tc.limits
@@ -584,5 +593,13 @@ func TestLimits(t *testing.T) {
 		}
 		require.Len(t, ps, 1, "%+v", tc.limits)
 		assert.Contains(t, ps[0].Message, tc.want)
+	}
+}
+
+func TestCPUMillis(t *testing.T) {
+	for in, want := range map[string]int{"": 0, "500m": 500, "0.25": 250, "2": 2000, " 1.5 ": 1500, "10m": 10, "0.0004": 1} {
+		got, err := Limits{CPU: in}.CPUMillis()
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
 	}
 }
