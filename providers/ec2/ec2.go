@@ -24,8 +24,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/msm-project/msm/catalog"
-	"github.com/msm-project/msm/providers/cloudinit"
 	"github.com/msm-project/msm/providers"
+	"github.com/msm-project/msm/providers/cloudinit"
 )
 
 // Tags msm puts on every instance it launches.
