@@ -208,7 +208,10 @@ func setUp(bin string, cleanup *[]func()) (*env, error) {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		e.cancelled <- context.Cause(ctx)
+		select { // never blocks: a failed test may not read it
+		case e.cancelled <- context.Cause(ctx):
+		default:
+		}
 		return echoOut{}, ctx.Err()
 	}))
 	wctx, stop := context.WithCancel(context.Background())

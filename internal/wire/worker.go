@@ -235,6 +235,14 @@ func (w *Worker) execute(ctx context.Context, t *task) {
 		}
 	}
 	hb.stop()
+	// Failed because its start-to-close timeout passed: the server times
+	// the attempt out (a timeout, retried as the policy says), as the SDK
+	// leaves it; an answer racing the server's timer would turn the
+	// timeout into this attempt's failure.
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), context.DeadlineExceeded) {
+		w.c.o.Log.Debug("activity task past its start-to-close timeout: left to the server", "activity", t.activityType, "id", t.activityID)
+		return
+	}
 
 	// The answer goes out even while the worker stops.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
