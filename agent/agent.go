@@ -207,7 +207,14 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	if cpu, _ := limits.CPUMillis(); cpu > 0 && !held {
 		a.cfg.Log.Warn("the service's cpu limit is not held: its container has no cgroup v2 with the cpu controller (a node as root on a cgroup v2 host)", "service", in.Service.Name, "cpu", limits.CPU)
 	}
-	cmd, uid, err := a.confinedCommand(name, args, limits, held)
+	var runAs *account
+	if in.Service.RunAs != "" {
+		if runAs, err = a.runAs(in.Service.RunAs, cg, held, limits); err != nil {
+			return agentapi.LoadServiceResult{}, wire.NonRetryable(
+				fmt.Sprintf("%s on server %s: %v", in.Service.Name, in.Server, err), agentapi.ErrLoadFailed, err)
+		}
+	}
+	cmd, uid, err := a.confinedCommand(name, args, limits, held, runAs)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)

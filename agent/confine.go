@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,12 +33,22 @@ const ExecConfined = "exec-confined"
 // (a Docker container of its own, see node.Docker) keeps it. A pids limit
 // needs such a user: RLIMIT_NPROC counts every process of the user, so
 // without one it is not set (and the load says so in the agent's log).
-// Without a shim (Config.Shim) or anything to confine, it is the command
-// itself.
-func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits, kernelHeld bool) (*exec.Cmd, uint32, error) {
+// With runAs (the catalog's run_as) the service runs as that user instead,
+// whose processes are not the container's alone: the uid returned is 0,
+// and its cgroup finds them. Without a shim (Config.Shim) or anything to
+// confine, it is the command itself.
+func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits, kernelHeld bool, runAs *account) (*exec.Cmd, uint32, error) {
 	memory, err := limits.MemoryBytes()
 	if err != nil {
 		return nil, 0, err
+	}
+	if runAs != nil {
+		if len(a.cfg.Shim) == 0 {
+			return nil, 0, errors.New("run_as needs the agent's confining shim")
+		}
+		argv := append(append([]string{}, a.cfg.Shim[1:]...), ExecConfined,
+			"--uid", strconv.FormatUint(uint64(runAs.uid), 10), "--gid", strconv.FormatUint(uint64(runAs.gid), 10), "--")
+		return exec.Command(a.cfg.Shim[0], append(append(argv, name), args...)...), 0, nil
 	}
 	uid, own := uint32(0), agentapi.ServiceUID(a.cfg.Manager, a.cfg.Container)
 	if euid := os.Geteuid(); euid == 0 || uint32(euid) == own {
@@ -71,7 +83,7 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 // ExecConfinedMain is the shim: args are what follows ExecConfined. It
 // returns only on error.
 func ExecConfinedMain(args []string) error {
-	var uid, data, pids uint64
+	var uid, gid, data, pids uint64
 	for len(args) > 0 && args[0] != "--" {
 		if len(args) < 2 {
 			return fmt.Errorf("%s: %s needs a value", ExecConfined, args[0])
@@ -83,6 +95,8 @@ func ExecConfinedMain(args []string) error {
 		switch args[0] {
 		case "--uid":
 			uid = n
+		case "--gid":
+			gid = n
 		case "--data":
 			data = n
 		case "--pids":
@@ -114,7 +128,10 @@ func ExecConfinedMain(args []string) error {
 		if err := syscall.Setgroups(nil); err != nil {
 			return fmt.Errorf("%s: dropping groups, %w", ExecConfined, err)
 		}
-		if err := syscall.Setgid(int(uid)); err != nil {
+		if gid == 0 {
+			gid = uid // the user's own group
+		}
+		if err := syscall.Setgid(int(gid)); err != nil {
 			return fmt.Errorf("%s: setgid, %w", ExecConfined, err)
 		}
 		if err := syscall.Setuid(int(uid)); err != nil {
@@ -268,4 +285,51 @@ func (l *loaded) limitsNote() string {
 		return "; " + use
 	}
 	return ""
+}
+
+// account is a user and group a service runs as (run_as).
+type account struct{ uid, gid uint32 }
+
+// runAs resolves the catalog's run_as for a service confined in cg (its
+// limits held there when held): a user name (its group is its passwd
+// entry's), a number, or a number with a group. It needs the agent to run
+// as root and the service's cgroup: a user others may share leaves its
+// processes told apart by their cgroup alone.
+func (a *Agent) runAs(s string, cg *cgroup.Group, held bool, limits catalog.Limits) (*account, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("run_as %q needs the node and its agents to run as root", s)
+	}
+	if cg == nil {
+		return nil, fmt.Errorf("run_as %q needs a node on a cgroup v2 host (it gives each container a cgroup): the processes of a user others may share could not be found to stop them; leave run_as out here", s)
+	}
+	if limits != (catalog.Limits{}) && !held {
+		return nil, fmt.Errorf("run_as %q with limits needs the cgroup's memory, pids and cpu controllers, which this host does not give it", s)
+	}
+	name, group, hasGroup := strings.Cut(s, ":")
+	var acct account
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		acct = account{uid: uint32(n), gid: uint32(n)}
+	} else {
+		u, err := user.Lookup(name)
+		if err != nil {
+			return nil, fmt.Errorf("run_as %q: %v; create the user on every server, or name another", s, err)
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("run_as %q: user %s has uid %s, gid %s", s, name, u.Uid, u.Gid)
+		}
+		acct = account{uid: uint32(uid), gid: uint32(gid)}
+	}
+	if hasGroup {
+		g, err := strconv.ParseUint(group, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("run_as %q: the group is not a number", s)
+		}
+		acct.gid = uint32(g)
+	}
+	if acct.uid == 0 || acct.gid == 0 {
+		return nil, fmt.Errorf("run_as %q is root's; a MicroService never runs as root", s)
+	}
+	return &acct, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -239,4 +240,46 @@ func TestConfinedServiceCPULimit(t *testing.T) {
 	assert.Positive(t, st["nr_throttled"], "throttled")
 	used := time.Duration(st["usage_usec"]-before["usage_usec"]) * time.Microsecond
 	assert.Less(t, used, took/4, "a tenth of a CPU: %v of CPU in %v", used, took)
+}
+
+// TestConfinedServiceRunAs: with run_as, a service runs as that user, in
+// its cgroup, and goes whole with it (a setsid child included), though
+// other processes may run as that user. It needs the cgroup: without one
+// (a cgroup v1 host, as this machine) the load fails and says why.
+func TestConfinedServiceRunAs(t *testing.T) {
+	const id = "m-c11"
+	a := confinedAgent(t, id)
+	dir, err := os.MkdirTemp("", "msm-runas-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o777))
+	svc := shService(uniqueName("runas"), fmt.Sprintf("id -u > %[1]s/uid; id -g > %[1]s/gid\nsetsid sleep 1000 < /dev/null > /dev/null 2>&1 &", dir), catalog.Limits{})
+	svc.RunAs = "nobody"
+	in := agentapi.LoadServiceInput{Container: id, Server: "s1", Address: "127.0.0.1", Port: freePort(t), Service: svc}
+	t.Cleanup(func() { _ = a.UnloadService(context.Background(), id) })
+	_, err = load(t, a, in, nil)
+	if !cgroup.V2(cgroup.Root) {
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `run_as "nobody" needs a node on a cgroup v2 host`)
+		return
+	}
+	require.NoError(t, err)
+	for file, want := range map[string]string{"uid": "65534", "gid": "65534"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		require.NoError(t, err)
+		assert.Equal(t, want, strings.TrimSpace(string(b)), file)
+	}
+	// Another process of that user, not the service's: left alone.
+	other := exec.Command(shim, agent.ExecConfined, "--uid", "65534", "--", "sleep", "1000")
+	other.Stderr = os.Stderr
+	require.NoError(t, other.Start())
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	require.Eventually(t, func() bool { return len(userProcs(t, 65534)) == 3 }, 10*time.Second, 20*time.Millisecond,
+		"the service, its setsid child and the other process: %q", userProcs(t, 65534))
+	svcCg := cgroup.Group{Path: filepath.Join(cgroup.Root, "msm-agent-test", id, "service")}
+	require.Len(t, svcCg.Procs(), 2, "the demo and its setsid child, in the service's cgroup")
+
+	require.NoError(t, a.UnloadService(context.Background(), id))
+	assert.Empty(t, svcCg.Procs(), "the service's processes are gone, the setsid child too")
+	assert.Len(t, userProcs(t, 65534), 1, "the other process of that user runs on")
 }

@@ -53,7 +53,7 @@ func TestConfinementInAVM(t *testing.T) {
 	t.Logf("the VM (%v):\n%s", time.Since(began).Round(time.Millisecond), console)
 	require.NoError(t, err)
 	assert.Equal(t, 0, code)
-	for _, name := range []string{"TestConfinedServiceRunsAsItsOwnUser", "TestConfinedServiceLimits", "TestConfinedServiceCPULimit", "TestFailingConfinedServiceIsKilledAndReported"} {
+	for _, name := range []string{"TestConfinedServiceRunsAsItsOwnUser", "TestConfinedServiceLimits", "TestConfinedServiceCPULimit", "TestConfinedServiceRunAs", "TestFailingConfinedServiceIsKilledAndReported"} {
 		assert.True(t, strings.Contains(console, "--- PASS: "+name), "%s ran, and passed, in the VM", name)
 	}
 }

@@ -249,6 +249,11 @@ type Service struct {
 	// on replay too. A field added to the catalog must be left out of its
 	// JSON when unset, for the same reason.
 	Limits *Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// RunAs is the user an instance runs as, by name or number
+	// ("www-data", "1001", "1001:1001" with a group), instead of a user of
+	// its container's own; never root. Its processes are then found by
+	// their cgroup, not their user, so it needs a node on a cgroup v2 host.
+	RunAs string `yaml:"run_as,omitempty" json:"run_as,omitempty"`
 }
 
 // Limits bound one instance of a service. Where its agent runs as root,

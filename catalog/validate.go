@@ -6,6 +6,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -435,7 +436,50 @@ func (v *validator) services() {
 		}
 		v.templates(item, s)
 		v.limits(item, s.Limits.Of())
+		v.runAs(item, s.RunAs)
 	}
+}
+
+// runAs checks a service's run_as: a user name or a number, with a group
+// number, never root's.
+func (v *validator) runAs(item, s string) {
+	if s == "" {
+		return
+	}
+	user, group, hasGroup := strings.Cut(s, ":")
+	if !validUser(user) || (hasGroup && !isNumber(group)) || !fits32(user) || !fits32(group) {
+		v.ps.add(item+".run_as", "%q is not a user; write a user name (www-data), a number (1001) or a number with a group (1001:1001)", s)
+		return
+	}
+	if user == "root" || strings.TrimLeft(user, "0") == "" || (hasGroup && strings.TrimLeft(group, "0") == "") {
+		v.ps.add(item+".run_as", "%q is root; a MicroService never runs as root: name an unprivileged user, or leave run_as out (a user of its container's own)", s)
+	}
+}
+
+// validUser: a POSIX-portable user name (letters, digits, '.', '_', '-',
+// not starting with '-'; at most 32 bytes) or a number.
+func validUser(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func isNumber(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // artifact checks that the service says what to run on this kind.
@@ -646,3 +690,12 @@ const (
 	MaxServices      = 5000
 	MaxListedServers = 10000
 )
+
+// fits32: not a number, or a number of 32 bits (a uid or gid).
+func fits32(s string) bool {
+	if !isNumber(s) {
+		return true
+	}
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}

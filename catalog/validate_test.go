@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -601,5 +602,37 @@ func TestCPUMillis(t *testing.T) {
 		got, err := Limits{CPU: in}.CPUMillis()
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
+	}
+}
+
+func TestRunAs(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"www-data":              "",
+		"1001":                  "",
+		"1001:1001":             "",
+		"svc.user_1":            "",
+		"root":                  "is root",
+		"0":                     "is root",
+		"000":                   "is root",
+		"1001:0":                "is root",
+		"-x":                    "is not a user",
+		"a b":                   "is not a user",
+		"1001:staff":            "is not a user",
+		"4294967296":            "is not a user",
+		"a:b:c":                 "is not a user",
+		"$(reboot)":             "is not a user",
+		strings.Repeat("u", 33): "is not a user",
+	} {
+		c := validCatalog()
+		c.Services[0].RunAs = in
+		ps := c.Validate()
+		if want == "" {
+			assert.Empty(t, ps, in)
+			continue
+		}
+		require.Len(t, ps, 1, in)
+		assert.Equal(t, "services[0].run_as", ps[0].Field, in)
+		assert.Contains(t, ps[0].Message, want, in)
 	}
 }

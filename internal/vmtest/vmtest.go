@@ -113,6 +113,7 @@ func Run(ctx context.Context, t Tools, o Options) (string, int, error) {
 // initScript is the VM's /init.
 const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
+export PATH=/bin HOME=/tmp
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -139,7 +140,8 @@ func writeInitramfs(path, busybox string, o Options) error {
 		w.dir(d)
 	}
 	w.file("init", 0o755, []byte(fmt.Sprintf(initScript, strings.Join(env, " "), strings.Join(args, " "))))
-	w.file("etc/passwd", 0o644, []byte("root:x:0:0:root:/tmp:/bin/sh\n"))
+	w.file("etc/passwd", 0o644, []byte("root:x:0:0:root:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
+	w.file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
 	files := map[string]string{"/bin/busybox": busybox, "/vmtest/program": o.Binary}
 	for in, host := range o.Files {
 		files[in] = host
