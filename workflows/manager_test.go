@@ -147,7 +147,7 @@ func tmContainer(id, service string, port int, state fleet.ContainerState, healt
 // answered).
 func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 	return workflows.Status{
-		Manager: tfManager, Kind: catalog.KindStandalone,
+		Manager: tfManager, Kind: catalog.KindStandalone, WarmPool: 1,
 		Servers: []workflows.ServerStatus{{ID: "s1", State: string(fleet.ServerReady), Address: "10.0.0.1", Slots: 4, Used: 4}},
 		Containers: []workflows.ContainerStatus{
 			tmContainer("c1", "web", 20000, fleet.Loaded, true),
@@ -969,7 +969,7 @@ func (s *ManagerSuite) TestUndestroyedFailureKeepsItsLease() {
 	_, stops := s.fake.input(workflows.ActivityStopContainer, "m1-c3")
 	s.Equal(tfStopAttempts, stops, "the stop was retried, then given up")
 	want := workflows.Status{
-		Manager: tfManager, Kind: catalog.KindStandalone,
+		Manager: tfManager, Kind: catalog.KindStandalone, WarmPool: 1,
 		Servers: []workflows.ServerStatus{{ID: "s1", State: string(fleet.ServerReady), Address: "10.0.0.1", Slots: 5, Used: 5}},
 		Containers: []workflows.ContainerStatus{
 			tmContainer("c1", "web", 20000, fleet.Loaded, true),

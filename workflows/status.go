@@ -29,6 +29,9 @@ type Status struct {
 	// refused (the events say which and why).
 	Reports  string `json:"reports,omitempty"`
 	Rejected int    `json:"rejected_reports,omitempty"`
+	// WarmPool is how many waiting containers the catalog in force asks
+	// for (the containers in state waiting are the pool).
+	WarmPool int `json:"warm_pool"`
 }
 
 // ServerStatus is one server in Status.

@@ -30,6 +30,7 @@ func (e *env) dev(args []string) error {
 	uiPort := fs.Int("ui-port", 8233, "Web UI `port` of the dev server msm starts")
 	state := fs.String("state", ".msm", "`dir` for the dev server's database, node state and logs")
 	codecAddr := fs.String("codec-listen", "127.0.0.1:8234", "`host:port` of the codec server msm dev runs for the Web UI and the temporal CLI")
+	metricsAddr := fs.String("metrics-addr", e.or("MSM_METRICS_ADDR", "127.0.0.1:9464"), "serve the worker's Prometheus metrics on http://`host:port`/metrics (MSM_METRICS_ADDR; empty: none)")
 	encrypt := fs.Bool("codec", true, "encrypt payloads (with --codec-key-file, else a key made under --state) and run the codec server; false leaves them in plain JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -168,6 +169,12 @@ func (e *env) dev(args []string) error {
 			}
 		}
 	}()
+	if err := e.serveMetrics(rctx, &c, *metricsAddr, cl); err != nil {
+		return err
+	}
+	if *metricsAddr != "" {
+		fmt.Fprintf(e.stdout, "Metrics: http://%s/metrics\n", *metricsAddr)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

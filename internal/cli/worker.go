@@ -12,6 +12,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/catalog/pgcatalog"
 	"github.com/msm-project/msm/internal/faults"
+	"github.com/msm-project/msm/internal/metrics"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/simulated"
@@ -25,6 +26,7 @@ func (e *env) worker(args []string) error {
 	fs := e.flags("worker", &c)
 	path := fs.String("catalog", e.getenv("MSM_CATALOG"), "catalog: a YAML `file`, or a PostgreSQL DSN postgres://… (MSM_CATALOG)")
 	keyFile := fs.String("key-file", e.getenv("MSM_KEY_FILE"), "the Manager's key ring, a `file` from `msm keys new`: reports are authenticated with it (MSM_KEY_FILE; without it any client of the namespace can report)")
+	metricsAddr := fs.String("metrics-addr", e.getenv("MSM_METRICS_ADDR"), "serve Prometheus metrics on http://`host:port`/metrics (MSM_METRICS_ADDR; empty: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -69,7 +71,31 @@ func (e *env) worker(args []string) error {
 		return err
 	}
 	defer cl.Close()
+	if err := e.serveMetrics(ctx, &c, *metricsAddr, cl); err != nil {
+		return err
+	}
 	return runWorker(ctx, cl, &c, src, first, ring, e)
+}
+
+// serveMetrics serves the metrics of this process and of its Manager (its
+// status, read by a query on each scrape) on addr, until ctx ends; "" serves
+// none.
+func (e *env) serveMetrics(ctx context.Context, c *common, addr string, cl client.Client) error {
+	if addr == "" {
+		return nil
+	}
+	reg, err := metrics.Registry(metrics.NewManager(metrics.StatusFunc(func(ctx context.Context) (workflows.Status, error) {
+		return starter.Status(ctx, cl, c.Manager)
+	})))
+	if err != nil {
+		return err
+	}
+	at, err := metrics.Serve(ctx, addr, reg)
+	if err != nil {
+		return err
+	}
+	e.logger(c).Info("serving metrics", "url", "http://"+at+"/metrics")
+	return nil
 }
 
 // isDSN tells a PostgreSQL connection string from a file path.

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/metrics"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -72,6 +73,9 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	manager := fmt.Sprintf("dev%d", rand.IntN(1e6))
 	codecPort, err := devserver.FreePort()
 	require.NoError(t, err)
+	metricsPort, err := devserver.FreePort()
+	require.NoError(t, err)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 	// msm dev encrypts payloads with a key it makes under its state: msm
 	// status reads them with it.
 	env := append(os.Environ(), "MSM_MANAGER="+manager, "TEMPORAL_ADDRESS="+address,
@@ -88,7 +92,8 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	}
 	start := func() *devRun {
 		cmd := exec.Command(bins.msm, "dev", "--catalog", filepath.Join(root, "examples", "catalog.yaml"),
-			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec-listen", "127.0.0.1:"+strconv.Itoa(codecPort))
+			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec-listen", "127.0.0.1:"+strconv.Itoa(codecPort),
+			"--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
 		cmd.Dir, cmd.Env = dir, env
 		r := &devRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
 		cmd.Stdout, cmd.Stderr = r.out, r.out
@@ -145,6 +150,33 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	assert.Equal(t, "standalone", st.Kind)
 	assert.Equal(t, []workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
 	ports := checkServing(t, st)
+
+	// Its worker's metrics: the Manager's status as Prometheus reads it.
+	fams, err := metrics.Scrape(context.Background(), metricsURL)
+	require.NoError(t, err)
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"msm_manager_up", nil, 1},
+		{"msm_service_desired_instances", []string{"service", "web"}, 2},
+		{"msm_service_ready_instances", []string{"service", "web"}, 2},
+		{"msm_service_ready_instances", []string{"service", "api"}, 1},
+		{"msm_containers", []string{"state", "loaded"}, 3},
+		{"msm_containers", []string{"state", "waiting"}, 1},
+		{"msm_warm_pool_target", nil, 1},
+		{"msm_servers", []string{"state", "ready"}, 2},
+		{"msm_operations_in_flight", nil, 0},
+		{"msm_reports_authenticated", nil, 1},
+		{"msm_rejected_reports_total", nil, 0},
+	} {
+		got, ok := fams.Value(m.name, m.labels...)
+		if assert.True(t, ok, "%s%v exported", m.name, m.labels) {
+			assert.Equal(t, m.want, got, "%s%v", m.name, m.labels)
+		}
+	}
+	assert.Contains(t, first.out.String(), "Metrics: "+metricsURL)
 
 	// The Web UI's own API lists the Manager and the Provision runs.
 	for _, q := range []string{

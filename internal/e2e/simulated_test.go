@@ -73,7 +73,7 @@ func TestSimulatedKindHoldsTenThousandContainers(t *testing.T) {
 	}
 
 	cmd := exec.Command(bins.msm, "dev", "--catalog", filepath.Join(root, "examples", "simulated", "catalog.yaml"),
-		"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec=false")
+		"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec=false", "--metrics-addr=")
 	cmd.Dir, cmd.Env = dir, env
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -1,0 +1,221 @@
+// Package metrics serves the Prometheus metrics of msm's long-running
+// processes on /metrics. The Manager's figures come from its status, a
+// query of its workflow (so reading them writes nothing to its history),
+// asked once per scrape and kept for a second; never from workflow code.
+// Names are prefixed msm_; labels are low-cardinality (service, server,
+// state), never a container or workflow ID. docs/observability.md lists
+// every metric.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/msm-project/msm/workflows"
+)
+
+// Statuser answers the Manager's status. It is a query: asking writes
+// nothing to the Manager's history. An error means the Manager did not
+// answer (not running yet, Temporal unreachable).
+type Statuser interface {
+	Status(ctx context.Context) (workflows.Status, error)
+}
+
+// StatusFunc adapts a function to Statuser.
+type StatusFunc func(ctx context.Context) (workflows.Status, error)
+
+// Status calls f.
+func (f StatusFunc) Status(ctx context.Context) (workflows.Status, error) { return f(ctx) }
+
+// keep is how long a status read serves scrapes.
+const keep = time.Second
+
+// queryTimeout bounds one status query.
+const queryTimeout = 5 * time.Second
+
+var (
+	upDesc = prometheus.NewDesc("msm_manager_up",
+		"1 when the Manager answered its status query at the last scrape, 0 when it did not (then no other msm_ gauge of it is exported).", nil, nil)
+	containersDesc = prometheus.NewDesc("msm_containers",
+		"Containers the Manager holds, by state (starting, waiting, loading, loaded, draining, stopping, failed: failed ones are kept for status until replaced).", []string{"state"}, nil)
+	serversDesc = prometheus.NewDesc("msm_servers",
+		"Servers the Manager uses, by state.", []string{"state"}, nil)
+	slotsDesc = prometheus.NewDesc("msm_server_slots",
+		"Slots of each server in use: its size, and how many its containers use.", []string{"server", "state"}, nil)
+	desiredDesc = prometheus.NewDesc("msm_service_desired_instances",
+		"Instances the Manager wants of each service.", []string{"service"}, nil)
+	readyDesc = prometheus.NewDesc("msm_service_ready_instances",
+		"Instances of each service loaded and healthy.", []string{"service"}, nil)
+	backoffDesc = prometheus.NewDesc("msm_service_backoff",
+		"1 while a service is in crash-loop back-off (no new instance is tried before its retry time), else 0.", []string{"service"}, nil)
+	failuresDesc = prometheus.NewDesc("msm_service_consecutive_failures",
+		"Failures in a row of a service's new instances (its crash-loop back-off grows with them).", []string{"service"}, nil)
+	unplacedDesc = prometheus.NewDesc("msm_unplaced_instances",
+		"Instances the last decision could not place, by service (\"\" for the warm pool); the status says why.", []string{"service"}, nil)
+	warmDesc = prometheus.NewDesc("msm_warm_pool_target",
+		"Waiting containers the catalog asks for (msm_containers{state=\"waiting\"} is the pool).", nil, nil)
+	operationsDesc = prometheus.NewDesc("msm_operations_in_flight",
+		"Operations (Provision, Extend, Shrink, Rearrange, Recover) running.", nil, nil)
+	rejectedDesc = prometheus.NewDesc("msm_rejected_reports_total",
+		"Reports the Manager refused (not signed by who may send them); the status's events say which.", nil, nil)
+	authDesc = prometheus.NewDesc("msm_reports_authenticated",
+		"1 when the Manager checks every report's tag (its worker has a key ring), else 0.", nil, nil)
+	catalogErrDesc = prometheus.NewDesc("msm_catalog_rejected",
+		"1 while the last change of the catalog was rejected (the one in force stays), else 0.", nil, nil)
+)
+
+// Manager exports the Manager's status as gauges (a prometheus.Collector).
+type Manager struct {
+	src Statuser
+
+	mu   sync.Mutex
+	at   time.Time
+	st   workflows.Status
+	err  error
+	now  func() time.Time
+	wait time.Duration
+}
+
+// NewManager is the collector of the Manager src answers for.
+func NewManager(src Statuser) *Manager {
+	return &Manager{src: src, now: time.Now, wait: queryTimeout}
+}
+
+// Describe sends the descriptors of every metric Collect may send.
+func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{upDesc, containersDesc, serversDesc, slotsDesc, desiredDesc, readyDesc,
+		backoffDesc, failuresDesc, unplacedDesc, warmDesc, operationsDesc, rejectedDesc, authDesc, catalogErrDesc} {
+		ch <- d
+	}
+}
+
+// read returns the status, asking the Manager when the last answer is
+// older than keep.
+func (m *Manager) read() (workflows.Status, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.at.IsZero() && m.now().Sub(m.at) < keep {
+		return m.st, m.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.wait)
+	defer cancel()
+	m.st, m.err = m.src.Status(ctx)
+	m.at = m.now()
+	return m.st, m.err
+}
+
+// Collect sends the gauges of the Manager's status.
+func (m *Manager) Collect(ch chan<- prometheus.Metric) {
+	st, err := m.read()
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(upDesc, 1)
+	for _, kv := range counts(len(st.Containers), func(i int) string { return st.Containers[i].State }) {
+		gauge(containersDesc, float64(kv.n), kv.key)
+	}
+	for _, kv := range counts(len(st.Servers), func(i int) string { return st.Servers[i].State }) {
+		gauge(serversDesc, float64(kv.n), kv.key)
+	}
+	for _, s := range st.Servers {
+		gauge(slotsDesc, float64(s.Slots), s.ID, "total")
+		gauge(slotsDesc, float64(s.Used), s.ID, "used")
+	}
+	for _, s := range st.Services {
+		gauge(desiredDesc, float64(s.Desired), s.Name)
+		gauge(readyDesc, float64(s.Ready), s.Name)
+		gauge(backoffDesc, b2f(s.RetryAt != nil), s.Name)
+		gauge(failuresDesc, float64(s.Failures), s.Name)
+	}
+	unplaced := map[string]int{}
+	for _, u := range st.Unplaced {
+		unplaced[u.Service] += u.Count
+	}
+	for _, s := range st.Services {
+		gauge(unplacedDesc, float64(unplaced[s.Name]), s.Name)
+	}
+	gauge(unplacedDesc, float64(unplaced[""]), "")
+	gauge(warmDesc, float64(st.WarmPool))
+	gauge(operationsDesc, float64(st.Operations))
+	ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(st.Rejected))
+	gauge(authDesc, b2f(st.Reports == workflows.ReportsAuthenticated))
+	gauge(catalogErrDesc, b2f(st.CatalogError != ""))
+}
+
+type count struct {
+	key string
+	n   int
+}
+
+// counts tallies n items by key, in key order.
+func counts(n int, key func(int) string) []count {
+	by := map[string]int{}
+	for i := 0; i < n; i++ {
+		by[key(i)]++
+	}
+	out := make([]count, 0, len(by))
+	for k, v := range by {
+		out = append(out, count{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Registry is a registry with the Go runtime's and the process's own
+// collectors, and cs.
+func Registry(cs ...prometheus.Collector) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	all := append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, cs...)
+	for _, c := range all {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering metrics, %w", err)
+		}
+	}
+	return reg, nil
+}
+
+// Serve serves reg's metrics on http://addr/metrics until ctx ends. It
+// returns once it listens (an address in use fails at once, naming it) and
+// the address it listens on (addr may ask for port 0).
+func Serve(ctx context.Context, addr string, reg *prometheus.Registry) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("serving metrics on %s (--metrics-addr; empty turns it off), %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = l.Close()
+		}
+	}()
+	return l.Addr().String(), nil
+}

@@ -1,0 +1,136 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows"
+)
+
+// scrape serves c and reads /metrics as Prometheus would.
+func scrape(t *testing.T, c *Manager) Families {
+	t.Helper()
+	reg, err := Registry(c)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	addr, err := Serve(ctx, "127.0.0.1:0", reg)
+	require.NoError(t, err)
+	fams, err := Scrape(ctx, "http://"+addr+"/metrics")
+	require.NoError(t, err)
+	return fams
+}
+
+func TestManagerStatusAsGauges(t *testing.T) {
+	retry := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	st := workflows.Status{
+		Manager: "m", Kind: "standalone", WarmPool: 2, Operations: 1, Rejected: 3, Reports: workflows.ReportsAuthenticated,
+		Servers: []workflows.ServerStatus{{ID: "s1", State: "ready", Slots: 4, Used: 3}, {ID: "s2", State: "lost", Slots: 2}},
+		Containers: []workflows.ContainerStatus{
+			{ID: "m-c1", State: "loaded", Service: "web"}, {ID: "m-c2", State: "loaded", Service: "web"},
+			{ID: "m-c3", State: "waiting"}, {ID: "m-c4", State: "failed", Service: "api"},
+		},
+		Services: []workflows.ServiceStatus{
+			{Name: "web", Desired: 3, Ready: 2},
+			{Name: "api", Desired: 1, Ready: 0, Failures: 4, RetryAt: &retry, LastError: "exit 3"},
+		},
+		Unplaced: []fleet.Unplaced{{Service: "web", Count: 1, Reason: "no room"}, {Count: 1, Reason: "no room"}},
+	}
+	fams := scrape(t, NewManager(StatusFunc(func(context.Context) (workflows.Status, error) { return st, nil })))
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"msm_manager_up", nil, 1},
+		{"msm_containers", []string{"state", "loaded"}, 2},
+		{"msm_containers", []string{"state", "waiting"}, 1},
+		{"msm_containers", []string{"state", "failed"}, 1},
+		{"msm_servers", []string{"state", "ready"}, 1},
+		{"msm_servers", []string{"state", "lost"}, 1},
+		{"msm_server_slots", []string{"server", "s1", "state", "total"}, 4},
+		{"msm_server_slots", []string{"server", "s1", "state", "used"}, 3},
+		{"msm_service_desired_instances", []string{"service", "web"}, 3},
+		{"msm_service_ready_instances", []string{"service", "web"}, 2},
+		{"msm_service_ready_instances", []string{"service", "api"}, 0},
+		{"msm_service_backoff", []string{"service", "api"}, 1},
+		{"msm_service_backoff", []string{"service", "web"}, 0},
+		{"msm_service_consecutive_failures", []string{"service", "api"}, 4},
+		{"msm_unplaced_instances", []string{"service", "web"}, 1},
+		{"msm_unplaced_instances", []string{"service", "api"}, 0},
+		{"msm_unplaced_instances", []string{"service", ""}, 1},
+		{"msm_warm_pool_target", nil, 2},
+		{"msm_operations_in_flight", nil, 1},
+		{"msm_rejected_reports_total", nil, 3},
+		{"msm_reports_authenticated", nil, 1},
+		{"msm_catalog_rejected", nil, 0},
+	} {
+		got, ok := fams.Value(tc.name, tc.labels...)
+		if assert.True(t, ok, "%s%v is exported", tc.name, tc.labels) {
+			assert.Equal(t, tc.want, got, "%s%v", tc.name, tc.labels)
+		}
+	}
+	assert.Equal(t, dto.MetricType_COUNTER, fams["msm_rejected_reports_total"].GetType())
+	for name := range fams {
+		if strings.HasPrefix(name, "msm_") {
+			assert.NotEmpty(t, fams[name].GetHelp(), "%s has a help text", name)
+			for _, m := range fams[name].Metric {
+				for _, l := range m.Label {
+					assert.NotContains(t, []string{"container", "workflow", "id"}, l.GetName(), "%s: no high-cardinality label", name)
+				}
+			}
+		}
+	}
+	assert.Contains(t, fams, "go_goroutines", "the Go runtime's")
+	assert.Contains(t, fams, "process_resident_memory_bytes", "the process's")
+}
+
+func TestManagerDownIsZeroUp(t *testing.T) {
+	fams := scrape(t, NewManager(StatusFunc(func(context.Context) (workflows.Status, error) {
+		return workflows.Status{}, errors.New("workflow not found")
+	})))
+	up, ok := fams.Value("msm_manager_up")
+	require.True(t, ok)
+	assert.Equal(t, 0.0, up)
+	assert.NotContains(t, fams, "msm_containers", "nothing else of a Manager that did not answer")
+}
+
+// TestStatusIsReadOncePerSecond: scrapes within a second share one query.
+func TestStatusIsReadOncePerSecond(t *testing.T) {
+	queries := 0
+	c := NewManager(StatusFunc(func(context.Context) (workflows.Status, error) {
+		queries++
+		return workflows.Status{}, nil
+	}))
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return now }
+	for i := 0; i < 3; i++ {
+		_, err := c.read()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, queries)
+	now = now.Add(keep)
+	_, err := c.read()
+	require.NoError(t, err)
+	assert.Equal(t, 2, queries)
+}
+
+func TestServeRefusesAnAddressInUse(t *testing.T) {
+	reg, err := Registry()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := Serve(ctx, "127.0.0.1:0", reg)
+	require.NoError(t, err)
+	_, err = Serve(ctx, addr, reg)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "serving metrics on "+addr+" (--metrics-addr; empty turns it off)")
+}
