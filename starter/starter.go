@@ -48,6 +48,8 @@ type Options struct {
 	// container agent's requests are polls and small results: gzip only
 	// costs it its buffers (~1.4 MiB per agent, measured) and CPU.
 	Uncompressed bool
+	// Metrics, when set, receives the SDK's own metrics (temporal_*).
+	Metrics client.MetricsHandler
 }
 
 // connection turns o's TLS and API-key settings into client options.
@@ -104,6 +106,7 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 			ConnectionOptions: conn,
 			Credentials:       creds,
 			DataConverter:     DataConverter(o.Codec),
+			MetricsHandler:    o.Metrics,
 		})
 		cancel()
 		if err == nil {

@@ -55,6 +55,9 @@ type env struct {
 	agentCmd []string
 	// codec holds the payload keys once read (codecKeys).
 	codec *[]trust.Key
+	// sdkMetrics, when set, receives the Temporal SDK's metrics of the
+	// clients dialled from then on (metricsRegistry).
+	sdkMetrics client.MetricsHandler
 }
 
 // codecKeys are the payload keys of this process: those of
@@ -185,7 +188,7 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 	}
 	return starter.Dial(ctx, starter.Options{
 		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
-		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey, Codec: cdc,
+		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey, Codec: cdc, Metrics: e.sdkMetrics,
 	})
 }
 

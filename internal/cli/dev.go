@@ -123,6 +123,10 @@ func (e *env) dev(args []string) error {
 			fmt.Fprintf(e.stdout, "Payloads encrypted with %s; the Web UI and `temporal ... --codec-endpoint %s` read them\n", c.CodecKeyFile, codecURL)
 		}
 	}
+	reg, err := e.metricsRegistry(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	cl, err := e.dial(ctx, &c, 30*time.Second)
 	if err != nil {
 		return err
@@ -169,7 +173,7 @@ func (e *env) dev(args []string) error {
 			}
 		}
 	}()
-	if err := e.serveMetrics(rctx, &c, *metricsAddr, cl); err != nil {
+	if err := e.serveMetrics(rctx, &c, *metricsAddr, reg, cl); err != nil {
 		return err
 	}
 	if *metricsAddr != "" {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/activities"
@@ -66,29 +67,49 @@ func (e *env) worker(args []string) error {
 			return fmt.Errorf("the %s kind cannot work with this catalog (nothing was started): %w", first.Manager.Kind, err)
 		}
 	}
+	reg, err := e.metricsRegistry(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	cl, err := e.dial(ctx, &c, 2*time.Minute)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	if err := e.serveMetrics(ctx, &c, *metricsAddr, cl); err != nil {
+	if err := e.serveMetrics(ctx, &c, *metricsAddr, reg, cl); err != nil {
 		return err
 	}
 	return runWorker(ctx, cl, &c, src, first, ring, e)
 }
 
-// serveMetrics serves the metrics of this process and of its Manager (its
-// status, read by a query on each scrape) on addr, until ctx ends; "" serves
-// none.
-func (e *env) serveMetrics(ctx context.Context, c *common, addr string, cl client.Client) error {
+// metricsRegistry is the registry of this process's metrics when they are
+// served (addr not ""): the Go runtime's and the process's, and the
+// Temporal SDK's, whose handler the clients this process dials from now on
+// get (env.sdkMetrics).
+func (e *env) metricsRegistry(addr string) (*prometheus.Registry, error) {
 	if addr == "" {
+		return nil, nil
+	}
+	reg, err := metrics.Registry()
+	if err != nil {
+		return nil, err
+	}
+	if e.sdkMetrics, err = metrics.SDK(reg); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// serveMetrics serves reg (nil: none) with the metrics of the Manager (its
+// status, read by a query on each scrape) on addr, until ctx ends.
+func (e *env) serveMetrics(ctx context.Context, c *common, addr string, reg *prometheus.Registry, cl client.Client) error {
+	if reg == nil {
 		return nil
 	}
-	reg, err := metrics.Registry(metrics.NewManager(metrics.StatusFunc(func(ctx context.Context) (workflows.Status, error) {
+	if err := reg.Register(metrics.NewManager(metrics.StatusFunc(func(ctx context.Context) (workflows.Status, error) {
 		return starter.Status(ctx, cl, c.Manager)
-	})))
-	if err != nil {
-		return err
+	}))); err != nil {
+		return fmt.Errorf("registering the Manager's metrics, %w", err)
 	}
 	at, err := metrics.Serve(ctx, addr, reg)
 	if err != nil {

@@ -177,6 +177,14 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 		}
 	}
 	assert.Contains(t, first.out.String(), "Metrics: "+metricsURL)
+	var sdk []string
+	for name := range fams {
+		if strings.HasPrefix(name, "temporal_") {
+			sdk = append(sdk, name)
+		}
+	}
+	assert.Contains(t, sdk, "temporal_request_total", "the Temporal SDK's own metrics: %v", sdk)
+	assert.Contains(t, sdk, "temporal_workflow_completed_total", "the Temporal SDK's own metrics: %v", sdk)
 
 	// The Web UI's own API lists the Manager and the Provision runs.
 	for _, q := range []string{

@@ -20,6 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/opentelemetry"
 
 	"github.com/msm-project/msm/workflows"
 )
@@ -193,6 +197,23 @@ func Registry(cs ...prometheus.Collector) (*prometheus.Registry, error) {
 		}
 	}
 	return reg, nil
+}
+
+// SDK is where a Temporal client's own metrics (temporal_*: requests,
+// polls, task latencies, workers' slots) go: the SDK's OpenTelemetry
+// handler (go.temporal.io/sdk/contrib/opentelemetry), whose meter the OTel
+// Prometheus exporter reads into reg, beside msm's own.
+func SDK(reg prometheus.Registerer) (client.MetricsHandler, error) {
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
+	if err != nil {
+		return nil, fmt.Errorf("exporting the Temporal SDK's metrics, %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	return opentelemetry.NewMetricsHandler(opentelemetry.MetricsHandlerOptions{
+		Meter:                mp.Meter("temporal-sdk-go"),
+		UseMonotonicCounters: true,
+		OnError:              func(error) {}, // a metric the SDK could not record is not worth stopping for
+	}), nil
 }
 
 // Serve serves reg's metrics on http://addr/metrics until ctx ends. It

@@ -134,3 +134,34 @@ func TestServeRefusesAnAddressInUse(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "serving metrics on "+addr+" (--metrics-addr; empty turns it off)")
 }
+
+// TestSDKMetricsGoToTheRegistry: what the Temporal SDK records through SDK
+// is scraped with msm's own, counters as _total.
+func TestSDKMetricsGoToTheRegistry(t *testing.T) {
+	reg, err := Registry()
+	require.NoError(t, err)
+	h, err := SDK(reg)
+	require.NoError(t, err)
+	h.WithTags(map[string]string{"operation": "PollActivityTaskQueue"}).Counter("temporal_request").Inc(3)
+	h.Gauge("temporal_worker_task_slots_available").Update(5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := Serve(ctx, "127.0.0.1:0", reg)
+	require.NoError(t, err)
+	fams, err := Scrape(ctx, "http://"+addr+"/metrics")
+	require.NoError(t, err)
+	got, ok := fams.Value("temporal_request_total", "operation", "PollActivityTaskQueue")
+	require.True(t, ok, "families: %v", keys(fams))
+	assert.Equal(t, 3.0, got)
+	got, ok = fams.Value("temporal_worker_task_slots_available")
+	require.True(t, ok, "families: %v", keys(fams))
+	assert.Equal(t, 5.0, got)
+}
+
+func keys(f Families) []string {
+	var out []string
+	for k := range f {
+		out = append(out, k)
+	}
+	return out
+}
