@@ -191,6 +191,7 @@ func (n *Node) agentGone(ctx context.Context, c signaler, container string, pid 
 	if err != nil || r.PID != pid || !watched || w.PID != pid || alive(r.PID, r.Start) {
 		return
 	}
+	n.agentExits.Add(1)
 	reason := fmt.Sprintf("its agent process (pid %d) %s", pid, why)
 	n.cfg.Log.Warn("container agent gone", "container", container, "pid", pid, "why", why)
 	rep := workflows.ErrorReport{Container: container, Reason: reason}

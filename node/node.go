@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,6 +94,28 @@ type Node struct {
 	// by container; exited hears at once of those this node started.
 	agents map[string]record
 	exited chan agentExit
+	// counts are what it did since it started (Stats).
+	started, startFailed, stopped, agentExits atomic.Int64
+}
+
+// Stats are what a node did since it started, and runs now: its metrics
+// (internal/metrics reads them).
+type Stats struct {
+	// Containers counts the containers whose agents it watches.
+	Containers int
+	// Started and StartFailed count container starts (those that found
+	// the container running already are neither); Stopped the stops asked
+	// of it; AgentExits the agents that ended unasked, each reported.
+	Started, StartFailed, Stopped, AgentExits int64
+}
+
+// Stats reads n's counts.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	running := len(n.agents)
+	n.mu.Unlock()
+	return Stats{Containers: running, Started: n.started.Load(), StartFailed: n.startFailed.Load(),
+		Stopped: n.stopped.Load(), AgentExits: n.agentExits.Load()}
 }
 
 // agentExit is an agent process of this node that ended.
@@ -197,8 +220,16 @@ var forkMu sync.Mutex
 // ID is the idempotency key: if it already runs, its PID is returned and
 // nothing new is started. A port held by a process msm does not own fails
 // with the non-retryable PortInUse, so the Manager leases another.
-func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
+func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerInput) (res workflows.StartContainerResult, err error) {
 	defer n.lock(in.Container)()
+	defer func() {
+		switch {
+		case err != nil:
+			n.startFailed.Add(1)
+		case !res.Attached:
+			n.started.Add(1)
+		}
+	}()
 	if r, err := n.load(in.Container); err == nil {
 		if alive(r.PID, r.Start) && r.Port == in.Port && r.Manager == in.Manager {
 			return workflows.StartContainerResult{PID: r.PID, Attached: true}, nil
@@ -209,7 +240,7 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		stopGroup(r.PID, r.Start, stopGrace)
 	}
 	forkMu.Lock()
-	err := hostport.Free(in.Port)
+	err = hostport.Free(in.Port)
 	forkMu.Unlock()
 	if err != nil {
 		return workflows.StartContainerResult{}, temporal.NewNonRetryableApplicationError(
@@ -294,6 +325,7 @@ func (n *Node) StopContainer(ctx context.Context, in workflows.StopContainerInpu
 		return err
 	}
 	n.unwatch(in.Container)
+	n.stopped.Add(1)
 	stopGroup(r.PID, r.Start, stopGrace)
 	// A confined MicroService runs as its container's user: what it left
 	// outside the group (a child in a session of its own) goes too.

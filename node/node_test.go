@@ -711,3 +711,32 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestStatsCountWhatTheNodeDid: starts (one found running already is not
+// one), a start that failed, stops, and an agent that ended unasked.
+func TestStatsCountWhatTheNodeDid(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	n := f.node("s1", "m1", graceful)
+	a, b := f.id("c1"), f.id("c2")
+	mustStart(t, n, a)
+	mustStart(t, n, a) // attached: not a start
+	pid := mustStart(t, n, b).PID
+	assert.Equal(t, Stats{Containers: 2, Started: 2}, n.Stats())
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	_, err = start(t, n, f.id("c3"), held.Addr().(*net.TCPAddr).Port)
+	require.Error(t, err, "its port is taken")
+	assert.Equal(t, int64(1), n.Stats().StartFailed)
+
+	require.NoError(t, stop(n, a))
+	assert.Equal(t, Stats{Containers: 1, Started: 2, StartFailed: 1, Stopped: 1}, n.Stats())
+
+	sig := watching(t, n, 20*time.Millisecond)
+	require.NoError(t, syscall.Kill(-pid, syscall.SIGKILL))
+	waitFor(t, "the agent's exit counted", func() bool { return n.Stats().AgentExits == 1 })
+	assert.Equal(t, 0, n.Stats().Containers)
+	assert.Len(t, sig.reports(), 1, "and reported")
+}

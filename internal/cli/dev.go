@@ -16,6 +16,7 @@ import (
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/internal/devserver"
+	"github.com/msm-project/msm/internal/metrics"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/starter"
@@ -155,6 +156,11 @@ func (e *env) dev(args []string) error {
 			return err
 		}
 		nodes = append(nodes, n)
+		if reg != nil { // its nodes' metrics beside its worker's
+			if err := reg.Register(metrics.NewNode(s.Name, n)); err != nil {
+				return fmt.Errorf("registering the metrics of node %s, %w", s.Name, err)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/cgroup"
+	"github.com/msm-project/msm/internal/metrics"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
@@ -22,6 +23,7 @@ func (e *env) node(args []string) error {
 	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
 	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
 	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
+	metricsAddr := fs.String("metrics-addr", e.getenv("MSM_METRICS_ADDR"), "serve this node's Prometheus metrics on http://`host:port`/metrics (MSM_METRICS_ADDR; empty: none; not with --docker yet)")
 	cgroups := fs.String("cgroups", e.getenv("MSM_CGROUPS"), "where containers get cgroups of their own (v2; the node as root): auto (default: the host's hierarchy when it is cgroup v2, else rlimits alone), off, or a cgroup v2 `dir` (MSM_CGROUPS)")
 	blockMetadata := fs.Bool("block-metadata", false, "before anything else, make the kernel refuse MicroServices (their users) any connection to the cloud's instance metadata service, which holds the instance's credentials and user data (iptables; the cloud kinds' nodes run with it, as root): the node starts nothing when it cannot")
 	tokenFile := fs.String("join-token-file", e.getenv("MSM_JOIN_TOKEN_FILE"), "this server's join token, a `file` from `msm keys join-token`: the node signs its reports and its agents' keys come from it (MSM_JOIN_TOKEN_FILE; required when the worker has --key-file)")
@@ -53,6 +55,10 @@ func (e *env) node(args []string) error {
 	skipBinaryChecksum()
 	ctx, stop := interrupted()
 	defer stop()
+	reg, err := e.metricsRegistry(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	cl, err := e.dial(ctx, &c, 2*time.Minute)
 	if err != nil {
 		return err
@@ -72,6 +78,16 @@ func (e *env) node(args []string) error {
 	n, err := e.newNode(&c, *server, *state, *every, key, cg)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		if err := reg.Register(metrics.NewNode(*server, n)); err != nil {
+			return fmt.Errorf("registering the node's metrics, %w", err)
+		}
+		at, err := metrics.Serve(ctx, *metricsAddr, reg)
+		if err != nil {
+			return err
+		}
+		e.logger(&c).Info("serving metrics", "url", "http://"+at+"/metrics")
 	}
 	return n.Run(ctx, cl)
 }

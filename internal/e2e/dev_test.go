@@ -183,6 +183,18 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 			sdk = append(sdk, name)
 		}
 	}
+	// Its nodes' counts, by server: four containers run, each started.
+	running, started := 0.0, 0.0
+	for _, server := range []string{"local-1", "local-2"} {
+		v, ok := fams.Value("msm_node_containers", "server", server)
+		assert.True(t, ok, "msm_node_containers of %s", server)
+		running += v
+		v, ok = fams.Value("msm_node_container_starts_total", "server", server, "result", "started")
+		assert.True(t, ok, "msm_node_container_starts_total of %s", server)
+		started += v
+	}
+	assert.Equal(t, 4.0, running)
+	assert.Equal(t, 4.0, started)
 	assert.Contains(t, sdk, "temporal_request_total", "the Temporal SDK's own metrics: %v", sdk)
 	assert.Contains(t, sdk, "temporal_workflow_completed_total", "the Temporal SDK's own metrics: %v", sdk)
 

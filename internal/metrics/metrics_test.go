@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -164,4 +165,35 @@ func keys(f Families) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+type nodeStats node.Stats
+
+func (s nodeStats) Stats() node.Stats { return node.Stats(s) }
+
+func TestNodeCounts(t *testing.T) {
+	reg, err := Registry(NewNode("s1", nodeStats{Containers: 3, Started: 5, StartFailed: 1, Stopped: 2, AgentExits: 1}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := Serve(ctx, "127.0.0.1:0", reg)
+	require.NoError(t, err)
+	fams, err := Scrape(ctx, "http://"+addr+"/metrics")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"msm_node_containers", []string{"server", "s1"}, 3},
+		{"msm_node_container_starts_total", []string{"server", "s1", "result", "started"}, 5},
+		{"msm_node_container_starts_total", []string{"server", "s1", "result", "failed"}, 1},
+		{"msm_node_container_stops_total", []string{"server", "s1"}, 2},
+		{"msm_node_agent_exits_total", []string{"server", "s1"}, 1},
+	} {
+		got, ok := fams.Value(tc.name, tc.labels...)
+		if assert.True(t, ok, "%s%v", tc.name, tc.labels) {
+			assert.Equal(t, tc.want, got, "%s%v", tc.name, tc.labels)
+		}
+	}
 }
