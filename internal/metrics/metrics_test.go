@@ -172,7 +172,9 @@ type nodeStats node.Stats
 func (s nodeStats) Stats() node.Stats { return node.Stats(s) }
 
 func TestNodeCounts(t *testing.T) {
-	reg, err := Registry(NewNode("s1", nodeStats{Containers: 3, Started: 5, StartFailed: 1, Stopped: 2, AgentExits: 1}))
+	// Two nodes in one registry, as msm dev has them.
+	reg, err := Registry(NewNode("s1", nodeStats{Containers: 3, Started: 5, StartFailed: 1, Stopped: 2, AgentExits: 1}),
+		NewNode("s2", nodeStats{Containers: 1, Started: 1}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -190,6 +192,8 @@ func TestNodeCounts(t *testing.T) {
 		{"msm_node_container_starts_total", []string{"server", "s1", "result", "failed"}, 1},
 		{"msm_node_container_stops_total", []string{"server", "s1"}, 2},
 		{"msm_node_agent_exits_total", []string{"server", "s1"}, 1},
+		{"msm_node_containers", []string{"server", "s2"}, 1},
+		{"msm_node_container_starts_total", []string{"server", "s2", "result", "started"}, 1},
 	} {
 		got, ok := fams.Value(tc.name, tc.labels...)
 		if assert.True(t, ok, "%s%v", tc.name, tc.labels) {

@@ -12,29 +12,32 @@ type NodeStatser interface {
 	Stats() node.Stats
 }
 
-var (
-	nodeContainersDesc = prometheus.NewDesc("msm_node_containers",
-		"Containers whose agents the node of a server runs and watches.", []string{"server"}, nil)
-	nodeStartsDesc = prometheus.NewDesc("msm_node_container_starts_total",
-		"Container starts the node was asked for, by result (started, failed); one found running already is neither.", []string{"server", "result"}, nil)
-	nodeStopsDesc = prometheus.NewDesc("msm_node_container_stops_total",
-		"Container stops the node was asked for.", []string{"server"}, nil)
-	nodeExitsDesc = prometheus.NewDesc("msm_node_agent_exits_total",
-		"Container agents that ended unasked, each reported to the Manager (which recovers the container).", []string{"server"}, nil)
-)
-
-// Node exports the counts of the node of server (a prometheus.Collector).
+// Node exports the counts of the node of one server (a
+// prometheus.Collector); several, one per server, share a registry (msm
+// dev's): the server is a constant label of each one's metrics.
 type Node struct {
-	server string
-	src    NodeStatser
+	src                              NodeStatser
+	containers, starts, stops, exits *prometheus.Desc
 }
 
 // NewNode is the collector of the node of server.
-func NewNode(server string, src NodeStatser) *Node { return &Node{server: server, src: src} }
+func NewNode(server string, src NodeStatser) *Node {
+	l := prometheus.Labels{"server": server}
+	return &Node{src: src,
+		containers: prometheus.NewDesc("msm_node_containers",
+			"Containers whose agents the node of a server runs and watches.", nil, l),
+		starts: prometheus.NewDesc("msm_node_container_starts_total",
+			"Container starts the node was asked for, by result (started, failed); one found running already is neither.", []string{"result"}, l),
+		stops: prometheus.NewDesc("msm_node_container_stops_total",
+			"Container stops the node was asked for.", nil, l),
+		exits: prometheus.NewDesc("msm_node_agent_exits_total",
+			"Container agents that ended unasked, each reported to the Manager (which recovers the container).", nil, l),
+	}
+}
 
 // Describe sends the descriptors of every metric Collect sends.
 func (n *Node) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{nodeContainersDesc, nodeStartsDesc, nodeStopsDesc, nodeExitsDesc} {
+	for _, d := range []*prometheus.Desc{n.containers, n.starts, n.stops, n.exits} {
 		ch <- d
 	}
 }
@@ -42,9 +45,9 @@ func (n *Node) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the node's counts.
 func (n *Node) Collect(ch chan<- prometheus.Metric) {
 	st := n.src.Stats()
-	ch <- prometheus.MustNewConstMetric(nodeContainersDesc, prometheus.GaugeValue, float64(st.Containers), n.server)
-	ch <- prometheus.MustNewConstMetric(nodeStartsDesc, prometheus.CounterValue, float64(st.Started), n.server, "started")
-	ch <- prometheus.MustNewConstMetric(nodeStartsDesc, prometheus.CounterValue, float64(st.StartFailed), n.server, "failed")
-	ch <- prometheus.MustNewConstMetric(nodeStopsDesc, prometheus.CounterValue, float64(st.Stopped), n.server)
-	ch <- prometheus.MustNewConstMetric(nodeExitsDesc, prometheus.CounterValue, float64(st.AgentExits), n.server)
+	ch <- prometheus.MustNewConstMetric(n.containers, prometheus.GaugeValue, float64(st.Containers))
+	ch <- prometheus.MustNewConstMetric(n.starts, prometheus.CounterValue, float64(st.Started), "started")
+	ch <- prometheus.MustNewConstMetric(n.starts, prometheus.CounterValue, float64(st.StartFailed), "failed")
+	ch <- prometheus.MustNewConstMetric(n.stops, prometheus.CounterValue, float64(st.Stopped))
+	ch <- prometheus.MustNewConstMetric(n.exits, prometheus.CounterValue, float64(st.AgentExits))
 }
