@@ -194,27 +194,27 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 			fmt.Sprintf("server %s: %v", in.Server, err), agentapi.ErrPortInUse, err)
 	}
 	limits := in.Service.Limits.Of()
-	memory, err := limits.MemoryBytes()
+	b, err := boundsOf(limits)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
-	cg, held, err := a.serviceCgroup(limits)
+	cg, held, err := a.serviceCgroup(b)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("confining %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
-	if cpu, _ := limits.CPUMillis(); cpu > 0 && !held {
+	if b.cpu > 0 && !held {
 		a.cfg.Log.Warn("the service's cpu limit is not held: its container has no cgroup v2 with the cpu controller (a node as root on a cgroup v2 host)", "service", in.Service.Name, "cpu", limits.CPU)
 	}
 	var runAs *account
 	if in.Service.RunAs != "" {
-		if runAs, err = a.runAs(in.Service.RunAs, cg, held, limits); err != nil {
+		if runAs, err = a.runAs(in.Service.RunAs, cg, held, b); err != nil {
 			return agentapi.LoadServiceResult{}, wire.NonRetryable(
 				fmt.Sprintf("%s on server %s: %v", in.Service.Name, in.Server, err), agentapi.ErrLoadFailed, err)
 		}
 	}
-	cmd, uid, err := a.confinedCommand(name, args, limits, held, runAs)
+	cmd, uid, err := a.confinedCommand(name, args, b, held, runAs)
 	if err != nil {
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("the limits of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
@@ -245,7 +245,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	}
 	mctx, stopMonitor := context.WithCancel(context.Background())
 	l := &loaded{service: in.Service.Name, port: in.Port, cmd: cmd, done: make(chan struct{}), out: out, stopMonitor: stopMonitor, uid: uid,
-		pids: limits.Pids, memory: memory, cg: cg, held: held}
+		pids: b.pids, memory: b.memory, cg: cg, held: held}
 	go func() { <-exited; close(l.done) }()
 	a.mu.Lock()
 	a.loaded = l

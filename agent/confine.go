@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,11 +38,7 @@ const ExecConfined = "exec-confined"
 // whose processes are not the container's alone: the uid returned is 0,
 // and its cgroup finds them. Without a shim (Config.Shim) or anything to
 // confine, it is the command itself.
-func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limits, kernelHeld bool, runAs *account) (*exec.Cmd, uint32, error) {
-	memory, err := limits.MemoryBytes()
-	if err != nil {
-		return nil, 0, err
-	}
+func (a *Agent) confinedCommand(name string, args []string, b bounds, kernelHeld bool, runAs *account) (*exec.Cmd, uint32, error) {
 	if runAs != nil {
 		if len(a.cfg.Shim) == 0 {
 			return nil, 0, errors.New("run_as needs the agent's confining shim")
@@ -54,7 +51,7 @@ func (a *Agent) confinedCommand(name string, args []string, limits catalog.Limit
 	if euid := os.Geteuid(); euid == 0 || uint32(euid) == own {
 		uid = own
 	}
-	pids := limits.Pids
+	memory, pids := b.memory, b.pids
 	if kernelHeld { // its cgroup holds them
 		memory, pids = 0, 0
 	}
@@ -244,35 +241,48 @@ func (l *loaded) usage() string {
 // killed), and sets the limits there when the hierarchy has their
 // controllers: held says so, else rlimits hold them. Nil without a
 // container cgroup, or when the agent is not root.
-func (a *Agent) serviceCgroup(l catalog.Limits) (cg *cgroup.Group, held bool, err error) {
+func (a *Agent) serviceCgroup(b bounds) (cg *cgroup.Group, held bool, err error) {
 	if a.cfg.Cgroup == "" || os.Geteuid() != 0 {
 		return nil, false, nil
 	}
-	g, err := cgroup.Group{Path: a.cfg.Cgroup}.Child("service")
+	container := cgroup.Group{Path: a.cfg.Cgroup}
+	// Fresh counters: its events are this load's.
+	if err := (cgroup.Group{Path: filepath.Join(container.Path, "service")}).Remove(); err != nil {
+		return nil, false, err
+	}
+	g, err := container.Child("service")
 	if err != nil {
 		return nil, false, err
 	}
-	if err := g.Remove(); err != nil { // fresh counters: its events are this load's
-		return nil, false, err
-	}
-	if g, err = (cgroup.Group{Path: a.cfg.Cgroup}).Child("service"); err != nil {
-		return nil, false, err
-	}
-	memory, err := l.MemoryBytes()
-	if err != nil {
-		return nil, false, err
-	}
-	cpu, err := l.CPUMillis()
-	if err != nil {
-		return nil, false, err
-	}
-	held = (memory == 0 || g.Has("memory")) && (l.Pids == 0 || g.Has("pids")) && (cpu == 0 || g.Has("cpu"))
+	held = (b.memory == 0 || g.Has("memory")) && (b.pids == 0 || g.Has("pids")) && (b.cpu == 0 || g.Has("cpu"))
 	if held {
-		if err := g.Set(cgroup.Limits{Memory: memory, Pids: l.Pids, CPU: cpu}); err != nil {
+		if err := g.Set(cgroup.Limits{Memory: b.memory, Pids: b.pids, CPU: b.cpu}); err != nil {
 			return nil, false, err
 		}
 	}
 	return &g, held, nil
+}
+
+// bounds are a service's limits, read once: memory in bytes, cpu in
+// thousandths of a CPU, zero for none.
+type bounds struct {
+	memory    int64
+	pids, cpu int
+}
+
+func (b bounds) none() bool { return b == bounds{} }
+
+// boundsOf reads l.
+func boundsOf(l catalog.Limits) (bounds, error) {
+	memory, err := l.MemoryBytes()
+	if err != nil {
+		return bounds{}, err
+	}
+	cpu, err := l.CPUMillis()
+	if err != nil {
+		return bounds{}, err
+	}
+	return bounds{memory: memory, pids: l.Pids, cpu: cpu}, nil
 }
 
 // limitsNote is what a failure of the service l says of its limits: how
@@ -295,14 +305,14 @@ type account struct{ uid, gid uint32 }
 // entry's), a number, or a number with a group. It needs the agent to run
 // as root and the service's cgroup: a user others may share leaves its
 // processes told apart by their cgroup alone.
-func (a *Agent) runAs(s string, cg *cgroup.Group, held bool, limits catalog.Limits) (*account, error) {
+func (a *Agent) runAs(s string, cg *cgroup.Group, held bool, b bounds) (*account, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("run_as %q needs the node and its agents to run as root", s)
 	}
 	if cg == nil {
 		return nil, fmt.Errorf("run_as %q needs a node on a cgroup v2 host (it gives each container a cgroup): the processes of a user others may share could not be found to stop them; leave run_as out here", s)
 	}
-	if limits != (catalog.Limits{}) && !held {
+	if !b.none() && !held {
 		return nil, fmt.Errorf("run_as %q with limits needs the cgroup's memory, pids and cpu controllers, which this host does not give it", s)
 	}
 	name, group, hasGroup := strings.Cut(s, ":")

@@ -29,8 +29,13 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 	url := serviceURL(in, h.Path)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	limits := time.NewTicker(limitEvery)
-	defer limits.Stop()
+	// The limits are checked only of a service that has some.
+	var limits <-chan time.Time
+	if l.pids > 0 || l.memory > 0 {
+		lt := time.NewTicker(limitEvery)
+		defer lt.Stop()
+		limits = lt.C
+	}
 	failures := 0
 	for {
 		select {
@@ -42,9 +47,9 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			}
 			a.fail(in, l, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
 			return
-		case <-limits.C:
-			if l.breach() != "" {
-				a.fail(in, l, "")
+		case <-limits:
+			if why := l.breach(); why != "" {
+				a.failPast(in, l, why, "")
 				return
 			}
 		case <-tick.C:
@@ -71,16 +76,24 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 // why.
 func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, reason string) {
 	if why := l.breach(); why != "" {
-		killed := l.kill()
-		why = fmt.Sprintf("%s %s: its %d processes were killed", in.Service.Name, why, killed)
-		if reason != "" {
-			why += "; " + reason
-		}
-		reason = why
-	} else if use := l.usage(); use != "" {
+		a.failPast(in, l, why, reason)
+		return
+	}
+	if use := l.usage(); use != "" {
 		reason += " (" + use + ")"
 	}
 	a.reportError(in, reason)
+}
+
+// failPast kills the service l, past its limits as why says, and reports
+// it failed for that, reason (if any) after it.
+func (a *Agent) failPast(in agentapi.LoadServiceInput, l *loaded, why, reason string) {
+	killed := l.kill()
+	why = fmt.Sprintf("%s %s: its %d processes were killed", in.Service.Name, why, killed)
+	if reason != "" {
+		why += "; " + reason
+	}
+	a.reportError(in, why)
 }
 
 func (a *Agent) reportError(in agentapi.LoadServiceInput, reason string) {
