@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -228,5 +229,40 @@ func (c *cpio) entry(name string, mode int, data []byte) {
 func (c *cpio) pad() {
 	for c.buf.Len()%4 != 0 {
 		c.buf.WriteByte(0)
+	}
+}
+
+// Tests builds the tests of the Go package in dir (static: CGO_ENABLED=0)
+// and runs those run matches as the program of a VM, with files and env
+// added; t fails unless the program passed and each test of want passed
+// there (so none was skipped). It skips t when the host has no VM (Find).
+func Tests(t testing.TB, dir, run string, want []string, files map[string]string, env []string) {
+	t.Helper()
+	tools, err := Find()
+	if err != nil {
+		t.Skipf("no VM here (%v); make test installs what it needs", err)
+	}
+	bin := filepath.Join(t.TempDir(), "package.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the tests of %s: %v\n%s", dir, err, out)
+	}
+	began := time.Now()
+	console, code, err := Run(context.Background(), tools, Options{
+		Binary: bin, Args: []string{"-test.v", "-test.run", run}, Files: files, Env: env,
+	})
+	t.Logf("the VM (%v):\n%s", time.Since(began).Round(time.Millisecond), console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Errorf("the tests in the VM exited %d", code)
+	}
+	for _, name := range want {
+		if !strings.Contains(console, "--- PASS: "+name) {
+			t.Errorf("%s did not run, or did not pass, in the VM", name)
+		}
 	}
 }
