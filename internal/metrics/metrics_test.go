@@ -46,39 +46,30 @@ func TestManagerStatusAsGauges(t *testing.T) {
 		Unplaced: []fleet.Unplaced{{Service: "web", Count: 1, Reason: "no room"}, {Count: 1, Reason: "no room"}},
 	}
 	fams := scrape(t, NewManager(StatusFunc(func(context.Context) (workflows.Status, error) { return st, nil })))
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"msm_manager_up", nil, 1},
-		{"msm_containers", []string{"state", "loaded"}, 2},
-		{"msm_containers", []string{"state", "waiting"}, 1},
-		{"msm_containers", []string{"state", "failed"}, 1},
-		{"msm_servers", []string{"state", "ready"}, 1},
-		{"msm_servers", []string{"state", "lost"}, 1},
-		{"msm_server_slots", []string{"server", "s1", "state", "total"}, 4},
-		{"msm_server_slots", []string{"server", "s1", "state", "used"}, 3},
-		{"msm_service_desired_instances", []string{"service", "web"}, 3},
-		{"msm_service_ready_instances", []string{"service", "web"}, 2},
-		{"msm_service_ready_instances", []string{"service", "api"}, 0},
-		{"msm_service_backoff", []string{"service", "api"}, 1},
-		{"msm_service_backoff", []string{"service", "web"}, 0},
-		{"msm_service_consecutive_failures", []string{"service", "api"}, 4},
-		{"msm_unplaced_instances", []string{"service", "web"}, 1},
-		{"msm_unplaced_instances", []string{"service", "api"}, 0},
-		{"msm_unplaced_instances", []string{"service", ""}, 1},
-		{"msm_warm_pool_target", nil, 2},
-		{"msm_operations_in_flight", nil, 1},
-		{"msm_rejected_reports_total", nil, 3},
-		{"msm_reports_authenticated", nil, 1},
-		{"msm_catalog_rejected", nil, 0},
-	} {
-		got, ok := fams.Value(tc.name, tc.labels...)
-		if assert.True(t, ok, "%s%v is exported", tc.name, tc.labels) {
-			assert.Equal(t, tc.want, got, "%s%v", tc.name, tc.labels)
-		}
-	}
+	assert.Empty(t, fams.Mismatches(
+		Sample{"msm_manager_up", nil, 1},
+		Sample{"msm_containers", []string{"state", "loaded"}, 2},
+		Sample{"msm_containers", []string{"state", "waiting"}, 1},
+		Sample{"msm_containers", []string{"state", "failed"}, 1},
+		Sample{"msm_servers", []string{"state", "ready"}, 1},
+		Sample{"msm_servers", []string{"state", "lost"}, 1},
+		Sample{"msm_server_slots", []string{"server", "s1", "state", "total"}, 4},
+		Sample{"msm_server_slots", []string{"server", "s1", "state", "used"}, 3},
+		Sample{"msm_service_desired_instances", []string{"service", "web"}, 3},
+		Sample{"msm_service_ready_instances", []string{"service", "web"}, 2},
+		Sample{"msm_service_ready_instances", []string{"service", "api"}, 0},
+		Sample{"msm_service_backoff", []string{"service", "api"}, 1},
+		Sample{"msm_service_backoff", []string{"service", "web"}, 0},
+		Sample{"msm_service_consecutive_failures", []string{"service", "api"}, 4},
+		Sample{"msm_unplaced_instances", []string{"service", "web"}, 1},
+		Sample{"msm_unplaced_instances", []string{"service", "api"}, 0},
+		Sample{"msm_unplaced_instances", []string{"service", ""}, 1},
+		Sample{"msm_warm_pool_target", nil, 2},
+		Sample{"msm_operations_in_flight", nil, 1},
+		Sample{"msm_rejected_reports_total", nil, 3},
+		Sample{"msm_reports_authenticated", nil, 1},
+		Sample{"msm_catalog_rejected", nil, 0},
+	))
 	assert.Equal(t, dto.MetricType_COUNTER, fams["msm_rejected_reports_total"].GetType())
 	for name := range fams {
 		if strings.HasPrefix(name, "msm_") {
@@ -102,6 +93,9 @@ func TestManagerDownIsZeroUp(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, 0.0, up)
 	assert.NotContains(t, fams, "msm_containers", "nothing else of a Manager that did not answer")
+	assert.Equal(t, []string{"msm_manager_up[]: 0, want 1", "msm_containers[state loaded]: not exported"},
+		fams.Mismatches(Sample{"msm_manager_up", nil, 1}, Sample{"msm_containers", []string{"state", "loaded"}, 2}),
+		"what Mismatches says of a scrape that differs")
 }
 
 // TestStatusIsReadOncePerSecond: scrapes within a second share one query.
@@ -182,22 +176,13 @@ func TestNodeCounts(t *testing.T) {
 	require.NoError(t, err)
 	fams, err := Scrape(ctx, "http://"+addr+"/metrics")
 	require.NoError(t, err)
-	for _, tc := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"msm_node_containers", []string{"server", "s1"}, 3},
-		{"msm_node_container_starts_total", []string{"server", "s1", "result", "started"}, 5},
-		{"msm_node_container_starts_total", []string{"server", "s1", "result", "failed"}, 1},
-		{"msm_node_container_stops_total", []string{"server", "s1"}, 2},
-		{"msm_node_agent_exits_total", []string{"server", "s1"}, 1},
-		{"msm_node_containers", []string{"server", "s2"}, 1},
-		{"msm_node_container_starts_total", []string{"server", "s2", "result", "started"}, 1},
-	} {
-		got, ok := fams.Value(tc.name, tc.labels...)
-		if assert.True(t, ok, "%s%v", tc.name, tc.labels) {
-			assert.Equal(t, tc.want, got, "%s%v", tc.name, tc.labels)
-		}
-	}
+	assert.Empty(t, fams.Mismatches(
+		Sample{"msm_node_containers", []string{"server", "s1"}, 3},
+		Sample{"msm_node_container_starts_total", []string{"server", "s1", "result", "started"}, 5},
+		Sample{"msm_node_container_starts_total", []string{"server", "s1", "result", "failed"}, 1},
+		Sample{"msm_node_container_stops_total", []string{"server", "s1"}, 2},
+		Sample{"msm_node_agent_exits_total", []string{"server", "s1"}, 1},
+		Sample{"msm_node_containers", []string{"server", "s2"}, 1},
+		Sample{"msm_node_container_starts_total", []string{"server", "s2", "result", "started"}, 1},
+	))
 }

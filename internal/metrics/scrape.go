@@ -78,3 +78,27 @@ next:
 	}
 	return 0, false
 }
+
+// Sample is a value a scrape should hold: the sample of family Name whose
+// labels are exactly Labels (name, value pairs).
+type Sample struct {
+	Name   string
+	Labels []string
+	Want   float64
+}
+
+// Mismatches says of each sample of want that f does not hold, or holds
+// with another value, what it found; none when f holds them all.
+func (f Families) Mismatches(want ...Sample) []string {
+	var out []string
+	for _, s := range want {
+		got, ok := f.Value(s.Name, s.Labels...)
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s%v: not exported", s.Name, s.Labels))
+		case got != s.Want:
+			out = append(out, fmt.Sprintf("%s%v: %v, want %v", s.Name, s.Labels, got, s.Want))
+		}
+	}
+	return out
+}
