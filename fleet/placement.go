@@ -29,7 +29,63 @@ type Plan struct {
 type Unplaced struct {
 	Service string `json:"service"` // "" for the warm pool
 	Count   int    `json:"count"`
-	Reason  string `json:"reason"`
+	// Code is the reason as one word of UnplacedCodes (a metric's label);
+	// Reason says it with the figures.
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Why demand was not placed (Unplaced.Code).
+const (
+	// UnplacedNoRoom: no server in use has the slots and a free port, and
+	// the kind launches none (every listed server is in use).
+	UnplacedNoRoom = "no_room"
+	// UnplacedMaxServers: the launching kind is at its max_servers.
+	UnplacedMaxServers = "max_servers"
+	// UnplacedShapeTooSmall: a server of the kind has fewer slots than
+	// one instance of the service needs.
+	UnplacedShapeTooSmall = "server_too_small"
+	// UnplacedPortLease: the server chosen had no port to lease.
+	UnplacedPortLease = "port_lease"
+)
+
+// UnplacedCodes are every Unplaced.Code, for the metrics' documentation.
+var UnplacedCodes = []string{UnplacedNoRoom, UnplacedMaxServers, UnplacedShapeTooSmall, UnplacedPortLease}
+
+// Source is where one instance of a placement comes from.
+type Source string
+
+// Sources of an instance, cheapest first: the extension order.
+const (
+	SourceWarmPool     Source = "warm_pool"     // a waiting container loads it
+	SourceNewContainer Source = "new_container" // a container started on a server in use
+	SourceNewServer    Source = "new_server"    // a container on a server the plan launches
+)
+
+// Sources counts, per service, where the plan's instances come from.
+func (p Plan) Sources() map[string]map[Source]int {
+	out := map[string]map[Source]int{}
+	add := func(service string, s Source) {
+		if out[service] == nil {
+			out[service] = map[Source]int{}
+		}
+		out[service][s]++
+	}
+	launched := map[string]bool{}
+	for _, s := range p.Servers {
+		launched[s.ID] = true
+	}
+	for _, c := range p.Loads {
+		add(c.Service, SourceWarmPool)
+	}
+	for _, c := range p.Starts {
+		if launched[c.Server] {
+			add(c.Service, SourceNewServer)
+		} else {
+			add(c.Service, SourceNewContainer)
+		}
+	}
+	return out
 }
 
 // Empty reports whether the plan changes nothing.
@@ -120,25 +176,25 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	var plan Plan
 	// launch adds a new server of the kind's shape, named <manager>-s<n>,
 	// while the kind may launch more.
-	launch := func(need int) (*Server, *PortIndex, string) {
+	launch := func(need int) (*Server, *PortIndex, unplaced) {
 		shape := cat.Manager.LaunchShape()
 		if shape.Slots < need {
-			return nil, nil, fmt.Sprintf("a server of the %s kind offers %d slot(s), fewer than the %d needed", cat.Manager.Kind, shape.Slots, need)
+			return nil, nil, unplaced{UnplacedShapeTooSmall, fmt.Sprintf("a server of the %s kind offers %d slot(s), fewer than the %d needed", cat.Manager.Kind, shape.Slots, need)}
 		}
 		if n, most := inv.launched(), cat.Manager.LaunchMax(); n >= most {
-			return nil, nil, fmt.Sprintf("no server in use has %d free slot(s) and a free port, and the %s kind has launched its max_servers (%d)", need, cat.Manager.Kind, most)
+			return nil, nil, unplaced{UnplacedMaxServers, fmt.Sprintf("no server in use has %d free slot(s) and a free port, and the %s kind has launched its max_servers (%d)", need, cat.Manager.Kind, most)}
 		}
 		inv.ServerSeq++
 		s := Server{ID: manager + "-s" + strconv.Itoa(inv.ServerSeq), Slots: shape.Slots, Ports: shape.Ports, State: ServerLaunching}
 		inv.AddServer(s)
 		plan.Servers = append(plan.Servers, s)
-		return inv.Server(s.ID), v.newServer(s), ""
+		return inv.Server(s.ID), v.newServer(s), unplaced{}
 	}
 	// place finds a server for a new container needing need slots: one in
 	// use with that many free slots and a port left to lease, else a catalog
 	// server not yet in use, which the plan launches. It returns the server
 	// with its port book, or why there is none.
-	place := func(need int) (*Server, *PortIndex, string) {
+	place := func(need int) (*Server, *PortIndex, unplaced) {
 		var (
 			best      *Server
 			bestPorts *PortIndex
@@ -178,12 +234,12 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 			best, bestPorts, bestFree = s, ports, free
 		}
 		if best != nil {
-			return best, bestPorts, ""
+			return best, bestPorts, unplaced{}
 		}
 		if held {
 			// Room there once that operation ends: wait for it rather than
 			// launch a server or report no room.
-			return nil, nil, waitHeld
+			return nil, nil, unplaced{why: waitHeld}
 		}
 		if cat.Manager.Launches() {
 			return launch(need)
@@ -195,15 +251,15 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 			s := Server{ID: cs.Name, Address: cs.Address, Slots: cs.Slots, Ports: cs.Ports, State: ServerLaunching}
 			inv.AddServer(s)
 			plan.Servers = append(plan.Servers, s)
-			return inv.Server(s.ID), v.newServer(s), ""
+			return inv.Server(s.ID), v.newServer(s), unplaced{}
 		}
 		why := fmt.Sprintf("no server in use has %d free slot(s) and a free port, and no listed server not yet in use has %d slot(s)", need, need)
 		if len(noPort) > 0 {
 			why += " (" + strings.Join(noPort, "; ") + ")"
 		}
-		return nil, nil, why
+		return nil, nil, unplaced{UnplacedNoRoom, why}
 	}
-	start := func(service string, need int) string {
+	start := func(service string, need int) unplaced {
 		s, ports, why := place(need)
 		if s == nil {
 			return why
@@ -211,13 +267,13 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		id := inv.NextContainerID(manager)
 		port, err := ports.Lease(id)
 		if err != nil {
-			return fmt.Sprintf("server %s: %v", s.ID, err)
+			return unplaced{UnplacedPortLease, fmt.Sprintf("server %s: %v", s.ID, err)}
 		}
 		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service}
 		inv.addContainer(c)
 		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)
-		return ""
+		return unplaced{}
 	}
 
 	staying := v.staying()
@@ -242,9 +298,9 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 				missing--
 				continue
 			}
-			if why := start(svc.Name, need); why != "" {
-				if why != waitHeld {
-					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Reason: why})
+			if why := start(svc.Name, need); why.why != "" {
+				if why.why != waitHeld {
+					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Code: why.code, Reason: why.why})
 				}
 				break
 			}
@@ -253,9 +309,9 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	}
 	if !slices.Contains(hold, "") {
 		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
-			if why := start("", 1); why != "" {
-				if why != waitHeld {
-					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Reason: why})
+			if why := start("", 1); why.why != "" {
+				if why.why != waitHeld {
+					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
 				}
 				break
 			}
@@ -263,6 +319,10 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	}
 	return plan
 }
+
+// unplaced is why an instance found no room: its Unplaced code and
+// reason; the zero value means it was placed.
+type unplaced struct{ code, why string }
 
 // waitHeld is why a placement waits: the only servers with room are held
 // by operations running side by side (Options.Avoid). It is no reason to

@@ -418,7 +418,7 @@ func TestPlanProvisionPassesOverABrokenPortBook(t *testing.T) {
 	plan := PlanProvision(&inv, c, mgr)
 	assert.True(t, plan.Empty(), "%+v", plan)
 	require.Len(t, plan.Unplaced, 1)
-	assert.Equal(t, Unplaced{Service: "web", Count: 1, Reason: plan.Unplaced[0].Reason}, plan.Unplaced[0])
+	assert.Equal(t, Unplaced{Service: "web", Count: 1, Code: UnplacedNoRoom, Reason: plan.Unplaced[0].Reason}, plan.Unplaced[0])
 	assert.Contains(t, plan.Unplaced[0].Reason, "server b4")
 	assert.Contains(t, plan.Unplaced[0].Reason, "port 20000 is already leased to m-c1, not to m-c2")
 	assert.Len(t, inv.Containers, 2)
@@ -608,7 +608,7 @@ func TestPlanScaleOnTheSimulatedKind(t *testing.T) {
 		"a port per slot from catalog.SimulatedPorts")
 	assert.Len(t, plan.Starts, 4)
 	require.Len(t, plan.Unplaced, 1)
-	assert.Equal(t, Unplaced{Service: "web", Count: 1, Reason: "no server in use has 1 free slot(s) and a free port, and the simulated kind has launched its max_servers (2)"}, plan.Unplaced[0])
+	assert.Equal(t, Unplaced{Service: "web", Count: 1, Code: UnplacedMaxServers, Reason: "no server in use has 1 free slot(s) and a free port, and the simulated kind has launched its max_servers (2)"}, plan.Unplaced[0])
 }
 
 func TestPlanScaleStopsAtItsLimit(t *testing.T) {
@@ -646,4 +646,51 @@ func TestPlanScaleStopsAtItsLimit(t *testing.T) {
 			assert.False(t, next.Capped)
 		})
 	}
+}
+
+func TestUnplacedCodes(t *testing.T) {
+	launching := func(slots, most int) *catalog.Catalog {
+		c := &catalog.Catalog{
+			Manager:  catalog.Manager{Kind: catalog.KindSimulated, Simulated: catalog.Simulated{Servers: most, Slots: slots}},
+			Services: []catalog.Service{{Name: "web", Slots: 2, Replicas: catalog.Replicas{Min: 1, Initial: 3, Max: 8}}},
+		}
+		c.Default()
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		cat  *catalog.Catalog
+		inv  Inventory
+		want string
+	}{
+		{"listed servers full", cat(0, []catalog.Server{s2}, svc("web", 3, 1)), Inventory{}, UnplacedNoRoom},
+		{"launching kind at its max_servers", launching(2, 1), Inventory{}, UnplacedMaxServers},
+		{"the kind's servers too small", launching(1, 4), Inventory{}, UnplacedShapeTooSmall},
+		{"a broken port book", cat(0, []catalog.Server{b4}, svc("web", 3, 1)), Inventory{
+			Servers:    []Server{ready(b4)},
+			Containers: []Container{loaded("m-c1", "b4", 20000, "web"), loaded("m-c2", "b4", 20000, "web")},
+			Seq:        2,
+		}, UnplacedNoRoom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := PlanScale(&tc.inv, tc.cat, mgr, Options{})
+			require.NotEmpty(t, plan.Unplaced)
+			assert.Equal(t, tc.want, plan.Unplaced[0].Code, plan.Unplaced[0].Reason)
+			assert.Contains(t, UnplacedCodes, plan.Unplaced[0].Code)
+		})
+	}
+}
+
+func TestPlanSources(t *testing.T) {
+	// A waiting container on b4 loads the first instance, b4's free slots
+	// take a new container, and the rest goes to a server the plan
+	// launches (s2, listed but not in use).
+	c := cat(0, []catalog.Server{b4, s2}, svc("web", 6, 1))
+	inv := Inventory{
+		Servers:    []Server{ready(b4)},
+		Containers: []Container{loaded("m-c1", "b4", 20000, "web"), loaded("m-c2", "b4", 20001, "web"), waiting("m-c3", "b4", 20002)},
+		Seq:        3,
+	}
+	plan := PlanScale(&inv, c, mgr, Options{})
+	assert.Equal(t, map[string]map[Source]int{"web": {SourceWarmPool: 1, SourceNewContainer: 1, SourceNewServer: 2}}, plan.Sources(), "%+v", plan)
 }
