@@ -45,7 +45,7 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			if ctx.Err() != nil {
 				return // unloaded on purpose
 			}
-			a.fail(in, l, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
+			a.fail(in, l, agentapi.CauseExit, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
 			return
 		case <-limits:
 			if why := l.breach(); why != "" {
@@ -60,21 +60,21 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 			}
 			failures++
 			if failures >= max(h.FailureThreshold, 1) {
-				a.fail(in, l, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
+				a.fail(in, l, agentapi.CauseHealth, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
 				return
 			}
 		}
 	}
 }
 
-// fail reports l failed for reason. A service past its limits (breach)
+// fail reports l failed for reason, of cause. A service past its limits (breach)
 // is killed first, every process of its user, and that is the reason
 // given, reason after it. One that failed within them is left to the
 // Manager's recovery, with its usage against its limits in the reason: a
 // fork bomb that made the service itself fail (a Go program dies when it
 // cannot start a thread) left it just under its pids limit, and that says
 // why.
-func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, reason string) {
+func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, cause, reason string) {
 	if why := l.breach(); why != "" {
 		a.failPast(in, l, why, reason)
 		return
@@ -82,7 +82,7 @@ func (a *Agent) fail(in agentapi.LoadServiceInput, l *loaded, reason string) {
 	if use := l.usage(); use != "" {
 		reason += " (" + use + ")"
 	}
-	a.reportError(in, reason)
+	a.reportError(in, cause, reason)
 }
 
 // failPast kills the service l, past its limits as why says, and reports
@@ -93,12 +93,12 @@ func (a *Agent) failPast(in agentapi.LoadServiceInput, l *loaded, why, reason st
 	if reason != "" {
 		why += "; " + reason
 	}
-	a.reportError(in, why)
+	a.reportError(in, agentapi.CauseLimit, why)
 }
 
-func (a *Agent) reportError(in agentapi.LoadServiceInput, reason string) {
-	a.cfg.Log.Warn("reporting a failed MicroService", "service", in.Service.Name, "reason", reason)
-	r := agentapi.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason}
+func (a *Agent) reportError(in agentapi.LoadServiceInput, cause, reason string) {
+	a.cfg.Log.Warn("reporting a failed MicroService", "service", in.Service.Name, "cause", cause, "reason", reason)
+	r := agentapi.ErrorReport{Container: a.cfg.Container, Service: in.Service.Name, Reason: reason, Cause: cause}
 	r.Auth = agentapi.Sign(a.cfg.Key, r.Fields())
 	// Not ctx: the report must go out even as the agent is being stopped.
 	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

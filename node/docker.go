@@ -360,7 +360,7 @@ func (n *Docker) failed(ctx context.Context, c signaler, dockerID, container, re
 		return
 	}
 	n.cfg.Log.Warn("container failed", "container", container, "why", reason)
-	rep := workflows.ErrorReport{Container: container, Reason: reason}
+	rep := workflows.ErrorReport{Container: container, Reason: reason, Cause: agentapi.CauseAgentExit}
 	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
 	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
 		n.cfg.Log.Warn("reporting a failed container", "container", container, "error", err)

@@ -194,7 +194,7 @@ func (n *Node) agentGone(ctx context.Context, c signaler, container string, pid 
 	n.agentExits.Add(1)
 	reason := fmt.Sprintf("its agent process (pid %d) %s", pid, why)
 	n.cfg.Log.Warn("container agent gone", "container", container, "pid", pid, "why", why)
-	rep := workflows.ErrorReport{Container: container, Reason: reason}
+	rep := workflows.ErrorReport{Container: container, Reason: reason, Cause: agentapi.CauseAgentExit}
 	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
 	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
 		n.cfg.Log.Warn("reporting a gone agent", "container", container, "error", err)

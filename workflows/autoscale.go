@@ -90,7 +90,7 @@ func (m *manager) autoscale(ctx workflow.Context) {
 		why := fmt.Sprintf("monitoring: %d instance(s) at %d%% CPU on average, target %d%%", n, avg, p.Target)
 		switch {
 		case rec > cur && !cooling:
-			m.extend(ctx, s.Name, cur, rec, why)
+			m.extend(ctx, s.Name, cur, rec, TriggerMonitoring, why)
 		case rec < cur && !cooling:
 			// The highest recommendation over a full window: one busy
 			// moment in it keeps the instances.
@@ -104,7 +104,8 @@ func (m *manager) autoscale(ctx workflow.Context) {
 			if stable < cur {
 				t := m.setDesired(s.Name, stable)
 				t.CooldownUntil = now.Add(m.cooldown(s.Name))
-				m.event(ctx, fmt.Sprintf("shrink %s from %d to %d instance(s) (%s, for %s)", s.Name, cur, stable, why, p.Stabilization))
+				m.record(ctx, Record{Kind: RecordShrink, Services: []string{s.Name}, Trigger: fmt.Sprintf("%s, for %s", why, p.Stabilization),
+					Message: fmt.Sprintf("shrink %s from %d to %d instance(s)", s.Name, cur, stable)})
 			}
 		}
 	}

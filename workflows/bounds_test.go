@@ -77,9 +77,11 @@ func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 	// replacements keep failing); the other 45 services' all stay.
 	s.Equal(tbN*45/50, len(next.Inventory.Containers), "containers carried")
 	texts := []string{next.CatalogError}
-	for _, e := range next.Events {
-		texts = append(texts, e.Message)
+	s.LessOrEqual(len(next.Log), workflows.MaxRecords, "records carried")
+	for _, r := range next.Log {
+		texts = append(texts, r.Message, r.Why, r.Trigger, r.Outcome)
 	}
+	s.LessOrEqual(len(next.Counts), 7*50+20, "counters carried: a few per service")
 	for _, b := range next.Backoffs {
 		texts = append(texts, b.LastError)
 	}
@@ -94,7 +96,7 @@ func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 		}
 	}
 	s.NotZero(clipped, "the outputs reached the state, clipped")
-	s.T().Logf("state carried at 10,000 containers: %d bytes (%d backoffs, %d events, %d failed kept)", size, len(next.Backoffs), len(next.Events), len(next.Inventory.Failed))
+	s.T().Logf("state carried at 10,000 containers: %d bytes (%d backoffs, %d records, %d failed kept)", size, len(next.Backoffs), len(next.Log), len(next.Inventory.Failed))
 }
 
 var tbN = 10000

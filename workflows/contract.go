@@ -149,9 +149,17 @@ type ManagerInput struct {
 	Inventory     fleet.Inventory `json:"inventory"`
 	Ops           int             `json:"ops"`
 	Pending       bool            `json:"pending"`
-	// Events is the tail of the Manager's event log, kept across
-	// continue-as-new for `msm status`.
+	// Events is the event log of runs begun before the decision log: the
+	// next run turns them into records (migrateEvents).
 	Events []Event `json:"events,omitempty"`
+	// Log is the decision log, its last MaxRecords records, and Seq the
+	// number of the last record ever made.
+	Log []Record `json:"log,omitempty"`
+	Seq int64    `json:"seq,omitempty"`
+	// Counts are the Manager's counters, Durations its operations'
+	// durations by kind: what its metrics export.
+	Counts    []Count     `json:"counts,omitempty"`
+	Durations []Durations `json:"durations,omitempty"`
 	// CatalogError is why the last change of the catalog was rejected,
 	// until a valid one arrives.
 	CatalogError string `json:"catalog_error,omitempty"`
@@ -289,6 +297,13 @@ type Target struct {
 	Service       string    `json:"service"`
 	Desired       int       `json:"desired"`
 	CooldownUntil time.Time `json:"cooldown_until,omitempty"`
+	// Trigger is what raised it last (TriggerAgent, TriggerOperator,
+	// TriggerMonitoring), and Why with its figures: the extension's
+	// operation is counted and recorded for it.
+	Trigger string `json:"trigger,omitempty"`
+	Why     string `json:"why,omitempty"`
+	// From is the desired instances before the extension.
+	From int `json:"from,omitempty"`
 }
 
 // DefaultCooldown is how long after an extension further overload reports

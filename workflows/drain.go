@@ -57,7 +57,7 @@ func (m *manager) drainUpdate(ctx workflow.Context, u DrainUpdate) (ProvisionAcc
 	}
 	m.st.Inventory.Server(u.Server).State = fleet.ServerDraining
 	m.st.Pending = true
-	m.event(ctx, fmt.Sprintf("drain %s: %s", u.Server, plan))
+	m.record(ctx, Record{Kind: RecordDrain, Servers: []string{u.Server}, Message: fmt.Sprintf("drain %s: %s", u.Server, plan)})
 	return ProvisionAccepted{Message: "draining " + u.Server + ": " + plan}, nil
 }
 
@@ -118,5 +118,5 @@ func (m *manager) consolidate(ctx workflow.Context) {
 	plan := m.previewDrain(id)
 	m.st.Inventory.Server(id).State = fleet.ServerDraining
 	m.st.Pending = true
-	m.event(ctx, fmt.Sprintf("consolidation: drain %s, the other servers have room: %s", id, plan))
+	m.record(ctx, Record{Kind: RecordConsolidate, Servers: []string{id}, Message: fmt.Sprintf("consolidation: drain %s, the other servers have room: %s", id, plan)})
 }

@@ -205,15 +205,22 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 			m.failed(ctx, svc, "lost:"+server, fmt.Sprintf("%s while an instance of %s was starting there", why, svc))
 		}
 	}
-	var ids []string
+	var ids, services []string
 	for _, c := range lost {
 		ids = append(ids, c.ID)
+		if c.Service != "" {
+			m.count(CountRecoveries, 1, c.Service, CauseServerLost)
+		}
+		if c.Service != "" && !slices.Contains(services, c.Service) {
+			services = append(services, c.Service)
+		}
 		if c.Service != "" && !slices.Contains(m.st.Recovering, c.Service) {
 			m.st.Recovering = append(m.st.Recovering, c.Service)
 		}
 	}
 	m.st.Pending = true
-	m.event(ctx, fmt.Sprintf("%s; recovering its %d container(s) %v on the other servers, to be fenced when it comes back", why, len(ids), ids))
+	m.record(ctx, Record{Kind: RecordRecover, Services: services, Servers: []string{server},
+		Message: fmt.Sprintf("%s; recovering its %d container(s) %v on the other servers, to be fenced when it comes back", why, len(ids), ids)})
 	// Operations with steps there end them now rather than time out.
 	for _, op := range m.opsOn(server) {
 		workflow.Go(ctx, func(ctx workflow.Context) {

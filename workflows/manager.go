@@ -102,11 +102,18 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if m.historyLimit <= 0 {
 		m.historyLimit = DefaultHistoryLimit
 	}
+	m.migrateEvents()
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		AttrManager.ValueSet(in.Manager), AttrOperation.ValueSet("manager")); err != nil {
 		return fmt.Errorf("setting search attributes, %w", err)
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, m.status); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryLog, m.log); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryWhy, m.why); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateExtend, m.extendUpdate,
@@ -275,6 +282,10 @@ func (m *manager) decideOps(ctx workflow.Context) {
 	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.st.Catalog, Manager: m.st.Manager, Desired: m.desired,
 		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit},
 		workflow.Now(ctx))
+	var used map[string]int
+	if slices.ContainsFunc(d.Ops, func(op fleet.Op) bool { return op.Kind == fleet.KindExtend && len(op.Place.Starts) > 0 }) {
+		used = m.st.Inventory.UsedByServer(m.slotsOf)
+	}
 	m.st.Inventory.Apply(d)
 	m.st.Extending, m.st.Recovering = d.Extending, d.Recovering
 	m.unplaced = d.Unplaced
@@ -286,16 +297,19 @@ func (m *manager) decideOps(ctx workflow.Context) {
 		m.st.Pending = true
 	}
 	for _, op := range d.Ops {
-		m.startOp(ctx, op)
+		m.startOp(ctx, op, used)
 	}
 }
 
-// startOp starts one operation of a decision, named for its kind.
-func (m *manager) startOp(ctx workflow.Context, op fleet.Op) {
+// startOp starts one operation of a decision, named for its kind. used
+// is the slots used per server before the decision, for an extension's
+// record.
+func (m *manager) startOp(ctx workflow.Context, op fleet.Op, used map[string]int) {
 	if op.Kind == fleet.KindConsolidate {
 		// Recorded: the next decision rearranges the server.
 		m.st.Pending = true
-		m.event(ctx, fmt.Sprintf("consolidation: drain %s, the other servers have room (%s): %s", op.Drain, op.Reason, m.previewDrain(op.Drain)))
+		m.record(ctx, Record{Kind: RecordConsolidate, Servers: []string{op.Drain},
+			Message: fmt.Sprintf("consolidation: drain %s, the other servers have room (%s): %s", op.Drain, op.Reason, m.previewDrain(op.Drain))})
 		return
 	}
 	m.st.Ops++
@@ -312,17 +326,50 @@ func (m *manager) startOp(ctx workflow.Context, op fleet.Op) {
 	if workflowType == "" {
 		workflowType = WorkflowProvision
 	}
-	m.startPlacement(ctx, string(op.Kind), workflowType, id, op.Place, op.Reason)
+	r := Record{Kind: string(op.Kind), Why: op.Reason}
+	if op.Kind == fleet.KindExtend {
+		m.extension(op, used, &r)
+	}
+	m.startPlacement(ctx, string(op.Kind), workflowType, id, op.Place, r)
+}
+
+// extension counts an Extend operation's instances by service, trigger
+// and source, and says in its record what triggered it and where its
+// instances come from.
+func (m *manager) extension(op fleet.Op, used map[string]int, r *Record) {
+	sources := op.Place.Sources()
+	var why, triggers []string
+	for _, svc := range op.Place.Services() {
+		trigger, because := "unknown", ""
+		if t := m.target(svc); t != nil && t.Trigger != "" {
+			trigger, because = t.Trigger, fmt.Sprintf("%s %d → %d: %s", svc, t.From, t.Desired, t.Why)
+		}
+		for _, src := range []fleet.Source{fleet.SourceWarmPool, fleet.SourceNewContainer, fleet.SourceNewServer} {
+			if n := sources[svc][src]; n > 0 {
+				m.count(CountExtensions, int64(n), svc, trigger, string(src))
+			}
+		}
+		w, _ := m.extensionWhy(svc, op.Place, used)
+		why = append(why, w)
+		if because != "" {
+			triggers = append(triggers, because)
+		}
+	}
+	r.Trigger = strings.Join(triggers, "; ")
+	r.Why = strings.Join(append([]string{op.Reason}, why...), "; ")
 }
 
 // eventUnplaced records the demand a decision could not place.
 func (m *manager) eventUnplaced(ctx workflow.Context, unplaced []fleet.Unplaced) {
 	for _, u := range unplaced {
 		what := "warm pool"
+		var services []string
 		if u.Service != "" {
 			what = "service " + u.Service
+			services = []string{u.Service}
 		}
-		m.event(ctx, fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason))
+		m.record(ctx, Record{Kind: RecordUnplaced, Services: services,
+			Message: fmt.Sprintf("cannot place %d instance(s) of %s: %s", u.Count, what, u.Reason)})
 	}
 }
 
@@ -405,7 +452,7 @@ func (m *manager) decide(ctx workflow.Context) {
 		kind, workflowType = "rearrange", WorkflowRearrange
 		id = fmt.Sprintf("%s/rearrange/%s/%d", ManagerID(m.st.Manager), d, m.st.Ops)
 	}
-	op := m.startPlacement(ctx, kind, workflowType, id, plan, "")
+	op := m.startPlacement(ctx, kind, workflowType, id, plan, Record{Kind: kind})
 	if m.parallel {
 		// Removals of what this decision did not hold may run beside it.
 		held := busy
@@ -420,9 +467,9 @@ func (m *manager) decide(ctx workflow.Context) {
 }
 
 // startPlacement runs a placement plan as a child operation of the
-// workflow type, and returns what it holds.
-// why, when given, is the decision's reason, added to its event.
-func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id string, plan fleet.Plan, why string) fleet.Keys {
+// workflow type, and returns what it holds. r is the decision's record,
+// with its reason; the rest is filled in here.
+func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id string, plan fleet.Plan, r Record) fleet.Keys {
 	var specs []catalog.Service
 	for _, name := range plan.Services() {
 		if s := m.service(name); s != nil {
@@ -435,27 +482,29 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 	}
 	in := ProvisionInput{Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Services: specs, Op: id, Addresses: addrs,
 		Config: m.providerConfig()}
-	m.event(ctx, fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
-		id, len(plan.Servers), len(plan.Starts), len(plan.Loads))+because(why))
+	keys := plan.Keys()
+	r.Op, r.Services, r.Servers = id, keys.Services, keys.Servers
+	r.Message = fmt.Sprintf("%s: %d server(s) to launch, %d container(s) to start, %d to load",
+		id, len(plan.Servers), len(plan.Starts), len(plan.Loads))
+	m.record(ctx, r)
 	var timeout time.Duration
 	if m.asData {
 		timeout = PlacementTimeout
 	}
-	cctx := m.operation(ctx, id, kind, plan.Services(), timeout)
+	cctx := m.operation(ctx, id, kind, plan.Services(), timeout, summary(r))
 	m.running++
-	keys := plan.Keys()
+	start := workflow.Now(ctx)
 	m.ops = append(m.ops, runningOp{id: id, keys: keys})
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ProvisionResult
 		err := workflow.ExecuteChildWorkflow(cctx, workflowType, in).Get(ctx, &res)
 		if err != nil {
-			m.event(ctx, fmt.Sprintf("%s failed: %v", id, err))
 			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
 		} else {
 			m.onResults(ctx, StepResults{Steps: res.Steps})
-			m.event(ctx, fmt.Sprintf("%s done: %d started, %d loaded, %d failed", id, res.Started, res.Loaded, res.Failed))
 		}
+		m.ended(ctx, id, kind, keys.Services, start, err, fmt.Sprintf("%d started, %d loaded, %d failed", res.Started, res.Loaded, res.Failed))
 		// Whatever happened, look again: a blocked port or a failed server
 		// may leave demand that another decision can place.
 		m.st.Pending = true
@@ -537,6 +586,8 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source
 	m.st.CatalogError = ""
+	m.forgetCounts()
+	m.count(CountCatalog, 1, "applied")
 	m.st.Pending = true
 	// A new catalog may fix what kept failing: try again at once.
 	m.st.Backoffs = nil
@@ -546,13 +597,14 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		svc := m.service(m.st.Targets[i].Service)
 		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
 	}
-	m.event(ctx, fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services)))
+	m.record(ctx, Record{Kind: RecordCatalog, Message: fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services))})
 }
 
 func (m *manager) onCatalogRejected(ctx workflow.Context, s CatalogRejectedSignal) {
 	s.Error = fleet.Clip(s.Error)
 	m.st.CatalogError = s.Error
-	m.event(ctx, fmt.Sprintf("catalog change from %s rejected, the catalog in force stays: %s", s.Source, s.Error))
+	m.count(CountCatalog, 1, "rejected")
+	m.record(ctx, Record{Kind: RecordCatalog, Message: fmt.Sprintf("catalog change from %s rejected, the catalog in force stays: %s", s.Source, s.Error)})
 }
 
 func (m *manager) onRegister(ctx workflow.Context, s RegisterSignal) {
@@ -579,6 +631,9 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 		}
 	}
 	for _, id := range gone {
+		if c := m.st.Inventory.Container(id); c != nil && c.Service != "" && c.State == fleet.Loaded {
+			m.count(CountRecoveries, 1, c.Service, CauseNodeRestart)
+		}
 		m.st.Inventory.RemoveContainer(id)
 	}
 	if srv := m.st.Inventory.Server(s.Server); srv != nil {
@@ -587,7 +642,8 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	m.watch(ctx, s.Server)
 	m.collect(ctx, s.Server)
 	if len(gone) > 0 {
-		m.event(ctx, fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone))
+		m.record(ctx, Record{Kind: RecordRecover, Servers: []string{s.Server},
+			Message: fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone)})
 		m.st.Pending = true
 	}
 }
@@ -669,7 +725,17 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	}
 	what := map[string]string{StepStart: "start", StepReady: "come up", StepLoad: "load " + c.Service}[r.Step]
 	why := fmt.Sprintf("failed to %s: %s", what, r.Error)
-	m.event(ctx, fmt.Sprintf("container %s on %s %s", c.ID, c.Server, why))
+	var services []string
+	if c.Service != "" {
+		services = []string{c.Service}
+		cause := CauseStart
+		if r.Step == StepLoad {
+			cause = CauseLoad
+		}
+		m.count(CountRecoveries, 1, c.Service, cause)
+	}
+	m.record(ctx, Record{Kind: RecordRecover, Services: services, Servers: []string{c.Server},
+		Message: fmt.Sprintf("container %s on %s %s", c.ID, c.Server, why)})
 	// A step cut short by a lost server says nothing of the service.
 	if s := inv.Server(c.Server); s == nil || s.State != fleet.ServerLost {
 		m.failed(ctx, c.Service, r.Op, r.Error)
@@ -795,13 +861,9 @@ func (m *manager) serviceNames() []string {
 	return out
 }
 
+// event records what the Manager saw that is no decision of its own.
 func (m *manager) event(ctx workflow.Context, msg string) {
-	workflow.GetLogger(ctx).Info(msg)
-	m.st.Events = append(m.st.Events, Event{Time: workflow.Now(ctx), Message: fleet.Clip(msg)})
-	if len(m.st.Events) > maxEvents {
-		m.st.Events = slices.Clone(m.st.Events[len(m.st.Events)-maxEvents:])
-	}
-	m.publish(ctx)
+	m.record(ctx, Record{Kind: RecordEvent, Message: msg})
 }
 
 // reports says whether reports are authenticated, for status.
@@ -813,7 +875,7 @@ func (m *manager) reports() string {
 }
 
 func (m *manager) status() (Status, error) {
-	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.st.Events,
+	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.events(), Counts: m.st.Counts, Durations: m.st.Durations,
 		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError, Rejected: m.st.Rejected, Reports: m.reports(),
 		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
 	inv := &m.st.Inventory
@@ -877,7 +939,8 @@ func rootMessage(err error) string {
 // ID, and search attributes so the Web UI finds it by kind and service.
 // timeout bounds the child's run (0: none, in runs begun before
 // decide-ops).
-func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, timeout time.Duration) workflow.Context {
+// summary is the one line the Web UI lists the run under.
+func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, timeout time.Duration, summary string) workflow.Context {
 	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
 	if len(services) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(services))
@@ -887,6 +950,7 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 		TaskQueue:             TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
 		WorkflowRunTimeout:    timeout,
+		StaticSummary:         summary,
 	})
 }
 

@@ -159,13 +159,24 @@ func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 	}
 }
 
-// withoutEvents returns st without its events, which carry times, and
+// withoutEvents returns st without its events, which carry times, its
+// counters and durations (TestDecisionLogAndCounters checks them), and
 // without the catalog source, which TestCatalogSourceAndRejectionInStatus
 // checks.
 func withoutEvents(st workflows.Status) workflows.Status {
-	st.Events = nil
+	st.Events, st.Counts, st.Durations = nil, nil, nil
 	st.CatalogSource = ""
 	return st
+}
+
+// recordTexts are the decision log's records as the status's events say
+// them.
+func recordTexts(log []workflows.Record) []string {
+	var out []string
+	for _, r := range log {
+		out = append(out, r.Text())
+	}
+	return out
 }
 
 func eventMessages(evs []workflows.Event) []string {
@@ -468,7 +479,8 @@ func (s *ManagerSuite) TestInvalidCatalogSignalsAreRejected() {
 			msgs := eventMessages(after.Events)
 			s.Require().Len(msgs, len(before.Events)+1, "one event, the rejection")
 			s.True(strings.HasPrefix(msgs[len(msgs)-1], "catalog change from forged.yaml rejected, the catalog in force stays: forged.yaml: "), msgs[len(msgs)-1])
-			after.CatalogError, after.Events = "", before.Events
+			s.Contains(after.Counts, workflows.Count{Metric: workflows.CountCatalog, Labels: []string{"rejected"}, N: 1})
+			after.CatalogError, after.Events, after.Counts = "", before.Events, before.Counts
 			s.Equal(before, after, "the catalog in force, its services and containers stay")
 			s.Len(s.provisions(), 1, "no operation for the rejected catalog")
 		})
@@ -528,7 +540,7 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 		loaded("m1-c1", "web", 20000), loaded("m1-c2", "web", 20001), loaded("m1-c3", "api", 20002),
 		{ID: "m1-c4", Server: "s1", Port: 20003, State: fleet.Waiting, PID: 4444, Registered: true},
 	}, next.Inventory.Containers)
-	s.Contains(eventMessages(next.Events), "msm/m1/provision/1 done: 4 started, 3 loaded, 0 failed")
+	s.Contains(recordTexts(next.Log), "msm/m1/provision/1 done: 4 started, 3 loaded, 0 failed")
 	s.Len(s.provisions(), 1)
 }
 
@@ -656,7 +668,7 @@ func (s *ManagerSuite) TestCatalogSignalsOfTheLastTaskAreCarriedExactly() {
 	s.Equal(&second.Catalog, next.Catalog)
 	s.Equal("second.yaml", next.CatalogSource)
 	s.True(next.Pending, "the next run decides for the new catalog")
-	s.Equal([]string{"catalog from catalog.yaml: 2 service(s)", "catalog from second.yaml: 1 service(s)"}, eventMessages(next.Events))
+	s.Equal([]string{"catalog from catalog.yaml: 2 service(s)", "catalog from second.yaml: 1 service(s)"}, recordTexts(next.Log))
 	s.Empty(s.provisions())
 }
 

@@ -31,10 +31,15 @@ func (m *manager) onErrorReport(ctx workflow.Context, r ErrorReport) {
 	}
 	m.st.Pending = true
 	what := c.Service
+	var services []string
 	if what == "" {
 		what = "the warm pool"
+	} else {
+		services = []string{c.Service}
+		m.count(CountRecoveries, 1, c.Service, reasonOr(r.Cause, CauseReport))
 	}
-	m.event(ctx, fmt.Sprintf("recover %s: container %s on %s reported %s", what, c.ID, c.Server, r.Reason))
+	m.record(ctx, Record{Kind: RecordRecover, Services: services, Servers: []string{c.Server},
+		Message: fmt.Sprintf("recover %s: container %s on %s reported %s", what, c.ID, c.Server, r.Reason)})
 }
 
 // allIn reports whether every element of a is in b.

@@ -111,7 +111,7 @@ func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionA
 	// overflow into a negative desired count.
 	room := min(s.Replicas.Max-from, m.room())
 	to := from + min(u.Count, room)
-	m.extend(ctx, s.Name, from, to, "operator: "+reasonOr(u.Reason, "extend"))
+	m.extend(ctx, s.Name, from, to, TriggerOperator, "operator: "+reasonOr(u.Reason, "extend"))
 	msg := fmt.Sprintf("extending %s from %d to %d instance(s)", s.Name, from, to)
 	if u.Count > room && to == s.Replicas.Max {
 		msg += fmt.Sprintf(" (capped at its max of %d)", s.Replicas.Max)
@@ -146,10 +146,11 @@ func (m *manager) scaleUpdate(ctx workflow.Context, u ScaleUpdate) (ProvisionAcc
 	from := m.desired(*s)
 	switch {
 	case u.Replicas > from:
-		m.extend(ctx, s.Name, from, u.Replicas, "operator: scale")
+		m.extend(ctx, s.Name, from, u.Replicas, TriggerOperator, "operator: scale")
 	case u.Replicas < from:
 		m.setDesired(s.Name, u.Replicas)
-		m.event(ctx, fmt.Sprintf("scale %s from %d to %d instance(s)", s.Name, from, u.Replicas))
+		m.record(ctx, Record{Kind: RecordShrink, Services: []string{s.Name}, Trigger: "operator: scale",
+			Message: fmt.Sprintf("shrink %s from %d to %d instance(s)", s.Name, from, u.Replicas)})
 	}
 	return ProvisionAccepted{Message: fmt.Sprintf("scaling %s from %d to %d instance(s)", s.Name, from, u.Replicas)}, nil
 }
@@ -164,13 +165,16 @@ func (m *manager) cooldown(service string) time.Duration {
 }
 
 // extend moves a service's desired instances up and starts its cooldown.
-func (m *manager) extend(ctx workflow.Context, service string, from, to int, why string) {
+// trigger is what asked (TriggerAgent …), why with its figures.
+func (m *manager) extend(ctx workflow.Context, service string, from, to int, trigger, why string) {
 	t := m.setDesired(service, to)
 	t.CooldownUntil = workflow.Now(ctx).Add(m.cooldown(service))
+	t.Trigger, t.Why, t.From = trigger, fleet.Clip(why), from
 	if !slices.Contains(m.st.Extending, service) {
 		m.st.Extending = append(m.st.Extending, service)
 	}
-	m.event(ctx, fmt.Sprintf("extend %s from %d to %d instance(s) (%s)", service, from, to, why))
+	m.record(ctx, Record{Kind: RecordExtend, Services: []string{service}, Trigger: why,
+		Message: fmt.Sprintf("extend %s from %d to %d instance(s)", service, from, to)})
 }
 
 // onOverload extends the service by one instance, unless it is in its
@@ -195,7 +199,7 @@ func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 		why += fmt.Sprintf("; %d earlier report(s) fell in the cooldown or at max", n)
 		delete(m.st.Suppressed, s.Name)
 	}
-	m.extend(ctx, s.Name, from, from+1, why)
+	m.extend(ctx, s.Name, from, from+1, TriggerAgent, why)
 }
 
 func reasonOr(reason, def string) string {
@@ -223,5 +227,6 @@ func (m *manager) onIdle(ctx workflow.Context, o IdleSignal) {
 	if o.Reason != "" {
 		why += ": " + o.Reason
 	}
-	m.event(ctx, fmt.Sprintf("shrink %s from %d to %d instance(s) (%s)", s.Name, from, from-1, why))
+	m.record(ctx, Record{Kind: RecordShrink, Services: []string{s.Name}, Trigger: why,
+		Message: fmt.Sprintf("shrink %s from %d to %d instance(s)", s.Name, from, from-1)})
 }

@@ -406,7 +406,7 @@ func (s *ScaleSuite) TestExtendLeavesThePoolRefillToTheNextDecision() {
 	msgs := eventMessages(st.Events)
 	done := slices.Index(msgs, "msm/m1/extend/web/2 done: 0 started, 2 loaded, 0 failed")
 	planned := slices.Index(msgs, "msm/m1/refill/3: 0 server(s) to launch, 2 container(s) to start, 0 to load (warm pool 0 below its size 2)")
-	s.Contains(msgs, "msm/m1/extend/web/2: 0 server(s) to launch, 0 container(s) to start, 2 to load (web: 2 instance(s) below its desired 4)")
+	s.Contains(msgs, "msm/m1/extend/web/2: 0 server(s) to launch, 0 container(s) to start, 2 to load (web: 2 instance(s) below its desired 4; 2 from the warm pool)")
 	s.NotEqual(-1, done, msgs)
 	s.Greater(planned, done, "the refill is decided after the extension ended")
 	s.Contains(msgs, "msm/m1/refill/3 done: 2 started, 0 loaded, 0 failed")
@@ -690,7 +690,7 @@ func (s *ScaleSuite) TestExtendRunsAsAnExtendOperationNamedForTheService() {
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 2, Ready: 2}}, st.Services)
 	msgs := eventMessages(st.Events)
 	s.Contains(msgs, "extend api from 1 to 2 instance(s) (operator: extend)")
-	s.Contains(msgs, "msm/m1/extend/api/2: 0 server(s) to launch, 0 container(s) to start, 1 to load (api: 1 instance(s) below its desired 2)")
+	s.Contains(msgs, "msm/m1/extend/api/2: 0 server(s) to launch, 0 container(s) to start, 1 to load (api: 1 instance(s) below its desired 2; 1 from the warm pool)")
 	// The Manager recorded the steps the Extend reported: m1-c4 is api's.
 	s.Contains(msgs, "msm/m1/extend/api/2 done: 0 started, 1 loaded, 0 failed")
 	s.Contains(msgs, "msm/m1/refill/3: 1 server(s) to launch, 1 container(s) to start, 0 to load (warm pool 0 below its size 1)")
@@ -968,7 +968,7 @@ func (s *ScaleSuite) TestScaleDownLowersDesiredOnly() {
 		s.Contains([]string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, c.ID, "a new container")
 	}
 	s.Contains(st.Containers, scContainer("c4", "s1", 20003, "", fleet.Waiting))
-	s.Contains(eventMessages(st.Events), "scale web from 2 to 1 instance(s)")
+	s.Contains(eventMessages(st.Events), "shrink web from 2 to 1 instance(s) (operator: scale)")
 	s.Zero(scCountEvents(st, "extend "), "scaling down is no extension")
 }
 
@@ -1082,7 +1082,7 @@ func (s *ScaleSuite) TestOverloadInTheLastTaskBeforeContinueAsNewIsKept() {
 	s.Equal(3, next.Targets[0].Desired)
 	s.Equal(40*time.Second, next.Targets[0].CooldownUntil.Sub(start))
 	s.True(next.Pending, "the next run carries the extension out")
-	s.Contains(eventMessages(next.Events), "extend web from 2 to 3 instance(s) (overload reported by m1-c1)")
+	s.Contains(recordTexts(next.Log), "extend web from 2 to 3 instance(s) (overload reported by m1-c1)")
 	s.Len(s.placements(), 1)
 
 	s.SetupTest()

@@ -163,8 +163,16 @@ func (m *manager) decideShrink(ctx workflow.Context, hold, avoid []string) {
 // startShrink runs a shrink plan as a child operation; why, when given,
 // is the decision's reason, added to its event.
 func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.ShrinkPlan, why string) {
-	m.event(ctx, fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
-		id, len(plan.Unloads), len(plan.Destroys), len(plan.Release))+because(why))
+	keys := plan.Keys()
+	r := Record{Kind: RecordShrink, Op: id, Services: keys.Services, Servers: keys.Servers, Why: why,
+		Message: fmt.Sprintf("%s: %d instance(s) back to the warm pool, %d to destroy, %d server(s) to release",
+			id, len(plan.Unloads), len(plan.Destroys), len(plan.Release))}
+	m.record(ctx, r)
+	for _, c := range slices.Concat(plan.Unloads, plan.Destroys) {
+		if c.Service != "" {
+			m.count(CountShrinks, 1, c.Service)
+		}
+	}
 	var timeout time.Duration
 	// The drain is the longest of the services removed (a service gone
 	// from the catalog gets the default).
@@ -181,23 +189,24 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 	if m.asData {
 		timeout = drain + ShrinkTimeout
 	}
-	cctx := m.operation(ctx, id, "shrink", plan.Services(), timeout)
+	cctx := m.operation(ctx, id, "shrink", plan.Services(), timeout, summary(r))
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	m.running++
-	m.ops = append(m.ops, runningOp{id: id, keys: plan.Keys()})
+	m.ops = append(m.ops, runningOp{id: id, keys: keys})
+	start := workflow.Now(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer m.done(id)
 		var res ShrinkResult
-		if err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res); err != nil {
-			m.event(ctx, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
+		err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res)
+		if err != nil {
 			if m.asData {
 				m.undoShrink(plan)
 			}
 		} else {
 			m.onResults(ctx, StepResults{Steps: res.Steps})
-			m.event(ctx, fmt.Sprintf("%s done: %d unloaded, %d destroyed, %d server(s) released, %d failed",
-				id, res.Unloaded, res.Destroyed, res.Released, res.Failed))
 		}
+		m.ended(ctx, id, "shrink", keys.Services, start, err, fmt.Sprintf("%d unloaded, %d destroyed, %d server(s) released, %d failed",
+			res.Unloaded, res.Destroyed, res.Released, res.Failed))
 		m.st.Pending = true
 	})
 }

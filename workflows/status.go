@@ -32,6 +32,10 @@ type Status struct {
 	// WarmPool is how many waiting containers the catalog in force asks
 	// for (the containers in state waiting are the pool).
 	WarmPool int `json:"warm_pool"`
+	// Counts are the Manager's counters since it began, Durations its
+	// operations' durations by kind (its metrics).
+	Counts    []Count     `json:"counts,omitempty"`
+	Durations []Durations `json:"durations,omitempty"`
 }
 
 // ServerStatus is one server in Status.

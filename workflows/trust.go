@@ -154,7 +154,8 @@ func checked[T any](m *manager, signal string, claim func(T) string, check func(
 		if m.ring != nil {
 			if why := check(v); why != "" {
 				m.st.Rejected++
-				m.event(ctx, fmt.Sprintf("rejected %s report from %s: %s", signal, claim(v), why))
+				m.count(CountRejected, 1, signal)
+				m.record(ctx, Record{Kind: RecordRejected, Message: fmt.Sprintf("rejected %s report from %s: %s", signal, claim(v), why)})
 				return
 			}
 		}

@@ -116,8 +116,15 @@ func (s *ManagerSuite) TestForgedReportsAreRejected() {
 	for i, f := range forgeries {
 		s.Equal(f.why, msgs[len(before.Events)+i])
 	}
+	rejected := int64(0)
+	for _, c := range forged.Counts {
+		if c.Metric == workflows.CountRejected {
+			rejected += c.N
+		}
+	}
+	s.Equal(int64(len(forgeries)), rejected, "counted by signal: %+v", forged.Counts)
 	same := forged
-	same.Rejected, same.Events = 0, before.Events
+	same.Rejected, same.Events, same.Counts = 0, before.Events, before.Counts
 	s.Equal(before, same, "no forgery changed the catalog, a server, a container or a service")
 	at := s.startedAt(start)
 	s.Require().Greater(len(at), 1)

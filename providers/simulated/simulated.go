@@ -30,6 +30,7 @@ import (
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Signaler sends a signal to a workflow, as client.Client does; the
@@ -411,7 +412,7 @@ func (w *World) Crash(ctx context.Context, s Signaler, id, reason string) error 
 	if c == nil || service == "" {
 		return fmt.Errorf("container %s runs no service in the simulated fleet", id)
 	}
-	r := workflows.ErrorReport{Container: id, Service: service, Reason: reason}
+	r := workflows.ErrorReport{Container: id, Service: service, Reason: reason, Cause: agentapi.CauseExit}
 	if w.Root.Valid() {
 		r.Auth = trust.Sign(trust.ServerKey(w.Root, w.manager, c.server), r.Fields()...)
 	}

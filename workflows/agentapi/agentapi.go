@@ -144,14 +144,30 @@ type ErrorReport struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason"`
+	// Cause is the failure in one word (CauseExit …), the cause label of
+	// the Manager's recoveries; Reason says it with the figures.
+	Cause string `json:"cause,omitempty"`
 	// Auth is the report's tag (internal/trust) under the key of the
 	// container's agent or of its server's node; see Signed.
 	Auth string `json:"auth,omitempty"`
 }
 
-// Fields are what an ErrorReport's tag covers.
+// Causes of a failure an ErrorReport names.
+const (
+	CauseExit      = "exit"       // the MicroService exited
+	CauseHealth    = "health"     // it failed its health checks
+	CauseLimit     = "limit"      // it went past its limits and was killed
+	CauseAgentExit = "agent_exit" // its container's agent ended (the node saw it)
+)
+
+// Fields are what an ErrorReport's tag covers (the cause when there is
+// one: a report without, from an older agent, keeps its tag).
 func (r ErrorReport) Fields() []string {
-	return []string{SignalErrorReport, r.Container, r.Service, r.Reason}
+	f := []string{SignalErrorReport, r.Container, r.Service, r.Reason}
+	if r.Cause != "" {
+		f = append(f, r.Cause)
+	}
+	return f
 }
 
 // OverloadSignal is sent by a container agent whose service stayed above
