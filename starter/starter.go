@@ -185,18 +185,40 @@ func StartManager(ctx context.Context, c client.Client, manager string, cat *cat
 // Status queries the Manager.
 func Status(ctx context.Context, c client.Client, manager string) (workflows.Status, error) {
 	var st workflows.Status
-	v, err := c.QueryWorkflow(ctx, workflows.ManagerID(manager), "", workflows.QueryStatus)
+	return st, query(ctx, c, manager, &st, workflows.QueryStatus)
+}
+
+// Log reads the Manager's decision log: the records q selects.
+func Log(ctx context.Context, c client.Client, manager string, q workflows.LogQuery) (workflows.LogPage, error) {
+	var page workflows.LogPage
+	return page, query(ctx, c, manager, &page, workflows.QueryLog, q)
+}
+
+// Why asks the Manager what it knows of one service's instances and
+// decisions (workflows.Why.Reasons says why it is where it is).
+func Why(ctx context.Context, c client.Client, manager, service string) (workflows.Why, error) {
+	var w workflows.Why
+	return w, query(ctx, c, manager, &w, workflows.QueryWhy, service)
+}
+
+// query asks the Manager's workflow query name with args into out.
+func query(ctx context.Context, c client.Client, manager string, out any, name string, args ...any) error {
+	v, err := c.QueryWorkflow(ctx, workflows.ManagerID(manager), "", name, args...)
 	if err != nil {
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
-			return st, fmt.Errorf("manager %q is not running: start it with `msm worker --catalog FILE` (or `make dev`)", manager)
+			return fmt.Errorf("manager %q is not running: start it with `msm worker --catalog FILE` (or `make dev`)", manager)
 		}
-		return st, fmt.Errorf("querying manager %s, %w", manager, err)
+		var qf *serviceerror.QueryFailed
+		if errors.As(err, &qf) {
+			return errors.New(qf.Message)
+		}
+		return fmt.Errorf("querying manager %s, %w", manager, err)
 	}
-	if err := v.Get(&st); err != nil {
-		return st, fmt.Errorf("decoding status, %w", err)
+	if err := v.Get(out); err != nil {
+		return fmt.Errorf("decoding the answer of the Manager's %s query, %w", name, err)
 	}
-	return st, nil
+	return nil
 }
 
 func keys(m map[string]enumspb.IndexedValueType) []string {

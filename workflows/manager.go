@@ -895,6 +895,15 @@ func (m *manager) status() (Status, error) {
 		}
 	}
 	used := inv.UsedByServer(m.slotsOf)
+	leased := map[string]int{}
+	for _, c := range inv.Containers {
+		if c.Port != 0 {
+			leased[c.Server]++
+		}
+	}
+	for _, s := range inv.Servers {
+		st.Ports = append(st.Ports, PortUse{Server: s.ID, Range: s.Ports.Size(), Blocked: len(s.Blocked), Leased: leased[s.ID]})
+	}
 	for _, s := range inv.Servers {
 		u := m.serverUsage[s.ID]
 		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,

@@ -164,7 +164,7 @@ func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 // without the catalog source, which TestCatalogSourceAndRejectionInStatus
 // checks.
 func withoutEvents(st workflows.Status) workflows.Status {
-	st.Events, st.Counts, st.Durations = nil, nil, nil
+	st.Events, st.Counts, st.Durations, st.Ports = nil, nil, nil, nil
 	st.CatalogSource = ""
 	return st
 }

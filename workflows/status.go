@@ -36,6 +36,18 @@ type Status struct {
 	// operations' durations by kind (its metrics).
 	Counts    []Count     `json:"counts,omitempty"`
 	Durations []Durations `json:"durations,omitempty"`
+	// Ports are the port books of the servers in use.
+	Ports []PortUse `json:"ports,omitempty"`
+}
+
+// PortUse is one server's port book in Status: the ports of its range,
+// those the node found held by another process (never leased), and those
+// leased to its containers.
+type PortUse struct {
+	Server  string `json:"server"`
+	Range   int    `json:"range"`
+	Blocked int    `json:"blocked,omitempty"`
+	Leased  int    `json:"leased"`
 }
 
 // ServerStatus is one server in Status.

@@ -30,6 +30,8 @@ Usage:
   msm node     --server NAME        run the node agent of one server
   msm agent    --container ID ...   run one container agent (started by the node agent)
   msm status   [-o table|json]      show servers, containers and services
+  msm why      SERVICE              why a service is where it is now, and its last decisions
+  msm events   [-f] [--service S]   the Manager's decisions (trigger, figures, why, outcome); -f follows
   msm extend   SERVICE [--count N]  add instances (a waiting container first, then a new process, then a new server)
   msm scale    SERVICE N            set a service's instances, within its replicas min..max
   msm drain    SERVER [--dry-run]   move a server's instances elsewhere (extend there, then destroy here), release it
@@ -98,6 +100,8 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"node":    e.node,
 		"agent":   e.agent,
 		"status":  e.status,
+		"why":     e.why,
+		"events":  e.events,
 		"extend":  e.extend,
 		"scale":   e.scale,
 		"drain":   e.drain,

@@ -165,7 +165,7 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 		metrics.Sample{Name: "msm_servers", Labels: []string{"state", "ready"}, Want: 2},
 		metrics.Sample{Name: "msm_operations_in_flight", Labels: nil, Want: 0},
 		metrics.Sample{Name: "msm_reports_authenticated", Labels: nil, Want: 1},
-		metrics.Sample{Name: "msm_rejected_reports_total", Labels: nil, Want: 0},
+		metrics.Sample{Name: "msm_catalog_reloads_total", Labels: []string{"result", "applied"}, Want: 1},
 	))
 	assert.Contains(t, first.out.String(), "Metrics: "+metricsURL)
 	var sdk []string

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -65,18 +66,46 @@ var (
 	failuresDesc = prometheus.NewDesc("msm_service_consecutive_failures",
 		"Failures in a row of a service's new instances (its crash-loop back-off grows with them).", []string{"service"}, nil)
 	unplacedDesc = prometheus.NewDesc("msm_unplaced_instances",
-		"Instances the last decision could not place, by service (\"\" for the warm pool); the status says why.", []string{"service"}, nil)
+		"Instances the last decision could not place, by service (\"\" for the warm pool) and reason (no_room, max_servers, server_too_small, port_lease; \"\" when all are placed); msm why SERVICE says it with the figures.", []string{"service", "reason"}, nil)
+	portsDesc = prometheus.NewDesc("msm_server_ports",
+		"Ports of each server's range: leased to its containers, blocked (held by another process, never leased), free.", []string{"server", "state"}, nil)
+	cpuDesc = prometheus.NewDesc("msm_server_cpu_percent",
+		"CPU use of each server, in percent of all its cores, over its node's last report period.", []string{"server"}, nil)
+	memDesc = prometheus.NewDesc("msm_server_memory_percent",
+		"Memory use of each server, in percent, at its node's last report.", []string{"server"}, nil)
+	durationDesc = prometheus.NewDesc("msm_operation_duration_seconds",
+		"How long the Manager's operations ran, from the decision that started them to their end, by kind.", []string{"kind"}, nil)
 	warmDesc = prometheus.NewDesc("msm_warm_pool_target",
 		"Waiting containers the catalog asks for (msm_containers{state=\"waiting\"} is the pool).", nil, nil)
 	operationsDesc = prometheus.NewDesc("msm_operations_in_flight",
 		"Operations (Provision, Extend, Shrink, Rearrange, Recover) running.", nil, nil)
 	rejectedDesc = prometheus.NewDesc("msm_rejected_reports_total",
-		"Reports the Manager refused (not signed by who may send them); the status's events say which.", nil, nil)
+		"Reports the Manager refused (not signed by who may send them), by signal; msm events says which and why.", []string{"signal"}, nil)
 	authDesc = prometheus.NewDesc("msm_reports_authenticated",
 		"1 when the Manager checks every report's tag (its worker has a key ring), else 0.", nil, nil)
 	catalogErrDesc = prometheus.NewDesc("msm_catalog_rejected",
 		"1 while the last change of the catalog was rejected (the one in force stays), else 0.", nil, nil)
 )
+
+// countDescs are the Manager's counters (workflows.Count), by metric.
+var countDescs = map[string]*prometheus.Desc{
+	workflows.CountDecisions: prometheus.NewDesc("msm_decisions_total",
+		"Decisions the Manager made, by kind (extend, shrink, recover, rearrange, provision, refill, consolidate, drain, unplaced, catalog, rejected); msm events lists them.", workflows.CountLabels[workflows.CountDecisions], nil),
+	workflows.CountExtensions: prometheus.NewDesc("msm_extensions_total",
+		"Instances added by extensions, by service, trigger (agent: an overload report, operator: msm extend or scale, monitoring: the autoscaler) and source (warm_pool, new_container, new_server).", workflows.CountLabels[workflows.CountExtensions], nil),
+	workflows.CountRecoveries: prometheus.NewDesc("msm_recoveries_total",
+		"Instances failed and replaced, by service and cause (exit, health, limit, agent_exit, server_lost, node_restart, start_failed, load_failed).", workflows.CountLabels[workflows.CountRecoveries], nil),
+	workflows.CountShrinks: prometheus.NewDesc("msm_shrinks_total",
+		"Instances removed by Shrink operations (back to the warm pool or destroyed), by service.", workflows.CountLabels[workflows.CountShrinks], nil),
+	workflows.CountOperations: prometheus.NewDesc("msm_operations_total",
+		"Operations that ended, by kind (provision, refill, extend, recover, rearrange, shrink) and result (ok, failed).", workflows.CountLabels[workflows.CountOperations], nil),
+	workflows.CountCatalog: prometheus.NewDesc("msm_catalog_reloads_total",
+		"Catalogs the Manager received, by result (applied, rejected: the one in force stays).", workflows.CountLabels[workflows.CountCatalog], nil),
+}
+
+// countOrder is countDescs' keys in a fixed order.
+var countOrder = []string{workflows.CountDecisions, workflows.CountExtensions, workflows.CountRecoveries,
+	workflows.CountShrinks, workflows.CountOperations, workflows.CountCatalog}
 
 // Manager exports the Manager's status as gauges (a prometheus.Collector).
 type Manager struct {
@@ -98,8 +127,12 @@ func NewManager(src Statuser) *Manager {
 // Describe sends the descriptors of every metric Collect may send.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, containersDesc, serversDesc, slotsDesc, desiredDesc, readyDesc,
-		backoffDesc, failuresDesc, unplacedDesc, warmDesc, operationsDesc, rejectedDesc, authDesc, catalogErrDesc} {
+		backoffDesc, failuresDesc, unplacedDesc, warmDesc, operationsDesc, rejectedDesc, authDesc, catalogErrDesc,
+		portsDesc, cpuDesc, memDesc, durationDesc} {
 		ch <- d
+	}
+	for _, k := range countOrder {
+		ch <- countDescs[k]
 	}
 }
 
@@ -145,17 +178,64 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		gauge(backoffDesc, b2f(s.RetryAt != nil), s.Name)
 		gauge(failuresDesc, float64(s.Failures), s.Name)
 	}
-	unplaced := map[string]int{}
+	// Each service (and the pool) once: with its reasons, or at 0.
+	type key struct{ service, reason string }
+	unplaced := map[key]int{}
+	var order []key
 	for _, u := range st.Unplaced {
-		unplaced[u.Service] += u.Count
+		k := key{u.Service, u.Code}
+		if _, ok := unplaced[k]; !ok {
+			order = append(order, k)
+		}
+		unplaced[k] += u.Count
 	}
-	for _, s := range st.Services {
-		gauge(unplacedDesc, float64(unplaced[s.Name]), s.Name)
+	for _, k := range order {
+		gauge(unplacedDesc, float64(unplaced[k]), k.service, k.reason)
 	}
-	gauge(unplacedDesc, float64(unplaced[""]), "")
+	for _, s := range append(st.Services, workflows.ServiceStatus{}) {
+		if !slices.ContainsFunc(order, func(k key) bool { return k.service == s.Name }) {
+			gauge(unplacedDesc, 0, s.Name, "")
+		}
+	}
 	gauge(warmDesc, float64(st.WarmPool))
 	gauge(operationsDesc, float64(st.Operations))
-	ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(st.Rejected))
+	for _, p := range st.Ports {
+		gauge(portsDesc, float64(p.Leased), p.Server, "leased")
+		gauge(portsDesc, float64(p.Blocked), p.Server, "blocked")
+		gauge(portsDesc, float64(max(p.Range-p.Leased-p.Blocked, 0)), p.Server, "free")
+	}
+	for _, s := range st.Servers {
+		if s.CPU != 0 || s.Memory != 0 {
+			gauge(cpuDesc, float64(s.CPU), s.ID)
+			gauge(memDesc, float64(s.Memory), s.ID)
+		}
+	}
+	rejected := 0
+	for _, c := range st.Counts {
+		if c.Metric == workflows.CountRejected && len(c.Labels) == 1 {
+			ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(c.N), c.Labels...)
+			rejected += int(c.N)
+			continue
+		}
+		if d := countDescs[c.Metric]; d != nil && len(c.Labels) == len(workflows.CountLabels[c.Metric]) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(c.N), c.Labels...)
+		}
+	}
+	if st.Rejected > rejected {
+		// Refused before the Manager counted them by signal.
+		ch <- prometheus.MustNewConstMetric(rejectedDesc, prometheus.CounterValue, float64(st.Rejected-rejected), "unknown")
+	}
+	for _, d := range st.Durations {
+		buckets := map[float64]uint64{}
+		var cum uint64
+		for i, b := range workflows.DurationBuckets {
+			if i < len(d.Buckets) {
+				cum += uint64(d.Buckets[i])
+			}
+			buckets[b] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(durationDesc, uint64(d.Count), d.Sum, buckets, d.Kind)
+	}
 	gauge(authDesc, b2f(st.Reports == workflows.ReportsAuthenticated))
 	gauge(catalogErrDesc, b2f(st.CatalogError != ""))
 }

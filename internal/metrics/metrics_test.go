@@ -34,7 +34,7 @@ func TestManagerStatusAsGauges(t *testing.T) {
 	retry := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
 	st := workflows.Status{
 		Manager: "m", Kind: "standalone", WarmPool: 2, Operations: 1, Rejected: 3, Reports: workflows.ReportsAuthenticated,
-		Servers: []workflows.ServerStatus{{ID: "s1", State: "ready", Slots: 4, Used: 3}, {ID: "s2", State: "lost", Slots: 2}},
+		Servers: []workflows.ServerStatus{{ID: "s1", State: "ready", Slots: 4, Used: 3, CPU: 37, Memory: 52}, {ID: "s2", State: "lost", Slots: 2}},
 		Containers: []workflows.ContainerStatus{
 			{ID: "m-c1", State: "loaded", Service: "web"}, {ID: "m-c2", State: "loaded", Service: "web"},
 			{ID: "m-c3", State: "waiting"}, {ID: "m-c4", State: "failed", Service: "api"},
@@ -43,7 +43,18 @@ func TestManagerStatusAsGauges(t *testing.T) {
 			{Name: "web", Desired: 3, Ready: 2},
 			{Name: "api", Desired: 1, Ready: 0, Failures: 4, RetryAt: &retry, LastError: "exit 3"},
 		},
-		Unplaced: []fleet.Unplaced{{Service: "web", Count: 1, Reason: "no room"}, {Count: 1, Reason: "no room"}},
+		Unplaced: []fleet.Unplaced{{Service: "web", Count: 1, Code: fleet.UnplacedNoRoom, Reason: "no room"}, {Count: 1, Code: fleet.UnplacedMaxServers, Reason: "max"}},
+		Counts: []workflows.Count{
+			{Metric: workflows.CountExtensions, Labels: []string{"web", workflows.TriggerAgent, string(fleet.SourceWarmPool)}, N: 2},
+			{Metric: workflows.CountRecoveries, Labels: []string{"api", workflows.CauseExit}, N: 4},
+			{Metric: workflows.CountShrinks, Labels: []string{"web"}, N: 1},
+			{Metric: workflows.CountOperations, Labels: []string{"extend", "ok"}, N: 2},
+			{Metric: workflows.CountDecisions, Labels: []string{"extend"}, N: 4},
+			{Metric: workflows.CountCatalog, Labels: []string{"applied"}, N: 1},
+			{Metric: workflows.CountRejected, Labels: []string{workflows.SignalOverload}, N: 2},
+		},
+		Durations: []workflows.Durations{{Kind: "extend", Buckets: []int64{0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0}, Count: 2, Sum: 1.2}},
+		Ports:     []workflows.PortUse{{Server: "s1", Range: 10, Blocked: 1, Leased: 3}},
 	}
 	fams := scrape(t, NewManager(StatusFunc(func(context.Context) (workflows.Status, error) { return st, nil })))
 	assert.Empty(t, fams.Mismatches(
@@ -61,16 +72,40 @@ func TestManagerStatusAsGauges(t *testing.T) {
 		Sample{"msm_service_backoff", []string{"service", "api"}, 1},
 		Sample{"msm_service_backoff", []string{"service", "web"}, 0},
 		Sample{"msm_service_consecutive_failures", []string{"service", "api"}, 4},
-		Sample{"msm_unplaced_instances", []string{"service", "web"}, 1},
-		Sample{"msm_unplaced_instances", []string{"service", "api"}, 0},
-		Sample{"msm_unplaced_instances", []string{"service", ""}, 1},
+		Sample{"msm_unplaced_instances", []string{"service", "web", "reason", "no_room"}, 1},
+		Sample{"msm_unplaced_instances", []string{"service", "api", "reason", ""}, 0},
+		Sample{"msm_unplaced_instances", []string{"service", "", "reason", "max_servers"}, 1},
+		Sample{"msm_server_ports", []string{"server", "s1", "state", "leased"}, 3},
+		Sample{"msm_server_ports", []string{"server", "s1", "state", "blocked"}, 1},
+		Sample{"msm_server_ports", []string{"server", "s1", "state", "free"}, 6},
+		Sample{"msm_server_cpu_percent", []string{"server", "s1"}, 37},
+		Sample{"msm_server_memory_percent", []string{"server", "s1"}, 52},
+		Sample{"msm_extensions_total", []string{"service", "web", "trigger", "agent", "source", "warm_pool"}, 2},
+		Sample{"msm_recoveries_total", []string{"service", "api", "cause", "exit"}, 4},
+		Sample{"msm_shrinks_total", []string{"service", "web"}, 1},
+		Sample{"msm_operations_total", []string{"kind", "extend", "result", "ok"}, 2},
+		Sample{"msm_decisions_total", []string{"kind", "extend"}, 4},
+		Sample{"msm_catalog_reloads_total", []string{"result", "applied"}, 1},
+		Sample{"msm_operation_duration_seconds", []string{"kind", "extend"}, 2},
 		Sample{"msm_warm_pool_target", nil, 2},
 		Sample{"msm_operations_in_flight", nil, 1},
-		Sample{"msm_rejected_reports_total", nil, 3},
+		Sample{"msm_rejected_reports_total", []string{"signal", "overload"}, 2},
+		Sample{"msm_rejected_reports_total", []string{"signal", "unknown"}, 1},
 		Sample{"msm_reports_authenticated", nil, 1},
 		Sample{"msm_catalog_rejected", nil, 0},
 	))
-	assert.Equal(t, dto.MetricType_COUNTER, fams["msm_rejected_reports_total"].GetType())
+	for _, name := range []string{"msm_rejected_reports_total", "msm_extensions_total", "msm_recoveries_total", "msm_operations_total"} {
+		assert.Equal(t, dto.MetricType_COUNTER, fams[name].GetType(), name)
+	}
+	h := fams["msm_operation_duration_seconds"].GetMetric()[0].GetHistogram()
+	assert.InDelta(t, 1.2, h.GetSampleSum(), 1e-9)
+	var cum []uint64
+	for _, b := range h.GetBucket() {
+		cum = append(cum, b.GetCumulativeCount())
+	}
+	assert.Equal(t, []uint64{0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2}, cum, "cumulative buckets, +Inf last")
+	_, ok := fams.Value("msm_server_cpu_percent", "server", "s2")
+	assert.False(t, ok, "no usage before the node's first report")
 	for name := range fams {
 		if strings.HasPrefix(name, "msm_") {
 			assert.NotEmpty(t, fams[name].GetHelp(), "%s has a help text", name)

@@ -47,7 +47,8 @@ func Scrape(ctx context.Context, url string) (Families, error) {
 }
 
 // Value is the value of the sample of family name whose labels are exactly
-// labels (name, value pairs), and whether there is one.
+// labels (name, value pairs), and whether there is one. A histogram's
+// value is its count of observations.
 func (f Families) Value(name string, labels ...string) (float64, bool) {
 	fam := f[name]
 	if fam == nil {
@@ -74,6 +75,8 @@ next:
 			return m.Counter.GetValue(), true
 		case m.Untyped != nil:
 			return m.Untyped.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
 		}
 	}
 	return 0, false
