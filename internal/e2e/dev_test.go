@@ -50,98 +50,145 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// dev is one `msm dev` setup: its directory (bin/demo in it, its state
+// under .msm), ports, Manager name and the environment msm commands run
+// with; each start is a new `msm dev` process on the same state.
+type dev struct {
+	t                           *testing.T
+	root, dir, catalog, manager string
+	address, metricsURL         string
+	uiPort, codecPort, mport    int
+	env                         []string
+}
+
+// newDev prepares `msm dev` on catalog (a path; "" for the example
+// catalog) as `make dev` runs it, with free ports of its own.
+func newDev(t *testing.T, catalog string) *dev {
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	d := &dev{t: t, root: root, dir: t.TempDir(), catalog: catalog, manager: fmt.Sprintf("dev%d", rand.IntN(1e6))}
+	if d.catalog == "" {
+		d.catalog = filepath.Join(root, "examples", "catalog.yaml")
+	}
+	// The MicroServices run as users of their own (msm dev runs as root
+	// here): bin/demo is found from this directory, which they must enter.
+	require.NoError(t, os.Chmod(filepath.Dir(d.dir), 0o755))
+	require.NoError(t, os.Chmod(d.dir, 0o755))
+	// The example catalog runs bin/demo from the working directory.
+	require.NoError(t, os.MkdirAll(filepath.Join(d.dir, "bin"), 0o755))
+	require.NoError(t, os.Symlink(bins.demo, filepath.Join(d.dir, "bin", "demo")))
+	port := func() int {
+		p, err := devserver.FreePort()
+		require.NoError(t, err)
+		return p
+	}
+	d.address = "127.0.0.1:" + strconv.Itoa(port())
+	d.uiPort, d.codecPort, d.mport = port(), port(), port()
+	d.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", d.mport)
+	// msm dev encrypts payloads with a key it makes under its state: msm
+	// status reads them with it.
+	d.env = append(os.Environ(), "MSM_MANAGER="+d.manager, "TEMPORAL_ADDRESS="+d.address,
+		"MSM_CODEC_KEY_FILE="+filepath.Join(d.dir, ".msm", "keys", "codec"))
+	return d
+}
+
+// msm runs an msm command against the dev setup's Manager.
+func (d *dev) msm(args ...string) (string, error) {
+	cmd := exec.Command(bins.msm, args...)
+	cmd.Env, cmd.Dir = d.env, d.dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (d *dev) status() (workflows.Status, error) {
+	var st workflows.Status
+	cmd := exec.Command(bins.msm, "status", "-o", "json")
+	cmd.Env = d.env
+	out, err := cmd.Output()
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(out, &st)
+}
+
+// start runs `msm dev`; the test's end kills it and what it started.
+func (d *dev) start() *devRun {
+	t := d.t
+	cmd := exec.Command(bins.msm, "dev", "--catalog", d.catalog,
+		"--temporal", bins.temporal, "--ui-port", strconv.Itoa(d.uiPort), "--state", filepath.Join(d.dir, ".msm"), "--codec-listen", "127.0.0.1:"+strconv.Itoa(d.codecPort),
+		"--metrics-addr", "127.0.0.1:"+strconv.Itoa(d.mport))
+	cmd.Dir, cmd.Env = d.dir, d.env
+	r := &devRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = r.out, r.out
+	require.NoError(t, cmd.Start())
+	go func() { r.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- msm dev output\n%s", tailOf([]byte(r.out.String()), 4000))
+			logs, _ := filepath.Glob(filepath.Join(d.dir, ".msm", "nodes", "*", "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("--- %s\n%s", l, tailOf(b, 1500))
+			}
+		}
+		_ = cmd.Process.Kill()
+		for _, p := range managerProcs(d.manager) {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	})
+	return r
+}
+
+// waitFor polls the status until it satisfies ok, failing the test after
+// within or if msm dev exits.
+func (d *dev) waitFor(r *devRun, what string, within time.Duration, ok func(workflows.Status) bool) workflows.Status {
+	t := d.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		st, err := d.status()
+		if err == nil && ok(st) {
+			return st
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("msm dev exited early: %v\n%s", err, r.out)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	st, err := d.status()
+	t.Fatalf("%s: not within %s (status error: %v):\n%+v\n%s", what, within, err, st, tailOf([]byte(r.out.String()), 3000))
+	return workflows.Status{}
+}
+
+// waitHealthy waits for the catalog's services healthy and the pool of
+// one waiting, and also.
+func (d *dev) waitHealthy(r *devRun, also func(workflows.Status) bool) workflows.Status {
+	return d.waitFor(r, "msm dev brings the catalog up", 60*time.Second, func(st workflows.Status) bool { return converged(1)(st) && also(st) })
+}
+
+// stop is Ctrl-C: msm dev exits 0 and leaves nothing running.
+func (d *dev) stop(r *devRun) {
+	t := d.t
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-r.done:
+		require.NoError(t, err, "msm dev exits 0 on Ctrl-C:\n%s", r.out)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("msm dev did not stop within 30 s of Ctrl-C:\n%s", r.out)
+	}
+	assert.Empty(t, managerProcs(d.manager), "container processes left after Ctrl-C")
+	assert.False(t, devserver.Answers(context.Background(), d.address), "the dev server still answers after Ctrl-C")
+}
+
 // TestDevBringsUpTheExampleCatalog runs `msm dev` on the example catalog as
 // `make dev` does: every service healthy on the port status reports, the
 // warm pool waiting, the runs in the Web UI; Ctrl-C leaves no process
 // behind; a second `msm dev` on the same state resumes and converges again.
 func TestDevBringsUpTheExampleCatalog(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	// The MicroServices run as users of their own (msm dev runs as root
-	// here): bin/demo is found from this directory, which they must enter.
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	require.NoError(t, os.Chmod(dir, 0o755))
-	// The example catalog runs bin/demo from the working directory.
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
-	require.NoError(t, os.Symlink(bins.demo, filepath.Join(dir, "bin", "demo")))
-	port, err := devserver.FreePort()
-	require.NoError(t, err)
-	uiPort, err := devserver.FreePort()
-	require.NoError(t, err)
-	address := "127.0.0.1:" + strconv.Itoa(port)
-	manager := fmt.Sprintf("dev%d", rand.IntN(1e6))
-	codecPort, err := devserver.FreePort()
-	require.NoError(t, err)
-	metricsPort, err := devserver.FreePort()
-	require.NoError(t, err)
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	// msm dev encrypts payloads with a key it makes under its state: msm
-	// status reads them with it.
-	env := append(os.Environ(), "MSM_MANAGER="+manager, "TEMPORAL_ADDRESS="+address,
-		"MSM_CODEC_KEY_FILE="+filepath.Join(dir, ".msm", "keys", "codec"))
-	status := func() (workflows.Status, error) {
-		var st workflows.Status
-		cmd := exec.Command(bins.msm, "status", "-o", "json")
-		cmd.Env = env
-		out, err := cmd.Output()
-		if err != nil {
-			return st, err
-		}
-		return st, json.Unmarshal(out, &st)
-	}
-	start := func() *devRun {
-		cmd := exec.Command(bins.msm, "dev", "--catalog", filepath.Join(root, "examples", "catalog.yaml"),
-			"--temporal", bins.temporal, "--ui-port", strconv.Itoa(uiPort), "--state", filepath.Join(dir, ".msm"), "--codec-listen", "127.0.0.1:"+strconv.Itoa(codecPort),
-			"--metrics-addr", "127.0.0.1:"+strconv.Itoa(metricsPort))
-		cmd.Dir, cmd.Env = dir, env
-		r := &devRun{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-		cmd.Stdout, cmd.Stderr = r.out, r.out
-		require.NoError(t, cmd.Start())
-		go func() { r.done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("--- msm dev output\n%s", tailOf([]byte(r.out.String()), 4000))
-				logs, _ := filepath.Glob(filepath.Join(dir, ".msm", "nodes", "*", "*.log"))
-				for _, l := range logs {
-					b, _ := os.ReadFile(l)
-					t.Logf("--- %s\n%s", l, tailOf(b, 1500))
-				}
-			}
-			_ = cmd.Process.Kill()
-			for _, p := range managerProcs(manager) {
-				_ = syscall.Kill(p.pid, syscall.SIGKILL)
-			}
-		})
-		return r
-	}
-	waitHealthy := func(r *devRun, also func(workflows.Status) bool) workflows.Status {
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			st, err := status()
-			if err == nil && converged(1)(st) && also(st) {
-				return st
-			}
-			select {
-			case err := <-r.done:
-				t.Fatalf("msm dev exited early: %v\n%s", err, r.out)
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
-		t.Fatalf("msm dev did not bring the catalog up within 60 s:\n%s", r.out)
-		return workflows.Status{}
-	}
-	stop := func(r *devRun) {
-		require.NoError(t, r.cmd.Process.Signal(syscall.SIGINT))
-		select {
-		case err := <-r.done:
-			require.NoError(t, err, "msm dev exits 0 on Ctrl-C:\n%s", r.out)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("msm dev did not stop within 30 s of Ctrl-C:\n%s", r.out)
-		}
-		assert.Empty(t, managerProcs(manager), "container processes left after Ctrl-C")
-		assert.False(t, devserver.Answers(context.Background(), address), "the dev server still answers after Ctrl-C")
-	}
+	d := newDev(t, "")
+	manager, metricsURL, uiPort := d.manager, d.metricsURL, d.uiPort
+	start, stop, waitHealthy := d.start, d.stop, d.waitHealthy
 
 	began := time.Now()
 	first := start()
