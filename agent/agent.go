@@ -25,6 +25,7 @@ import (
 	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
+	"github.com/msm-project/msm/internal/traces"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows/agentapi"
@@ -50,6 +51,10 @@ type Config struct {
 	// cgroup of its own there, service, whose limits the kernel holds.
 	// "": none, the service is confined by its user and rlimits.
 	Cgroup string
+	// Traces, when set, gets the agent's spans: its reports and the
+	// activities it runs, each in the trace of what asked for it
+	// (internal/traces). Nil: no tracing.
+	Traces *traces.Exporter
 }
 
 // Agent is a running container agent.
@@ -121,6 +126,7 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context, c *wire.Client) error {
 	a.client = c
 	w := wire.NewWorker(c, agentapi.ContainerQueue(a.cfg.Container))
+	w.Traces = a.cfg.Traces
 	w.Register(agentapi.ActivityLoadService, wire.Activity(a.LoadService))
 	w.Register(agentapi.ActivityReady, wire.Activity(a.Ready))
 	w.Register(agentapi.ActivityUnloadService, wire.ActivityNoResult(a.UnloadService))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/proc"
+	"github.com/msm-project/msm/internal/traces"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
 
@@ -115,9 +116,15 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metr
 				if p.InFlight > 0 && inFlight > p.InFlight {
 					reason = fmt.Sprintf("%d requests in flight, above %d, for %s", inFlight, p.InFlight, p.Window)
 				}
+				// The report begins the extension's trace.
+				span := traces.New("", "ReportOverload:"+spec.Name, traces.KindProducer)
+				span.Attrs = map[string]string{"msm.container": a.cfg.Container, "msm.service": spec.Name, "msm.reason": reason}
 				o := agentapi.OverloadSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason}
+				if a.cfg.Traces != nil {
+					o.Trace = span.Traceparent()
+				}
 				o.Auth = agentapi.Sign(a.cfg.Key, o.Fields())
-				a.report(ctx, agentapi.SignalOverload, o)
+				a.cfg.Traces.Finish(span, a.report(ctx, agentapi.SignalOverload, o))
 			case "idle":
 				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
 				o := agentapi.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason}
@@ -128,12 +135,13 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metr
 	}
 }
 
-func (a *Agent) report(ctx context.Context, signal string, arg any) {
+func (a *Agent) report(ctx context.Context, signal string, arg any) error {
 	if err := a.client.Signal(ctx, agentapi.ManagerID(a.cfg.Manager), signal, arg); err != nil {
 		a.cfg.Log.Warn("reporting load to the Manager", "signal", signal, "error", err)
-		return
+		return err
 	}
 	a.cfg.Log.Info("reported", "signal", signal, "service", fmt.Sprint(arg))
+	return nil
 }
 
 // inFlight asks the service how many requests it has in flight, or -1.

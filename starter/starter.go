@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
@@ -50,6 +51,9 @@ type Options struct {
 	Uncompressed bool
 	// Metrics, when set, receives the SDK's own metrics (temporal_*).
 	Metrics client.MetricsHandler
+	// Interceptors intercept the client and the workers made from it
+	// (internal/tracing's).
+	Interceptors []interceptor.ClientInterceptor
 }
 
 // connection turns o's TLS and API-key settings into client options.
@@ -107,6 +111,7 @@ func Dial(ctx context.Context, o Options) (client.Client, error) {
 			Credentials:       creds,
 			DataConverter:     DataConverter(o.Codec),
 			MetricsHandler:    o.Metrics,
+			Interceptors:      o.Interceptors,
 		})
 		cancel()
 		if err == nil {

@@ -90,7 +90,7 @@ func (m *manager) autoscale(ctx workflow.Context) {
 		why := fmt.Sprintf("monitoring: %d instance(s) at %d%% CPU on average, target %d%%", n, avg, p.Target)
 		switch {
 		case rec > cur && !cooling:
-			m.extend(ctx, s.Name, cur, rec, TriggerMonitoring, why)
+			m.extend(ctx, s.Name, cur, rec, TriggerMonitoring, why, "")
 		case rec < cur && !cooling:
 			// The highest recommendation over a full window: one busy
 			// moment in it keeps the instances.

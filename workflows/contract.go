@@ -304,6 +304,9 @@ type Target struct {
 	Why     string `json:"why,omitempty"`
 	// From is the desired instances before the extension.
 	From int `json:"from,omitempty"`
+	// Trace is the trace context (W3C traceparent) of the report or update
+	// that asked for the extension: its decision's span joins that trace.
+	Trace string `json:"trace,omitempty"`
 }
 
 // DefaultCooldown is how long after an extension further overload reports

@@ -317,6 +317,18 @@ func (m *manager) startOp(ctx workflow.Context, op fleet.Op, used map[string]int
 	if op.Name != "" {
 		id = fmt.Sprintf("%s/%s/%s/%d", ManagerID(m.st.Manager), op.Kind, op.Name, m.st.Ops)
 	}
+	// The decision is a span: of the trace of what asked for an
+	// extension, else the first of the operation's own trace.
+	trace := ""
+	for _, svc := range op.Keys.Services {
+		if t := m.target(svc); t != nil && t.Trace != "" && op.Kind == fleet.KindExtend {
+			trace = t.Trace
+			break
+		}
+	}
+	ctx, end := decisionSpan(ctx, trace, fmt.Sprintf("%s %s", op.Kind, reasonOr(op.Name, "fleet")),
+		map[string]string{"msm.operation": id, "msm.reason": op.Reason})
+	defer end()
 	if op.Kind == fleet.KindShrink {
 		m.startShrink(ctx, id, op.Remove, op.Reason)
 		return

@@ -111,7 +111,7 @@ func (m *manager) extendUpdate(ctx workflow.Context, u ExtendUpdate) (ProvisionA
 	// overflow into a negative desired count.
 	room := min(s.Replicas.Max-from, m.room())
 	to := from + min(u.Count, room)
-	m.extend(ctx, s.Name, from, to, TriggerOperator, "operator: "+reasonOr(u.Reason, "extend"))
+	m.extend(ctx, s.Name, from, to, TriggerOperator, "operator: "+reasonOr(u.Reason, "extend"), traceOf(ctx))
 	msg := fmt.Sprintf("extending %s from %d to %d instance(s)", s.Name, from, to)
 	if u.Count > room && to == s.Replicas.Max {
 		msg += fmt.Sprintf(" (capped at its max of %d)", s.Replicas.Max)
@@ -146,7 +146,7 @@ func (m *manager) scaleUpdate(ctx workflow.Context, u ScaleUpdate) (ProvisionAcc
 	from := m.desired(*s)
 	switch {
 	case u.Replicas > from:
-		m.extend(ctx, s.Name, from, u.Replicas, TriggerOperator, "operator: scale")
+		m.extend(ctx, s.Name, from, u.Replicas, TriggerOperator, "operator: scale", traceOf(ctx))
 	case u.Replicas < from:
 		m.setDesired(s.Name, u.Replicas)
 		m.record(ctx, Record{Kind: RecordShrink, Services: []string{s.Name}, Trigger: "operator: scale",
@@ -165,11 +165,12 @@ func (m *manager) cooldown(service string) time.Duration {
 }
 
 // extend moves a service's desired instances up and starts its cooldown.
-// trigger is what asked (TriggerAgent …), why with its figures.
-func (m *manager) extend(ctx workflow.Context, service string, from, to int, trigger, why string) {
+// trigger is what asked (TriggerAgent …), why with its figures, trace its
+// trace context ("" for none).
+func (m *manager) extend(ctx workflow.Context, service string, from, to int, trigger, why, trace string) {
 	t := m.setDesired(service, to)
 	t.CooldownUntil = workflow.Now(ctx).Add(m.cooldown(service))
-	t.Trigger, t.Why, t.From = trigger, fleet.Clip(why), from
+	t.Trigger, t.Why, t.From, t.Trace = trigger, fleet.Clip(why), from, fleet.Clip(trace)
 	if !slices.Contains(m.st.Extending, service) {
 		m.st.Extending = append(m.st.Extending, service)
 	}
@@ -199,7 +200,7 @@ func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 		why += fmt.Sprintf("; %d earlier report(s) fell in the cooldown or at max", n)
 		delete(m.st.Suppressed, s.Name)
 	}
-	m.extend(ctx, s.Name, from, from+1, TriggerAgent, why)
+	m.extend(ctx, s.Name, from, from+1, TriggerAgent, why, o.Trace)
 }
 
 func reasonOr(reason, def string) string {

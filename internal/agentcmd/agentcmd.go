@@ -19,6 +19,7 @@ import (
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/internal/codec"
+	"github.com/msm-project/msm/internal/traces"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
 	"github.com/msm-project/msm/workflows/agentapi"
@@ -101,8 +102,10 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	spans := traces.FromEnv("msm-agent", getenv)
+	defer spans.Flush()
 	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey, Shim: shim,
-		Cgroup: getenv(agentapi.CgroupEnv)})
+		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans})
 	if err != nil {
 		return err
 	}

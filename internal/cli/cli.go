@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/internal/codec"
+	"github.com/msm-project/msm/internal/tracing"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/starter"
@@ -60,6 +62,10 @@ type env struct {
 	// sdkMetrics, when set, receives the Temporal SDK's metrics of the
 	// clients dialled from then on (metricsRegistry).
 	sdkMetrics client.MetricsHandler
+	// cmd is the command running; tracing its traces, once the first dial
+	// found OTEL_EXPORTER_OTLP_ENDPOINT set (Main flushes them at exit).
+	cmd     string
+	tracing *tracing.Tracing
 }
 
 // codecKeys are the payload keys of this process: those of
@@ -120,7 +126,15 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		fmt.Fprintf(stderr, "msm: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	e.cmd = args[0]
 	err := run(args[1:])
+	if e.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if serr := e.tracing.Shutdown(ctx); serr != nil {
+			fmt.Fprintf(stderr, "msm %s: exporting the last traces: %v\n", args[0], serr)
+		}
+		cancel()
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -190,9 +204,19 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 			return nil, fmt.Errorf("the payload keys, %w", err)
 		}
 	}
+	if e.tracing == nil && tracing.Enabled(e.getenv) {
+		if e.tracing, err = tracing.Setup(ctx, "msm "+e.cmd); err != nil {
+			return nil, err
+		}
+	}
+	var icpts []interceptor.ClientInterceptor
+	if e.tracing != nil {
+		icpts = append(icpts, e.tracing.Client)
+	}
 	return starter.Dial(ctx, starter.Options{
 		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
 		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey, Codec: cdc, Metrics: e.sdkMetrics,
+		Interceptors: icpts,
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/cgroup"
 	"github.com/msm-project/msm/internal/metrics"
+	"github.com/msm-project/msm/internal/tracing"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/providers/docker"
@@ -212,6 +213,12 @@ func (e *env) agentEnv(c *common) []string {
 	env := c.Env()
 	if k := e.getenv("TEMPORAL_API_KEY"); k != "" && c.APIKeyFile == "" {
 		env = append(env, "TEMPORAL_API_KEY="+k)
+	}
+	// Agents trace as their node does.
+	for _, name := range tracing.Env {
+		if v := e.getenv(name); v != "" {
+			env = append(env, name+"="+v)
+		}
 	}
 	return env
 }

@@ -163,6 +163,9 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 		interceptors = append(interceptors, workflows.TrustInterceptor(ring))
 		acts.Ring = ring
 	}
+	if e.tracing != nil {
+		interceptors = append(interceptors, e.tracing.Decisions)
+	}
 	w := worker.New(cl, acts, interceptors...)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker, %w", err)

@@ -2,12 +2,16 @@ package wire
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/msm-project/msm/internal/codec"
+	"github.com/msm-project/msm/internal/traces"
 )
 
 // Handler runs one activity task: input holds the task's arguments, and
@@ -73,6 +77,10 @@ type Worker struct {
 	handlers map[string]Handler
 	// Parallel bounds the tasks run at once (default 16).
 	Parallel int
+	// Traces, when set, gets a span of each task run, the child of the
+	// span in its header (the workflow's, through the SDK's tracing
+	// interceptor).
+	Traces *traces.Exporter
 }
 
 // NewWorker is a worker for queue; register its handlers, then Run it.
@@ -138,6 +146,7 @@ type task struct {
 	activityType, activityID   string
 	workflowID                 string
 	input                      []Payload
+	traceparent                string
 	attempt                    int
 	startToClose, heartbeatMax time.Duration
 }
@@ -183,6 +192,8 @@ func parseTask(b []byte) (*task, error) {
 			t.activityType, err = name(v)
 		case 6:
 			t.activityID = string(v)
+		case 7:
+			t.traceparent = traceparentOf(v)
 		case 8:
 			t.input, err = parsePayloads(v)
 		case 13:
@@ -218,6 +229,12 @@ func (w *Worker) execute(ctx context.Context, t *task) {
 	}
 	hb := &heartbeater{c: w.c, token: t.token, interval: throttle(t.heartbeatMax), cancel: cancel}
 	actx = context.WithValue(actx, heartbeatKey{}, hb)
+	var span *traces.Span
+	if w.Traces != nil {
+		span = traces.New(t.traceparent, "RunActivity:"+t.activityType, traces.KindServer)
+		span.Attrs = map[string]string{"temporalWorkflowID": t.workflowID, "temporalActivityID": t.activityID}
+		actx = context.WithValue(actx, traceKey{}, span.Traceparent())
+	}
 	var out *Payload
 	err := fmt.Errorf("no handler for activity type %s on task queue %s", t.activityType, w.queue)
 	if h := w.handlers[t.activityType]; h != nil {
@@ -235,6 +252,7 @@ func (w *Worker) execute(ctx context.Context, t *task) {
 		}
 	}
 	hb.stop()
+	w.Traces.Finish(span, err)
 	// Failed because its start-to-close timeout passed: the server times
 	// the attempt out (a timeout, retried as the policy says), as the SDK
 	// leaves it; an answer racing the server's timer would turn the
@@ -400,4 +418,52 @@ func (h *heartbeater) stop() {
 		h.timer.Stop()
 		h.timer = nil
 	}
+}
+
+// tracerHeader is the Temporal header the SDKs' tracing interceptors carry
+// a span's context in: a JSON map of W3C fields (traceparent, …).
+const tracerHeader = "_tracer-data"
+
+// traceparentOf reads the traceparent of a temporal.api.common.v1.Header,
+// "" when it carries none (or carries it encrypted).
+func traceparentOf(header []byte) string {
+	var tp string
+	_ = fields(header, func(num protowire.Number, entry []byte, _ uint64) error {
+		if num != 1 { // fields: map<string, Payload>
+			return nil
+		}
+		var key string
+		var value []byte
+		_ = fields(entry, func(num protowire.Number, v []byte, _ uint64) error {
+			switch num {
+			case 1:
+				key = string(v)
+			case 2:
+				value = v
+			}
+			return nil
+		})
+		if key != tracerHeader {
+			return nil
+		}
+		p, err := codec.UnmarshalPayload(value)
+		if err != nil {
+			return nil
+		}
+		var m map[string]string
+		if fromCodec(p).Encoding == encodingJSON && json.Unmarshal(p.Data, &m) == nil {
+			tp = m["traceparent"]
+		}
+		return nil
+	})
+	return tp
+}
+
+type traceKey struct{}
+
+// Traceparent is the trace context of the span of the activity task ctx
+// runs, "" when it is not traced.
+func Traceparent(ctx context.Context) string {
+	tp, _ := ctx.Value(traceKey{}).(string)
+	return tp
 }

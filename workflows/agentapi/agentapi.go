@@ -177,12 +177,21 @@ type OverloadSignal struct {
 	Container string `json:"container"`
 	Service   string `json:"service"`
 	Reason    string `json:"reason,omitempty"`
-	Auth      string `json:"auth,omitempty"` // tag under the container's key
+	// Trace is the W3C trace context (traceparent) of the agent's span of
+	// the report, when it traces: the extension decided on it joins its
+	// trace.
+	Trace string `json:"trace,omitempty"`
+	Auth  string `json:"auth,omitempty"` // tag under the container's key
 }
 
-// Fields are what an OverloadSignal's tag covers.
+// Fields are what an OverloadSignal's tag covers (the trace context when
+// there is one: a report without keeps its tag).
 func (o OverloadSignal) Fields() []string {
-	return []string{SignalOverload, o.Container, o.Service, o.Reason}
+	f := []string{SignalOverload, o.Container, o.Service, o.Reason}
+	if o.Trace != "" {
+		f = append(f, o.Trace)
+	}
+	return f
 }
 
 // IdleSignal is sent by a container agent whose service stayed below its
