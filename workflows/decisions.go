@@ -116,7 +116,9 @@ func (m *manager) record(ctx workflow.Context, r Record) {
 	r.Seq, r.Time = m.st.Seq, workflow.Now(ctx)
 	r.Message, r.Trigger, r.Why = fleet.Clip(r.Message), fleet.Clip(r.Trigger), fleet.Clip(r.Why)
 	r.Services, r.Servers = clipList(r.Services), clipList(r.Servers)
-	workflow.GetLogger(ctx).Info(r.Message, "kind", r.Kind, "op", r.Op, "trigger", r.Trigger, "why", r.Why)
+	// The worker writes these at info level even when it quiets the SDK
+	// (clicore's DecisionKey); with tracing on they carry the trace ID.
+	workflow.GetLogger(ctx).Info(r.Message, "decision", r.Kind, "seq", r.Seq, "op", r.Op, "trigger", r.Trigger, "why", r.Why)
 	m.st.Log = append(m.st.Log, r)
 	if len(m.st.Log) > MaxRecords {
 		m.st.Log = slices.Clone(m.st.Log[len(m.st.Log)-MaxRecords:])

@@ -56,6 +56,10 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 		fmt.Fprintf(stderr, "%s: --container ID is required; agents are normally started by `msm node`\n", name)
 		return clicore.ErrUsage
 	}
+	if err := t.CheckLogFormat(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return clicore.ErrUsage
+	}
 	// Its container's key comes first, before anything can take long: the
 	// node wrote it into a pipe only this process holds.
 	ckey, codecKeys, err := readKeys(getenv(agentapi.KeyFDEnv))
@@ -92,7 +96,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	cl, err := wire.Dial(ctx, wire.Options{
 		Address: t.Address, Namespace: t.Namespace, TLS: t.TLS, CA: t.TLSCA, APIKey: key, Cert: t.TLSCert, Key: t.TLSKey,
 		Identity: fmt.Sprintf("%d@%s@%s", os.Getpid(), host, *container),
-		Wait:     time.Minute, Log: clicore.SDKLogger(stderr, t.Verbose), Codec: cdc,
+		Wait:     time.Minute, Log: t.SDKLogger(stderr), Codec: cdc,
 	})
 	if err != nil {
 		return err
@@ -104,7 +108,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	}
 	spans := traces.FromEnv("msm-agent", getenv)
 	defer spans.Flush()
-	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: clicore.Logger(stderr), Key: ckey, Shim: shim,
+	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: t.Logger(stderr), Key: ckey, Shim: shim,
 		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans})
 	if err != nil {
 		return err

@@ -185,11 +185,14 @@ func (e *env) durationOr(key string, def time.Duration) time.Duration {
 	return def
 }
 
-func (e *env) logger(c *common) *slog.Logger { return clicore.Logger(e.stderr) }
+func (e *env) logger(c *common) *slog.Logger { return c.Logger(e.stderr) }
 
 // dial connects to Temporal with c's settings, retrying for up to wait; the
 // SDK logs to stderr.
 func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.Client, error) {
+	if err := c.CheckLogFormat(); err != nil {
+		return nil, err
+	}
 	key, err := c.APIKey(e.getenv)
 	if err != nil {
 		return nil, err
@@ -214,7 +217,7 @@ func (e *env) dial(ctx context.Context, c *common, wait time.Duration) (client.C
 		icpts = append(icpts, e.tracing.Client)
 	}
 	return starter.Dial(ctx, starter.Options{
-		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: clicore.SDKLogger(e.stderr, c.Verbose),
+		Address: c.Address, Namespace: c.Namespace, Wait: wait, Log: c.SDKLogger(e.stderr),
 		TLS: c.TLS, CA: c.TLSCA, APIKey: key, Cert: c.TLSCert, Key: c.TLSKey, Codec: cdc, Metrics: e.sdkMetrics,
 		Interceptors: icpts,
 	})

@@ -35,7 +35,17 @@ type Temporal struct {
 	// CodecKeyFile holds the keys payloads are encrypted with (a key file
 	// as internal/trust reads it); "" leaves payloads in plain JSON.
 	CodecKeyFile string
+	// LogFormat is how logs are written: LogText (key=value) or LogJSON
+	// (one JSON object a line, for a log pipeline; with tracing on, the
+	// Manager's and the activities' lines carry TraceID and SpanID).
+	LogFormat string
 }
+
+// Log formats (--log-format).
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
 
 // ErrUsage is returned after a flag error was already printed.
 var ErrUsage = errors.New("usage")
@@ -63,8 +73,17 @@ func Flags(name string, stderr io.Writer, getenv func(string) string, t *Tempora
 		fs.StringVar(&t.TLSKey, "tls-key", getenv("TEMPORAL_TLS_CLIENT_KEY_PATH"), "the client certificate's key `file` (PEM) (TEMPORAL_TLS_CLIENT_KEY_PATH)")
 		fs.StringVar(&t.APIKeyFile, "api-key-file", getenv("TEMPORAL_API_KEY_FILE"), "`file` holding the Temporal API key (TEMPORAL_API_KEY_FILE; or the key itself in TEMPORAL_API_KEY)")
 		fs.StringVar(&t.CodecKeyFile, "codec-key-file", getenv("MSM_CODEC_KEY_FILE"), "encrypt payloads with AES-256-GCM under the keys of this `file` (msm keys new; MSM_CODEC_KEY_FILE): every msm process of a Manager needs the same keys")
+		fs.StringVar(&t.LogFormat, "log-format", or("MSM_LOG_FORMAT", LogText), "logs as `text` (key=value) or json, one object a line (MSM_LOG_FORMAT)")
 	}
 	return fs
+}
+
+// CheckLogFormat says what is wrong with t's --log-format, or nil.
+func (t *Temporal) CheckLogFormat() error {
+	if t.LogFormat != "" && t.LogFormat != LogText && t.LogFormat != LogJSON {
+		return fmt.Errorf("--log-format %q is not a format: use text or json", t.LogFormat)
+	}
+	return nil
 }
 
 // Parse parses args into fs: flag.ErrHelp for -h, ErrUsage for an error
@@ -97,6 +116,9 @@ func (t *Temporal) Env() []string {
 	if t.Verbose {
 		env = append(env, "MSM_VERBOSE=1")
 	}
+	if t.LogFormat == LogJSON {
+		env = append(env, "MSM_LOG_FORMAT="+LogJSON)
+	}
 	return env
 }
 
@@ -113,19 +135,52 @@ func (t *Temporal) APIKey(getenv func(string) string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// Logger is a command's own logger, at info level.
-func Logger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+// Logger is a command's own logger, at info level, in the format t says
+// (text when t is nil).
+func (t *Temporal) Logger(w io.Writer) *slog.Logger {
+	return slog.New(t.handler(w, slog.LevelInfo))
 }
 
 // SDKLogger is quieter, unless verbose: the SDK logs every poll at info
-// level.
-func SDKLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
-	if verbose {
-		level = slog.LevelInfo
+// level. The Manager's decisions (lines with a DecisionKey attribute,
+// from its workflow's logger) are written at info all the same.
+func (t *Temporal) SDKLogger(w io.Writer) *slog.Logger {
+	if t != nil && t.Verbose {
+		return slog.New(t.handler(w, slog.LevelInfo))
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(&quiet{Handler: t.handler(w, slog.LevelInfo)})
+}
+
+// DecisionKey is the attribute of the Manager's log lines of its decisions.
+const DecisionKey = "decision"
+
+// quiet passes warnings and errors, and info lines of decisions.
+type quiet struct{ slog.Handler }
+
+func (q *quiet) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		return q.Handler.Handle(ctx, r)
+	}
+	decision := false
+	r.Attrs(func(a slog.Attr) bool {
+		decision = a.Key == DecisionKey
+		return !decision
+	})
+	if !decision {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q *quiet) WithAttrs(as []slog.Attr) slog.Handler { return &quiet{q.Handler.WithAttrs(as)} }
+func (q *quiet) WithGroup(name string) slog.Handler    { return &quiet{q.Handler.WithGroup(name)} }
+
+func (t *Temporal) handler(w io.Writer, level slog.Level) slog.Handler {
+	o := &slog.HandlerOptions{Level: level}
+	if t != nil && t.LogFormat == LogJSON {
+		return slog.NewJSONHandler(w, o)
+	}
+	return slog.NewTextHandler(w, o)
 }
 
 // Interrupted returns a context that ends on SIGINT or SIGTERM.
