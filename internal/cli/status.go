@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
@@ -18,11 +21,17 @@ func (e *env) status(args []string) error {
 	var c common
 	fs := e.flags("status", &c)
 	output := fs.String("o", "table", "output `format`: table or json")
+	watch := fs.Bool("watch", false, "redraw the tables whenever they change, until Ctrl-C")
+	every := fs.Duration("interval", time.Second, "with --watch, how often to ask the Manager")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *output != "table" && *output != "json" {
 		fmt.Fprintf(e.stderr, "msm status: -o %q is not a format; use table or json\n", *output)
+		return errUsage
+	}
+	if *watch && (*output != "table" || *every <= 0) {
+		fmt.Fprintln(e.stderr, "msm status: --watch draws tables (-o table) every --interval (above 0)")
 		return errUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -32,6 +41,9 @@ func (e *env) status(args []string) error {
 		return err
 	}
 	defer cl.Close()
+	if *watch {
+		return e.watchStatus(cl, c.Manager, *every)
+	}
 	st, err := starter.Status(ctx, cl, c.Manager)
 	if err != nil {
 		return err
@@ -96,4 +108,74 @@ func reportsLine(st workflows.Status) string {
 		}
 	}
 	return line
+}
+
+// watchStatus redraws the status tables whenever they change, until
+// Ctrl-C. On a terminal each frame overwrites the last in place (cursor
+// home, each line cleared to its end, the rest of the screen cleared
+// after it: nothing blanks between frames, so nothing flickers); into a
+// pipe or file each new frame follows the last after a blank line.
+func (e *env) watchStatus(cl client.Client, manager string, every time.Duration) error {
+	ctx, stop := interrupted()
+	defer stop()
+	term := isTerminal(e.stdout)
+	last := ""
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := starter.Status(qctx, cl, manager)
+		cancel()
+		var b strings.Builder
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(&b, "msm status: %v (retrying every %s)\n", err, every)
+		} else {
+			printStatus(&b, st)
+		}
+		if frame := b.String(); frame != last {
+			last = frame
+			if term {
+				fmt.Fprint(e.stdout, redraw(frame, time.Now()))
+			} else {
+				fmt.Fprintf(e.stdout, "--- %s\n%s\n", time.Now().Format(time.TimeOnly), frame)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// redraw is frame as one write that replaces the screen's content in
+// place: home, each line then "erase to end of line", and "erase below"
+// at the end.
+func redraw(frame string, at time.Time) string {
+	var b strings.Builder
+	b.WriteString("\x1b[H")
+	fmt.Fprintf(&b, "msm status --watch, %s (Ctrl-C stops)\x1b[K\n\x1b[K\n", at.Format(time.TimeOnly))
+	for _, line := range strings.SplitAfter(frame, "\n") {
+		if line == "" {
+			continue
+		}
+		b.WriteString(strings.TrimSuffix(line, "\n"))
+		b.WriteString("\x1b[K")
+		if strings.HasSuffix(line, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\x1b[J")
+	return b.String()
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

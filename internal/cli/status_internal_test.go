@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -23,4 +25,20 @@ func TestReportsLine(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, reportsLine(tc.st))
 	}
+}
+
+// TestRedrawReplacesTheScreenInPlace: each frame is one write that homes
+// the cursor, clears each line's rest and the screen below it: no blank
+// screen between frames.
+func TestRedrawReplacesTheScreenInPlace(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 30, 0, 0, time.Local)
+	got := redraw("SERVICE  READY\nweb      3\n", at)
+	assert.Equal(t, "\x1b[H"+
+		"msm status --watch, 10:30:00 (Ctrl-C stops)\x1b[K\n\x1b[K\n"+
+		"SERVICE  READY\x1b[K\n"+
+		"web      3\x1b[K\n"+
+		"\x1b[J", got)
+	assert.NotContains(t, got, "\x1b[2J", "never clears the whole screen first (that flickers)")
+	var b bytes.Buffer
+	assert.False(t, isTerminal(&b), "a buffer is no terminal: frames follow one another")
 }

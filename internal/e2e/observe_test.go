@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,6 +181,14 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 		delta{"msm_recoveries_total", []string{"service", "web", "cause", "exit"}, 0},
 	)
 
+	// msm status --watch, into a pipe: a new frame on each change.
+	watch := exec.Command(bins.msm, "status", "--watch", "--interval", "200ms")
+	watch.Env = d.env
+	watched := &syncBuffer{}
+	watch.Stdout, watch.Stderr = watched, watched
+	require.NoError(t, watch.Start())
+	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+
 	// An operator's extension takes the waiting container.
 	began := time.Now()
 	out, err = d.msm("extend", "web")
@@ -210,6 +219,13 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 	require.True(t, ok)
 	assert.Contains(t, op.r.Why, "1 from the warm pool")
 	why("web: 3/3 ready", "  - healthy: 3/3 instance(s) ready", "  - in cooldown until ", "scaling.cooldown 5m0s")
+	require.Eventually(t, func() bool { return regexp.MustCompile(`(?m)^web +3 +3$`).MatchString(watched.String()) },
+		5*time.Second, 100*time.Millisecond, "msm status --watch drew web at 3:\n%s", watched)
+	frames := strings.Count(watched.String(), "\n--- ") + 1
+	assert.GreaterOrEqual(t, frames, 2, "a frame before the extension and one after")
+	assert.Less(t, frames, 40, "a frame per change, not per poll")
+	require.NoError(t, watch.Process.Signal(syscall.SIGINT))
+	assert.NoError(t, watch.Wait(), "Ctrl-C ends msm status --watch with 0")
 
 	// A killed MicroService is recovered.
 	victim := ""
