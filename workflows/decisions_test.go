@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	sdkpb "go.temporal.io/api/sdk/v1"
 
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
@@ -45,10 +46,12 @@ func (s *ScaleSuite) TestDecisionLogAndCounters() {
 	errAPI := s.query(40*time.Second, &apiWhy, workflows.QueryWhy, "api")
 	var unknown workflows.Why
 	errUnknown := s.query(40*time.Second, &unknown, workflows.QueryWhy, "nope")
+	var meta sdkpb.WorkflowMetadata
+	errMeta := s.query(40*time.Second, &meta, "__temporal_workflow_metadata")
 	start := s.env.Now()
 	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
 	s.requireCancelled()
-	for _, err := range []*error{errCooling, errEarly, errLog, errLater, errAPI} {
+	for _, err := range []*error{errCooling, errEarly, errLog, errLater, errAPI, errMeta} {
 		s.Require().NoError(*err)
 	}
 	s.Require().ErrorContains(*errUnknown, `unknown service "nope"`)
@@ -131,6 +134,13 @@ func (s *ScaleSuite) TestDecisionLogAndCounters() {
 		}
 	}
 	s.Equal(ops, total, "one duration per operation: %+v", st.Counts)
+
+	// The Web UI's current details: the services, the last decisions.
+	details := meta.GetCurrentDetails()
+	for _, want := range []string{"**Manager m1**", "- web: 3/3 ready", "- api: 2/2 ready", "**Last decisions**",
+		"msm/m1/extend/api/"} {
+		s.Contains(details, want)
+	}
 
 	// api: extended by the operator, now at its max.
 	s.Equal(2, apiWhy.Max)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -46,12 +47,25 @@ func (m *manager) render(ctx workflow.Context) {
 	if m.st.CatalogError != "" {
 		b = append(b, "- **catalog change rejected**: "+m.st.CatalogError)
 	}
-	events := m.st.Events
-	if len(events) > 5 {
-		events = events[len(events)-5:]
+	now := workflow.Now(ctx)
+	for _, bo := range m.st.Backoffs {
+		if bo.RetryAt.After(now) {
+			b = append(b, fmt.Sprintf("- **crash-loop back-off** %s until %s (%d failures): %s", reasonOr(bo.Service, "the warm pool"),
+				bo.RetryAt.UTC().Format(time.TimeOnly), bo.Failures, bo.LastError))
+		}
 	}
-	for _, e := range events {
-		b = append(b, "- "+e.Message)
+	for _, op := range m.ops {
+		b = append(b, "- running: "+op.id)
+	}
+	log := m.st.Log
+	if len(log) > 5 {
+		log = log[len(log)-5:]
+	}
+	if len(log) > 0 {
+		b = append(b, "", "**Last decisions** (`msm events`, `msm why SERVICE`)")
+	}
+	for _, r := range log {
+		b = append(b, fmt.Sprintf("- %s %s", r.Time.UTC().Format(time.TimeOnly), r.Text()))
 	}
 	workflow.SetCurrentDetails(ctx, strings.Join(b, "\n"))
 }
