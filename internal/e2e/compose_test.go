@@ -37,11 +37,17 @@ func TestComposeFilesAreValid(t *testing.T) {
 	for _, tc := range []struct {
 		file     string
 		services []string
-		want     []string // in its configuration: the images, the loopback ports, the network, the key ring
+		want     []string // in its configuration: the images, the loopback ports, the network, the key ring, the metrics
 	}{
-		{"docker-compose.yml", []string{"keys", "msm", "postgresql", "temporal", "temporal-ui"},
+		{"docker-compose.yml", []string{"keys", "msm", "postgresql", "temporal", "temporal-ui", "prometheus", "grafana"},
 			[]string{"image: msm:dev", "image: postgres:16", "image: temporalio/auto-setup:1.29.1", "image: temporalio/ui:2.42.1",
-				"- 127.0.0.1:7233:7233/tcp", "- 127.0.0.1:8080:8080/tcp", "name: msm-local", "MSM_KEY_FILE: /keys/ring"}},
+				"image: prom/prometheus:v3.5.0", "image: grafana/grafana:12.1.0",
+				"- 127.0.0.1:7233:7233/tcp", "- 127.0.0.1:8080:8080/tcp", "- 127.0.0.1:9090:9090/tcp", "- 127.0.0.1:3000:3000/tcp",
+				"name: msm-local", "MSM_KEY_FILE: /keys/ring",
+				// Prometheus scrapes msm:9464 (deploy/prometheus/prometheus.yml) on the network only.
+				"MSM_METRICS_ADDR: :9464", "/deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+				"/deploy/grafana/provisioning:/etc/grafana/provisioning:ro",
+				"/deploy/grafana/msm.json:/var/lib/grafana/dashboards/msm.json:ro", `GF_AUTH_ANONYMOUS_ENABLED: "true"`}},
 		{"docker-compose.local.yml", []string{"keys", "msm", "temporal"},
 			[]string{"image: msm:dev", "image: msm-temporal:dev",
 				"- 127.0.0.1:7233:7233/tcp", "- 127.0.0.1:8233:8233/tcp", "name: msm-local", "MSM_KEY_FILE: /keys/ring"}},
@@ -53,6 +59,7 @@ func TestComposeFilesAreValid(t *testing.T) {
 				assert.Contains(t, out, want)
 			}
 			assert.NotContains(t, out, "0.0.0.0:", "nothing is published on every address by default")
+			assert.NotContains(t, out, ":9464/tcp", "msm's metrics are for Prometheus on the network, not published")
 			out, err = compose(nil, tc.file, "config", "--services")
 			require.NoError(t, err, out)
 			got := strings.Fields(out)
