@@ -66,6 +66,9 @@ type env struct {
 	// found OTEL_EXPORTER_OTLP_ENDPOINT set (Main flushes them at exit).
 	cmd     string
 	tracing *tracing.Tracing
+	// rejectedUpdates counts the updates the Manager's validators refuse
+	// on this process's worker (metricsRegistry).
+	rejectedUpdates interceptor.WorkerInterceptor
 }
 
 // codecKeys are the payload keys of this process: those of

@@ -97,6 +97,9 @@ func (e *env) metricsRegistry(addr string) (*prometheus.Registry, error) {
 	if e.sdkMetrics, err = metrics.SDK(reg); err != nil {
 		return nil, err
 	}
+	if e.rejectedUpdates, err = metrics.RejectedUpdates(reg); err != nil {
+		return nil, err
+	}
 	return reg, nil
 }
 
@@ -165,6 +168,9 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	}
 	if e.tracing != nil {
 		interceptors = append(interceptors, e.tracing.Decisions)
+	}
+	if e.rejectedUpdates != nil {
+		interceptors = append(interceptors, e.rejectedUpdates)
 	}
 	w := worker.New(cl, acts, interceptors...)
 	if err := w.Start(); err != nil {

@@ -265,9 +265,14 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 		return st.Operations == 0 && len(st.Unplaced) > 0 && st.Services[0].Ready == 7
 	})
 	why("at its max of 8 instance(s)", "no room for 1 instance(s) (no_room)", "in cooldown until ")
+	// At its max, an extension is refused, and counted by the worker.
+	out, err = d.msm("extend", "web")
+	require.Error(t, err)
+	assert.Contains(t, out, "web already has its max of 8 instance(s)")
 	m4 := scrape()
 	v, _ := m4.Value("msm_unplaced_instances", "service", "web", "reason", "no_room")
 	assert.Equal(t, 1.0, v, "the unplaced instance, by reason")
+	moved("refused update", m3, m4, delta{"msm_rejected_updates_total", []string{"update", "extend"}, 1})
 
 	// Back down, then a catalog whose web no longer starts: the next
 	// crash of web is replaced by instances that fail in turn, and web
