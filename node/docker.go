@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -61,6 +62,29 @@ type Docker struct {
 	// die events are not failures; reported are those already reported.
 	stopped  map[string]time.Time
 	reported map[string]bool
+	// counts are what it did since it started (Stats).
+	started, startFailed, stops, agentExits atomic.Int64
+}
+
+// statsTimeout bounds the engine's listing Stats makes.
+const statsTimeout = 2 * time.Second
+
+// Stats reads n's counts, and how many of its containers the engine runs
+// now (Containers is -1 when the engine did not answer).
+func (n *Docker) Stats() Stats {
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	running := -1
+	if list, err := docker.Owned(ctx, n.cfg.Engine, n.mine()); err == nil {
+		running = 0
+		for _, ctr := range list {
+			if ctr.State == container.StateRunning {
+				running++
+			}
+		}
+	}
+	return Stats{Containers: running, Started: n.started.Load(), StartFailed: n.startFailed.Load(),
+		Stopped: n.stops.Load(), AgentExits: n.agentExits.Load()}
 }
 
 // NewDocker checks cfg.
@@ -159,6 +183,14 @@ func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainer
 		Port: in.Port,
 	}
 	r, err := docker.Run(ctx, n.cfg.Engine, spec)
+	defer func() {
+		switch {
+		case err != nil:
+			n.startFailed.Add(1)
+		case !r.Adopted:
+			n.started.Add(1)
+		}
+	}()
 	if errors.Is(err, docker.ErrNotOurs) {
 		// Ours, for another port (a stale container of the same ID from
 		// an earlier Manager run): it goes, and the new one is made.
@@ -195,6 +227,7 @@ func (n *Docker) StopContainer(ctx context.Context, in workflows.StopContainerIn
 	if err := n.remove(ctx, docker.ContainerName(in.Container), stopGrace); err != nil {
 		return err
 	}
+	n.stops.Add(1)
 	n.mu.Lock()
 	delete(n.reported, in.Container)
 	n.mu.Unlock()
@@ -359,6 +392,7 @@ func (n *Docker) failed(ctx context.Context, c signaler, dockerID, container, re
 	if stopped || seen || container == "" {
 		return
 	}
+	n.agentExits.Add(1)
 	n.cfg.Log.Warn("container failed", "container", container, "why", reason)
 	rep := workflows.ErrorReport{Container: container, Reason: reason, Cause: agentapi.CauseAgentExit}
 	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())

@@ -121,9 +121,14 @@ func TestDockerStartContainerIsIdempotent(t *testing.T) {
 	assert.Contains(t, string(status), "NoNewPrivs:\t1")
 	assert.Contains(t, string(status), "CapEff:\t00000000000000e0", "SETGID, SETUID, KILL: bits 6, 7, 5")
 
+	// Its counts (msm node --docker --metrics-addr): one start, the
+	// second found it running; the engine runs one of its containers.
+	assert.Equal(t, Stats{Containers: 1, Started: 1}, n.Stats())
+
 	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}))
 	assert.Empty(t, ours(t, eng))
 	require.NoError(t, n.StopContainer(context.Background(), workflows.StopContainerInput{Container: "m1-c1"}), "gone counts as stopped")
+	assert.Equal(t, Stats{Containers: 0, Started: 1, Stopped: 2}, n.Stats())
 
 	// Another port for the same ID (an earlier Manager run's container):
 	// the stale one goes and one container is left.

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/cgroup"
@@ -70,6 +73,9 @@ func (e *env) node(args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := e.serveNodeMetrics(ctx, &c, *server, *metricsAddr, reg, n); err != nil {
+			return err
+		}
 		return n.Run(ctx, cl)
 	}
 	cg, err := e.nodeCgroup(&c, *cgroups, *server)
@@ -80,17 +86,26 @@ func (e *env) node(args []string) error {
 	if err != nil {
 		return err
 	}
-	if reg != nil {
-		if err := reg.Register(metrics.NewNode(*server, n)); err != nil {
-			return fmt.Errorf("registering the node's metrics, %w", err)
-		}
-		at, err := metrics.Serve(ctx, *metricsAddr, reg)
-		if err != nil {
-			return err
-		}
-		e.logger(&c).Info("serving metrics", "url", "http://"+at+"/metrics")
+	if err := e.serveNodeMetrics(ctx, &c, *server, *metricsAddr, reg, n); err != nil {
+		return err
 	}
 	return n.Run(ctx, cl)
+}
+
+// serveNodeMetrics serves reg (nil: none) with node n's counts on addr.
+func (e *env) serveNodeMetrics(ctx context.Context, c *common, server, addr string, reg *prometheus.Registry, n metrics.NodeStatser) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(metrics.NewNode(server, n)); err != nil {
+		return fmt.Errorf("registering the node's metrics, %w", err)
+	}
+	at, err := metrics.Serve(ctx, addr, reg)
+	if err != nil {
+		return err
+	}
+	e.logger(c).Info("serving metrics", "url", "http://"+at+"/metrics")
+	return nil
 }
 
 // agentCommand is what this process's nodes start container agents with:

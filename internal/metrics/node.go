@@ -45,7 +45,9 @@ func (n *Node) Describe(ch chan<- *prometheus.Desc) {
 // Collect sends the node's counts.
 func (n *Node) Collect(ch chan<- prometheus.Metric) {
 	st := n.src.Stats()
-	ch <- prometheus.MustNewConstMetric(n.containers, prometheus.GaugeValue, float64(st.Containers))
+	if st.Containers >= 0 { // a docker node's engine that did not answer: unknown
+		ch <- prometheus.MustNewConstMetric(n.containers, prometheus.GaugeValue, float64(st.Containers))
+	}
 	ch <- prometheus.MustNewConstMetric(n.starts, prometheus.CounterValue, float64(st.Started), "started")
 	ch <- prometheus.MustNewConstMetric(n.starts, prometheus.CounterValue, float64(st.StartFailed), "failed")
 	ch <- prometheus.MustNewConstMetric(n.stops, prometheus.CounterValue, float64(st.Stopped))
