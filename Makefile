@@ -74,9 +74,9 @@ vm-tools: ## install (as root) what the cgroup v2 tests' VM needs on a cgroup v1
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-x86 linux-image-amd64 busybox-static >/dev/null 2>&1 || \
 	  echo "qemu, a kernel image or busybox could not be installed: the cgroup tests in a VM will be skipped"
 
-chromium: ## install Debian's Chromium (as root) for the Web UI test, if missing; without it that test is skipped
+chromium: ## install Debian's Chromium (as root) for the Web UI tests, if missing; without it they are skipped
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  echo "chromium could not be installed: TestWebUIShowsDecodedPayloads will be skipped"
+	  echo "chromium could not be installed: TestWebUIShowsDecodedPayloads and TestWebUIShowsSummariesAndDetails will be skipped"
 
 check: bin/staticcheck bin/workflowcheck ## gofmt, go vet, staticcheck, workflowcheck, go mod tidy leaves no diff
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi

@@ -339,11 +339,11 @@ func (m *manager) extensionWhy(service string, plan fleet.Plan, used map[string]
 	return strings.Join(parts, "; "), sources
 }
 
-// maxSummary bounds an operation's summary in the Web UI's list.
+// maxSummary bounds an operation's static summary (the Web UI shows it on
+// the Manager's History and User Metadata tabs and the operation's page).
 const maxSummary = 200
 
-// summary is the one line the Web UI lists an operation's run under: its
-// kind and what it is for ("extend web 2 → 3: overload reported by m-c3:
+// summary is an operation's static summary: its kind and what it is for ("extend web 2 → 3: overload reported by m-c3:
 // cpu 93% above 80% for 10s").
 func summary(r Record) string {
 	s := r.Kind

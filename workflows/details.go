@@ -30,7 +30,9 @@ func (m *manager) publisher(ctx workflow.Context) {
 // history event.
 func (m *manager) render(ctx workflow.Context) {
 	var b []string
-	b = append(b, fmt.Sprintf("**Manager %s**", m.st.Manager))
+	// A blank line after each heading: the Web UI's markdown starts no
+	// list right after a paragraph.
+	b = append(b, fmt.Sprintf("**Manager %s**", m.st.Manager), "")
 	if m.st.Catalog != nil {
 		ready := m.st.Inventory.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
@@ -62,7 +64,7 @@ func (m *manager) render(ctx workflow.Context) {
 		log = log[len(log)-5:]
 	}
 	if len(log) > 0 {
-		b = append(b, "", "**Last decisions** (`msm events`, `msm why SERVICE`)")
+		b = append(b, "", "**Last decisions** (`msm events`, `msm why SERVICE`)", "")
 	}
 	for _, r := range log {
 		b = append(b, fmt.Sprintf("- %s %s", r.Time.UTC().Format(time.TimeOnly), r.Text()))

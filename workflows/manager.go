@@ -960,7 +960,9 @@ func rootMessage(err error) string {
 // ID, and search attributes so the Web UI finds it by kind and service.
 // timeout bounds the child's run (0: none, in runs begun before
 // decide-ops).
-// summary is the one line the Web UI lists the run under.
+// summary is the run's one-line static summary: the Web UI shows it beside
+// the child's events on the Manager's History and User Metadata tabs, and
+// on the operation's own page.
 func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, timeout time.Duration, summary string) workflow.Context {
 	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
 	if len(services) > 0 {
