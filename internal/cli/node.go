@@ -94,18 +94,7 @@ func (e *env) node(args []string) error {
 
 // serveNodeMetrics serves reg (nil: none) with node n's counts on addr.
 func (e *env) serveNodeMetrics(ctx context.Context, c *common, server, addr string, reg *prometheus.Registry, n metrics.NodeStatser) error {
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(metrics.NewNode(server, n)); err != nil {
-		return fmt.Errorf("registering the node's metrics, %w", err)
-	}
-	at, err := metrics.Serve(ctx, addr, reg)
-	if err != nil {
-		return err
-	}
-	e.logger(c).Info("serving metrics", "url", "http://"+at+"/metrics")
-	return nil
+	return e.serveWith(ctx, c, addr, reg, "the node's", metrics.NewNode(server, n))
 }
 
 // agentCommand is what this process's nodes start container agents with:

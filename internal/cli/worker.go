@@ -106,13 +106,19 @@ func (e *env) metricsRegistry(addr string) (*prometheus.Registry, error) {
 // serveMetrics serves reg (nil: none) with the metrics of the Manager (its
 // status, read by a query on each scrape) on addr, until ctx ends.
 func (e *env) serveMetrics(ctx context.Context, c *common, addr string, reg *prometheus.Registry, cl client.Client) error {
+	return e.serveWith(ctx, c, addr, reg, "the Manager's", metrics.NewManager(metrics.StatusFunc(func(ctx context.Context) (workflows.Status, error) {
+		return starter.Status(ctx, cl, c.Manager)
+	})))
+}
+
+// serveWith serves reg (nil: none), with what's metrics col, on addr
+// until ctx ends.
+func (e *env) serveWith(ctx context.Context, c *common, addr string, reg *prometheus.Registry, what string, col prometheus.Collector) error {
 	if reg == nil {
 		return nil
 	}
-	if err := reg.Register(metrics.NewManager(metrics.StatusFunc(func(ctx context.Context) (workflows.Status, error) {
-		return starter.Status(ctx, cl, c.Manager)
-	}))); err != nil {
-		return fmt.Errorf("registering the Manager's metrics, %w", err)
+	if err := reg.Register(col); err != nil {
+		return fmt.Errorf("registering %s metrics, %w", what, err)
 	}
 	at, err := metrics.Serve(ctx, addr, reg)
 	if err != nil {
