@@ -56,10 +56,16 @@ bin/workflowcheck:
 dev: build bin/temporal ## run Temporal (Web UI :8233), the Manager, local nodes and the example catalog
 	bin/msm dev --catalog examples/catalog.yaml
 
-test: build bin/temporal chromium vm-tools ## run every test with -race (unit, workflow, replay, end-to-end)
-	@mkdir -p .msm && rm -f .msm/figures.txt
-	MSM_BIN=$(BIN) MSM_FIGURES=$(CURDIR)/.msm/figures.txt $(GO) test -race -count=1 -timeout 20m ./...
+ARTIFACTS := $(CURDIR)/.msm/artifacts
+
+test: build bin/temporal chromium vm-tools ## run every test with -race (unit, workflow, replay, end-to-end); the Web UI tests' screenshots go to .msm/artifacts
+	@mkdir -p .msm $(ARTIFACTS) && rm -f .msm/figures.txt $(ARTIFACTS)/*.png
+	MSM_BIN=$(BIN) MSM_FIGURES=$(CURDIR)/.msm/figures.txt \
+	  MSM_KEEP_SCREENSHOT=$(ARTIFACTS)/webui-extend-input.png MSM_KEEP_SCREENSHOT_LIST=$(ARTIFACTS)/webui-workflow-list.png \
+	  MSM_KEEP_SCREENSHOT_DETAILS=$(ARTIFACTS)/webui-manager-details.png \
+	  $(GO) test -race -count=1 -timeout 20m ./...
 	@echo; echo "Recovery times measured by the fault tests:"; cat .msm/figures.txt
+	@ls $(ARTIFACTS)/*.png 2>/dev/null | sed 's/^/Screenshot: /' || true
 
 FUZZTIME ?= 60s
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); `make test` runs their seed corpora
