@@ -25,7 +25,11 @@ import (
 // (extend there, then destroy here), and afterwards s1 is released and
 // holds no container.
 func TestDrainNeverDropsHealthyInstances(t *testing.T) {
-	c := newCluster(t, spec{servers: 2, slots: 4, services: map[string]int{"web": 2}, order: []string{"web"}})
+	// A drain period of 3 s keeps the old instances serving a while after
+	// their replacements are healthy: samples see the whole hand-over even
+	// on a loaded machine (each sample is a query and two requests).
+	c := newCluster(t, spec{servers: 2, slots: 4, services: map[string]int{"web": 2}, order: []string{"web"},
+		drain: map[string]string{"web": "3s"}})
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
 	c.start("worker", "worker", "--catalog", c.catalog)

@@ -103,7 +103,7 @@ func TestLoadUnloadAndCrash(t *testing.T) {
 
 	var s signals
 	require.NoError(t, w.Crash(ctx, &s, "m-c1", "exit status 2"))
-	assert.Equal(t, []workflows.ErrorReport{{Container: "m-c1", Service: "web", Reason: "exit status 2"}}, s.got)
+	assert.Equal(t, []workflows.ErrorReport{{Container: "m-c1", Service: "web", Reason: "exit status 2", Cause: workflows.CauseExit}}, s.got)
 	assert.ErrorContains(t, w.Crash(ctx, &s, "m-c1", "again"), "runs no service", "a crashed container has nothing left to crash")
 
 	_, err = w.LoadService(ctx, workflows.LoadServiceInput{Container: "m-c9", Service: catalog.Service{Name: "web"}})
