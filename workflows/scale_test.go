@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,10 +93,8 @@ func (s *ScaleSuite) AfterTest(_, _ string) {
 // placements returns the operations started so far that place instances
 // (Provision and Extend), in order. Shrink is another rule's.
 func (s *ScaleSuite) placements() []scChild {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []scChild
-	for _, c := range s.children {
+	for _, c := range s.started() {
 		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend {
 			out = append(out, c)
 		}
@@ -103,11 +102,22 @@ func (s *ScaleSuite) placements() []scChild {
 	return out
 }
 
+// opNumber is the Manager's number of an operation: the last part of its ID.
+func opNumber(id string) int {
+	n, _ := strconv.Atoi(id[strings.LastIndex(id, "/")+1:])
+	return n
+}
+
 // started returns every child the Manager started, of any type.
+// Children started in one workflow task run side by side in the test
+// environment, so their listeners run in any order: they are sorted by the
+// number the Manager gave them, the order it started them in.
 func (s *ScaleSuite) started() []scChild {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.children)
+	out := slices.Clone(s.children)
+	slices.SortStableFunc(out, func(a, b scChild) int { return opNumber(a.ID) - opNumber(b.ID) })
+	return out
 }
 
 func (s *ScaleSuite) at(d time.Duration, fn func()) { s.env.RegisterDelayedCallback(fn, d) }
