@@ -303,6 +303,14 @@ func (a *Agent) waitHealthy(ctx context.Context, in agentapi.LoadServiceInput, l
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		// Past its limits while it starts (a fork bomb it began with, which
+		// may collapse before it answers): it fails to load, and nothing of
+		// it is left. Sampled with each health poll; a no-op without limits.
+		if why := l.breach(); why != "" {
+			killed := l.kill()
+			return wire.NonRetryable(fmt.Sprintf("%s %s as it started: its %d processes were killed", in.Service.Name, why, killed),
+				agentapi.ErrLoadFailed, nil)
+		}
 		lastErr := a.check(ctx, url, timeout)
 		if lastErr == nil {
 			return nil
