@@ -224,6 +224,12 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 	frames := strings.Count(watched.String(), "\n--- ") + 1
 	assert.GreaterOrEqual(t, frames, 2, "a frame before the extension and one after")
 	assert.Less(t, frames, 40, "a frame per change, not per poll")
+	// msm dev goes on printing a progress line on each change after the
+	// catalog was first healthy.
+	assert.Eventually(t, func() bool {
+		_, after, ok := strings.Cut(r.out.String(), "services healthy in")
+		return ok && strings.Contains(after, "] web 3/3, api 1/1, warm pool 1\n")
+	}, 5*time.Second, 100*time.Millisecond, "msm dev's progress after the first healthy fleet:\n%s", r.out)
 	require.NoError(t, watch.Process.Signal(syscall.SIGINT))
 	assert.NoError(t, watch.Wait(), "Ctrl-C ends msm status --watch with 0")
 
