@@ -55,6 +55,11 @@ type Config struct {
 	// activities it runs, each in the trace of what asked for it
 	// (internal/traces). Nil: no tracing.
 	Traces *traces.Exporter
+	// Heartbeat is the file its node watches to know it is alive
+	// (agentapi.HeartbeatEnv): touched every agentapi.HeartbeatEvery, with
+	// the window after which its silence means it is hung. "": none (a
+	// docker node, or an agent started by hand).
+	Heartbeat string
 }
 
 // Agent is a running container agent.
@@ -131,12 +136,44 @@ func (a *Agent) Run(ctx context.Context, c *wire.Client) error {
 	w.Register(agentapi.ActivityReady, wire.Activity(a.Ready))
 	w.Register(agentapi.ActivityUnloadService, wire.ActivityNoResult(a.UnloadService))
 	a.cfg.Log.Info("agent up", "container", a.cfg.Container, "server", a.cfg.Server)
+	if a.cfg.Heartbeat != "" {
+		go a.beat(ctx)
+	}
 	err := w.Run(ctx)
 	a.unload()
 	if err != nil {
 		return fmt.Errorf("serving %s, %w", agentapi.ContainerQueue(a.cfg.Container), err)
 	}
 	return nil
+}
+
+// beat touches the heartbeat file until ctx ends. A stopped or wedged
+// process touches nothing: that is what its node sees.
+func (a *Agent) beat(ctx context.Context) {
+	a.window(agentapi.DefaultHungWindow)
+	tick := time.NewTicker(agentapi.HeartbeatEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := agentapi.Beat(a.cfg.Heartbeat); err != nil {
+				a.cfg.Log.Warn("touching the heartbeat file", "error", err)
+			}
+		}
+	}
+}
+
+// window tells the node how long a silence of this agent means it is
+// hung: its service's health window once one is loaded.
+func (a *Agent) window(d time.Duration) {
+	if a.cfg.Heartbeat == "" {
+		return
+	}
+	if err := agentapi.WriteHeartbeat(a.cfg.Heartbeat, d); err != nil {
+		a.cfg.Log.Warn("writing the heartbeat file", "error", err)
+	}
 }
 
 // Ready answers once the agent serves its queue: the container is up.
@@ -271,6 +308,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	}
 	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
 	go a.watch(mctx, l, in)
+	a.window(agentapi.HungWindow(in.Service.Health))
 	return agentapi.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 
@@ -358,6 +396,7 @@ func (a *Agent) unload() {
 	if l == nil {
 		return
 	}
+	a.window(agentapi.DefaultHungWindow)
 	// What it left behind (a child in a session of its own, a fork bomb)
 	// runs as its user, in its cgroup, and goes with it.
 	defer proc.KillUser(l.uid)

@@ -124,8 +124,10 @@ func reconcile(ctx context.Context, in workflows.ReconcileInput, list []held, st
 }
 
 // agentPoll is how often the node looks at the agents it did not start
-// itself (re-attached ones), whose exit it is not told of.
-const agentPoll = 500 * time.Millisecond
+// itself (re-attached ones), whose exit it is not told of, and at every
+// agent's heartbeat: a hung agent is reported within its window and one
+// poll (and a heartbeat period, agentapi.HeartbeatEvery).
+const agentPoll = 250 * time.Millisecond
 
 // watch starts watching the agent of a container for an exit nobody asked for.
 func (n *Node) watch(r record) {
@@ -162,17 +164,54 @@ func (n *Node) watchAgents(ctx context.Context, c signaler, poll time.Duration) 
 			n.agentGone(ctx, c, e.container, e.pid, e.why)
 		case <-tick.C:
 			n.mu.Lock()
-			var gone []record
+			var gone, watched []record
 			for _, r := range n.agents {
 				if !alive(r.PID, r.Start) {
 					gone = append(gone, r)
+				} else {
+					watched = append(watched, r)
 				}
 			}
 			n.mu.Unlock()
 			for _, r := range gone {
 				n.agentGone(ctx, c, r.Container, r.PID, "exited")
 			}
+			for _, r := range watched {
+				last, window, err := agentapi.ReadHeartbeat(n.path(r.Container, ".alive"))
+				if err != nil { // an agent of an older node: no heartbeat to watch
+					continue
+				}
+				if silent := time.Since(last); silent > window {
+					n.agentHung(ctx, c, r, silent, window)
+				}
+			}
 		}
+	}
+}
+
+// agentHung reports a container whose agent has not touched its heartbeat
+// file for longer than its window (stopped, wedged: alive, but neither
+// serving its queue nor watching its service), and kills it and its
+// MicroService, so that nothing of it holds the port while the Manager
+// replaces it.
+func (n *Node) agentHung(ctx context.Context, c signaler, r record, silent, window time.Duration) {
+	unlock := n.lock(r.Container) // a stop in progress finishes first
+	cur, err := n.load(r.Container)
+	if err != nil || cur.PID != r.PID {
+		unlock()
+		return
+	}
+	n.unwatch(r.Container)
+	stopGroup(r.PID, r.Start, 0)
+	unlock()
+	n.agentExits.Add(1)
+	reason := fmt.Sprintf("its agent process (pid %d) stopped answering: no heartbeat for %s, past its window of %s (the service's health window); it was killed",
+		r.PID, silent.Round(100*time.Millisecond), window)
+	n.cfg.Log.Warn("container agent hung", "container", r.Container, "pid", r.PID, "silent", silent, "window", window)
+	rep := workflows.ErrorReport{Container: r.Container, Reason: reason, Cause: agentapi.CauseAgentHung}
+	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
+	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
+		n.cfg.Log.Warn("reporting a hung agent", "container", r.Container, "error", err)
 	}
 }
 

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // signals records what the node signalled, standing in for the Manager.
@@ -179,4 +182,38 @@ func TestLeaseHeartbeatsUntilCancelled(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.GreaterOrEqual(t, beats, 2, "one heartbeat per second without a heartbeat timeout")
+}
+
+// TestHungAgentIsReportedAndKilled: an agent that touches its heartbeat
+// file is left alone; stopped (SIGSTOP), it touches nothing, and past the
+// window its file says it is reported (cause agent_hung) and killed with
+// its MicroService.
+func TestHungAgentIsReportedAndKilled(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	// The agent beats in its own process; its MicroService is a sleep.
+	n := f.node("s1", "m1", `sleep 300 & while :; do touch "$`+agentapi.HeartbeatEnv+`"; sleep 0.05; done`)
+	id := f.id("c1")
+	pid := startWithChild(t, f, n, id)
+	path := filepath.Join(f.dir, id+".alive")
+	require.NoError(t, agentapi.WriteHeartbeat(path, 400*time.Millisecond))
+	sig := watching(t, n, 50*time.Millisecond)
+	time.Sleep(time.Second)
+	assert.Empty(t, sig.reports(), "a beating agent is alive")
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	waitFor(t, "the hung agent's report", func() bool { return len(sig.reports()) > 0 })
+	time.Sleep(200 * time.Millisecond) // and only one
+	reps := sig.reports()
+	require.Len(t, reps, 1)
+	assert.Equal(t, id, reps[0].Container)
+	assert.Equal(t, agentapi.CauseAgentHung, reps[0].Cause)
+	assert.Contains(t, reps[0].Reason, "stopped answering: no heartbeat for")
+	assert.Contains(t, reps[0].Reason, "past its window of 400ms")
+	waitFor(t, "the hung agent and its MicroService killed", func() bool { return len(group(pid)) == 0 })
+	assert.True(t, f.hasRecord(id), "the Manager destroys it: its record stays until then")
+	require.NoError(t, stop(n, id))
+	_, err := os.Stat(path)
+	assert.ErrorIs(t, err, os.ErrNotExist, "destroyed, its heartbeat file goes with its record")
 }

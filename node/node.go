@@ -258,6 +258,11 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	// whatever else this node was started with (a cloud's credentials).
 	cmd.Env = append(agentapi.BasicEnv(os.Environ()), n.cfg.AgentEnv...)
 	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
+	// Its heartbeat file, touched now: its window starts with its start.
+	if err := agentapi.WriteHeartbeat(n.path(in.Container, ".alive"), agentapi.DefaultHungWindow); err != nil {
+		return workflows.StartContainerResult{}, err
+	}
+	cmd.Env = append(cmd.Env, agentapi.HeartbeatEnv+"="+n.path(in.Container, ".alive"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if n.cfg.Key.Valid() || len(n.cfg.CodecKeys) > 0 {
 		keyPipe, err := agentKeyPipe(n.cfg.Key, n.cfg.CodecKeys, in.Container)
@@ -468,6 +473,7 @@ func (n *Node) forget(container string) error {
 			return fmt.Errorf("stopping %s, %w", container, err)
 		}
 	}
+	_ = os.Remove(n.path(container, ".alive"))
 	err := os.Remove(n.path(container, ".json"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing record of %s, %w", container, err)

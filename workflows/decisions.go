@@ -190,6 +190,7 @@ const (
 	CauseHealth      = agentapi.CauseHealth
 	CauseLimit       = agentapi.CauseLimit
 	CauseAgentExit   = agentapi.CauseAgentExit
+	CauseAgentHung   = agentapi.CauseAgentHung
 	CauseServerLost  = "server_lost"  // its server's lease ran out (crashed or cut off)
 	CauseNodeRestart = "node_restart" // its node came back without it
 	CauseStart       = "start_failed" // its container did not start or come up

@@ -109,7 +109,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	spans := traces.FromEnv("msm-agent", getenv)
 	defer spans.Flush()
 	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: t.Logger(stderr), Key: ckey, Shim: shim,
-		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans})
+		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(agentapi.HeartbeatEnv)})
 	if err != nil {
 		return err
 	}

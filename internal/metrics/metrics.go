@@ -94,7 +94,7 @@ var countDescs = map[string]*prometheus.Desc{
 	workflows.CountExtensions: prometheus.NewDesc("msm_extensions_total",
 		"Instances added by extensions, by service, trigger (agent: an overload report, operator: msm extend or scale, monitoring: the autoscaler) and source (warm_pool, new_container, new_server).", workflows.CountLabels[workflows.CountExtensions], nil),
 	workflows.CountRecoveries: prometheus.NewDesc("msm_recoveries_total",
-		"Instances failed and replaced, by service and cause (exit, health, limit, agent_exit, server_lost, node_restart, start_failed, load_failed).", workflows.CountLabels[workflows.CountRecoveries], nil),
+		"Instances failed and replaced, by service and cause (exit, health, limit, agent_exit, agent_hung, server_lost, node_restart, start_failed, load_failed).", workflows.CountLabels[workflows.CountRecoveries], nil),
 	workflows.CountShrinks: prometheus.NewDesc("msm_shrinks_total",
 		"Instances removed by Shrink operations (back to the warm pool or destroyed), by service.", workflows.CountLabels[workflows.CountShrinks], nil),
 	workflows.CountOperations: prometheus.NewDesc("msm_operations_total",
