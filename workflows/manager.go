@@ -610,6 +610,35 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
 	}
 	m.record(ctx, Record{Kind: RecordCatalog, Message: fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services))})
+	if !c.Manager.Launches() && workflow.GetVersion(ctx, drainRemovedChange, workflow.DefaultVersion, 1) == 1 {
+		m.drainRemoved(ctx, s.Source)
+	}
+}
+
+// drainRemovedChange gates draining the servers a catalog no longer lists
+// (the runs begun before left them in use).
+const drainRemovedChange = "drain-removed-servers"
+
+// drainRemoved drains every server in use that the catalog of a kind with
+// listed servers (standalone, docker) no longer lists: its instances are
+// placed on the others first, then removed, and it is released, as `msm
+// drain` does. A server lost or still launching is left to its own course.
+func (m *manager) drainRemoved(ctx workflow.Context, source string) {
+	listed := map[string]bool{}
+	for _, s := range m.st.Catalog.Manager.Servers {
+		listed[s.Name] = true
+	}
+	for i := range m.st.Inventory.Servers {
+		s := &m.st.Inventory.Servers[i]
+		if listed[s.ID] || s.State != fleet.ServerReady {
+			continue
+		}
+		plan := m.previewDrain(s.ID)
+		s.State = fleet.ServerDraining
+		m.st.Pending = true
+		m.record(ctx, Record{Kind: RecordDrain, Servers: []string{s.ID}, Trigger: "removed from the catalog (" + source + ")",
+			Message: fmt.Sprintf("drain %s: %s", s.ID, plan)})
+	}
 }
 
 func (m *manager) onCatalogRejected(ctx workflow.Context, s CatalogRejectedSignal) {

@@ -1260,3 +1260,28 @@ func (s *ShrinkSuite) TestDrainWithNoRoomElsewhereKeepsTheInstances() {
 	s.Equal([]workflows.ServerStatus{shServer(tfS2, 4)}, st.Servers)
 	s.Empty(st.Unplaced)
 }
+
+// TestServerRemovedFromTheCatalogIsDrained (issue 16): a catalog that no
+// longer lists s1 drains it as `msm drain s1` does — its instances placed
+// on s2 first, never below desired, then removed, s1 released — and says
+// why in the decision log.
+func (s *ShrinkSuite) TestServerRemovedFromTheCatalogIsDrained() {
+	s.catalog(time.Second, tfCatalog())
+	without := tfCatalog()
+	without.Manager.Servers = []catalog.Server{tfS2}
+	s.signal(5*time.Second, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: without, Source: "catalog.yaml"})
+	s.poll(5*time.Second, 15*time.Second)
+	after := s.snapshot(15 * time.Second)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.requireNeverBelowDesired()
+
+	s.Equal([]string{"msm/m1/provision/1", "msm/m1/rearrange/s1/2", "msm/m1/shrink/all/3"}, s.ids())
+	s.requireOnlyOn(s.child("msm/m1/rearrange/s1/2").Place.Plan, "s2")
+	st := s.status(after)
+	s.Equal([]workflows.ServerStatus{{ID: "s2", State: "ready", Address: "10.0.0.2", Slots: 4, Used: 4}}, st.Servers, "s1 released")
+	s.Contains(eventMessages(st.Events), "drain s1: "+shDrainPlan+" (removed from the catalog (catalog.yaml))")
+	for _, c := range st.Containers {
+		s.Equal("s2", c.Server)
+	}
+}

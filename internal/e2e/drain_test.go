@@ -25,6 +25,65 @@ import (
 // (extend there, then destroy here), and afterwards s1 is released and
 // holds no container.
 func TestDrainNeverDropsHealthyInstances(t *testing.T) {
+	c := drainCluster(t)
+	out, err := c.msm("drain", "s1", "--dry-run")
+	require.NoError(t, err)
+	assert.Contains(t, out, "dry run: move web")
+	assert.Contains(t, out, "release s1")
+	_, err = c.msm("drain", "nope")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `unknown server "nope"`)
+
+	drainWithoutDrop(t, c, func() {
+		out, err := c.msm("drain", "s1")
+		require.NoError(t, err)
+		assert.Contains(t, out, "draining s1")
+	})
+	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'rearrange'", c.manager))
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-drain.json")
+		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation IN ('rearrange', 'shrink')", c.manager)})
+		require.NoError(t, err)
+		for _, e := range resp.Executions {
+			op := "rearrange"
+			if strings.Contains(e.Execution.WorkflowId, "/shrink/") {
+				op = "shrink"
+			}
+			c.saveHistory(e.Execution.WorkflowId, "../../workflows/testdata/"+op+".json")
+		}
+	}
+}
+
+// TestServerRemovedFromTheCatalogIsDrained (issue 16, acceptance 2): s1
+// taken out of the catalog file is drained as `msm drain s1` does — no
+// drop in healthy instances — and released; the decision log says why.
+func TestServerRemovedFromTheCatalogIsDrained(t *testing.T) {
+	c := drainCluster(t)
+	st := drainWithoutDrop(t, c, func() {
+		b, err := os.ReadFile(c.catalog)
+		require.NoError(t, err)
+		var kept []string
+		for _, line := range strings.SplitAfter(string(b), "\n") {
+			if !strings.Contains(line, "{name: s1,") {
+				kept = append(kept, line)
+			}
+		}
+		require.Len(t, kept, len(strings.SplitAfter(string(b), "\n"))-1, "one line of s1 in:\n%s", b)
+		require.NoError(t, os.WriteFile(c.catalog, []byte(strings.Join(kept, "")), 0o644))
+	})
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, strings.Join(events, "\n"), "(removed from the catalog ("+c.catalog+"))")
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-drain-removed.json")
+	}
+}
+
+// drainCluster is two servers of 4 slots, web ×2 on s1.
+func drainCluster(t *testing.T) *cluster {
 	// A drain period of 3 s keeps the old instances serving a while after
 	// their replacements are healthy: samples see the whole hand-over even
 	// on a loaded machine (each sample is a query and two requests).
@@ -35,17 +94,13 @@ func TestDrainNeverDropsHealthyInstances(t *testing.T) {
 	c.start("worker", "worker", "--catalog", c.catalog)
 	before := c.waitFor("web on s1", 60*time.Second, converged(0))
 	require.Len(t, before.Servers, 1, "both instances fit on s1")
+	return c
+}
 
-	out, err := c.msm("drain", "s1", "--dry-run")
-	require.NoError(t, err)
-	assert.Contains(t, out, "dry run: move web")
-	assert.Contains(t, out, "release s1")
-	_, err = c.msm("drain", "nope")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `unknown server "nope"`)
-
-	// Sample web's healthy instances, and the answers on their ports, all
-	// through the drain.
+// drainWithoutDrop samples web's healthy instances, and the answers on
+// their ports, while drain empties s1; it requires web never below its 2
+// and s1 released with nothing on it, and returns the status then.
+func drainWithoutDrop(t *testing.T, c *cluster, drain func()) workflows.Status {
 	var minReady, minAnswering atomic.Int32
 	minReady.Store(100)
 	minAnswering.Store(100)
@@ -84,10 +139,7 @@ func TestDrainNeverDropsHealthyInstances(t *testing.T) {
 			}
 		}
 	}()
-
-	out, err = c.msm("drain", "s1")
-	require.NoError(t, err)
-	assert.Contains(t, out, "draining s1")
+	drain()
 	st := c.waitFor("s1 drained and released", 60*time.Second, func(st workflows.Status) bool {
 		return converged(0)(st) && len(st.Servers) == 1 && st.Servers[0].ID == "s2"
 	})
@@ -101,20 +153,7 @@ func TestDrainNeverDropsHealthyInstances(t *testing.T) {
 		assert.Equal(t, "s2", ct.Server, "s1 holds no container")
 	}
 	c.assertFleet(st, 2)
-	c.assertVisible(fmt.Sprintf("MsmManager = '%s' AND MsmOperation = 'rearrange'", c.manager))
-	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
-		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-drain.json")
-		resp, err := c.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("MsmManager = '%s' AND MsmOperation IN ('rearrange', 'shrink')", c.manager)})
-		require.NoError(t, err)
-		for _, e := range resp.Executions {
-			op := "rearrange"
-			if strings.Contains(e.Execution.WorkflowId, "/shrink/") {
-				op = "shrink"
-			}
-			c.saveHistory(e.Execution.WorkflowId, "../../workflows/testdata/"+op+".json")
-		}
-	}
+	return st
 }
 
 // TestConsolidationReleasesTheLeastUsedServer: with the policy on, once the
