@@ -58,6 +58,11 @@ type Manager struct {
 	// server is lost: its instances are recovered on other servers, and its
 	// containers are fenced (destroyed) when it comes back.
 	Liveness time.Duration `yaml:"liveness" json:"liveness,omitempty"`
+	// ForgetAfter is how long a server stays lost before the Manager
+	// forgets it: its containers and their ports are released, it leaves
+	// the status, and a launching kind's instance is terminated (room under
+	// max_servers again). A node that comes back after is fenced.
+	ForgetAfter time.Duration `yaml:"forget_after" json:"forget_after,omitempty"`
 	// Servers lists the hosts of the standalone kind, or the Docker engines
 	// of the docker kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`

@@ -21,6 +21,7 @@ const (
 	DefaultMetricsPath   = "/metrics"
 	DefaultDrain         = time.Second
 	DefaultLiveness      = 5 * time.Second
+	DefaultForgetAfter   = 10 * time.Minute
 	DefaultMaxServers    = 10
 	DefaultMSM           = "/usr/local/bin/msm"
 	DefaultNamespace     = "default"
@@ -62,6 +63,9 @@ func (c *Catalog) Default() {
 				d.Socket = DefaultDockerSocket
 			}
 		}
+	}
+	if c.Manager.ForgetAfter == 0 {
+		c.Manager.ForgetAfter = DefaultForgetAfter
 	}
 	if c.Manager.Liveness == 0 {
 		c.Manager.Liveness = DefaultLiveness

@@ -109,6 +109,9 @@ func (v *validator) manager() {
 	if m.WarmPool < 0 {
 		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
 	}
+	if m.ForgetAfter < m.Liveness {
+		v.ps.add("manager.forget_after", "%s is shorter than manager.liveness (%s): a server is forgotten only once lost; set at least that, such as %q", m.ForgetAfter, m.Liveness, "10m")
+	}
 	if m.Liveness < MinLiveness {
 		v.ps.add("manager.liveness", "%s is too short to tell a lost server from a slow one; set at least %s, such as %q", m.Liveness, MinLiveness, "5s")
 	}

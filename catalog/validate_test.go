@@ -62,6 +62,11 @@ func TestValidate(t *testing.T) {
 			want:   []want{{"manager.liveness", "200ms is too short to tell a lost server from a slow one; set at least 1s"}},
 		},
 		{
+			name:   "forget_after shorter than liveness",
+			modify: func(c *Catalog) { c.Manager.ForgetAfter, c.Manager.Liveness = 3*time.Second, 5*time.Second },
+			want:   []want{{"manager.forget_after", "3s is shorter than manager.liveness (5s): a server is forgotten only once lost; set at least that"}},
+		},
+		{
 			name:   "liveness of a second is fine",
 			modify: func(c *Catalog) { c.Manager.Liveness = time.Second },
 		},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/msm-project/msm/catalog"
 )
@@ -54,6 +55,8 @@ type Server struct {
 	// NodeSeen says its node agent has been heard from (it came up, or
 	// started a container): until then it may still be booting.
 	NodeSeen bool `json:"node_seen,omitempty"`
+	// LostAt is when it was lost (ServerLost), for manager.forget_after.
+	LostAt time.Time `json:"lost_at,omitzero"`
 }
 
 // Container is one `msm agent` process and its port lease.
@@ -150,6 +153,18 @@ func (inv *Inventory) Destroyed(id, why string) {
 	if len(inv.Failed) > MaxFailed {
 		inv.Failed = slices.Clone(inv.Failed[len(inv.Failed)-MaxFailed:])
 	}
+}
+
+// Forget drops a lost server and every container on it (they went with
+// it: their leases go too), and returns how many containers.
+func (inv *Inventory) Forget(server string) int {
+	n := 0
+	for _, c := range inv.OnServer(server) {
+		inv.RemoveContainer(c.ID)
+		n++
+	}
+	inv.RemoveServer(server)
+	return n
 }
 
 // Lose marks a server lost: each of its containers that is not already

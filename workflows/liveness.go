@@ -200,6 +200,9 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 		}
 	}
 	lost := m.st.Inventory.Lose(server, why)
+	if m.forgets {
+		s.LostAt = workflow.Now(ctx)
+	}
 	if len(starting) > 0 && workflow.GetVersion(ctx, lostBackoffChange, workflow.DefaultVersion, 1) == 1 {
 		for _, svc := range starting {
 			m.failed(ctx, svc, "lost:"+server, fmt.Sprintf("%s while an instance of %s was starting there", why, svc))
@@ -250,6 +253,9 @@ func (m *manager) fence(ctx workflow.Context, server string) {
 		return // cancelled: the server left the inventory
 	}
 	n := m.st.Inventory.Fenced(server)
+	if s := m.st.Inventory.Server(server); s != nil {
+		s.LostAt = time.Time{}
+	}
 	m.st.Pending = true
 	m.event(ctx, fmt.Sprintf("server %s is back: its node stopped %d stale container(s) %v; %d lease(s) released, the server takes containers again",
 		server, len(out.Stopped), out.Stopped, n))

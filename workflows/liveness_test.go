@@ -192,3 +192,37 @@ func (s *ManagerSuite) TestPlacementPastItsTimeoutIsFailedAndReplaced() {
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
 	s.Contains(strings.Join(eventMessages(st.Events), "\n"), "msm/m1/provision/1 failed")
 }
+
+// TestLostServerIsForgottenAfterForgetAfter (issue 16): s1's node goes
+// silent and never comes back; once lost for manager.forget_after its
+// failed containers and their ports are released and it leaves the status,
+// and the decision log says so.
+func (s *ManagerSuite) TestLostServerIsForgottenAfterForgetAfter() {
+	var lost, forgotten workflows.Status
+	var errLost, errForgotten error
+	cat := tfCatalog()
+	cat.Manager.ForgetAfter = 20 * time.Second
+	s.signal(time.Second, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: cat, Source: "catalog.yaml"})
+	s.fake.loseServer(s.env, "s1", 10*time.Second, time.Hour, nil)
+	s.snapshot(20*time.Second, &lost, &errLost)
+	s.snapshot(40*time.Second, &forgotten, &errForgotten)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(errLost)
+	s.Require().NoError(errForgotten)
+
+	s.Equal(string(fleet.ServerLost), lost.Servers[0].State)
+	s.Equal([]workflows.ServerStatus{{ID: "s2", State: string(fleet.ServerReady), Address: "10.0.0.2", Slots: 4, Used: 4}}, forgotten.Servers)
+	for _, c := range forgotten.Containers {
+		s.NotEqual("s1", c.Server, "nothing of s1 is kept: %+v", c)
+	}
+	s.Equal([]workflows.PortUse{{Server: "s2", Range: 10, Leased: 4}}, forgotten.Ports)
+	var msg string
+	for _, e := range forgotten.Events {
+		if strings.HasPrefix(e.Message, "server s1 forgotten") {
+			msg = e.Message
+		}
+	}
+	s.Contains(msg, "more than manager.forget_after (20s); its 4 container(s) and their ports released")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, forgotten.Services)
+}

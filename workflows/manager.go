@@ -84,6 +84,9 @@ type manager struct {
 	// ring authenticates reports (authReportsChange, and a worker with a
 	// key ring); nil: every report is taken as it comes.
 	ring *trust.Ring
+	// forgets says this run forgets servers lost longer than
+	// manager.forget_after (forgetLostChange).
+	forgets bool
 }
 
 // validateCatalogChange gates the check of every received catalog for the
@@ -151,6 +154,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	}
 	m.asData = m.parallel && workflow.GetVersion(ctx, decideOpsChange, workflow.DefaultVersion, 1) == 1
 	m.validates = workflow.GetVersion(ctx, validateCatalogChange, workflow.DefaultVersion, 1) == 1
+	m.forgets = workflow.GetVersion(ctx, forgetLostChange, workflow.DefaultVersion, 1) == 1
 	if workflow.GetVersion(ctx, authReportsChange, workflow.DefaultVersion, 1) == 1 {
 		m.ring = ringOf(ctx)
 	}
@@ -209,6 +213,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false
+		m.forgetLost(ctx)
 		if m.asData {
 			m.decideOps(ctx)
 		} else {
@@ -854,16 +859,84 @@ func (m *manager) recovered(service string) {
 	m.st.Backoffs = slices.DeleteFunc(m.st.Backoffs, func(b Backoff) bool { return b.Service == service })
 }
 
-// nextRetry is how long until the earliest back-off ends, or 0.
+// nextRetry is how long until the earliest back-off ends or a lost server
+// is due to be forgotten, or 0.
 func (m *manager) nextRetry(ctx workflow.Context) time.Duration {
 	now := workflow.Now(ctx)
 	var next time.Duration
-	for _, b := range m.st.Backoffs {
-		if d := b.RetryAt.Sub(now); d > 0 && (next == 0 || d < next) {
+	at := func(t time.Time) {
+		if d := t.Sub(now); d > 0 && (next == 0 || d < next) {
 			next = d
 		}
 	}
+	for _, b := range m.st.Backoffs {
+		at(b.RetryAt)
+	}
+	if m.forgets && m.st.Catalog != nil {
+		for _, s := range m.st.Inventory.Servers {
+			if s.State == fleet.ServerLost && !s.LostAt.IsZero() {
+				at(s.LostAt.Add(m.forgetAfter()))
+			}
+		}
+	}
 	return next
+}
+
+// forgetAfter is the catalog's manager.forget_after; a catalog from before
+// it (0) gets the default, not "at once".
+func (m *manager) forgetAfter() time.Duration {
+	if d := m.st.Catalog.Manager.ForgetAfter; d > 0 {
+		return d
+	}
+	return catalog.DefaultForgetAfter
+}
+
+// forgetLostChange gates forgetting lost servers for the runs begun
+// before, which kept them until their node came back.
+const forgetLostChange = "forget-lost-servers"
+
+// forgetLost forgets every server lost for manager.forget_after: its
+// containers, failed since it was lost, and their ports are released and it
+// leaves the inventory (room under max_servers again, so demand may launch
+// another). A launching kind's instance is terminated through the
+// provider (a Shrink that releases it; terminating one gone already is no
+// error). A node that comes back after is fenced: its reconcile finds no
+// container the Manager keeps.
+func (m *manager) forgetLost(ctx workflow.Context) {
+	if !m.forgets || m.st.Catalog == nil {
+		return
+	}
+	now := workflow.Now(ctx)
+	after := m.forgetAfter()
+	var due []fleet.Server
+	for _, s := range m.st.Inventory.Servers {
+		if s.State == fleet.ServerLost && !s.LostAt.IsZero() && !now.Before(s.LostAt.Add(after)) {
+			due = append(due, s)
+		}
+	}
+	for _, s := range due {
+		n := len(m.st.Inventory.OnServer(s.ID))
+		m.unwatch(s.ID)
+		msg := fmt.Sprintf("server %s forgotten: lost since %s, more than manager.forget_after (%s); its %d container(s) and their ports released",
+			s.ID, s.LostAt.UTC().Format(time.TimeOnly), after, n)
+		if m.st.Catalog.Manager.Launches() {
+			// Its containers go now; the server, once the provider
+			// terminated it.
+			for _, c := range m.st.Inventory.OnServer(s.ID) {
+				m.st.Inventory.RemoveContainer(c.ID)
+			}
+			m.st.Inventory.Server(s.ID).LostAt = time.Time{}
+			m.st.Ops++
+			m.record(ctx, Record{Kind: RecordShrink, Servers: []string{s.ID}, Message: msg + "; terminating it"})
+			m.startShrink(ctx, fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), s.ID, m.st.Ops), fleet.ShrinkPlan{Release: []string{s.ID}}, "forgotten")
+			continue
+		}
+		m.st.Inventory.Forget(s.ID)
+		m.record(ctx, Record{Kind: RecordEvent, Servers: []string{s.ID}, Message: msg})
+	}
+	if len(due) > 0 {
+		m.st.Pending = true
+	}
 }
 
 func (m *manager) validateProvision(u ProvisionUpdate) error {

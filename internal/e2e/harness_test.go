@@ -139,8 +139,9 @@ type spec struct {
 	// hosts runs each server as a separate host: a container of the msm
 	// image on a private Docker network, with its own address (hosts_test.go).
 	hosts bool
-	// liveness is the catalog's manager.liveness ("" for the default).
-	liveness string
+	// liveness is the catalog's manager.liveness ("" for the default),
+	// forgetAfter its manager.forget_after.
+	liveness, forgetAfter string
 	// persistent keeps the dev server's state in a file, so that
 	// restartServer resumes every workflow.
 	persistent bool
@@ -218,6 +219,9 @@ func (c *cluster) catalogYAML(s spec) string {
 	manager := fmt.Sprintf("  warm_pool: %d\n  consolidate: %t\n", s.warmPool, s.consolidate)
 	if s.liveness != "" {
 		manager += fmt.Sprintf("  liveness: %s\n", s.liveness)
+	}
+	if s.forgetAfter != "" {
+		manager += fmt.Sprintf("  forget_after: %s\n", s.forgetAfter)
 	}
 	var b strings.Builder
 	for _, name := range s.order {

@@ -3,7 +3,10 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,5 +163,59 @@ func TestPartitionIsRecoveredAndFencedWhenHealed(t *testing.T) {
 	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
 		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-partition.json")
 		c.saveOperation("recover", "../../workflows/testdata/recover-lost-server.json")
+	}
+}
+
+// TestLostServerIsForgotten (issue 16, acceptance 2): s1's node and every
+// container process on it are killed and never come back; s1 is lost after
+// the liveness window, its instances recovered on s2, and after
+// forget_after it is forgotten: gone from `msm status`, its containers and
+// their ports released.
+func TestLostServerIsForgotten(t *testing.T) {
+	c := newCluster(t, spec{servers: 2, slots: 4, services: map[string]int{"web": 2}, order: []string{"web"},
+		liveness: "2s", forgetAfter: "6s"})
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("worker", "worker", "--catalog", c.catalog)
+	c.waitFor("web on s1", 60*time.Second, converged(0))
+	// The machine goes: its node, its agents, its MicroServices.
+	c.kill9("s1")
+	for _, p := range c.hostProcs() {
+		if p.server == "s1" {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+	}
+	began := time.Now()
+	lost := c.waitFor("s1 lost, web recovered on s2", 60*time.Second, func(st workflows.Status) bool {
+		return st.Services[0].Ready == 2 && slices.ContainsFunc(st.Servers, func(s workflows.ServerStatus) bool { return s.ID == "s1" && s.State == "lost" })
+	})
+	held := 0
+	for _, ct := range lost.Containers {
+		if ct.Server == "s1" && ct.Port != 0 {
+			held++
+		}
+	}
+	assert.Equal(t, 2, held, "lost, its containers keep their ports: it may be behind a partition")
+	st := c.waitFor("s1 forgotten", 60*time.Second, func(st workflows.Status) bool {
+		return !slices.ContainsFunc(st.Servers, func(s workflows.ServerStatus) bool { return s.ID == "s1" })
+	})
+	figure(t, "server lost → forgotten (liveness 2s, forget_after 6s)", time.Since(began))
+	for _, ct := range st.Containers {
+		assert.NotEqual(t, "s1", ct.Server, "nothing of s1 is kept: %+v", ct)
+	}
+	for _, p := range st.Ports {
+		assert.NotEqual(t, "s1", p.Server)
+	}
+	var events []string
+	for _, e := range st.Events {
+		events = append(events, e.Message)
+	}
+	assert.Contains(t, strings.Join(events, "\n"), "server s1 forgotten: lost since")
+	assert.Equal(t, 2, st.Services[0].Ready)
+	out, err := c.msm("status")
+	require.NoError(t, err)
+	assert.NotContains(t, out, "s1 ", "msm status no longer lists s1:\n%s", out)
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-forget.json")
 	}
 }
