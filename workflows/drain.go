@@ -120,3 +120,45 @@ func (m *manager) consolidate(ctx workflow.Context) {
 	m.st.Pending = true
 	m.record(ctx, Record{Kind: RecordConsolidate, Servers: []string{id}, Message: fmt.Sprintf("consolidation: drain %s, the other servers have room: %s", id, plan)})
 }
+
+// UpdateForget (ForgetUpdate → ProvisionAccepted) forgets a lost server
+// now, as manager.forget_after would later (`msm forget SERVER`).
+const UpdateForget = "forget"
+
+// ForgetUpdate names the lost server to forget.
+type ForgetUpdate struct {
+	Server string `json:"server"`
+}
+
+func (m *manager) validateForget(u ForgetUpdate) error {
+	if m.st.Catalog == nil {
+		return fmt.Errorf("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+	}
+	s := m.st.Inventory.Server(u.Server)
+	if s == nil {
+		var ids []string
+		for _, s := range m.st.Inventory.Servers {
+			ids = append(ids, s.ID)
+		}
+		return fmt.Errorf("unknown server %q: the servers in use are %v", u.Server, ids)
+	}
+	if s.State != fleet.ServerLost {
+		return fmt.Errorf("server %s is %s, not lost: only a lost server is forgotten; `msm drain %s` empties and releases one in use", s.ID, s.State, s.ID)
+	}
+	if !m.forgets {
+		return fmt.Errorf("this run of the Manager began before servers could be forgotten; it continues as a new run soon, then try again")
+	}
+	return nil
+}
+
+// forgetUpdate forgets a lost server: its containers and their ports
+// are released, and it leaves the inventory.
+func (m *manager) forgetUpdate(ctx workflow.Context, u ForgetUpdate) (ProvisionAccepted, error) {
+	if err := m.validateForget(u); err != nil {
+		return ProvisionAccepted{}, err
+	}
+	s := *m.st.Inventory.Server(u.Server)
+	m.forget(ctx, s, "forgotten by an operator (msm forget)")
+	m.st.Pending = true
+	return ProvisionAccepted{Message: fmt.Sprintf("forgetting %s: its containers and their ports are released; a node that comes back there is fenced", u.Server)}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
@@ -225,4 +226,47 @@ func (s *ManagerSuite) TestLostServerIsForgottenAfterForgetAfter() {
 	}
 	s.Contains(msg, "more than manager.forget_after (20s); its 4 container(s) and their ports released")
 	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, forgotten.Services)
+}
+
+// TestOperatorForgetsALostServer: msm forget releases a lost server at
+// once; a server in use is refused, with what to do instead.
+func (s *ManagerSuite) TestOperatorForgetsALostServer() {
+	var forgotten workflows.Status
+	var errForgotten error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal()) // forget_after: the default 10m
+	s.fake.loseServer(s.env, "s1", 10*time.Second, time.Hour, nil)
+	early := s.forgetAt(5*time.Second, "u-early", "s1")
+	late := s.forgetAt(25*time.Second, "u-late", "s1")
+	unknown := s.forgetAt(26*time.Second, "u-s9", "s9")
+	inUse := s.forgetAt(27*time.Second, "u-s2", "s2")
+	s.snapshot(30*time.Second, &forgotten, &errForgotten)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(errForgotten)
+
+	s.ErrorContains(early.rejected, "server s1 is ready, not lost: only a lost server is forgotten; `msm drain s1` empties and releases one in use")
+	s.Require().NoError(late.rejected)
+	s.Equal("forgetting s1: its containers and their ports are released; a node that comes back there is fenced", late.result.Message)
+	s.ErrorContains(unknown.rejected, `unknown server "s9"`)
+	s.ErrorContains(inUse.rejected, "server s2 is ready, not lost")
+	s.Equal([]workflows.ServerStatus{{ID: "s2", State: string(fleet.ServerReady), Address: "10.0.0.2", Slots: 4, Used: 4}}, forgotten.Servers)
+	s.Contains(strings.Join(eventMessages(forgotten.Events), "\n"), "forgotten by an operator (msm forget); its 4 container(s) and their ports released")
+}
+
+// forgetAt sends an msm forget update at d.
+func (s *ManagerSuite) forgetAt(d time.Duration, id, server string) *tmUpdate {
+	out := &tmUpdate{}
+	s.at(d, func() {
+		s.env.UpdateWorkflow(workflows.UpdateForget, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() { out.accepted = true },
+			OnReject: func(err error) { out.rejected = err },
+			OnComplete: func(res any, err error) {
+				out.done, out.err = true, err
+				if r, ok := res.(workflows.ProvisionAccepted); ok {
+					out.result = r
+				}
+			},
+		}, workflows.ForgetUpdate{Server: server})
+	})
+	return out
 }

@@ -135,6 +135,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateProvision}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateForget, m.forgetUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateForget}); err != nil {
+		return err
+	}
 	catalogCh := workflow.GetSignalChannel(ctx, SignalCatalog)
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
@@ -915,28 +919,36 @@ func (m *manager) forgetLost(ctx workflow.Context) {
 		}
 	}
 	for _, s := range due {
-		n := len(m.st.Inventory.OnServer(s.ID))
-		m.unwatch(s.ID)
-		msg := fmt.Sprintf("server %s forgotten: lost since %s, more than manager.forget_after (%s); its %d container(s) and their ports released",
-			s.ID, s.LostAt.UTC().Format(time.TimeOnly), after, n)
-		if m.st.Catalog.Manager.Launches() {
-			// Its containers go now; the server, once the provider
-			// terminated it.
-			for _, c := range m.st.Inventory.OnServer(s.ID) {
-				m.st.Inventory.RemoveContainer(c.ID)
-			}
-			m.st.Inventory.Server(s.ID).LostAt = time.Time{}
-			m.st.Ops++
-			m.record(ctx, Record{Kind: RecordShrink, Servers: []string{s.ID}, Message: msg + "; terminating it"})
-			m.startShrink(ctx, fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), s.ID, m.st.Ops), fleet.ShrinkPlan{Release: []string{s.ID}}, "forgotten")
-			continue
-		}
-		m.st.Inventory.Forget(s.ID)
-		m.record(ctx, Record{Kind: RecordEvent, Servers: []string{s.ID}, Message: msg})
+		m.forget(ctx, s, fmt.Sprintf("more than manager.forget_after (%s)", after))
 	}
 	if len(due) > 0 {
 		m.st.Pending = true
 	}
+}
+
+// forget forgets the lost server s (forgetLost, msm forget), why saying
+// what decided it.
+func (m *manager) forget(ctx workflow.Context, s fleet.Server, why string) {
+	n := len(m.st.Inventory.OnServer(s.ID))
+	m.unwatch(s.ID)
+	since := ""
+	if !s.LostAt.IsZero() {
+		since = " since " + s.LostAt.UTC().Format(time.TimeOnly)
+	}
+	msg := fmt.Sprintf("server %s forgotten: lost%s, %s; its %d container(s) and their ports released", s.ID, since, why, n)
+	if !m.st.Catalog.Manager.Launches() {
+		m.st.Inventory.Forget(s.ID)
+		m.record(ctx, Record{Kind: RecordEvent, Servers: []string{s.ID}, Message: msg})
+		return
+	}
+	// Its containers go now; the server, once the provider terminated it.
+	for _, c := range m.st.Inventory.OnServer(s.ID) {
+		m.st.Inventory.RemoveContainer(c.ID)
+	}
+	m.st.Inventory.Server(s.ID).LostAt = time.Time{}
+	m.st.Ops++
+	m.record(ctx, Record{Kind: RecordShrink, Servers: []string{s.ID}, Message: msg + "; terminating it"})
+	m.startShrink(ctx, fmt.Sprintf("%s/shrink/%s/%d", ManagerID(m.st.Manager), s.ID, m.st.Ops), fleet.ShrinkPlan{Release: []string{s.ID}}, "forgotten")
 }
 
 func (m *manager) validateProvision(u ProvisionUpdate) error {

@@ -107,3 +107,19 @@ func (e *env) drain(args []string) error {
 	}
 	return e.update(&c, workflows.UpdateDrain, workflows.DrainUpdate{Server: server, DryRun: *dry})
 }
+
+// forget is `msm forget SERVER`: a lost server forgotten now.
+func (e *env) forget(args []string) error {
+	var c common
+	fs := e.flags("forget", &c)
+	const usage = "usage: msm forget SERVER"
+	server, rest, err := e.parseWithService(fs, args, usage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 || server == "" {
+		fmt.Fprintln(e.stderr, usage)
+		return errUsage
+	}
+	return e.update(&c, workflows.UpdateForget, workflows.ForgetUpdate{Server: server})
+}

@@ -14,7 +14,7 @@ import (
 func RejectedUpdates(reg prometheus.Registerer) (interceptor.WorkerInterceptor, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "msm_rejected_updates_total",
-		Help: "Updates (extend, scale, drain, provision) the Manager's validators refused, by update: an unknown service or server, a count out of bounds, a service at its max; the caller was told why. Counted by the worker that validated them, since its start.",
+		Help: "Updates (extend, scale, drain, forget, provision) the Manager's validators refused, by update: an unknown service or server, a count out of bounds, a service at its max; the caller was told why. Counted by the worker that validated them, since its start.",
 	}, []string{"update"})
 	if err := reg.Register(c); err != nil {
 		return nil, err
