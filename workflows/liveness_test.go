@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
 )
@@ -269,4 +270,24 @@ func (s *ManagerSuite) forgetAt(d time.Duration, id, server string) *tmUpdate {
 		}, workflows.ForgetUpdate{Server: server})
 	})
 	return out
+}
+
+// TestLostServerRemovedFromTheCatalogIsForgotten: a lost server the next
+// catalog no longer lists is forgotten at once, not after forget_after (a
+// dev setup started with other servers than the last run's).
+func (s *ManagerSuite) TestLostServerRemovedFromTheCatalogIsForgotten() {
+	var forgotten workflows.Status
+	var errForgotten error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.loseServer(s.env, "s1", 10*time.Second, time.Hour, nil)
+	without := tfCatalog()
+	without.Manager.Servers = []catalog.Server{tfS2}
+	s.signal(25*time.Second, workflows.SignalCatalog, workflows.CatalogSignal{Catalog: without, Source: "other.yaml"})
+	s.snapshot(26*time.Second, &forgotten, &errForgotten)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(errForgotten)
+	s.Equal([]workflows.ServerStatus{{ID: "s2", State: string(fleet.ServerReady), Address: "10.0.0.2", Slots: 4, Used: 4}}, forgotten.Servers)
+	s.Contains(strings.Join(eventMessages(forgotten.Events), "\n"), "server s1 forgotten: lost since")
+	s.Contains(strings.Join(eventMessages(forgotten.Events), "\n"), "and removed from the catalog (other.yaml); its 4 container(s) and their ports released")
 }

@@ -631,11 +631,22 @@ const drainRemovedChange = "drain-removed-servers"
 // drainRemoved drains every server in use that the catalog of a kind with
 // listed servers (standalone, docker) no longer lists: its instances are
 // placed on the others first, then removed, and it is released, as `msm
-// drain` does. A server lost or still launching is left to its own course.
+// drain` does. One lost is forgotten at once (it will not come back as a
+// server of this catalog; its instances were recovered already), in runs
+// that forget; one still launching is left to its own course.
 func (m *manager) drainRemoved(ctx workflow.Context, source string) {
 	listed := map[string]bool{}
 	for _, s := range m.st.Catalog.Manager.Servers {
 		listed[s.Name] = true
+	}
+	var gone []fleet.Server
+	for _, s := range m.st.Inventory.Servers {
+		if !listed[s.ID] && s.State == fleet.ServerLost && m.forgets {
+			gone = append(gone, s)
+		}
+	}
+	for _, s := range gone {
+		m.forget(ctx, s, "and removed from the catalog ("+source+")")
 	}
 	for i := range m.st.Inventory.Servers {
 		s := &m.st.Inventory.Servers[i]
