@@ -23,6 +23,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/cgroup"
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/internal/hostport"
 	"github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/internal/traces"
@@ -56,7 +57,7 @@ type Config struct {
 	// (internal/traces). Nil: no tracing.
 	Traces *traces.Exporter
 	// Heartbeat is the file its node watches to know it is alive
-	// (agentapi.HeartbeatEnv): touched every agentapi.HeartbeatEvery, with
+	// (heartbeat.Env): touched every heartbeat.Every, with
 	// the window after which its silence means it is hung. "": none (a
 	// docker node, or an agent started by hand).
 	Heartbeat string
@@ -150,15 +151,15 @@ func (a *Agent) Run(ctx context.Context, c *wire.Client) error {
 // beat touches the heartbeat file until ctx ends. A stopped or wedged
 // process touches nothing: that is what its node sees.
 func (a *Agent) beat(ctx context.Context) {
-	a.window(agentapi.DefaultHungWindow)
-	tick := time.NewTicker(agentapi.HeartbeatEvery)
+	a.window(heartbeat.DefaultWindow)
+	tick := time.NewTicker(heartbeat.Every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := agentapi.Beat(a.cfg.Heartbeat); err != nil {
+			if err := heartbeat.Beat(a.cfg.Heartbeat); err != nil {
 				a.cfg.Log.Warn("touching the heartbeat file", "error", err)
 			}
 		}
@@ -171,7 +172,7 @@ func (a *Agent) window(d time.Duration) {
 	if a.cfg.Heartbeat == "" {
 		return
 	}
-	if err := agentapi.WriteHeartbeat(a.cfg.Heartbeat, d); err != nil {
+	if err := heartbeat.Write(a.cfg.Heartbeat, d); err != nil {
 		a.cfg.Log.Warn("writing the heartbeat file", "error", err)
 	}
 }
@@ -308,7 +309,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 	}
 	go a.monitor(mctx, cmd.Process.Pid, in.Service, serviceURL(in, in.Service.Scaling.Metrics))
 	go a.watch(mctx, l, in)
-	a.window(agentapi.HungWindow(in.Service.Health))
+	a.window(heartbeat.Window(in.Service.Health))
 	return agentapi.LoadServiceResult{PID: cmd.Process.Pid, Healthy: true, Took: time.Since(begin)}, nil
 }
 
@@ -396,7 +397,7 @@ func (a *Agent) unload() {
 	if l == nil {
 		return
 	}
-	a.window(agentapi.DefaultHungWindow)
+	a.window(heartbeat.DefaultWindow)
 	// What it left behind (a child in a session of its own, a fork bomb)
 	// runs as its user, in its cgroup, and goes with it.
 	defer proc.KillUser(l.uid)

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -126,7 +127,7 @@ func reconcile(ctx context.Context, in workflows.ReconcileInput, list []held, st
 // agentPoll is how often the node looks at the agents it did not start
 // itself (re-attached ones), whose exit it is not told of, and at every
 // agent's heartbeat: a hung agent is reported within its window and one
-// poll (and a heartbeat period, agentapi.HeartbeatEvery).
+// poll (and a heartbeat period, heartbeat.Every).
 const agentPoll = 250 * time.Millisecond
 
 // watch starts watching the agent of a container for an exit nobody asked for.
@@ -177,7 +178,7 @@ func (n *Node) watchAgents(ctx context.Context, c signaler, poll time.Duration) 
 				n.agentGone(ctx, c, r.Container, r.PID, "exited")
 			}
 			for _, r := range watched {
-				last, window, err := agentapi.ReadHeartbeat(n.path(r.Container, ".alive"))
+				last, window, err := heartbeat.Read(n.path(r.Container, ".alive"))
 				if err != nil { // an agent of an older node: no heartbeat to watch
 					continue
 				}

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -192,11 +193,11 @@ func TestHungAgentIsReportedAndKilled(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	// The agent beats in its own process; its MicroService is a sleep.
-	n := f.node("s1", "m1", `sleep 300 & while :; do touch "$`+agentapi.HeartbeatEnv+`"; sleep 0.05; done`)
+	n := f.node("s1", "m1", `sleep 300 & while :; do touch "$`+heartbeat.Env+`"; sleep 0.05; done`)
 	id := f.id("c1")
 	pid := startWithChild(t, f, n, id)
 	path := filepath.Join(f.dir, id+".alive")
-	require.NoError(t, agentapi.WriteHeartbeat(path, 400*time.Millisecond))
+	require.NoError(t, heartbeat.Write(path, 400*time.Millisecond))
 	sig := watching(t, n, 50*time.Millisecond)
 	time.Sleep(time.Second)
 	assert.Empty(t, sig.reports(), "a beating agent is alive")

@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/msm-project/msm/internal/cgroup"
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/internal/hostport"
 	procfs "github.com/msm-project/msm/internal/proc"
 	"github.com/msm-project/msm/internal/startbatch"
@@ -259,10 +260,10 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 	cmd.Env = append(agentapi.BasicEnv(os.Environ()), n.cfg.AgentEnv...)
 	cmd.Env = append(cmd.Env, "MSM_CONTAINER="+in.Container, "MSM_SERVER="+in.Server, "MSM_MANAGER="+in.Manager)
 	// Its heartbeat file, touched now: its window starts with its start.
-	if err := agentapi.WriteHeartbeat(n.path(in.Container, ".alive"), agentapi.DefaultHungWindow); err != nil {
+	if err := heartbeat.Write(n.path(in.Container, ".alive"), heartbeat.DefaultWindow); err != nil {
 		return workflows.StartContainerResult{}, err
 	}
-	cmd.Env = append(cmd.Env, agentapi.HeartbeatEnv+"="+n.path(in.Container, ".alive"))
+	cmd.Env = append(cmd.Env, heartbeat.Env+"="+n.path(in.Container, ".alive"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if n.cfg.Key.Valid() || len(n.cfg.CodecKeys) > 0 {
 		keyPipe, err := agentKeyPipe(n.cfg.Key, n.cfg.CodecKeys, in.Container)

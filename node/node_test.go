@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -667,10 +668,10 @@ func TestAgentEnvironmentAndLog(t *testing.T) {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		basic := len(agentapi.BasicEnv([]string{kv})) == 1
-		assert.True(t, basic || strings.HasPrefix(name, "TEMPORAL_") || name == agentapi.KeyFDEnv || name == agentapi.HeartbeatEnv,
+		assert.True(t, basic || strings.HasPrefix(name, "TEMPORAL_") || name == agentapi.KeyFDEnv || name == heartbeat.Env,
 			"the agent got %s from its node", name)
 	}
-	assert.Contains(t, env, agentapi.HeartbeatEnv+"="+filepath.Join(f.dir, id+".alive"), "its heartbeat file, in the node's state")
+	assert.Contains(t, env, heartbeat.Env+"="+filepath.Join(f.dir, id+".alive"), "its heartbeat file, in the node's state")
 	for _, child := range group(pid) {
 		if child != pid {
 			assert.Contains(t, environ(child), "MSM_CONTAINER="+id, "the MicroService inherits the container's identity")

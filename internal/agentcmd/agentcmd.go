@@ -19,6 +19,7 @@ import (
 	"github.com/msm-project/msm/agent"
 	"github.com/msm-project/msm/internal/clicore"
 	"github.com/msm-project/msm/internal/codec"
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/internal/traces"
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/internal/wire"
@@ -109,7 +110,7 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	spans := traces.FromEnv("msm-agent", getenv)
 	defer spans.Flush()
 	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: t.Logger(stderr), Key: ckey, Shim: shim,
-		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(agentapi.HeartbeatEnv)})
+		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(heartbeat.Env)})
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/msm-project/msm/internal/heartbeat"
 	"github.com/msm-project/msm/workflows"
-	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // TestKilledMicroServiceIsRecovered: kill -9 of a MicroService process →
@@ -166,7 +166,7 @@ func TestHungAgentIsRecovered(t *testing.T) {
 	const window = 6 * time.Second // the default health check: every 2 s, 3 failures
 	assert.Less(t, took, window+time.Second, "recovered within the health window and a second")
 	// Its last heartbeat was up to one period before the SIGSTOP.
-	assert.GreaterOrEqual(t, took, window-agentapi.HeartbeatEvery, "not before its window: a busy agent is no hung one")
+	assert.GreaterOrEqual(t, took, window-heartbeat.Every, "not before its window: a busy agent is no hung one")
 	var events []string
 	for _, e := range st.Events {
 		events = append(events, e.Message)

@@ -158,6 +158,7 @@ const (
 	CauseHealth    = "health"     // it failed its health checks
 	CauseLimit     = "limit"      // it went past its limits and was killed
 	CauseAgentExit = "agent_exit" // its container's agent ended (the node saw it)
+	CauseAgentHung = "agent_hung" // its agent stopped touching its heartbeat file (internal/heartbeat): the node killed it
 )
 
 // Fields are what an ErrorReport's tag covers (the cause when there is

@@ -1,4 +1,7 @@
-package agentapi
+// Package heartbeat is how a node knows that the agents it started are
+// alive: a file each agent touches, and the window of silence after which
+// it is hung. Standard library and the catalog only, so msm-agent links it.
+package heartbeat
 
 import (
 	"fmt"
@@ -10,31 +13,27 @@ import (
 	"github.com/msm-project/msm/catalog"
 )
 
-// HeartbeatEnv names the file a node gives each agent it starts to show
+// Env names the file a node gives each agent it starts to show
 // that it is alive (a hung agent — stopped, wedged — neither exits nor
 // answers, and only this tells): the agent touches the file every
-// HeartbeatEvery, and writes into it how long a silence means it is hung
-// (HungWindow). The node reports an agent silent longer than that as
-// failed (CauseAgentHung) and kills it; the file outlives a node restart,
+// Every, and writes into it how long a silence means it is hung (Window).
+// The node reports an agent silent longer than that as failed
+// (agentapi.CauseAgentHung) and kills it; the file outlives a node restart,
 // so re-attached agents are watched too.
-const HeartbeatEnv = "MSM_AGENT_HEARTBEAT"
+const Env = "MSM_AGENT_HEARTBEAT"
 
-// HeartbeatEvery is how often an agent touches its heartbeat file.
-const HeartbeatEvery = 250 * time.Millisecond
+// Every is how often an agent touches its heartbeat file.
+const Every = 250 * time.Millisecond
 
-// DefaultHungWindow is the silence after which an agent with no service
+// DefaultWindow is the silence after which an agent with no service
 // loaded (a waiting container) is hung: the default health window.
-const DefaultHungWindow = 6 * time.Second
+const DefaultWindow = 6 * time.Second
 
-// CauseAgentHung is the cause of a failure a node reports for an agent
-// that stopped touching its heartbeat file.
-const CauseAgentHung = "agent_hung"
-
-// HungWindow is the silence after which the agent of a container running
+// Window is the silence after which the agent of a container running
 // a service with health check h is hung: the service's own health window
 // (interval × failure threshold), the time its agent would take to call
 // the service failed, and never under four heartbeats.
-func HungWindow(h catalog.HealthCheck) time.Duration {
+func Window(h catalog.HealthCheck) time.Duration {
 	interval, n := h.Interval, h.FailureThreshold
 	if interval <= 0 {
 		interval = 2 * time.Second
@@ -42,12 +41,12 @@ func HungWindow(h catalog.HealthCheck) time.Duration {
 	if n <= 0 {
 		n = 3
 	}
-	return max(interval*time.Duration(n), 4*HeartbeatEvery)
+	return max(interval*time.Duration(n), 4*Every)
 }
 
-// WriteHeartbeat writes window into the heartbeat file at path, which
-// touches it too.
-func WriteHeartbeat(path string, window time.Duration) error {
+// Write writes window into the heartbeat file at path, which touches it
+// too.
+func Write(path string, window time.Duration) error {
 	if err := os.WriteFile(path, []byte(strconv.FormatInt(window.Milliseconds(), 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing the heartbeat file, %w", err)
 	}
@@ -60,9 +59,9 @@ func Beat(path string) error {
 	return os.Chtimes(path, now, now)
 }
 
-// ReadHeartbeat reads the heartbeat file at path: when its agent last
+// Read reads the heartbeat file at path: when its agent last
 // touched it, and the silence after which it is hung.
-func ReadHeartbeat(path string) (last time.Time, window time.Duration, err error) {
+func Read(path string) (last time.Time, window time.Duration, err error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return time.Time{}, 0, err
@@ -73,7 +72,7 @@ func ReadHeartbeat(path string) (last time.Time, window time.Duration, err error
 	}
 	ms, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil || ms <= 0 {
-		return fi.ModTime(), DefaultHungWindow, nil
+		return fi.ModTime(), DefaultWindow, nil
 	}
 	return fi.ModTime(), time.Duration(ms) * time.Millisecond, nil
 }
