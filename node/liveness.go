@@ -209,10 +209,15 @@ func (n *Node) agentHung(ctx context.Context, c signaler, r record, silent, wind
 	reason := fmt.Sprintf("its agent process (pid %d) stopped answering: no heartbeat for %s, past its window of %s (the service's health window); it was killed",
 		r.PID, silent.Round(100*time.Millisecond), window)
 	n.cfg.Log.Warn("container agent hung", "container", r.Container, "pid", r.PID, "silent", silent, "window", window)
-	rep := workflows.ErrorReport{Container: r.Container, Reason: reason, Cause: agentapi.CauseAgentHung}
+	n.report(ctx, c, r.Container, reason, agentapi.CauseAgentHung)
+}
+
+// report tells the Manager a container failed, signed with the node's key.
+func (n *Node) report(ctx context.Context, c signaler, container, reason, cause string) {
+	rep := workflows.ErrorReport{Container: container, Reason: reason, Cause: cause}
 	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
 	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
-		n.cfg.Log.Warn("reporting a hung agent", "container", r.Container, "error", err)
+		n.cfg.Log.Warn("reporting a failed container", "container", container, "cause", cause, "error", err)
 	}
 }
 
@@ -234,9 +239,5 @@ func (n *Node) agentGone(ctx context.Context, c signaler, container string, pid 
 	n.agentExits.Add(1)
 	reason := fmt.Sprintf("its agent process (pid %d) %s", pid, why)
 	n.cfg.Log.Warn("container agent gone", "container", container, "pid", pid, "why", why)
-	rep := workflows.ErrorReport{Container: container, Reason: reason, Cause: agentapi.CauseAgentExit}
-	rep.Auth = agentapi.Sign(n.cfg.Key, rep.Fields())
-	if err := c.SignalWorkflow(ctx, workflows.ManagerID(n.cfg.Manager), "", workflows.SignalErrorReport, rep); err != nil && ctx.Err() == nil {
-		n.cfg.Log.Warn("reporting a gone agent", "container", container, "error", err)
-	}
+	n.report(ctx, c, container, reason, agentapi.CauseAgentExit)
 }

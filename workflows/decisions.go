@@ -300,18 +300,12 @@ func (m *manager) ended(ctx workflow.Context, op, kind string, services []string
 	m.outcome(ctx, op, rk, services, msg, took)
 }
 
-// extensionWhy says where an extension's instances come from and why not
+// extensionWhy says where an extension's instances come from (src, a
+// service's instances by source) and why not
 // from somewhere cheaper: the servers in use and their slots when none had
 // room. used is the slots used per server before the plan.
-func (m *manager) extensionWhy(service string, plan fleet.Plan, used map[string]int) (string, []fleet.Source) {
-	src := plan.Sources()[service]
+func (m *manager) extensionWhy(src map[fleet.Source]int, plan fleet.Plan, used map[string]int) string {
 	var parts []string
-	var sources []fleet.Source
-	for _, s := range []fleet.Source{fleet.SourceWarmPool, fleet.SourceNewContainer, fleet.SourceNewServer} {
-		if src[s] > 0 {
-			sources = append(sources, s)
-		}
-	}
 	if n := src[fleet.SourceWarmPool]; n > 0 {
 		parts = append(parts, fmt.Sprintf("%d from the warm pool", n))
 	}
@@ -337,7 +331,7 @@ func (m *manager) extensionWhy(service string, plan fleet.Plan, used map[string]
 		}
 		parts = append(parts, fmt.Sprintf("%s: %d on a new server", room, n))
 	}
-	return strings.Join(parts, "; "), sources
+	return strings.Join(parts, "; ")
 }
 
 // maxSummary bounds an operation's static summary (the Web UI shows it on

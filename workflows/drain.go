@@ -26,17 +26,26 @@ type DrainUpdate struct {
 	DryRun bool   `json:"dry_run,omitempty"`
 }
 
-func (m *manager) validateDrain(u DrainUpdate) error {
+// knownServer is the server in use named id, or why there is none.
+func (m *manager) knownServer(id string) (*fleet.Server, error) {
 	if m.st.Catalog == nil {
-		return fmt.Errorf("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
+		return nil, fmt.Errorf("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
 	}
-	s := m.st.Inventory.Server(u.Server)
+	s := m.st.Inventory.Server(id)
 	if s == nil {
 		var ids []string
 		for _, s := range m.st.Inventory.Servers {
 			ids = append(ids, s.ID)
 		}
-		return fmt.Errorf("unknown server %q: the servers in use are %v", u.Server, ids)
+		return nil, fmt.Errorf("unknown server %q: the servers in use are %v", id, ids)
+	}
+	return s, nil
+}
+
+func (m *manager) validateDrain(u DrainUpdate) error {
+	s, err := m.knownServer(u.Server)
+	if err != nil {
+		return err
 	}
 	if s.State == fleet.ServerDraining && !u.DryRun {
 		return fmt.Errorf("server %s is already being drained; `msm status` shows its progress", u.Server)
@@ -131,16 +140,9 @@ type ForgetUpdate struct {
 }
 
 func (m *manager) validateForget(u ForgetUpdate) error {
-	if m.st.Catalog == nil {
-		return fmt.Errorf("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
-	}
-	s := m.st.Inventory.Server(u.Server)
-	if s == nil {
-		var ids []string
-		for _, s := range m.st.Inventory.Servers {
-			ids = append(ids, s.ID)
-		}
-		return fmt.Errorf("unknown server %q: the servers in use are %v", u.Server, ids)
+	s, err := m.knownServer(u.Server)
+	if err != nil {
+		return err
 	}
 	if s.State != fleet.ServerLost {
 		return fmt.Errorf("server %s is %s, not lost: only a lost server is forgotten; `msm drain %s` empties and releases one in use", s.ID, s.State, s.ID)

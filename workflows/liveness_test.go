@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
@@ -257,21 +256,9 @@ func (s *ManagerSuite) TestOperatorForgetsALostServer() {
 // forgetAt sends an msm forget update at d.
 func (s *ManagerSuite) forgetAt(d time.Duration, id, server string) *tmUpdate {
 	out := &tmUpdate{}
-	s.at(d, func() {
-		s.env.UpdateWorkflow(workflows.UpdateForget, id, &testsuite.TestUpdateCallback{
-			OnAccept: func() { out.accepted = true },
-			OnReject: func(err error) { out.rejected = err },
-			OnComplete: func(res any, err error) {
-				out.done, out.err = true, err
-				if r, ok := res.(workflows.ProvisionAccepted); ok {
-					out.result = r
-				}
-			},
-		}, workflows.ForgetUpdate{Server: server})
-	})
+	s.updateNamed(d, workflows.UpdateForget, id, workflows.ForgetUpdate{Server: server}, out)
 	return out
 }
-
 // TestLostServerRemovedFromTheCatalogIsForgotten: a lost server the next
 // catalog no longer lists is forgotten at once, not after forget_after (a
 // dev setup started with other servers than the last run's).

@@ -370,8 +370,7 @@ func (m *manager) extension(op fleet.Op, used map[string]int, r *Record) {
 				m.count(CountExtensions, int64(n), svc, trigger, string(src))
 			}
 		}
-		w, _ := m.extensionWhy(svc, op.Place, used)
-		why = append(why, w)
+		why = append(why, m.extensionWhy(sources[svc], op.Place, used))
 		if because != "" {
 			triggers = append(triggers, because)
 		}

@@ -391,8 +391,13 @@ type tmUpdate struct {
 }
 
 func (s *ManagerSuite) update(d time.Duration, id string, u workflows.ProvisionUpdate, out *tmUpdate) {
+	s.updateNamed(d, workflows.UpdateProvision, id, u, out)
+}
+
+// updateNamed sends update name with arg at d, recording what became of it.
+func (s *ManagerSuite) updateNamed(d time.Duration, name, id string, arg any, out *tmUpdate) {
 	s.at(d, func() {
-		s.env.UpdateWorkflow(workflows.UpdateProvision, id, &testsuite.TestUpdateCallback{
+		s.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
 			OnAccept: func() { out.accepted = true },
 			OnReject: func(err error) { out.rejected = err },
 			OnComplete: func(res any, err error) {
@@ -401,7 +406,7 @@ func (s *ManagerSuite) update(d time.Duration, id string, u workflows.ProvisionU
 					out.result = r
 				}
 			},
-		}, u)
+		}, arg)
 	})
 }
 
