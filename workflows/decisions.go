@@ -301,9 +301,9 @@ func (m *manager) ended(ctx workflow.Context, op, kind string, services []string
 }
 
 // extensionWhy says where an extension's instances come from (src, a
-// service's instances by source) and why not
-// from somewhere cheaper: the servers in use and their slots when none had
-// room. used is the slots used per server before the plan.
+// service's instances by source) and why not from somewhere cheaper: the
+// servers in use and their slots when none had room. used is the slots
+// used per server before the plan.
 func (m *manager) extensionWhy(src map[fleet.Source]int, plan fleet.Plan, used map[string]int) string {
 	var parts []string
 	if n := src[fleet.SourceWarmPool]; n > 0 {

@@ -259,6 +259,7 @@ func (s *ManagerSuite) forgetAt(d time.Duration, id, server string) *tmUpdate {
 	s.updateNamed(d, workflows.UpdateForget, id, workflows.ForgetUpdate{Server: server}, out)
 	return out
 }
+
 // TestLostServerRemovedFromTheCatalogIsForgotten: a lost server the next
 // catalog no longer lists is forgotten at once, not after forget_after (a
 // dev setup started with other servers than the last run's).
