@@ -259,6 +259,9 @@ type Service struct {
 	// its container's own; never root. Its processes are then found by
 	// their cgroup, not their user, so it needs a node on a cgroup v2 host.
 	RunAs string `yaml:"run_as,omitempty" json:"run_as,omitempty"`
+	// Update is how the service rolls to a new revision (see Update); nil
+	// takes the defaults. A pointer, as Limits is.
+	Update *Update `yaml:"update,omitempty" json:"update,omitempty"`
 }
 
 // Limits bound one instance of a service. Where its agent runs as root,

@@ -440,6 +440,7 @@ func (v *validator) services() {
 		v.templates(item, s)
 		v.limits(item, s.Limits.Of())
 		v.runAs(item, s.RunAs)
+		v.update(item, s)
 	}
 }
 

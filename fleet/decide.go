@@ -15,7 +15,8 @@ import (
 //
 // The strategies run in priority order, one file each: recover
 // (recover.go), rearrange a draining server (rearrange.go), extend
-// (extend.go), shrink and release (shrink.go: before the refill, so that a
+// (extend.go), roll a service to a new revision (roll.go), shrink and
+// release (shrink.go: before the refill, so that a
 // surplus instance returns to a short pool instead of a new container
 // being started for it), provision what the catalog asks (provision.go),
 // refill the warm pool (refill.go), consolidate (consolidate.go). Each works on what the ones before left: a service, the
@@ -24,7 +25,7 @@ import (
 // are decided may run side by side.
 func Decide(s State, now time.Time) Decision {
 	d := newDecider(s, now)
-	for _, strategy := range []func(*decider){recoverStrategy, rearrangeStrategy, extendStrategy, shrinkStrategy, provisionStrategy, refillStrategy, consolidateStrategy} {
+	for _, strategy := range []func(*decider){recoverStrategy, rearrangeStrategy, extendStrategy, rollStrategy, shrinkStrategy, provisionStrategy, refillStrategy, consolidateStrategy} {
 		strategy(d)
 	}
 	return d.result()
@@ -51,6 +52,10 @@ type State struct {
 	Running []Keys
 	// Limit caps the instances one operation places (0: no cap).
 	Limit int
+	// Revision is the revision a service's new instances are loaded with
+	// (nil: none is kept); Rolls the services rolling to a new one.
+	Revision func(service string) string
+	Rolls    []Roll
 }
 
 // Hold keeps a service from new instances until a time.
@@ -74,6 +79,8 @@ const (
 	KindRefill      Kind = "refill"
 	KindShrink      Kind = "shrink"
 	KindConsolidate Kind = "consolidate"
+	// KindRoll places instances of a service's new revision (roll.go).
+	KindRoll Kind = "roll"
 )
 
 // Op is one operation a decision starts.
@@ -188,7 +195,7 @@ func (inv *Inventory) Apply(d Decision) {
 		inv.Containers = append(inv.Containers, op.Place.Starts...)
 		for _, l := range op.Place.Loads {
 			if c := inv.Container(l.ID); c != nil {
-				c.Service, c.State, c.Healthy = l.Service, Loaded, false
+				c.Service, c.State, c.Healthy, c.Revision = l.Service, Loaded, false, l.Revision
 			}
 		}
 		for _, u := range op.Remove.Unloads {
@@ -322,7 +329,7 @@ func (d *decider) place(services []string, pool bool) Plan {
 	if d.view == nil {
 		d.view = newView(&d.work, slotsTable(d.s.Catalog))
 	}
-	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit})
+	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit, Revision: d.s.Revision})
 	d.tried = append(d.tried, services...)
 	if pool {
 		d.tried = append(d.tried, "")

@@ -80,6 +80,13 @@ type Container struct {
 	// it unloads neither refill the pool for it nor unload more into it.
 	Unloading bool   `json:"unloading,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Revision is the revision of its service it was loaded with
+	// (catalog.Service.Revision); "" for a waiting container, and for one
+	// loaded before revisions were kept.
+	Revision string `json:"revision,omitempty"`
+	// ReadyAt is when its service last became healthy (a roll waits
+	// update.health_grace after it).
+	ReadyAt time.Time `json:"ready_at,omitzero"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/msm-project/msm/catalog"
 )
@@ -143,6 +144,14 @@ type Options struct {
 	// PoolHeld says another operation holds the warm pool: a shrink
 	// unloads nothing into it (what would go there waits).
 	PoolHeld bool
+	// Revision is the revision a service's new instances are loaded with
+	// (nil: none is kept).
+	Revision func(service string) string
+	// Rolls are the services rolling to a new revision: a shrink removes
+	// their old instances as the new ones serve (roll.go).
+	Rolls []Roll
+	// Now is the time of the decision (a roll's health grace).
+	Now time.Time
 }
 
 // PlanScale is PlanProvision with each service brought up to
@@ -260,6 +269,10 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		return nil, nil, unplaced{UnplacedNoRoom, why}
 	}
 	start := func(service string, need int) unplaced {
+		rev := ""
+		if service != "" {
+			rev = revisionOf(o, service)
+		}
 		s, ports, why := place(need)
 		if s == nil {
 			return why
@@ -269,7 +282,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		if err != nil {
 			return unplaced{UnplacedPortLease, fmt.Sprintf("server %s: %v", s.ID, err)}
 		}
-		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service}
+		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Revision: rev}
 		inv.addContainer(c)
 		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)
@@ -293,6 +306,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		for missing > 0 && !full() {
 			if c := v.waitingFor(need, o.Avoid); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
+				c.Revision = revisionOf(o, svc.Name)
 				v.used[c.Server] += need - 1
 				plan.Loads = append(plan.Loads, *c)
 				missing--
@@ -318,6 +332,14 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 	}
 	return plan
+}
+
+// revisionOf is the revision a new instance of service is loaded with.
+func revisionOf(o Options, service string) string {
+	if o.Revision == nil {
+		return ""
+	}
+	return o.Revision(service)
 }
 
 // unplaced is why an instance found no room: its Unplaced code and

@@ -139,18 +139,13 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 				plan.Destroys = append(plan.Destroys, *c)
 			}
 		}
-		surplus := staying - want
-		if surplus <= 0 {
-			continue
-		}
-		for _, c := range victims(mine, func(c Container) bool {
-			return (c.State == Loaded || c.State == Starting) && !draining[c.Server]
-		})[:surplus] {
+		remove := func(c *Container) {
 			loaded := c.State == Loaded
 			if pool < cat.Manager.WarmPool && loaded && o.PoolHeld {
-				continue // it goes to the pool once the pool is free
+				return // it goes to the pool once the pool is free
 			}
 			drain(c)
+			staying--
 			if pool < cat.Manager.WarmPool && loaded {
 				c.Unloading = true
 				plan.Unloads = append(plan.Unloads, *c)
@@ -158,6 +153,42 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			} else {
 				plan.Destroys = append(plan.Destroys, *c)
 			}
+		}
+		serving := func(c Container) bool { return (c.State == Loaded || c.State == Starting) && !draining[c.Server] }
+		// A roll removes old instances as the new ones serve, and the
+		// surplus is of the old ones first; a paused one removes nothing
+		// that its surge holds.
+		roll := rollOf(o.Rolls, svc.Name)
+		allow := 0
+		if roll != nil {
+			if roll.Paused && staying <= want+roll.Surge {
+				continue
+			}
+			old := func(c Container) bool { return serving(c) && c.Revision != roll.Revision }
+			n := countRoll(inv, *roll, o.Now, draining)
+			if k := n.rollRemovals(*roll, want); k > 0 && !roll.Paused {
+				for _, c := range victims(mine, old)[:k] {
+					remove(c)
+				}
+			}
+			// Above desired by the roll's surge is the roll's to remove
+			// (above, as the new instances serve); beyond it, the old first.
+			if n.Stale > 0 {
+				allow = roll.Surge
+			}
+			if surplus := staying - want - allow; surplus > 0 {
+				olds := victims(mine, old)
+				for _, c := range olds[:min(surplus, len(olds))] {
+					remove(c)
+				}
+			}
+		}
+		surplus := staying - want - allow
+		if surplus <= 0 {
+			continue
+		}
+		for _, c := range victims(mine, serving)[:surplus] {
+			remove(c)
 		}
 	}
 	lost := map[string]bool{}
@@ -274,7 +305,7 @@ func shrinkStrategy(d *decider) {
 	if d.pool {
 		hold = append(hold, "")
 	}
-	plan := PlanShrinkWith(&d.work, d.s.Catalog, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, PoolHeld: d.pool})
+	plan := PlanShrinkWith(&d.work, d.s.Catalog, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, PoolHeld: d.pool, Rolls: d.s.Rolls, Now: d.now})
 	if plan.Empty() {
 		return
 	}
@@ -309,6 +340,8 @@ func shrinkReason(d *decider, plan ShrinkPlan) string {
 			why = "moved off " + c.Server
 		case !inCatalog[c.Service]:
 			why = c.Service + " gone from the catalog"
+		case rollOf(d.s.Rolls, c.Service) != nil && c.Revision != rollOf(d.s.Rolls, c.Service).Revision:
+			why = c.Service + " replaced by revision " + rollOf(d.s.Rolls, c.Service).Revision
 		default:
 			why = c.Service + " above desired"
 		}

@@ -1,0 +1,153 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/msm-project/msm/catalog"
+)
+
+// Roll is a service rolling to a new revision, as a decision reads it:
+// its instances of another revision are replaced, MaxSurge above desired
+// at a time, each old one removed once enough of the new serve (the
+// shrink's part), never more than MaxUnavailable healthy instances below
+// desired. The seed's "extend, then destroy", applied to versions.
+type Roll struct {
+	Service string `json:"service"`
+	// Revision is the revision the instances should run: the catalog's,
+	// or while rolling back the one rolled from.
+	Revision    string        `json:"revision"`
+	Surge       int           `json:"surge"`
+	Unavailable int           `json:"unavailable"`
+	Grace       time.Duration `json:"grace"`
+	// Paused: the roll neither adds nor removes until resumed.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// RollCount is where a roll stands in an inventory.
+type RollCount struct {
+	// Fresh and Stale count the service's instances that stay (starting
+	// or loaded, not draining, not failed, not on a draining server) of
+	// the roll's revision and of another.
+	Fresh, Stale int
+	// Ready counts those healthy, a fresh one once healthy for the grace;
+	// FreshReady the fresh ones among them.
+	Ready, FreshReady int
+}
+
+// CountRoll counts the instances of r's service in inv at now.
+func CountRoll(inv *Inventory, r Roll, now time.Time) RollCount {
+	return countRoll(inv, r, now, inv.drainingServers())
+}
+
+func countRoll(inv *Inventory, r Roll, now time.Time, draining map[string]bool) RollCount {
+	var n RollCount
+	for _, c := range inv.Containers {
+		if c.Service != r.Service || !c.stays(draining) {
+			continue
+		}
+		fresh := c.Revision == r.Revision
+		if fresh {
+			n.Fresh++
+		} else {
+			n.Stale++
+		}
+		if c.State == Loaded && c.Healthy && (!fresh || now.Sub(c.ReadyAt) >= r.Grace) {
+			n.Ready++
+			if fresh {
+				n.FreshReady++
+			}
+		}
+	}
+	return n
+}
+
+// Waiting reports why a roll of a service that wants desired instances
+// waits for the service, "" when it does not: it starts no instance of the
+// new revision while fewer than desired − MaxUnavailable serve (failures
+// being replaced come first).
+func (n RollCount) Waiting(r Roll, desired int) string {
+	if n.Stale > 0 && n.Ready < desired-r.Unavailable {
+		return fmt.Sprintf("%d of %d instance(s) healthy, fewer than the %d the roll keeps serving: it waits until they are", n.Ready, desired, desired-r.Unavailable)
+	}
+	return ""
+}
+
+// rollSurge is how many instances of the new revision a roll starts now:
+// up to MaxSurge above desired, and no more than are still to replace.
+func (n RollCount) rollSurge(r Roll, desired int) int {
+	if n.Stale == 0 || n.Waiting(r, desired) != "" {
+		return 0
+	}
+	return max(0, min(desired+r.Surge-(n.Fresh+n.Stale), desired-n.Fresh))
+}
+
+// rollRemovals is how many old instances a roll removes now: as many as
+// leave desired − MaxUnavailable healthy.
+func (n RollCount) rollRemovals(r Roll, want int) int {
+	return max(0, min(n.Stale, n.Ready-(want-r.Unavailable)))
+}
+
+// rollStrategy comes after the extensions and before the shrink: each
+// service rolling to a new revision, not paused and not held, gets a Roll
+// operation placing its next instances of the new revision (the shrink
+// removes old ones as they serve). One instance at a time with the
+// defaults: extend, wait until healthy for the grace, destroy one old.
+func rollStrategy(d *decider) {
+	for _, r := range d.s.Rolls {
+		if r.Paused || !d.open(r.Service) {
+			continue
+		}
+		svc := d.catalogService(r.Service)
+		if svc == nil {
+			continue
+		}
+		desired := d.s.Desired(*svc)
+		n := countRoll(&d.work, r, d.now, d.work.drainingServers())
+		k := n.rollSurge(r, desired)
+		if k == 0 {
+			continue
+		}
+		plan := d.placeUpTo(r.Service, n.Fresh+n.Stale+k)
+		if plan.Empty() {
+			continue
+		}
+		placed := len(plan.Starts) + len(plan.Loads)
+		d.add(Op{Kind: KindRoll, Name: r.Service, Place: plan, Keys: plan.Keys(),
+			Reason: fmt.Sprintf("roll %s to revision %s: %d of %d instance(s) run it, %d of another to replace; %d new (max_surge %d, max_unavailable %d)",
+				r.Service, r.Revision, n.Fresh, desired, n.Stale, placed, r.Surge, r.Unavailable)})
+	}
+}
+
+// placeUpTo places instances of service until it has total that stay.
+func (d *decider) placeUpTo(service string, total int) Plan {
+	desired := d.s.Desired
+	defer func() { d.s.Desired = desired }()
+	d.s.Desired = func(s catalog.Service) int {
+		if s.Name == service {
+			return total
+		}
+		return desired(s)
+	}
+	return d.place([]string{service}, false)
+}
+
+// catalogService is the catalog's service of that name, or nil.
+func (d *decider) catalogService(name string) *catalog.Service {
+	for i := range d.s.Catalog.Services {
+		if d.s.Catalog.Services[i].Name == name {
+			return &d.s.Catalog.Services[i]
+		}
+	}
+	return nil
+}
+
+// rollOf is the roll of service among rolls, or nil.
+func rollOf(rolls []Roll, service string) *Roll {
+	for i := range rolls {
+		if rolls[i].Service == service {
+			return &rolls[i]
+		}
+	}
+	return nil
+}
