@@ -34,7 +34,7 @@ func rollB(mod ...func(*Roll)) []Roll {
 }
 
 func TestRollStrategy(t *testing.T) {
-	long := now.Add(-time.Minute)    // healthy past the grace
+	long := now.Add(-time.Minute)     // healthy past the grace
 	just := now.Add(-2 * time.Second) // healthy, within it
 	webA := func(id string, port int) Container { return at(loaded(id, "s1", port, "web"), "a", long) }
 	api := at(loaded("m-c3", "s1", 20002, "api"), "b", long)
