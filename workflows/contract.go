@@ -180,6 +180,8 @@ type ManagerInput struct {
 	HistoryLimit int `json:"history_limit,omitempty"`
 	// Rejected counts the reports refused since the Manager began.
 	Rejected int `json:"rejected,omitempty"`
+	// Rollouts are the services' last rolls to a new revision.
+	Rollouts []Rollout `json:"rollouts,omitempty"`
 }
 
 // CatalogSignal carries a validated catalog to the Manager.

@@ -87,6 +87,11 @@ type manager struct {
 	// forgets says this run forgets servers lost longer than
 	// manager.forget_after (forgetLostChange).
 	forgets bool
+	// rolls says this run rolls services to new revisions (rollChange).
+	rolls bool
+	// now is the time of the last decision, for queries (which have no
+	// clock of their own).
+	now time.Time
 }
 
 // validateCatalogChange gates the check of every received catalog for the
@@ -139,6 +144,13 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateForget}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRollout, m.rolloutUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateRollout}); err != nil {
+		return err
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryRollout, m.rolloutStatus); err != nil {
+		return err
+	}
 	catalogCh := workflow.GetSignalChannel(ctx, SignalCatalog)
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
@@ -159,6 +171,8 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	m.asData = m.parallel && workflow.GetVersion(ctx, decideOpsChange, workflow.DefaultVersion, 1) == 1
 	m.validates = workflow.GetVersion(ctx, validateCatalogChange, workflow.DefaultVersion, 1) == 1
 	m.forgets = workflow.GetVersion(ctx, forgetLostChange, workflow.DefaultVersion, 1) == 1
+	m.rolls = m.asData && workflow.GetVersion(ctx, rollChange, workflow.DefaultVersion, 1) == 1
+	m.now = workflow.Now(ctx)
 	if workflow.GetVersion(ctx, authReportsChange, workflow.DefaultVersion, 1) == 1 {
 		m.ring = ringOf(ctx)
 	}
@@ -217,6 +231,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false
+		m.now = workflow.Now(ctx)
 		m.forgetLost(ctx)
 		if m.asData {
 			m.decideOps(ctx)
@@ -284,12 +299,18 @@ const decideOpsChange = "decide-ops"
 // decideOps asks fleet.Decide what the fleet needs, records it in the
 // inventory, and starts its operations.
 func (m *manager) decideOps(ctx workflow.Context) {
+	var revision func(string) string
+	if m.rolls {
+		m.settleRolls(ctx)
+		revision = m.revision
+	}
 	backoff := make([]fleet.Hold, 0, len(m.st.Backoffs))
 	for _, b := range m.st.Backoffs {
 		backoff = append(backoff, fleet.Hold{Service: b.Service, Until: b.RetryAt})
 	}
 	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.st.Catalog, Manager: m.st.Manager, Desired: m.desired,
-		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit},
+		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit,
+		Revision: revision, Rolls: m.fleetRolls()},
 		workflow.Now(ctx))
 	var used map[string]int
 	if slices.ContainsFunc(d.Ops, func(op fleet.Op) bool { return op.Kind == fleet.KindExtend && len(op.Place.Starts) > 0 }) {
@@ -343,7 +364,7 @@ func (m *manager) startOp(ctx workflow.Context, op fleet.Op, used map[string]int
 		return
 	}
 	workflowType := map[fleet.Kind]string{fleet.KindRecover: WorkflowRecover, fleet.KindRearrange: WorkflowRearrange,
-		fleet.KindExtend: WorkflowExtend}[op.Kind]
+		fleet.KindExtend: WorkflowExtend, fleet.KindRoll: WorkflowRoll}[op.Kind]
 	if workflowType == "" {
 		workflowType = WorkflowProvision
 	}
@@ -492,7 +513,7 @@ func (m *manager) decide(ctx workflow.Context) {
 func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id string, plan fleet.Plan, r Record) fleet.Keys {
 	var specs []catalog.Service
 	for _, name := range plan.Services() {
-		if s := m.service(name); s != nil {
+		if s := m.runSpec(name); s != nil {
 			specs = append(specs, *s)
 		}
 	}
@@ -603,6 +624,7 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 			return
 		}
 	}
+	prev := m.st.Catalog
 	m.st.Catalog = &c
 	m.st.CatalogSource = s.Source
 	m.st.CatalogError = ""
@@ -621,6 +643,7 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	if !c.Manager.Launches() && workflow.GetVersion(ctx, drainRemovedChange, workflow.DefaultVersion, 1) == 1 {
 		m.drainRemoved(ctx, s.Source)
 	}
+	m.beginRolls(ctx, prev)
 }
 
 // drainRemovedChange gates draining the servers a catalog no longer lists
@@ -766,6 +789,9 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			m.recovered("")
 		case StepLoad:
 			c.State, c.Healthy, c.Error = fleet.Loaded, true, ""
+			if m.rolls {
+				c.ReadyAt = workflow.Now(ctx)
+			}
 			if r.PID != 0 && c.PID == 0 {
 				c.PID = r.PID
 			}
@@ -799,6 +825,7 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 	// A step cut short by a lost server says nothing of the service.
 	if s := inv.Server(c.Server); s == nil || s.State != fleet.ServerLost {
 		m.failed(ctx, c.Service, r.Op, r.Error)
+		m.rollFailed(ctx, c, why)
 	}
 	// A container that never started, or that its node stopped, holds
 	// nothing: its lease goes and it is replaced after the back-off. One
@@ -885,6 +912,11 @@ func (m *manager) nextRetry(ctx workflow.Context) time.Duration {
 	}
 	for _, b := range m.st.Backoffs {
 		at(b.RetryAt)
+	}
+	if m.rolls {
+		if t := m.nextGrace(now); !t.IsZero() {
+			at(t)
+		}
 	}
 	if m.forgets && m.st.Catalog != nil {
 		for _, s := range m.st.Inventory.Servers {
@@ -1021,6 +1053,11 @@ func (m *manager) status() (Status, error) {
 		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
 			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name]}
+			if m.rolls {
+				if r := m.rollout(s.Name); r != nil {
+					ss.Rollout = m.rolloutOf(*r)
+				}
+			}
 			for _, b := range m.st.Backoffs {
 				if b.Service == s.Name {
 					retry := b.RetryAt

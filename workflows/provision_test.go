@@ -77,6 +77,9 @@ type tfFleet struct {
 	loadErr map[string]error
 	// serviceErr fails LoadService of every container loading a service.
 	serviceErr map[string]error
+	// commandErr fails LoadService of every instance whose service runs
+	// that command (a revision that cannot start).
+	commandErr map[string]error
 	// readyErr fails Ready by container ID.
 	readyErr map[string]error
 	// stopErr fails StopContainer by container ID.
@@ -144,6 +147,9 @@ func (f *tfFleet) LoadService(ctx context.Context, in workflows.LoadServiceInput
 		return workflows.LoadServiceResult{}, err
 	}
 	if err := f.serviceErr[in.Service.Name]; err != nil {
+		return workflows.LoadServiceResult{}, err
+	}
+	if err := f.commandErr[in.Service.Command]; err != nil {
 		return workflows.LoadServiceResult{}, err
 	}
 	return workflows.LoadServiceResult{PID: tfServicePID(in.Container), Healthy: true, Took: time.Second}, nil

@@ -26,6 +26,7 @@ func (m *manager) onErrorReport(ctx workflow.Context, r ErrorReport) {
 	r.Reason = fleet.Clip(r.Reason)
 	c.State, c.Healthy, c.Crashed, c.Error = fleet.Failed, false, true, r.Reason
 	m.failed(ctx, c.Service, "report:"+c.ID, r.Reason)
+	m.rollFailed(ctx, c, "reported "+r.Reason)
 	if c.Service != "" && !slices.Contains(m.st.Recovering, c.Service) {
 		m.st.Recovering = append(m.st.Recovering, c.Service)
 	}

@@ -74,8 +74,9 @@ func (s *ScaleSuite) SetupTest() {
 		c.Operation, _ = sa.GetKeyword(workflows.AttrOperation)
 		c.Manager, _ = sa.GetKeyword(workflows.AttrManager)
 		c.Services, _ = sa.GetKeywordList(workflows.AttrService)
-		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend || c.Type == workflows.WorkflowRecover {
+		if c.Type == workflows.WorkflowProvision || c.Type == workflows.WorkflowExtend || c.Type == workflows.WorkflowRecover || c.Type == workflows.WorkflowRoll {
 			s.NoError(args.Get(&c.Input)) // not Require: this runs off the test goroutine
+			withoutRevisions(&c.Input)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -191,8 +191,11 @@ func (s *shBase) SetupTest() {
 		c.Services, _ = sa.GetKeywordList(workflows.AttrService)
 		if c.Type == workflows.WorkflowShrink {
 			s.NoError(args.Get(&c.Shrink)) // not Require: this runs off the test goroutine
+			plainContainers(c.Shrink.Plan.Unloads)
+			plainContainers(c.Shrink.Plan.Destroys)
 		} else {
 			s.NoError(args.Get(&c.Place))
+			withoutRevisions(&c.Place)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()

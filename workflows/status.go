@@ -87,6 +87,8 @@ type ServiceStatus struct {
 	Failures  int        `json:"failures,omitempty"`
 	LastError string     `json:"last_error,omitempty"`
 	RetryAt   *time.Time `json:"retry_at,omitempty"`
+	// Rollout is its last roll to a new revision, if any.
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // Count returns how many of the status's containers are in state.
