@@ -206,6 +206,13 @@ func Why(ctx context.Context, c client.Client, manager, service string) (workflo
 	return w, query(ctx, c, manager, &w, workflows.QueryWhy, service)
 }
 
+// Rollouts asks the Manager where the roll of service (every service's
+// last: "") stands.
+func Rollouts(ctx context.Context, c client.Client, manager, service string) ([]workflows.RolloutStatus, error) {
+	var rs []workflows.RolloutStatus
+	return rs, query(ctx, c, manager, &rs, workflows.QueryRollout, service)
+}
+
 // query asks the Manager's workflow query name with args into out.
 func query(ctx context.Context, c client.Client, manager string, out any, name string, args ...any) error {
 	v, err := c.QueryWorkflow(ctx, workflows.ManagerID(manager), "", name, args...)

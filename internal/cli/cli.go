@@ -38,6 +38,7 @@ Usage:
   msm scale    SERVICE N            set a service's instances, within its replicas min..max
   msm drain    SERVER [--dry-run]   move a server's instances elsewhere (extend there, then destroy here), release it
   msm forget   SERVER               forget a lost server now (manager.forget_after does it later): its ports released
+  msm rollout  status|pause|resume SERVICE   where a service's roll to a new revision stands; pause or resume it
   msm catalog validate FILE         check a catalog and say what to fix
   msm keys new FILE                 write a Manager's key ring (msm worker --key-file): reports are authenticated
   msm keys join-token ...           write one server's join token (msm node --join-token-file)
@@ -116,6 +117,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"scale":   e.scale,
 		"drain":   e.drain,
 		"forget":  e.forget,
+		"rollout": e.rollout,
 		"catalog": e.catalog,
 		"keys":    e.keys,
 

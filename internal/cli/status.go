@@ -88,6 +88,16 @@ func printStatus(out io.Writer, st workflows.Status) {
 		}
 		fmt.Fprintf(out, "\nUNPLACED %s: %d instance(s): %s\n", what, u.Count, u.Reason)
 	}
+	for _, s := range st.Services {
+		if r := s.Rollout; r != nil && (r.Ended.IsZero() || r.State == workflows.RollFailed) {
+			state := r.State
+			if r.Paused {
+				state += ", paused"
+			}
+			fmt.Fprintf(out, "\nROLLOUT %s: %s, revision %s → %s: %d of %d run revision %s (msm rollout status %s)\n",
+				s.Name, state, r.From, r.To, r.Fresh, r.Desired, rolloutTarget(*r), s.Name)
+		}
+	}
 	for _, c := range st.Containers {
 		if c.Error != "" {
 			fmt.Fprintf(out, "\n%s: %s\n", c.ID, c.Error)

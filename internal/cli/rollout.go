@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows"
+)
+
+const rolloutUsage = "usage: msm rollout status [SERVICE] [-o text|json] | msm rollout pause SERVICE | msm rollout resume SERVICE"
+
+// rollout is `msm rollout status|pause|resume SERVICE`: where a service's
+// roll to a new revision stands, and pausing or resuming it.
+func (e *env) rollout(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, rolloutUsage)
+		return errUsage
+	}
+	action, args := args[0], args[1:]
+	var c common
+	fs := e.flags("rollout "+action, &c)
+	output := fs.String("o", "text", "output `format`: text or json (status)")
+	service, rest, err := e.parseWithService(fs, args, rolloutUsage)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 || (*output != "text" && *output != "json") {
+		fmt.Fprintln(e.stderr, rolloutUsage)
+		return errUsage
+	}
+	switch action {
+	case "pause", "resume":
+		if service == "" {
+			fmt.Fprintln(e.stderr, rolloutUsage)
+			return errUsage
+		}
+		return e.update(&c, workflows.UpdateRollout, workflows.RolloutUpdate{Service: service, Action: action})
+	case "status":
+	default:
+		fmt.Fprintf(e.stderr, "msm rollout: unknown action %q\n%s\n", action, rolloutUsage)
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := e.dial(ctx, &c, 0)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rs, err := starter.Rollouts(ctx, cl, c.Manager, service)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rs)
+	}
+	if len(rs) == 0 {
+		what := "No service has"
+		if service != "" {
+			what = service + " has"
+		}
+		fmt.Fprintf(e.stdout, "%s rolled to a new revision since the Manager began.\n", what)
+		return nil
+	}
+	for _, r := range rs {
+		printRollout(e.stdout, r, time.Now())
+	}
+	return nil
+}
+
+// printRollout writes where a roll stands at time now.
+func printRollout(out io.Writer, r workflows.RolloutStatus, now time.Time) {
+	state := r.State
+	if r.Paused {
+		state += ", paused"
+	}
+	fmt.Fprintf(out, "%s: revision %s → %s: %s\n", r.Service, r.From, r.To, state)
+	fmt.Fprintf(out, "  instances: %d of %d run revision %s, %d another; %d healthy\n", r.Fresh, r.Desired, rolloutTarget(r), r.Stale, r.Ready)
+	ended := "running for " + now.Sub(r.Started).Round(time.Second).String()
+	if !r.Ended.IsZero() {
+		ended = "ended " + r.Ended.Local().Format("15:04:05") + " after " + r.Ended.Sub(r.Started).Round(100*time.Millisecond).String()
+	}
+	fmt.Fprintf(out, "  began %s (%d to replace), %s\n", r.Started.Local().Format("15:04:05"), r.Total, ended)
+	if r.Waiting != "" {
+		fmt.Fprintf(out, "  waiting: %s\n", r.Waiting)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(out, "  the new revision failed: %s\n", r.Error)
+	}
+}
+
+// rolloutTarget is the revision a roll brings its instances to.
+func rolloutTarget(r workflows.RolloutStatus) string {
+	if r.State == workflows.RollRollingBack || r.State == workflows.RollRolledBack {
+		return r.From
+	}
+	return r.To
+}
