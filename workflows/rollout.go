@@ -238,13 +238,13 @@ func (m *manager) rollFailed(ctx workflow.Context, c *fleet.Container, why strin
 		m.recovered(c.Service)
 		m.st.Pending = true
 		m.record(ctx, Record{Kind: RecordRoll, Services: []string{c.Service},
-			Message: fmt.Sprintf("roll of %s to revision %s failed: %s %s; rolling back to revision %s (fix the catalog and save it to roll again)", c.Service, r.To, c.ID, why, r.From)})
+			Message: fmt.Sprintf("roll of %s to revision %s failed, rolling back to revision %s (fix the catalog and save it to roll again): %s %s", c.Service, r.To, r.From, c.ID, why)})
 		return
 	}
 	r.State = RollFailed
 	r.Ended = workflow.Now(ctx)
 	m.record(ctx, Record{Kind: RecordRoll, Services: []string{c.Service},
-		Message: fmt.Sprintf("roll of %s to revision %s stopped: %s %s; the instances of revision %s serve on (fix the catalog, or `msm rollout resume %s` to try again)", c.Service, r.To, c.ID, why, r.From, c.Service)})
+		Message: fmt.Sprintf("roll of %s to revision %s stopped, the instances of revision %s serve on (fix the catalog, or `msm rollout resume %s` to try again): %s %s", c.Service, r.To, r.From, c.Service, c.ID, why)})
 }
 
 // settleRolls ends the rolls with no instance of another revision left.

@@ -122,8 +122,7 @@ func (s *RollSuite) TestFailingRevisionIsRolledBack() {
 	s.Equal(2, a.Fresh, "both instances run the revision rolled back to")
 	s.Equal(a.From, rollCatalog("1").Services[0].Revision())
 	st := s.status(end)
-	s.Contains(eventsText(st), "roll of web to revision "+a.To+" failed: m1-c4 failed to load web")
-	s.Contains(eventsText(st), "rolling back to revision "+a.From)
+	s.Contains(eventsText(st), "roll of web to revision "+a.To+" failed, rolling back to revision "+a.From+" (fix the catalog and save it to roll again): m1-c4 failed to load web")
 	s.Contains(eventsText(st), "roll of web to revision "+a.To+" rolled back in")
 	for _, p := range s.polls {
 		if p.At < 15*time.Second {

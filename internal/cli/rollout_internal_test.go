@@ -34,7 +34,11 @@ func TestPrintRollout(t *testing.T) {
 		assert.Equal(t, tc.want, b.String())
 	}
 	var b bytes.Buffer
-	printStatus(&b, workflows.Status{Services: []workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3, Rollout: &rolling}, {Name: "api", Rollout: &back}}})
+	done := rolling
+	done.State = workflows.RollDone
+	printStatus(&b, workflows.Status{Services: []workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 3, Rollout: &rolling}, {Name: "api", Rollout: &back}, {Name: "db", Rollout: &done}}})
 	assert.Contains(t, b.String(), "\nROLLOUT web: rolling, revision aaa → bbb: 1 of 3 run revision bbb (msm rollout status web)\n")
-	assert.NotContains(t, b.String(), "ROLLOUT api", "a roll that ended is msm rollout status's")
+	assert.Contains(t, b.String(), "\nROLLOUT api: rolled back, revision aaa → bbb: 3 of 3 run revision aaa (msm rollout status api)\n",
+		"the catalog's revision is not what runs: status says so")
+	assert.NotContains(t, b.String(), "ROLLOUT db", "a roll done is msm rollout status's")
 }

@@ -89,7 +89,7 @@ func printStatus(out io.Writer, st workflows.Status) {
 		fmt.Fprintf(out, "\nUNPLACED %s: %d instance(s): %s\n", what, u.Count, u.Reason)
 	}
 	for _, s := range st.Services {
-		if r := s.Rollout; r != nil && (r.Ended.IsZero() || r.State == workflows.RollFailed) {
+		if r := s.Rollout; r != nil && r.State != workflows.RollDone {
 			state := r.State
 			if r.Paused {
 				state += ", paused"

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/msm-project/msm/workflows"
@@ -193,18 +194,24 @@ func (c *cluster) saveOperation(kind, path string) {
 // saveHistory writes a run's history as JSON for the replay tests.
 func (c *cluster) saveHistory(id, path string) {
 	c.t.Helper()
-	iter := c.client.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	saveHistoryOf(c.t, c.client, id, path)
+}
+
+// saveHistoryOf writes the history of workflow id, as cl reads it, to path.
+func saveHistoryOf(t *testing.T, cl client.Client, id, path string) {
+	t.Helper()
+	iter := cl.GetWorkflowHistory(context.Background(), id, "", false, 0)
 	var hist = &historyBuilder{}
 	for iter.HasNext() {
 		e, err := iter.Next()
-		require.NoError(c.t, err)
+		require.NoError(t, err)
 		hist.h.Events = append(hist.h.Events, e)
 	}
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist.h)
-	require.NoError(c.t, err)
-	require.NoError(c.t, os.MkdirAll(filepath.Dir(path), 0o755))
-	require.NoError(c.t, os.WriteFile(path, b, 0o644))
-	c.t.Logf("wrote %s (%d events)", path, len(hist.h.Events))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	t.Logf("wrote %s (%d events)", path, len(hist.h.Events))
 }
 
 // TestNodeRestartReattaches: a node agent killed and started again finds
