@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // ContainerList is the inventory's containers. It travels in the Manager's
@@ -16,12 +17,16 @@ type ContainerList []Container
 
 // containerRows is the compact form: Rows are [id, server, port, state,
 // service, flags, pid] with an error text as an eighth element when there
-// is one; server and service index Servers and Services (service 0 is
-// none); flags are 1 healthy, 2 registered, 4 crashed, 8 unloading.
+// is one, and then, when it has a revision or became healthy during a
+// roll, its revision (an index of Revisions, 0 none) and when it became
+// healthy (Unix milliseconds, 0 never); server and service index Servers
+// and Services (service 0 is none); flags are 1 healthy, 2 registered, 4
+// crashed, 8 unloading.
 type containerRows struct {
-	Servers  []string `json:"servers"`
-	Services []string `json:"services"`
-	Rows     [][]any  `json:"rows"`
+	Servers   []string `json:"servers"`
+	Services  []string `json:"services"`
+	Revisions []string `json:"revisions,omitempty"`
+	Rows      [][]any  `json:"rows"`
 }
 
 const (
@@ -37,7 +42,8 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	out := containerRows{Servers: []string{}, Services: []string{""}, Rows: make([][]any, 0, len(l))}
-	servers, services := map[string]int{}, map[string]int{"": 0}
+	servers, services, revisions := map[string]int{}, map[string]int{"": 0}, map[string]int{"": 0}
+	revs := []string{""}
 	place := func(names *[]string, at map[string]int, name string) int {
 		i, ok := at[name]
 		if !ok {
@@ -62,10 +68,20 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 			flags |= flagUnloading
 		}
 		row := []any{c.ID, place(&out.Servers, servers, c.Server), c.Port, string(c.State), place(&out.Services, services, c.Service), flags, c.PID}
-		if c.Error != "" {
+		rev, ready := place(&revs, revisions, c.Revision), int64(0)
+		if !c.ReadyAt.IsZero() {
+			ready = c.ReadyAt.UnixMilli()
+		}
+		if c.Error != "" || rev != 0 || ready != 0 {
 			row = append(row, c.Error)
 		}
+		if rev != 0 || ready != 0 {
+			row = append(row, rev, ready)
+		}
 		out.Rows = append(out.Rows, row)
+	}
+	if len(revs) > 1 {
+		out.Revisions = revs
 	}
 	return json.Marshal(out)
 }
@@ -86,9 +102,10 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var in struct {
-		Servers  []string            `json:"servers"`
-		Services []string            `json:"services"`
-		Rows     [][]json.RawMessage `json:"rows"`
+		Servers   []string            `json:"servers"`
+		Services  []string            `json:"services"`
+		Revisions []string            `json:"revisions"`
+		Rows      [][]json.RawMessage `json:"rows"`
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
 		return fmt.Errorf("decoding containers, %w", err)
@@ -101,11 +118,16 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		var (
 			c                      Container
 			server, service, flags int
+			rev                    int
+			ready                  int64
 			state                  string
 		)
 		fields := []any{&c.ID, &server, &c.Port, &state, &service, &flags, &c.PID}
 		if len(row) > 7 {
 			fields = append(fields, &c.Error)
+		}
+		if len(row) > 9 {
+			fields = append(fields, &rev, &ready)
 		}
 		for i, f := range fields {
 			if err := json.Unmarshal(row[i], f); err != nil {
@@ -114,6 +136,15 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		if server < 0 || server >= len(in.Servers) || service < 0 || service >= len(in.Services) {
 			return fmt.Errorf("decoding containers: row %d names server %d or service %d, beyond the lists", n, server, service)
+		}
+		if rev < 0 || (rev > 0 && rev >= len(in.Revisions)) {
+			return fmt.Errorf("decoding containers: row %d names revision %d, beyond the list", n, rev)
+		}
+		if rev > 0 {
+			c.Revision = in.Revisions[rev]
+		}
+		if ready != 0 {
+			c.ReadyAt = time.UnixMilli(ready).UTC()
 		}
 		c.Server, c.Service, c.State = in.Servers[server], in.Services[service], ContainerState(state)
 		c.Healthy, c.Registered, c.Crashed = flags&flagHealthy != 0, flags&flagRegistered != 0, flags&flagCrashed != 0

@@ -32,6 +32,15 @@ func tbFleet(n int) workflows.ManagerInput {
 func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 	in := tbFleet(tbN)
 	in.HistoryLimit = 100000
+	// Every instance carries the revision it runs.
+	for i := range in.Inventory.Containers {
+		c := &in.Inventory.Containers[i]
+		for _, svc := range in.Catalog.Services {
+			if svc.Name == c.Service {
+				c.Revision = svc.Revision()
+			}
+		}
+	}
 	// What this test measures is the state's size: a first workflow task
 	// over 10,000 containers, 500 servers and their leases may outlast the
 	// detector's 1 s under -race on a machine busy with other tests.

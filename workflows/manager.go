@@ -789,7 +789,9 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			m.recovered("")
 		case StepLoad:
 			c.State, c.Healthy, c.Error = fleet.Loaded, true, ""
-			if m.rolls {
+			if r := m.rollout(c.Service); m.rolls && r != nil && r.active() {
+				// Only a roll waits on it (update.health_grace): kept
+				// while one runs, so the state stays small.
 				c.ReadyAt = workflow.Now(ctx)
 			}
 			if r.PID != 0 && c.PID == 0 {

@@ -555,8 +555,11 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 	seen := tfServer(tfS1, fleet.ServerReady)
 	seen.NodeSeen = true // it started containers
 	s.Equal([]fleet.Server{seen}, next.Inventory.Servers)
+	// Each instance carries the revision it was loaded with into the next
+	// run.
 	loaded := func(id, service string, port int) fleet.Container {
-		return fleet.Container{ID: id, Server: "s1", Port: port, State: fleet.Loaded, Service: service, Healthy: true, PID: tfAgentPID(id)}
+		rev := map[string]string{"web": tfWeb.Revision(), "api": tfAPI.Revision()}[service]
+		return fleet.Container{ID: id, Server: "s1", Port: port, State: fleet.Loaded, Service: service, Healthy: true, PID: tfAgentPID(id), Revision: rev}
 	}
 	s.Equal(fleet.ContainerList{
 		loaded("m1-c1", "web", 20000), loaded("m1-c2", "web", 20001), loaded("m1-c3", "api", 20002),

@@ -261,6 +261,11 @@ func (m *manager) settleRolls(ctx workflow.Context) {
 		}
 		took := now.Sub(r.Started).Round(100 * time.Millisecond)
 		r.Ended = now
+		for i := range m.st.Inventory.Containers {
+			if c := &m.st.Inventory.Containers[i]; c.Service == r.Service {
+				c.ReadyAt = time.Time{}
+			}
+		}
 		if r.State == RollRollingBack {
 			r.State = RollRolledBack
 			m.record(ctx, Record{Kind: RecordRoll, Services: []string{r.Service},
