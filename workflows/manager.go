@@ -87,6 +87,9 @@ type manager struct {
 	// forgets says this run forgets servers lost longer than
 	// manager.forget_after (forgetLostChange).
 	forgets bool
+	// schedules says this run keeps the catalog's schedule rules as
+	// Temporal Schedules (schedulesChange); syncing that a sync runs.
+	schedules, syncing bool
 }
 
 // validateCatalogChange gates the check of every received catalog for the
@@ -139,6 +142,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateForget}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateFloor, m.floorUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateFloor}); err != nil {
+		return err
+	}
 	catalogCh := workflow.GetSignalChannel(ctx, SignalCatalog)
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
@@ -162,7 +169,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if workflow.GetVersion(ctx, authReportsChange, workflow.DefaultVersion, 1) == 1 {
 		m.ring = ringOf(ctx)
 	}
+	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
+	// The catalog carried in may have rules the last run did not sync.
+	m.syncSchedules(ctx)
 
 	h := m.handlers()
 	listen(ctx, catalogCh, h.catalog)
@@ -227,7 +237,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 }
 
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	return m.running == 0 && m.historyFull(ctx)
+	return m.running == 0 && !m.syncing && m.historyFull(ctx)
 }
 
 // historyFull reports whether the run's history is long enough to continue
@@ -618,6 +628,8 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
 	}
 	m.record(ctx, Record{Kind: RecordCatalog, Message: fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services))})
+	m.clearFloors()
+	m.syncSchedules(ctx)
 	if !c.Manager.Launches() && workflow.GetVersion(ctx, drainRemovedChange, workflow.DefaultVersion, 1) == 1 {
 		m.drainRemoved(ctx, s.Source)
 	}
@@ -1020,7 +1032,7 @@ func (m *manager) status() (Status, error) {
 		st.WarmPool = m.st.Catalog.Manager.WarmPool
 		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
-			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name]}
+			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name], Floor: m.floor(s.Name)}
 			for _, b := range m.st.Backoffs {
 				if b.Service == s.Name {
 					retry := b.RetryAt
