@@ -125,7 +125,7 @@ func (s *ScaleSuite) TestSchedulesFollowTheCatalog() {
 	s.fake.syncErr = []error{temporal.NewNonRetryableApplicationError("no schedules here", "Test", nil)}
 	s.catalog(time.Second, scScheduled()) // fails
 	failed := s.snapshot(3 * time.Second)
-	s.catalog(5*time.Second, scScheduled()) // synced
+	s.catalog(5*time.Second, scScheduled())  // synced
 	s.catalog(10*time.Second, scScheduled()) // the same rules: no sync
 	edited := scScheduled()
 	edited.Services[0].Schedules[0] = catalog.ScheduleRule{Cron: "30 9 * * 1-5", Min: 4}
