@@ -141,7 +141,7 @@ func fingerprint(rules []ScheduleRule) string {
 	}
 	h := sha256.New()
 	for _, r := range rules {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\n", r.ID, r.Cron, r.Timezone, r.Min)
+		h.Write([]byte(r.ID + "\x00" + r.Cron + "\x00" + r.Timezone + "\x00" + strconv.Itoa(r.Min) + "\n"))
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
