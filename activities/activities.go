@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
@@ -40,6 +41,10 @@ type Activities struct {
 	// Codec are the payload keys, none when payloads are not encrypted:
 	// the servers a kind launches get them for their node and agents.
 	Codec []trust.Key
+	// Client reaches Temporal for the activities that act on it rather
+	// than on a provider: keeping the schedules of the catalog's rules
+	// (SyncSchedules) and sending a scheduled floor (SendFloor).
+	Client client.Client
 
 	mu    sync.Mutex
 	cache map[string]providers.Provider // by manager, kind and settings

@@ -262,6 +262,25 @@ type Service struct {
 	// Update is how the service rolls to a new revision (see Update); nil
 	// takes the defaults. A pointer, as Limits is.
 	Update *Update `yaml:"update,omitempty" json:"update,omitempty"`
+	// Schedules are the service's scheduled floors: each rule is a
+	// Temporal Schedule (msm/<manager>/schedule/<service>/<n>) that, at
+	// the times of its cron expression, sets the service's floor to Min.
+	// Left out of the JSON when unset (see Limits).
+	Schedules []ScheduleRule `yaml:"schedules,omitempty" json:"schedules,omitempty"`
+}
+
+// ScheduleRule sets a service's floor at the times of Cron: from then on
+// the service runs at least Min instances (within replicas.max; overload
+// may add more) until a rule sets another floor.
+type ScheduleRule struct {
+	// Cron is a standard five-field cron expression (minute, hour, day of
+	// month, month, day of week), e.g. "0 8 * * 1-5".
+	Cron string `yaml:"cron" json:"cron"`
+	// Min is the floor, within the service's replicas min..max.
+	Min int `yaml:"min" json:"min"`
+	// Timezone is the IANA time zone Cron is read in ("Europe/Paris");
+	// "" is UTC.
+	Timezone string `yaml:"timezone,omitempty" json:"timezone,omitempty"`
 }
 
 // Limits bound one instance of a service. Where its agent runs as root,

@@ -62,7 +62,7 @@ workers: 3
 			want: []string{
 				`catalog.yaml:6: manager.servers[0].slot: unknown field "slot"; did you mean "slots"?`,
 				`catalog.yaml:14: services[0].health.timeout_ms: unknown field "timeout_ms"; use one of path, interval, timeout, failure_threshold here`,
-				`catalog.yaml:15: services[0].colour: unknown field "colour"; use one of name, command, args, image, env, health, replicas, slots, drain, scaling, limits, run_as, update here`,
+				`catalog.yaml:15: services[0].colour: unknown field "colour"; use one of name, command, args, image, env, health, replicas, slots, drain, scaling, limits, run_as, update, schedules here`,
 				`catalog.yaml:16: workers: unknown field "workers"; use one of manager, services`,
 			},
 		},
@@ -96,7 +96,7 @@ services:
 				`catalog.yaml:13: services[0].replicas.max: "1" is quoted, which makes it text; write 1 without quotes`,
 				`catalog.yaml:15: services[0].health.interval: 5 has no unit; write a duration such as "2s" or "500ms"`,
 				`catalog.yaml:16: services[0].health.timeout: "5 seconds" is not a duration; write one such as "2s" or "500ms"`,
-				`catalog.yaml:17: services[1]: expected a mapping with the fields name, command, args, image, env, health, replicas, slots, drain, scaling, limits, run_as, update, got "web"; write them indented below`,
+				`catalog.yaml:17: services[1]: expected a mapping with the fields name, command, args, image, env, health, replicas, slots, drain, scaling, limits, run_as, update, schedules, got "web"; write them indented below`,
 			},
 		},
 		{

@@ -441,6 +441,43 @@ func (v *validator) services() {
 		v.limits(item, s.Limits.Of())
 		v.runAs(item, s.RunAs)
 		v.update(item, s)
+		v.schedules(item, s)
+	}
+	v.scheduleCount()
+}
+
+// schedules checks a service's schedule rules: a cron expression msm and
+// Temporal read alike, a floor within the service's replicas, a time zone
+// that exists.
+func (v *validator) schedules(item string, s Service) {
+	if len(s.Schedules) > MaxSchedulesPerService {
+		v.ps.add(item+".schedules", "%s has %d schedule rules, more than %d; merge rules that set the same floor (one cron expression may list several hours: \"0 8,12 * * *\")", s.Name, len(s.Schedules), MaxSchedulesPerService)
+		return
+	}
+	r := s.Replicas
+	boundsKnown := validReplicas(r) && (v.broken == nil || !v.broken(item+".replicas"))
+	for i, rule := range s.Schedules {
+		field := fmt.Sprintf("%s.schedules[%d]", item, i)
+		if msg := CheckCron(rule.Cron); msg != "" {
+			v.ps.add(field+".cron", "%s", msg)
+		}
+		if msg := CheckTimezone(rule.Timezone); msg != "" {
+			v.ps.add(field+".timezone", "%s", msg)
+		}
+		if boundsKnown && (rule.Min < r.Min || rule.Min > r.Max) {
+			v.ps.add(field+".min", "min %d is outside the replicas %d..%d of %s; a scheduled floor lies within them: pick a number in that range, or change replicas", rule.Min, r.Min, r.Max, s.Name)
+		}
+	}
+}
+
+// scheduleCount bounds the catalog's schedule rules as a whole.
+func (v *validator) scheduleCount() {
+	n := 0
+	for _, s := range v.c.Services {
+		n += len(s.Schedules)
+	}
+	if n > MaxSchedules {
+		v.ps.add("services", "the catalog has %d schedule rules, more than %d (each is a Temporal Schedule); merge rules, or split the services among several Managers", n, MaxSchedules)
 	}
 }
 

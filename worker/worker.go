@@ -30,4 +30,5 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowRecover})
 	r.RegisterWorkflowWithOptions(workflows.Provision, workflow.RegisterOptions{Name: workflows.WorkflowRoll})
 	r.RegisterWorkflowWithOptions(workflows.Shrink, workflow.RegisterOptions{Name: workflows.WorkflowShrink})
+	r.RegisterWorkflowWithOptions(workflows.ScheduledFloor, workflow.RegisterOptions{Name: workflows.WorkflowScheduledFloor})
 }

@@ -78,7 +78,7 @@ func (m *manager) autoscale(ctx workflow.Context) {
 				rec = (adj + p.Target - 1) / p.Target
 			}
 		}
-		rec = min(max(rec, s.Replicas.Min), s.Replicas.Max)
+		rec = min(max(rec, s.Replicas.Min, m.floor(s.Name)), s.Replicas.Max)
 		// Keep the recommendations of the stabilization window.
 		recs := append(m.recs[s.Name], recommendation{at: now, replicas: rec})
 		for len(recs) > 0 && now.Sub(recs[0].at) > p.Stabilization {

@@ -182,6 +182,10 @@ type ManagerInput struct {
 	Rejected int `json:"rejected,omitempty"`
 	// Rollouts are the services' last rolls to a new revision.
 	Rollouts []Rollout `json:"rollouts,omitempty"`
+	// SchedulesSynced is the fingerprint of the schedule rules last made
+	// Temporal Schedules ("" for none), and ScheduleIDs their IDs.
+	SchedulesSynced string   `json:"schedules_synced,omitempty"`
+	ScheduleIDs     []string `json:"schedule_ids,omitempty"`
 }
 
 // CatalogSignal carries a validated catalog to the Manager.
@@ -309,6 +313,10 @@ type Target struct {
 	// Trace is the trace context (W3C traceparent) of the report or update
 	// that asked for the extension: its decision's span joins that trace.
 	Trace string `json:"trace,omitempty"`
+	// Floor is the least the service's desired instances are, set by its
+	// schedule rules (FloorUpdate), and FloorBy which rule set it.
+	Floor   int    `json:"floor,omitempty"`
+	FloorBy string `json:"floor_by,omitempty"`
 }
 
 // DefaultCooldown is how long after an extension further overload reports

@@ -181,6 +181,7 @@ const (
 	TriggerAgent      = "agent"      // an agent's overload report
 	TriggerOperator   = "operator"   // msm extend or msm scale
 	TriggerMonitoring = "monitoring" // the autoscaler, on the nodes' usage reports
+	// TriggerSchedule (schedules.go): a schedule rule's floor.
 )
 
 // Causes of a recovery (the cause label of msm_recoveries_total): those an
@@ -367,6 +368,9 @@ type Why struct {
 	Ready   int    `json:"ready"`
 	Min     int    `json:"min"`
 	Max     int    `json:"max"`
+	// Floor is the least instances a schedule rule set, FloorBy which.
+	Floor   int    `json:"floor,omitempty"`
+	FloorBy string `json:"floor_by,omitempty"`
 	// CooldownUntil is when the last extension's or shrink's cooldown
 	// ends (zero: none), Cooldown its length, Suppressed how many overload
 	// reports fell in it or at max since the last extension.
@@ -399,6 +403,7 @@ func (m *manager) why(service string) (Why, error) {
 		Full: m.room() <= 0}
 	if t := m.target(s.Name); t != nil {
 		w.CooldownUntil = t.CooldownUntil
+		w.Floor, w.FloorBy = t.Floor, t.FloorBy
 	}
 	for _, b := range m.st.Backoffs {
 		if b.Service == s.Name {
@@ -439,6 +444,9 @@ func (w Why) Reasons(now time.Time) []string {
 	}
 	if w.Desired >= w.Max {
 		out = append(out, fmt.Sprintf("at its max of %d instance(s) (replicas.max): overload reports change nothing; raise replicas.max to go further", w.Max))
+	}
+	if w.Floor > 0 {
+		out = append(out, fmt.Sprintf("floor of %d instance(s), set by %s: idle reports shrink it no lower; overload may add above it", w.Floor, w.FloorBy))
 	}
 	if w.CooldownUntil.After(now) {
 		r := fmt.Sprintf("in cooldown until %s (in %s, scaling.cooldown %s): overload and idle reports make no decision",

@@ -92,6 +92,9 @@ type manager struct {
 	// now is the time of the last decision, for queries (which have no
 	// clock of their own).
 	now time.Time
+	// schedules says this run keeps the catalog's schedule rules as
+	// Temporal Schedules (schedulesChange); syncing that a sync runs.
+	schedules, syncing bool
 }
 
 // validateCatalogChange gates the check of every received catalog for the
@@ -151,6 +154,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if err := workflow.SetQueryHandler(ctx, QueryRollout, m.rolloutStatus); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateFloor, m.floorUpdate,
+		workflow.UpdateHandlerOptions{Validator: m.validateFloor}); err != nil {
+		return err
+	}
 	catalogCh := workflow.GetSignalChannel(ctx, SignalCatalog)
 	registerCh := workflow.GetSignalChannel(ctx, SignalRegister)
 	nodeUpCh := workflow.GetSignalChannel(ctx, SignalNodeUp)
@@ -176,7 +183,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	if workflow.GetVersion(ctx, authReportsChange, workflow.DefaultVersion, 1) == 1 {
 		m.ring = ringOf(ctx)
 	}
+	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
 	m.watchAll(ctx)
+	// The catalog carried in may have rules the last run did not sync.
+	m.syncSchedules(ctx)
 
 	h := m.handlers()
 	listen(ctx, catalogCh, h.catalog)
@@ -242,7 +252,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 }
 
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	return m.running == 0 && m.historyFull(ctx)
+	return m.running == 0 && !m.syncing && m.historyFull(ctx)
 }
 
 // historyFull reports whether the run's history is long enough to continue
@@ -640,6 +650,8 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.st.Targets[i].Desired = min(max(m.st.Targets[i].Desired, svc.Replicas.Min), svc.Replicas.Max)
 	}
 	m.record(ctx, Record{Kind: RecordCatalog, Message: fmt.Sprintf("catalog from %s: %d service(s)", s.Source, len(c.Services))})
+	m.clearFloors()
+	m.syncSchedules(ctx)
 	if !c.Manager.Launches() && workflow.GetVersion(ctx, drainRemovedChange, workflow.DefaultVersion, 1) == 1 {
 		m.drainRemoved(ctx, s.Source)
 	}
@@ -1054,7 +1066,7 @@ func (m *manager) status() (Status, error) {
 		st.WarmPool = m.st.Catalog.Manager.WarmPool
 		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
-			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name]}
+			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name], Floor: m.floor(s.Name)}
 			if m.rolls {
 				if r := m.rollout(s.Name); r != nil {
 					ss.Rollout = m.rolloutOf(*r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,10 @@ type tfCall struct {
 type tfFleet struct {
 	mu    sync.Mutex
 	calls []tfCall
+	// schedules are the schedules SyncSchedules holds, by ID; syncErr
+	// fails its next calls.
+	schedules map[string]workflows.ScheduleRule
+	syncErr   []error
 	// launchErr fails LaunchServer by server ID.
 	launchErr map[string]error
 	// startErr fails StartContainer by "server:port".
@@ -235,6 +240,53 @@ func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivityWithOptions(f.LoadService, activity.RegisterOptions{Name: workflows.ActivityLoadService})
 	env.RegisterActivityWithOptions(f.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
 	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
+	env.RegisterActivityWithOptions(f.SyncSchedules, activity.RegisterOptions{Name: workflows.ActivitySyncSchedules})
+}
+
+// SyncSchedules fakes Temporal's schedules: it keeps the rules of the
+// schedules it holds by ID and answers as the real sync would, or fails
+// with the next of syncErr.
+func (f *tfFleet) SyncSchedules(ctx context.Context, in workflows.SyncSchedulesInput) (workflows.SyncSchedulesResult, error) {
+	f.record(tfCall{Activity: workflows.ActivitySyncSchedules, Queue: activity.GetInfo(ctx).TaskQueue, Input: in})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.syncErr) > 0 {
+		err := f.syncErr[0]
+		f.syncErr = f.syncErr[1:]
+		return workflows.SyncSchedulesResult{}, err
+	}
+	if f.schedules == nil {
+		f.schedules = map[string]workflows.ScheduleRule{}
+	}
+	var res workflows.SyncSchedulesResult
+	want := map[string]bool{}
+	for _, r := range in.Rules {
+		want[r.ID] = true
+		old, ok := f.schedules[r.ID]
+		switch {
+		case !ok:
+			res.Created = append(res.Created, r.ID)
+		case old != r:
+			res.Updated = append(res.Updated, r.ID)
+		}
+		f.schedules[r.ID] = r
+	}
+	for _, id := range slices.Sorted(maps.Keys(f.schedules)) {
+		if !want[id] {
+			delete(f.schedules, id)
+			res.Deleted = append(res.Deleted, id)
+		}
+	}
+	return res, nil
+}
+
+// syncs are the inputs of the SyncSchedules calls, in order.
+func (f *tfFleet) syncs() []workflows.SyncSchedulesInput {
+	var out []workflows.SyncSchedulesInput
+	for _, c := range f.began(workflows.ActivitySyncSchedules) {
+		out = append(out, c.Input.(workflows.SyncSchedulesInput))
+	}
+	return out
 }
 
 // holdLeases mocks the nodes: they hold their leases, and reconcile at

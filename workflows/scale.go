@@ -26,7 +26,8 @@ func (m *manager) desired(s catalog.Service) int {
 	if t := m.target(s.Name); t != nil {
 		// Within the catalog's bounds, whatever a target carried from an
 		// older catalog says.
-		return min(max(t.Desired, s.Replicas.Min), s.Replicas.Max)
+		// At least the floor a schedule rule set.
+		return min(max(t.Desired, s.Replicas.Min, t.Floor), s.Replicas.Max)
 	}
 	return s.Replicas.Initial
 }
@@ -130,6 +131,10 @@ func (m *manager) validateScale(u ScaleUpdate) error {
 		return fmt.Errorf("%d instance(s) of %s is outside its replicas %d..%d; pick a number in that range or change the catalog",
 			u.Replicas, s.Name, s.Replicas.Min, s.Replicas.Max)
 	}
+	if t := m.target(s.Name); t != nil && u.Replicas < min(t.Floor, s.Replicas.Max) {
+		return fmt.Errorf("%d instance(s) of %s is below its floor of %d, set by %s; scale to at least %d, or change that rule in the catalog (the next rule sets the next floor)",
+			u.Replicas, s.Name, t.Floor, t.FloorBy, min(t.Floor, s.Replicas.Max))
+	}
 	if u.Replicas-m.desired(*s) > m.room() {
 		return m.full()
 	}
@@ -211,7 +216,8 @@ func reasonOr(reason, def string) string {
 }
 
 // onIdle shrinks the service by one instance, down to its initial replicas
-// (an operator's scale can go lower), unless it is in its cooldown.
+// or its floor (an operator's scale can go lower, to the floor), unless it
+// is in its cooldown.
 func (m *manager) onIdle(ctx workflow.Context, o IdleSignal) {
 	s := m.service(o.Service)
 	if s == nil {
@@ -219,7 +225,7 @@ func (m *manager) onIdle(ctx workflow.Context, o IdleSignal) {
 	}
 	from := m.desired(*s)
 	t := m.target(s.Name)
-	if from <= s.Replicas.Initial || (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) {
+	if from <= max(s.Replicas.Initial, m.floor(s.Name)) || (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) {
 		return
 	}
 	t = m.setDesired(s.Name, from-1)

@@ -82,6 +82,8 @@ type ServiceStatus struct {
 	Name    string `json:"name"`
 	Desired int    `json:"desired"`
 	Ready   int    `json:"ready"`
+	// Floor is the least instances a schedule rule set (0: none).
+	Floor int `json:"floor,omitempty"`
 	// Failures, LastError and RetryAt are set while the service is in
 	// crash-loop back-off: no new container is tried before RetryAt.
 	Failures  int        `json:"failures,omitempty"`

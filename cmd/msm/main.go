@@ -3,6 +3,9 @@ package main
 
 import (
 	"os"
+	// A schedule rule's timezone is checked against the time zone
+	// database: the msm image (FROM scratch) has none of its own.
+	_ "time/tzdata"
 
 	"github.com/msm-project/msm/internal/cli"
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -62,9 +63,22 @@ func printStatus(out io.Writer, st workflows.Status) {
 	fmt.Fprintf(out, "Manager %s (%s), %d operation(s) running\n", st.Manager, st.Kind, st.Operations)
 	fmt.Fprintf(out, "Reports: %s\n\n", reportsLine(st))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tREADY\tDESIRED")
+	// The floors of schedule rules, when a service has one.
+	floors := slices.ContainsFunc(st.Services, func(s workflows.ServiceStatus) bool { return s.Floor > 0 })
+	if floors {
+		fmt.Fprintln(tw, "SERVICE\tREADY\tDESIRED\tFLOOR")
+	} else {
+		fmt.Fprintln(tw, "SERVICE\tREADY\tDESIRED")
+	}
 	for _, s := range st.Services {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", s.Name, s.Ready, s.Desired)
+		switch {
+		case !floors:
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", s.Name, s.Ready, s.Desired)
+		case s.Floor > 0:
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s.Name, s.Ready, s.Desired, s.Floor)
+		default:
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\n", s.Name, s.Ready, s.Desired)
+		}
 	}
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "SERVER\tSTATE\tADDRESS\tSLOTS USED")

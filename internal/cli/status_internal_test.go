@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,4 +42,23 @@ func TestRedrawReplacesTheScreenInPlace(t *testing.T) {
 	assert.NotContains(t, got, "\x1b[2J", "never clears the whole screen first (that flickers)")
 	var b bytes.Buffer
 	assert.False(t, isTerminal(&b), "a buffer is no terminal: frames follow one another")
+}
+
+// The FLOOR column is there only when a schedule rule set a floor.
+func TestPrintStatusShowsFloorsWhenThereAreSome(t *testing.T) {
+	rows := func(st workflows.Status) []string {
+		var out bytes.Buffer
+		printStatus(&out, st)
+		var rows []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && (f[0] == "SERVICE" || f[0] == "web" || f[0] == "api") {
+				rows = append(rows, strings.Join(f, " "))
+			}
+		}
+		return rows
+	}
+	st := workflows.Status{Manager: "dev", Kind: "standalone", Services: []workflows.ServiceStatus{{Name: "web", Ready: 2, Desired: 2}}}
+	assert.Equal(t, []string{"SERVICE READY DESIRED", "web 2 2"}, rows(st))
+	st.Services = append(st.Services, workflows.ServiceStatus{Name: "api", Ready: 3, Desired: 4, Floor: 4})
+	assert.Equal(t, []string{"SERVICE READY DESIRED FLOOR", "web 2 2 -", "api 3 4 4"}, rows(st))
 }

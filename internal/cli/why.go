@@ -49,7 +49,11 @@ func (e *env) why(args []string) error {
 
 // printWhy writes what msm why says of a service at time now.
 func printWhy(out io.Writer, w workflows.Why, now time.Time) {
-	fmt.Fprintf(out, "%s: %d/%d ready, desired %d (replicas %d..%d)\n", w.Service, w.Ready, w.Desired, w.Desired, w.Min, w.Max)
+	floor := ""
+	if w.Floor > 0 {
+		floor = fmt.Sprintf(", floor %d", w.Floor)
+	}
+	fmt.Fprintf(out, "%s: %d/%d ready, desired %d (replicas %d..%d%s)\n", w.Service, w.Ready, w.Desired, w.Desired, w.Min, w.Max, floor)
 	for _, r := range w.Reasons(now) {
 		fmt.Fprintf(out, "  - %s\n", r)
 	}

@@ -43,4 +43,11 @@ func TestPrintWhy(t *testing.T) {
 		"  - healthy: 1/1 instance(s) ready\n"+
 		"  - at its max of 1 instance(s) (replicas.max): overload reports change nothing; raise replicas.max to go further\n"+
 		"\nNo decision about it yet.\n", out.String())
+
+	out.Reset()
+	printWhy(&out, workflows.Why{Service: "web", Desired: 4, Ready: 4, Min: 1, Max: 6, Floor: 4, FloorBy: `schedule msm/dev/schedule/web/0 ("0 8 * * 1-5")`}, now)
+	assert.Equal(t, "web: 4/4 ready, desired 4 (replicas 1..6, floor 4)\n"+
+		"  - healthy: 4/4 instance(s) ready\n"+
+		`  - floor of 4 instance(s), set by schedule msm/dev/schedule/web/0 ("0 8 * * 1-5"): idle reports shrink it no lower; overload may add above it`+"\n"+
+		"\nNo decision about it yet.\n", out.String())
 }

@@ -152,7 +152,7 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	if err != nil {
 		return err
 	}
-	acts := &activities.Activities{Codec: codecKeys}
+	acts := &activities.Activities{Codec: codecKeys, Client: cl}
 	if first != nil && first.Manager.Kind == catalog.KindSimulated {
 		world := simulated.New(c.Manager, first.Manager.Simulated)
 		if ring != nil {

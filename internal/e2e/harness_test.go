@@ -152,6 +152,8 @@ type spec struct {
 	drain map[string]string
 	// env is every service's catalog env.
 	env map[string]string
+	// schedules are a service's schedule rules, in YAML flow style, by name.
+	schedules map[string]string
 }
 
 func newCluster(t *testing.T, s spec) *cluster {
@@ -241,6 +243,9 @@ func (c *cluster) catalogYAML(s spec) string {
 		}
 		if d := s.drain[name]; d != "" {
 			fmt.Fprintf(&b, "    drain: %s\n", d)
+		}
+		if r := s.schedules[name]; r != "" {
+			fmt.Fprintf(&b, "    schedules: %s\n", r)
 		}
 		if len(s.env) > 0 {
 			b.WriteString("    env:\n")
