@@ -93,12 +93,17 @@ func (a *Activities) LaunchServer(ctx context.Context, in workflows.LaunchServer
 	return workflows.LaunchServerResult{ID: s.ID, Address: s.Address}, nil
 }
 
-// ReleaseServer gives an empty server back to its provider. A server
-// already gone counts as released.
+// ReleaseServer gives an empty server back to its provider. It asks the
+// provider first (Get): a server already gone (terminated behind msm's
+// back, say) counts as released; one still there is deleted.
 func (a *Activities) ReleaseServer(ctx context.Context, in workflows.ReleaseServerInput) error {
 	p, err := a.provider(ctx, in.Kind, fleet.Server{ID: in.Server}, in.Config, in.Manager)
 	if err != nil {
 		return err
+	}
+	if _, err := p.Get(ctx, in.Server); providers.IsNotFound(err) {
+		activity.GetLogger(ctx).Info("server already gone at its provider: released", "server", in.Server)
+		return nil
 	}
 	if err := p.Delete(ctx, in.Server); err != nil && !providers.IsNotFound(err) {
 		return fmt.Errorf("releasing server %s, %w", in.Server, err)

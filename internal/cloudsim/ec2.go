@@ -242,6 +242,27 @@ func (s *EC2) Close() {
 	})
 }
 
+// Terminate terminates a pending or running instance behind its owner's
+// back, as a spot interruption or someone at the console does: it shuts
+// down (its Launcher host stopped) and is terminated, with reason as its
+// state reason. It reports whether there was such an instance.
+func (s *EC2) Terminate(id, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, inst := range s.instances {
+		if inst.ID != id || (inst.State != statePending && inst.State != stateRunning) {
+			continue
+		}
+		code, _, _ := strings.Cut(reason, ":")
+		inst.State, inst.reasonCode, inst.StateReason = stateShuttingDown, code, reason
+		inst.transition = "Service initiated (" + time.Now().UTC().Format("2006-01-02 15:04:05 MST") + ")"
+		s.wg.Add(1)
+		go s.shutDown(inst)
+		return true
+	}
+	return false
+}
+
 // NoCapacity makes RunInstances of instanceType in subnet fail with
 // InsufficientInstanceCapacity (HTTP 500, as EC2 does) until RestoreCapacity
 // is called with the same arguments; "" matches any type / any subnet.

@@ -24,12 +24,16 @@ var awsEnv = []string{"AWS_ACCESS_KEY_ID=AKIDE2ETEST", "AWS_SECRET_ACCESS_KEY=e2
 
 // ec2Catalog is web ×2 on servers of 2 slots, launched on the simulated
 // EC2 at endpoint: m7i.large first, c7i.large when it has no capacity.
-func (c *cluster) ec2Catalog(endpoint string) {
+func (c *cluster) ec2Catalog(endpoint string, manager ...string) {
 	c.t.Helper()
+	extra := ""
+	for _, line := range manager {
+		extra += "  " + line + "\n"
+	}
 	yaml := fmt.Sprintf(`manager:
   kind: ec2
   liveness: 3s
-  server: {slots: 2, ports: 20000-20019}
+%s  server: {slots: 2, ports: 20000-20019}
   max_servers: 4
   node: {temporal: %q}
   ec2:
@@ -44,7 +48,7 @@ services:
     command: /usr/local/bin/demo
     args: ["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]
     replicas: {min: 1, initial: 2, max: 6}
-`, c.frontend, endpoint, testAMI)
+`, extra, c.frontend, endpoint, testAMI)
 	require.NoError(c.t, os.WriteFile(c.catalog, []byte(yaml), 0o644))
 }
 
@@ -143,6 +147,45 @@ func TestEC2KindLaunchesAndTerminatesInstances(t *testing.T) {
 	assert.Contains(t, []string{"shutting-down", "terminated"}, second[0].State)
 	assert.Eventually(t, func() bool { return !inst.running(s2) }, 10*time.Second, 100*time.Millisecond, "the terminated instance's host is gone")
 	assert.Equal(t, "running", instancesOf(sim, s1)[0].State)
+}
+
+// TestEC2InstanceTerminatedBehindItsBackIsReplaced: an instance the cloud
+// terminates behind msm's back (a spot interruption, the console) takes its
+// node with it: the server is lost, its instances are recovered on a new
+// instance, and after manager.forget_after the lost one is released through
+// the provider (terminating what is terminated already is no error) and
+// counted out: the status lists one server, and the kind may launch again
+// up to max_servers.
+func TestEC2InstanceTerminatedBehindItsBackIsReplaced(t *testing.T) {
+	c := newCluster(t, spec{hosts: true})
+	inst := newDockerInstances(c)
+	sim := cloudsim.NewEC2(inst, cloudsim.EC2Options{KnownAMIs: []string{testAMI}, BootDelay: 200 * time.Millisecond})
+	t.Cleanup(sim.Close)
+	c.ec2Catalog(sim.URL(), "forget_after: 5s")
+	s1, s2 := c.manager+"-s1", c.manager+"-s2"
+	c.ranges = map[string][2]int{s1: {20000, 20019}, s2: {20000, 20019}}
+	c.startEnv("worker", awsEnv, "worker", "--catalog", c.catalog)
+	st := c.waitFor("web ×2 on the first instance", 120*time.Second, converged(0))
+	require.Len(t, st.Servers, 1)
+	first := instancesOf(sim, s1)
+	require.Len(t, first, 1)
+
+	require.True(t, sim.Terminate(first[0].ID, "Server.SpotInstanceTermination: Spot instance termination"))
+	st = c.waitFor("web ×2 on a new instance, the terminated one counted out", 120*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && len(st.Servers) == 1 && st.Servers[0].ID == s2
+	})
+	assert.Equal(t, 2, onServer(st, s2, "web"), "both instances replaced on the new instance")
+	assert.Equal(t, "terminated", instancesOf(sim, s1)[0].State)
+	second := instancesOf(sim, s2)
+	require.Len(t, second, 1, "one instance launched in its place")
+	assert.Equal(t, "running", second[0].State)
+	events := eventsOf(st)
+	assert.Contains(t, events, "server "+s1+" forgotten: lost since")
+	assert.Contains(t, events, "more than manager.forget_after (5s)")
+	for _, ct := range st.Containers {
+		assert.Equal(t, s2, ct.Server, "nothing of %s is left holding a port", s1)
+	}
+	c.assertServing(st)
 }
 
 // TestCloudKindBadSettingsStartNothing: a worker given settings the cloud
