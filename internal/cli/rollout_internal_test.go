@@ -41,4 +41,7 @@ func TestPrintRollout(t *testing.T) {
 	assert.Contains(t, b.String(), "\nROLLOUT api: rolled back, revision aaa → bbb: 3 of 3 run revision aaa (msm rollout status api)\n",
 		"the catalog's revision is not what runs: status says so")
 	assert.NotContains(t, b.String(), "ROLLOUT db", "a roll done is msm rollout status's")
+	b.Reset()
+	printStatus(&b, workflows.Status{Services: []workflows.ServiceStatus{{Name: "web", Desired: 3, Ready: 1, Rollout: &waiting}}})
+	assert.Contains(t, b.String(), "\nROLLOUT web: rolling, paused (waiting: 1 of 3 instance(s) healthy, fewer than the 3 the roll keeps serving: it waits until they are), revision aaa → bbb")
 }

@@ -108,6 +108,9 @@ func printStatus(out io.Writer, st workflows.Status) {
 			if r.Paused {
 				state += ", paused"
 			}
+			if r.Waiting != "" {
+				state += " (waiting: " + r.Waiting + ")"
+			}
 			fmt.Fprintf(out, "\nROLLOUT %s: %s, revision %s → %s: %d of %d run revision %s (msm rollout status %s)\n",
 				s.Name, state, r.From, r.To, r.Fresh, r.Desired, rolloutTarget(*r), s.Name)
 		}
