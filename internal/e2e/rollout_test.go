@@ -103,6 +103,10 @@ func TestCatalogChangeRollsWeb(t *testing.T) {
 	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
 		h := d.historyClient()
 		saveHistoryOf(t, h, workflows.ManagerID(d.manager), "../../workflows/testdata/manager-roll.json")
+		steps := eventsMatching(st, `^msm/`+d.manager+`/roll/web/[0-9]+: `)
+		require.NotEmpty(t, steps)
+		id, _, _ := strings.Cut(steps[0], ":")
+		saveHistoryOf(t, h, id, "../../workflows/testdata/roll.json")
 	}
 }
 
