@@ -231,10 +231,13 @@ type Service struct {
 	// azure). Both are Go templates over TemplateData, e.g. "--port={{.Port}}".
 	Command string   `yaml:"command" json:"command,omitempty"`
 	Args    []string `yaml:"args" json:"args,omitempty"`
-	// Image is not read: on the docker kind every container runs from
-	// manager.docker.image, and a service names its program with Command.
-	// It is kept so a catalog that sets it gets an explanation, not
-	// "unknown field".
+	// Image, on the docker kind, is the service's own image: its instances
+	// are containers of that image started for it (never a waiting
+	// container of manager.docker.image), pulled by the engine when
+	// missing, with msm's agent copied in to run it. Without Command the
+	// image's own entrypoint runs (Args, when set, replace its CMD, as in
+	// `docker run IMAGE ARGS`). Other kinds refuse it: they run services
+	// as processes.
 	Image string `yaml:"image" json:"image,omitempty"`
 	// Env values are templates over TemplateData too.
 	Env      map[string]string `yaml:"env" json:"env,omitempty"`

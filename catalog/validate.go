@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/distribution/reference"
 )
 
 // Validate checks a defaulted catalog (see Default) and returns every
@@ -485,18 +487,32 @@ func isNumber(s string) bool {
 	return true
 }
 
-// artifact checks that the service says what to run on this kind.
+// artifact checks that the service says what to run on this kind: a
+// command, or on the docker kind an image of its own.
 func (v *validator) artifact(item string, s Service) {
 	kind := v.c.Manager.Kind
 	switch {
+	case kind == KindDocker && s.Image != "":
+		if err := ValidImage(s.Image); err != nil {
+			v.ps.add(item+".image", "%v", err)
+		}
 	case processKind(kind) && strings.TrimSpace(s.Command) == "" && kind == KindDocker:
-		v.ps.add(item+".command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\"")
+		v.ps.add(item+".command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\", or set image to the service's own image")
 	case processKind(kind) && strings.TrimSpace(s.Command) == "":
 		v.ps.add(item+".command", "the %s kind starts services as processes and needs a command; set command to the program to run, e.g. \"bin/demo\"", kind)
 	}
-	if s.Image != "" {
-		v.ps.add(item+".image", "a service does not name an image: on the docker kind every container runs from manager.docker.image, which holds msm and the services' programs; build one FROM it with your program, set it as manager.docker.image, and set command")
+	if s.Image != "" && kind != KindDocker {
+		v.ps.add(item+".image", "only the docker kind runs a service's own image; the %s kind starts services as processes: remove image and set command to the program to run", kind)
 	}
+}
+
+// ValidImage checks an image reference as the Docker engine reads it:
+// name[:tag] or name@digest, lower case, e.g. "registry.example.com/web:1.2".
+func ValidImage(ref string) error {
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return fmt.Errorf("%q is not an image reference (%v); write name[:tag] or name@digest in lower case, e.g. \"registry.example.com/web:1.2\"", ref, err)
+	}
+	return nil
 }
 
 func (v *validator) replicas(field string, r Replicas) {

@@ -299,12 +299,33 @@ func TestValidate(t *testing.T) {
 			modify: dockerKind,
 		},
 		{
-			name: "docker kind: a service names an image",
+			name: "docker kind: a service with its own image needs no command",
 			modify: func(c *Catalog) {
 				dockerKind(c)
 				c.Services[0].Image = "ghcr.io/acme/web:1"
+				c.Services[0].Command = ""
+				c.Services[1].Image = "localhost:5000/api@sha256:" + strings.Repeat("ab", 32)
 			},
-			want: []want{{"services[0].image", "a service does not name an image: on the docker kind every container runs from manager.docker.image"}},
+		},
+		{
+			name: "docker kind: an image reference the engine would refuse",
+			modify: func(c *Catalog) {
+				dockerKind(c)
+				c.Services[0].Image = "Acme/Web:1"
+				c.Services[0].Command = ""
+				c.Services[1].Image = "web:1 2"
+			},
+			want: []want{
+				{"services[0].image", `"Acme/Web:1" is not an image reference (invalid reference format: repository name (Web) must be lowercase); write name[:tag] or name@digest in lower case`},
+				{"services[1].image", `"web:1 2" is not an image reference (invalid reference format)`},
+			},
+		},
+		{
+			name: "standalone kind refuses a service's image",
+			modify: func(c *Catalog) {
+				c.Services[0].Image = "ghcr.io/acme/web:1"
+			},
+			want: []want{{"services[0].image", "only the docker kind runs a service's own image; the standalone kind starts services as processes: remove image and set command"}},
 		},
 		{
 			name: "docker kind needs a command and the node settings",
@@ -317,7 +338,7 @@ func TestValidate(t *testing.T) {
 			want: []want{
 				{"manager.node.temporal", "the docker kind's node and container agents run in containers, which must reach Temporal"},
 				{"manager.docker.image", `"" is not an image reference`},
-				{"services[1].command", "the docker kind starts services as processes inside manager.docker.image and needs a command"},
+				{"services[1].command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\", or set image to the service's own image"},
 			},
 		},
 		{

@@ -16,11 +16,15 @@ type ContainerList []Container
 
 // containerRows is the compact form: Rows are [id, server, port, state,
 // service, flags, pid] with an error text as an eighth element when there
-// is one; server and service index Servers and Services (service 0 is
-// none); flags are 1 healthy, 2 registered, 4 crashed, 8 unloading.
+// is one, and the index of its image in Images as a ninth when it runs a
+// service's own image (the error then "" when there is none); server and
+// service index Servers and Services (service 0 is none); flags are 1
+// healthy, 2 registered, 4 crashed, 8 unloading. A list without images
+// encodes as it did before they existed.
 type containerRows struct {
 	Servers  []string `json:"servers"`
 	Services []string `json:"services"`
+	Images   []string `json:"images,omitempty"`
 	Rows     [][]any  `json:"rows"`
 }
 
@@ -37,7 +41,7 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	out := containerRows{Servers: []string{}, Services: []string{""}, Rows: make([][]any, 0, len(l))}
-	servers, services := map[string]int{}, map[string]int{"": 0}
+	servers, services, images := map[string]int{}, map[string]int{"": 0}, map[string]int{}
 	place := func(names *[]string, at map[string]int, name string) int {
 		i, ok := at[name]
 		if !ok {
@@ -62,8 +66,11 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 			flags |= flagUnloading
 		}
 		row := []any{c.ID, place(&out.Servers, servers, c.Server), c.Port, string(c.State), place(&out.Services, services, c.Service), flags, c.PID}
-		if c.Error != "" {
+		if c.Error != "" || c.Image != "" {
 			row = append(row, c.Error)
+		}
+		if c.Image != "" {
+			row = append(row, place(&out.Images, images, c.Image))
 		}
 		out.Rows = append(out.Rows, row)
 	}
@@ -88,6 +95,7 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 	var in struct {
 		Servers  []string            `json:"servers"`
 		Services []string            `json:"services"`
+		Images   []string            `json:"images"`
 		Rows     [][]json.RawMessage `json:"rows"`
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
@@ -104,8 +112,12 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 			state                  string
 		)
 		fields := []any{&c.ID, &server, &c.Port, &state, &service, &flags, &c.PID}
+		image := -1
 		if len(row) > 7 {
 			fields = append(fields, &c.Error)
+		}
+		if len(row) > 8 {
+			fields = append(fields, &image)
 		}
 		for i, f := range fields {
 			if err := json.Unmarshal(row[i], f); err != nil {
@@ -114,6 +126,12 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		if server < 0 || server >= len(in.Servers) || service < 0 || service >= len(in.Services) {
 			return fmt.Errorf("decoding containers: row %d names server %d or service %d, beyond the lists", n, server, service)
+		}
+		if len(row) > 8 {
+			if image < 0 || image >= len(in.Images) {
+				return fmt.Errorf("decoding containers: row %d names image %d, beyond the list", n, image)
+			}
+			c.Image = in.Images[image]
 		}
 		c.Server, c.Service, c.State = in.Servers[server], in.Services[service], ContainerState(state)
 		c.Healthy, c.Registered, c.Crashed = flags&flagHealthy != 0, flags&flagRegistered != 0, flags&flagCrashed != 0

@@ -80,6 +80,12 @@ type Container struct {
 	// it unloads neither refill the pool for it nor unload more into it.
 	Unloading bool   `json:"unloading,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Image is the image the container runs on the docker kind when it is
+	// not the Manager's (manager.docker.image): that of the service it was
+	// started for (catalog.Service.Image). Such a container serves that
+	// service only: it is never waiting in the warm pool, and it is
+	// destroyed, not unloaded, when its instance goes.
+	Image string `json:"image,omitempty"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every
@@ -353,7 +359,7 @@ func (c Container) stays(draining map[string]bool) bool {
 func (inv *Inventory) WarmPool() int {
 	n := 0
 	for _, c := range inv.Containers {
-		if ((c.Service == "" && (c.State == Waiting || c.State == Starting)) || (c.State == Draining && c.Unloading)) && !inv.draining(c) {
+		if c.Image == "" && ((c.Service == "" && (c.State == Waiting || c.State == Starting)) || (c.State == Draining && c.Unloading)) && !inv.draining(c) {
 			n++
 		}
 	}

@@ -259,7 +259,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 		return nil, nil, unplaced{UnplacedNoRoom, why}
 	}
-	start := func(service string, need int) unplaced {
+	start := func(service, image string, need int) unplaced {
 		s, ports, why := place(need)
 		if s == nil {
 			return why
@@ -269,7 +269,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		if err != nil {
 			return unplaced{UnplacedPortLease, fmt.Sprintf("server %s: %v", s.ID, err)}
 		}
-		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service}
+		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Image: image}
 		inv.addContainer(c)
 		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)
@@ -288,17 +288,18 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		// need counts slots the way used does, so an undefaulted Slots of 0
 		// is one slot in both.
 		need := slotsOf(svc.Name, v.slots)
+		image := ImageOf(cat, svc)
 		// Instances on a draining server are replaced elsewhere first.
 		missing := desired(svc) - staying[svc.Name]
 		for missing > 0 && !full() {
-			if c := v.waitingFor(need, o.Avoid); c != nil {
+			if c := v.waitingFor(need, image, o.Avoid); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
 				v.used[c.Server] += need - 1
 				plan.Loads = append(plan.Loads, *c)
 				missing--
 				continue
 			}
-			if why := start(svc.Name, need); why.why != "" {
+			if why := start(svc.Name, image, need); why.why != "" {
 				if why.why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Code: why.code, Reason: why.why})
 				}
@@ -309,7 +310,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	}
 	if !slices.Contains(hold, "") {
 		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
-			if why := start("", 1); why.why != "" {
+			if why := start("", "", 1); why.why != "" {
 				if why.why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
 				}
@@ -318,6 +319,16 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 	}
 	return plan
+}
+
+// ImageOf is the image the containers of svc run when it is not the
+// Manager's: the service's own on the docker kind, "" otherwise (the
+// Manager's image, or a process kind).
+func ImageOf(cat *catalog.Catalog, svc catalog.Service) string {
+	if cat.Manager.Kind != catalog.KindDocker {
+		return ""
+	}
+	return svc.Image
 }
 
 // unplaced is why an instance found no room: its Unplaced code and

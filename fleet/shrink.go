@@ -146,7 +146,9 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		for _, c := range victims(mine, func(c Container) bool {
 			return (c.State == Loaded || c.State == Starting) && !draining[c.Server]
 		})[:surplus] {
-			loaded := c.State == Loaded
+			// A container of the service's own image cannot wait for
+			// another service: it is destroyed.
+			loaded := c.State == Loaded && c.Image == ""
 			if pool < cat.Manager.WarmPool && loaded && o.PoolHeld {
 				continue // it goes to the pool once the pool is free
 			}
@@ -177,13 +179,14 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		}
 	}
 	// A service gone from the catalog is no longer needed: its containers
-	// go back to waiting (those of a draining server are destroyed).
+	// go back to waiting (those of a draining server, or of the service's
+	// own image, are destroyed).
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
 		if c.Service == "" || (c.State != Loaded && c.State != Starting) || inCatalog[c.Service] || held(c.Service) {
 			continue
 		}
-		loaded := c.State == Loaded
+		loaded := c.State == Loaded && c.Image == ""
 		if loaded && !draining[c.Server] && o.PoolHeld {
 			continue // it goes to the pool once the pool is free
 		}

@@ -580,6 +580,18 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 			"the catalog starts %d containers but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own", n, fleet.MaxContainers)})
 		return
 	}
+	if !m.imagesAllowed(ctx, c) {
+		// Before serviceImagesChange a service's image was refused (or, in
+		// runs that did not validate, ignored): those runs keep doing so.
+		if m.validates {
+			m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: imagesRefused(c, s.Source)})
+			return
+		}
+		c.Services = slices.Clone(c.Services)
+		for i := range c.Services {
+			c.Services[i].Image = ""
+		}
+	}
 	if m.validates {
 		// The same check as msm catalog validate, on what arrived: the
 		// worker sends only catalogs that pass it, so a catalog that does not
@@ -903,6 +915,34 @@ func (m *manager) forgetAfter() time.Duration {
 		return d
 	}
 	return catalog.DefaultForgetAfter
+}
+
+// serviceImagesChange gates a service's own image (docker kind): runs
+// begun before refused a catalog naming one (or, before
+// validateCatalogChange, ignored the images).
+const serviceImagesChange = "service-images"
+
+// imagesAllowed reports whether this run takes the services' own images
+// of c. The version is asked only of a catalog that names an image, the
+// only one whose handling changed.
+func (m *manager) imagesAllowed(ctx workflow.Context, c catalog.Catalog) bool {
+	if !slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
+		return true
+	}
+	return workflow.GetVersion(ctx, serviceImagesChange, workflow.DefaultVersion, 1) == 1
+}
+
+// imagesRefused is how runs begun before serviceImagesChange refused a
+// catalog naming a service's image.
+func imagesRefused(c catalog.Catalog, source string) string {
+	var ps []catalog.Problem
+	for i, s := range c.Services {
+		if s.Image != "" {
+			ps = append(ps, catalog.Problem{File: source, Field: fmt.Sprintf("services[%d].image", i),
+				Message: "a service does not name an image: on the docker kind every container runs from manager.docker.image, which holds msm and the services' programs; build one FROM it with your program, set it as manager.docker.image, and set command"})
+		}
+	}
+	return (&catalog.Error{Problems: ps}).Error()
 }
 
 // forgetLostChange gates forgetting lost servers for the runs begun
