@@ -62,7 +62,7 @@ func TestServiceImages(t *testing.T) {
 		{
 			name: "recover: the replacement is a container of the service's image",
 			state: State{Manager: mgr, Catalog: dockerCat(1, []catalog.Server{big1, big2}, svc("web", 1, 1), app),
-				Inventory: twoServers(loaded("m-c1", "s1", 20000, "web"), ofImg(crashed("m-c2", "s1", 20001, "app"), app.Image), waiting("m-c3", "s2", 21000)),
+				Inventory:  twoServers(loaded("m-c1", "s1", 20000, "web"), ofImg(crashed("m-c2", "s1", 20001, "app"), app.Image), waiting("m-c3", "s2", 21000)),
 				Recovering: []string{"app"}},
 			ops: []string{"recover app: start m-c10@s2:21001=app of registry.example/app:1.2"},
 		},
