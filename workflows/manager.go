@@ -1087,12 +1087,12 @@ func (m *manager) status() (Status, error) {
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
-			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, CPU: m.cpu[c.ID]})
+			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, Image: c.Image, CPU: m.cpu[c.ID]})
 	}
 	// Destroyed failures hold no lease any more: port 0.
 	for _, c := range inv.Failed {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(fleet.Failed),
-			Service: c.Service, Error: c.Error})
+			Service: c.Service, Error: c.Error, Image: c.Image})
 	}
 	return st, nil
 }

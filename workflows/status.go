@@ -72,6 +72,9 @@ type ContainerStatus struct {
 	Port    int    `json:"port"`
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
+	// Image is the service's own image the container runs (docker kind);
+	// "" for the Manager's.
+	Image string `json:"image,omitempty"`
 	// CPU is the container's CPU use (percent of one core) over the
 	// node's last report period.
 	CPU int `json:"cpu,omitempty"`
