@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/msm-project/msm/internal/clustertest"
-	"github.com/msm-project/msm/internal/testimage"
 	procfs "github.com/msm-project/msm/internal/proc"
+	"github.com/msm-project/msm/internal/testimage"
 	dockerkind "github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
