@@ -8,6 +8,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -45,8 +46,15 @@ type Manager struct {
 	// Kind is the provider: standalone (default), docker, ec2, azure or
 	// simulated.
 	Kind string `yaml:"kind" json:"kind"`
-	// WarmPool is how many waiting containers the Manager keeps ready.
+	// WarmPool is how many waiting containers the Manager keeps ready (of
+	// manager.docker.image on the docker kind). YAML writes it as a number,
+	// or as {default: N, images: {IMAGE: n}} with WarmPoolImages.
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
+	// WarmPoolImages is the docker kind's warm pool per service image: how
+	// many waiting containers of each image the Manager keeps ready for the
+	// services that name it (warm_pool.images). Left out of JSON when
+	// empty, so a catalog without it encodes as before.
+	WarmPoolImages map[string]int `yaml:"-" json:"warm_pool_images,omitempty"`
 	// Placement is how a new container picks among the servers in use with
 	// room: spread (default: the most free slots) or binpack (the fewest).
 	Placement string `yaml:"placement" json:"placement,omitempty"`
@@ -97,6 +105,40 @@ type Simulated struct {
 
 // SimulatedPorts is where the ports of a simulated server start.
 const SimulatedPorts = 20000
+
+// Pool is one warm pool: Size waiting containers of Image ("" the
+// Manager's own).
+type Pool struct {
+	Image string
+	Size  int
+}
+
+// Pools are the warm pools the catalog asks for: the Manager's image's
+// first, then one per image of WarmPoolImages, by name.
+func (m Manager) Pools() []Pool {
+	out := []Pool{{Size: m.WarmPool}}
+	for _, img := range slices.Sorted(maps.Keys(m.WarmPoolImages)) {
+		out = append(out, Pool{Image: img, Size: m.WarmPoolImages[img]})
+	}
+	return out
+}
+
+// PoolSize is the warm pool of image ("" the Manager's).
+func (m Manager) PoolSize(image string) int {
+	if image == "" {
+		return m.WarmPool
+	}
+	return m.WarmPoolImages[image]
+}
+
+// PoolTotal is every warm pool's size together.
+func (m Manager) PoolTotal() int {
+	n := max(m.WarmPool, 0)
+	for _, k := range m.WarmPoolImages {
+		n += max(k, 0)
+	}
+	return n
+}
 
 // Launches reports whether the kind launches its servers as it needs them
 // (ec2, azure, simulated) rather than using those listed under servers.

@@ -43,7 +43,7 @@ const MaxContainers = 15000
 // Containers is how many containers the catalog starts: every service's
 // initial replicas and the warm pool.
 func (c *Catalog) Containers() int {
-	n := max(c.Manager.WarmPool, 0)
+	n := c.Manager.PoolTotal()
 	for _, s := range c.Services {
 		n += max(s.Replicas.Initial, 0)
 	}
@@ -111,6 +111,7 @@ func (v *validator) manager() {
 	if m.WarmPool < 0 {
 		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
 	}
+	v.imagePools()
 	if m.ForgetAfter < m.Liveness {
 		v.ps.add("manager.forget_after", "%s is shorter than manager.liveness (%s): a server is forgotten only once lost; set at least that, such as %q", m.ForgetAfter, m.Liveness, "10m")
 	}
@@ -506,6 +507,32 @@ func (v *validator) artifact(item string, s Service) {
 	}
 }
 
+// imagePools checks warm_pool.images: the docker kind only, each an image
+// a service names, each size 0 or more.
+func (v *validator) imagePools() {
+	m := v.c.Manager
+	if len(m.WarmPoolImages) == 0 {
+		return
+	}
+	if m.Kind != KindDocker {
+		v.ps.add("manager.warm_pool.images", "only the docker kind runs services' own images; write warm_pool as a number on the %s kind", m.Kind)
+		return
+	}
+	for _, img := range slices.Sorted(maps.Keys(m.WarmPoolImages)) {
+		field := "manager.warm_pool.images." + img
+		if err := ValidImage(img); err != nil {
+			v.ps.add(field, "%v", err)
+			continue
+		}
+		if n := m.WarmPoolImages[img]; n < 0 {
+			v.ps.add(field, "%d is negative; set 0 or more waiting containers of %s", n, img)
+		}
+		if !slices.ContainsFunc(v.c.Services, func(s Service) bool { return s.Image == img }) {
+			v.ps.add(field, "no service names image %q, so its waiting containers would serve nothing; name it as a service's image exactly as written here, or remove it", img)
+		}
+	}
+}
+
 // ValidImage checks an image reference as the Docker engine reads it:
 // name[:tag] or name@digest, lower case, e.g. "registry.example.com/web:1.2".
 func ValidImage(ref string) error {
@@ -648,7 +675,7 @@ func (v *validator) capacity() {
 	if total == 0 {
 		return // no servers: already reported
 	}
-	need := max(m.WarmPool, 0)
+	need := m.PoolTotal()
 	var parts []string
 	for i, s := range v.c.Services {
 		if s.Slots < 1 {
@@ -662,8 +689,8 @@ func (v *validator) capacity() {
 			parts = append(parts, fmt.Sprintf("%s %d×%d", s.Name, r.Initial, s.Slots))
 		}
 	}
-	if m.WarmPool > 0 {
-		parts = append(parts, fmt.Sprintf("warm pool %d", m.WarmPool))
+	if n := m.PoolTotal(); n > 0 {
+		parts = append(parts, fmt.Sprintf("warm pool %d", n))
 	}
 	if need > total {
 		v.ps.add("manager.servers", "starting needs %d slots (%s) but the servers have %d; add a server, give servers more slots, or lower replicas.initial or warm_pool", need, strings.Join(parts, ", "), total)

@@ -662,3 +662,71 @@ func TestRunAs(t *testing.T) {
 		assert.Contains(t, ps[0].Message, want, in)
 	}
 }
+
+// TestWarmPoolPerImage: warm_pool is a number, or a mapping of the
+// Manager's image's pool (default) and one pool per service image; each
+// image must be one a service names, on the docker kind.
+func TestWarmPoolPerImage(t *testing.T) {
+	head := `manager:
+  kind: docker
+  node: {temporal: "host.docker.internal:7233"}
+  servers: [{name: local, address: 127.0.0.1, slots: 8, ports: 21200-21299}]
+`
+	svcs := `services:
+  - name: app
+    image: registry.example/app:1.2
+    replicas: {initial: 1, max: 2}
+  - name: web
+    command: /usr/local/bin/demo
+    replicas: {initial: 1, max: 2}
+`
+	tests := []struct {
+		name       string
+		pool       string
+		services   string
+		wantPool   int
+		wantImages map[string]int
+		want       []want
+	}{
+		{name: "a number", pool: "  warm_pool: 2\n", services: svcs, wantPool: 2},
+		{name: "default and images", pool: "  warm_pool:\n    default: 1\n    images: {\"registry.example/app:1.2\": 2}\n", services: svcs,
+			wantPool: 1, wantImages: map[string]int{"registry.example/app:1.2": 2}},
+		{name: "images alone", pool: "  warm_pool: {images: {\"registry.example/app:1.2\": 1}}\n", services: svcs,
+			wantImages: map[string]int{"registry.example/app:1.2": 1}},
+		{name: "an unknown key", pool: "  warm_pool: {defualt: 1}\n", services: svcs,
+			want: []want{{"manager.warm_pool.defualt", `unknown field "defualt"; did you mean "default"?`}}},
+		{name: "an image no service names", pool: "  warm_pool: {images: {\"registry.example/other:1\": 1}}\n", services: svcs,
+			want: []want{{"manager.warm_pool.images.registry.example/other:1", `no service names image "registry.example/other:1"`}}},
+		{name: "a negative size and a bad reference", pool: "  warm_pool: {images: {\"registry.example/app:1.2\": -1, \"Bad\": 1}}\n", services: svcs,
+			want: []want{
+				{"manager.warm_pool.images.Bad", `"Bad" is not an image reference`},
+				{"manager.warm_pool.images.registry.example/app:1.2", "-1 is negative"},
+			}},
+		{name: "the pools need room", pool: "  warm_pool: {default: 3, images: {\"registry.example/app:1.2\": 4}}\n", services: svcs,
+			want: []want{{"manager.servers", "starting needs 9 slots (app 1×1, web 1×1, warm pool 7) but the servers have 8"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(head+tc.pool+tc.services), "catalog.yaml")
+			if len(tc.want) == 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tc.wantPool, c.Manager.WarmPool)
+				assert.Equal(t, tc.wantImages, c.Manager.WarmPoolImages)
+				return
+			}
+			var cerr *Error
+			require.ErrorAs(t, err, &cerr)
+			require.Len(t, cerr.Problems, len(tc.want), "%v", cerr.Problems)
+			for i, w := range tc.want {
+				assert.Equal(t, w.field, cerr.Problems[i].Field)
+				assert.Contains(t, cerr.Problems[i].Message, w.msg)
+			}
+		})
+	}
+	standalone := validCatalog()
+	standalone.Manager.WarmPoolImages = map[string]int{"app:1": 1}
+	ps := standalone.Validate()
+	require.NotEmpty(t, ps)
+	assert.Equal(t, "manager.warm_pool.images", ps[0].Field)
+	assert.Contains(t, ps[0].Message, "only the docker kind runs services' own images")
+}

@@ -582,8 +582,10 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	}
 	if !m.imagesAllowed(ctx, c) {
 		// Before serviceImagesChange a service's image was refused (or, in
-		// runs that did not validate, ignored): those runs keep doing so.
-		if m.validates {
+		// runs that did not validate, ignored), and the warm pools per
+		// image were not known (dropped as the signal was decoded): those
+		// runs keep doing so.
+		if m.validates && slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
 			m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: imagesRefused(c, s.Source)})
 			return
 		}
@@ -591,6 +593,7 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		for i := range c.Services {
 			c.Services[i].Image = ""
 		}
+		c.Manager.WarmPoolImages = nil
 	}
 	if m.validates {
 		// The same check as msm catalog validate, on what arrived: the
@@ -926,7 +929,7 @@ const serviceImagesChange = "service-images"
 // of c. The version is asked only of a catalog that names an image, the
 // only one whose handling changed.
 func (m *manager) imagesAllowed(ctx workflow.Context, c catalog.Catalog) bool {
-	if !slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
+	if len(c.Manager.WarmPoolImages) == 0 && !slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
 		return true
 	}
 	return workflow.GetVersion(ctx, serviceImagesChange, workflow.DefaultVersion, 1) == 1
