@@ -274,8 +274,9 @@ type Service struct {
 	Command string   `yaml:"command" json:"command,omitempty"`
 	Args    []string `yaml:"args" json:"args,omitempty"`
 	// Image, on the docker kind, is the service's own image: its instances
-	// are containers of that image started for it (never a waiting
-	// container of manager.docker.image), pulled by the engine when
+	// are containers of that image started for it or waiting in that
+	// image's pool (never a waiting container of manager.docker.image),
+	// pulled by the engine when
 	// missing, with msm's agent copied in to run it. Without Command the
 	// image's own entrypoint runs (Args, when set, replace its CMD, as in
 	// `docker run IMAGE ARGS`). Other kinds refuse it: they run services

@@ -129,3 +129,60 @@ func TestContainerListCarriesImages(t *testing.T) {
 	var bad ContainerList
 	assert.ErrorContains(t, json.Unmarshal([]byte(`{"servers":["s1"],"services":[""],"rows":[["m-c1",0,1,"waiting",0,0,0,"",3]]}`), &bad), "names image 3, beyond the list")
 }
+
+// TestWarmPoolPerImage: with a pool per service image, waiting containers
+// of that image are started and kept for its services: the service loads
+// one, the refill replaces it, a surplus instance returns to it; the
+// Manager's image's pool and services stay apart from it.
+func TestWarmPoolPerImage(t *testing.T) {
+	app := imaged("app", "registry.example/app:1.2", 1)
+	pools := func(def, img int, services ...catalog.Service) *catalog.Catalog {
+		c := dockerCat(def, []catalog.Server{big1, big2}, services...)
+		c.Manager.WarmPoolImages = map[string]int{app.Image: img}
+		return c
+	}
+	appWaiting := func(id, server string, port int) Container { return ofImg(waiting(id, server, port), app.Image) }
+	runDecide(t, []decideCase{
+		{
+			name: "provision: each pool gets its waiting containers, the service a new container of its image",
+			state: State{Manager: mgr, Catalog: pools(1, 2, svc("web", 1, 1), app),
+				Inventory: &Inventory{Seq: 0, Servers: []Server{ready(big1), ready(big2)}}},
+			ops: []string{"provision: start m-c1@s1:20000=web start m-c2@s2:21000=app of registry.example/app:1.2 start m-c3@s1:20001 " +
+				"start m-c4@s2:21001 of registry.example/app:1.2 start m-c5@s1:20002 of registry.example/app:1.2"},
+		},
+		{
+			name: "extend: the service loads a waiting container of its image; the refill waits",
+			state: State{Manager: mgr, Catalog: pools(1, 1, svc("web", 1, 1), app),
+				Inventory: twoServers(loaded("m-c1", "s1", 20000, "web"), ofImg(loaded("m-c2", "s1", 20001, "app"), app.Image),
+					waiting("m-c3", "s2", 21000), appWaiting("m-c4", "s2", 21001)),
+				Desired: func(s catalog.Service) int { return s.Replicas.Initial + map[string]int{"app": 1}[s.Name] }, Extending: []string{"app"}},
+			ops: []string{"extend app: load m-c4=app of registry.example/app:1.2"},
+		},
+		{
+			name: "the plain service never takes the image's waiting container",
+			state: State{Manager: mgr, Catalog: pools(0, 1, svc("web", 1, 1), app),
+				Inventory: twoServers(ofImg(loaded("m-c1", "s1", 20000, "app"), app.Image), appWaiting("m-c2", "s2", 21000))},
+			ops: []string{"provision: start m-c10@s1:20001=web"},
+		},
+		{
+			name: "refill: the image's pool is short",
+			state: State{Manager: mgr, Catalog: pools(1, 1, app),
+				Inventory: twoServers(ofImg(loaded("m-c1", "s1", 20000, "app"), app.Image), waiting("m-c2", "s2", 21000))},
+			ops:     []string{"refill: start m-c10@s1:20001 of registry.example/app:1.2"},
+			reasons: []string{"warm pool 1 below its size 2"},
+		},
+		{
+			name: "shrink: a surplus instance returns to its image's short pool",
+			state: State{Manager: mgr, Catalog: pools(0, 1, app),
+				Inventory: twoServers(ofImg(loaded("m-c1", "s1", 20000, "app"), app.Image), ofImg(loaded("m-c2", "s2", 21000, "app"), app.Image))},
+			ops: []string{"shrink app: unload m-c2"},
+		},
+		{
+			name: "shrink: its image's pool full, a surplus instance is destroyed",
+			state: State{Manager: mgr, Catalog: pools(0, 1, app),
+				Inventory: twoServers(ofImg(loaded("m-c1", "s1", 20000, "app"), app.Image), ofImg(loaded("m-c2", "s2", 21000, "app"), app.Image),
+					appWaiting("m-c3", "s1", 20001))},
+			ops: []string{"shrink app: destroy m-c2 release s2"},
+		},
+	})
+}

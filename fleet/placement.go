@@ -309,12 +309,16 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 	}
 	if !slices.Contains(hold, "") {
-		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
-			if why := start("", "", 1); why.why != "" {
-				if why.why != waitHeld {
-					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
+		// The Manager's image's pool first, then each service image's.
+	pools:
+		for _, p := range cat.Manager.Pools() {
+			for missing := p.Size - inv.PoolOf(p.Image); missing > 0 && !full(); missing-- {
+				if why := start("", p.Image, 1); why.why != "" {
+					if why.why != waitHeld {
+						plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
+					}
+					break pools
 				}
-				break
 			}
 		}
 	}

@@ -122,13 +122,13 @@ func (n *Docker) ensureImage(ctx context.Context, in workflows.StartContainerInp
 		return imageConfig{}, fmt.Errorf("pulling image %s, %w", in.Image, err)
 	}
 	n.cfg.Log.Warn("pulling image failed", "image", in.Image, "service", in.Service, "error", err)
-	service := in.Service
-	if service == "" {
-		service = "the service's"
+	fix := "the image of service " + in.Service
+	if in.Service == "" {
+		fix = "manager.warm_pool.images" // a waiting container of that image's pool
 	}
 	return imageConfig{}, temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("image %q not found on server %s and not pulled (%v): build it on that engine or push it to a registry it can pull from, or fix the image of service %s in the catalog",
-			in.Image, n.cfg.Server, err, service), workflows.ErrImageNotFound, err)
+		fmt.Sprintf("image %q not found on server %s and not pulled (%v): build it on that engine or push it to a registry it can pull from, or fix %s in the catalog",
+			in.Image, n.cfg.Server, err, fix), workflows.ErrImageNotFound, err)
 }
 
 // inspectImage reads an image's config; a not-found error says the engine

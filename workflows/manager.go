@@ -1060,7 +1060,7 @@ func (m *manager) status() (Status, error) {
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
-		st.WarmPool = m.st.Catalog.Manager.WarmPool
+		st.WarmPool = m.st.Catalog.Manager.PoolTotal()
 		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
 			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name]}

@@ -21,9 +21,10 @@ import (
 )
 
 // imageCatalog is a docker-kind catalog with three services: app, of its
-// own image (the demo alone, its ENTRYPOINT, no command in the catalog);
-// ghost, of an image that exists nowhere; web, a program of the Manager's
-// image, which the warm pool serves.
+// own image (the demo alone, its ENTRYPOINT, no command in the catalog),
+// with a warm pool of one container of that image; ghost, of an image that
+// exists nowhere; web, a program of the Manager's image, which the
+// Manager's image's warm pool of one serves.
 func (c *cluster) imageCatalog(appImage, ghostImage string) {
 	c.t.Helper()
 	c.ranges = map[string][2]int{"local": {c.base, c.base + 19}}
@@ -31,7 +32,9 @@ func (c *cluster) imageCatalog(appImage, ghostImage string) {
 	require.NoError(c.t, err)
 	yaml := fmt.Sprintf(`manager:
   kind: docker
-  warm_pool: 1
+  warm_pool:
+    default: 1
+    images: {"%s": 1}
   docker:
     image: %s
   node:
@@ -55,7 +58,7 @@ services:
     args: ["--port={{.Port}}", "--name={{.Service}}", "--listen=0.0.0.0"]
     replicas: {initial: 1, min: 1, max: 2}
     health: {path: /healthz}
-`, image, port, c.base, c.base+19, appImage, ghostImage)
+`, appImage, image, port, c.base, c.base+19, appImage, ghostImage)
 	require.NoError(c.t, os.WriteFile(c.catalog, []byte(yaml), 0o644))
 }
 
@@ -81,9 +84,11 @@ func imageOfContainer(t *testing.T, id string) string {
 // TestDockerKindRunsAServicesOwnImage: on the docker kind, a service that
 // names an image of its own (built here: the demo alone, FROM scratch,
 // its ENTRYPOINT; no msm in it) runs in a container of that image started
-// for it — the warm pool's container, of the Manager's image, goes to the
-// service without one — and answers on its port; its MicroService killed,
-// then its whole container killed, it is recovered each time in a new
+// for it — the warm pool's container of the Manager's image goes to the
+// service without one, and a pool of one waiting container of its image
+// is kept beside — and answers on its port; its MicroService killed, it is
+// recovered at once in the waiting container of its image (and that pool
+// refilled); its whole container killed, it is recovered again in a
 // container of its image. A service naming an image that exists nowhere
 // fails alone, in crash-loop back-off, with the reason in status and
 // `msm why`, while the others keep serving.
@@ -103,7 +108,7 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	// its image's reason.
 	ready := func(st workflows.Status) bool {
 		g := serviceOf(st, "ghost")
-		return serviceOf(st, "app").Ready == 1 && serviceOf(st, "web").Ready == 1 && count(st, "waiting") == 1 &&
+		return serviceOf(st, "app").Ready == 1 && serviceOf(st, "web").Ready == 1 && count(st, "waiting") == 2 &&
 			g.Ready == 0 && g.Failures >= 2 && g.RetryAt != nil
 	}
 	st := c.waitFor("app and web serving, ghost in back-off", 2*time.Minute, ready)
@@ -123,11 +128,19 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	require.Len(t, web, 1)
 	assert.Empty(t, web[0].Image)
 	assert.Equal(t, image, imageOfContainer(t, web[0].ID), "web runs in a container of the Manager's image")
+	var appPool string // the waiting container of app's image
 	for _, ct := range st.Containers {
-		if ct.State == "waiting" {
-			assert.Equal(t, image, imageOfContainer(t, ct.ID), "the warm pool is of the Manager's image")
+		if ct.State != "waiting" {
+			continue
+		}
+		if ct.Image == appImage {
+			appPool = ct.ID
+			assert.Equal(t, appImage, imageOfContainer(t, ct.ID))
+		} else {
+			assert.Equal(t, image, imageOfContainer(t, ct.ID), "the Manager's image's pool")
 		}
 	}
+	require.NotEmpty(t, appPool, "a waiting container of app's image")
 	// app's MicroService is the image's entrypoint, run by the agent as
 	// the container's own user.
 	pids := procfs.UserProcesses(agentapi.ServiceUID(c.manager, app[0].ID))
@@ -137,7 +150,7 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	assert.Equal(t, "/app/demo\x00--listen=0.0.0.0\x00", string(cmdline))
 
 	// The MicroService killed: its agent reports it, and app is back in
-	// a new container of its image.
+	// the waiting container of its image; that pool is refilled.
 	start := time.Now()
 	require.NoError(t, syscall.Kill(pids[0], syscall.SIGKILL))
 	st = c.waitFor("app recovered after its MicroService was killed", time.Minute, func(st workflows.Status) bool {
@@ -146,7 +159,17 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	})
 	figure(t, "docker kind, own image: kill -9 of the MicroService → back at desired", time.Since(start))
 	again := loadedOf(st, "app")[0]
+	assert.Equal(t, appPool, again.ID, "the replacement is the waiting container of app's image")
 	assert.Equal(t, appImage, imageOfContainer(t, again.ID))
+	st = c.waitFor("app's pool refilled", time.Minute, func(st workflows.Status) bool {
+		n := 0
+		for _, ct := range st.Containers {
+			if ct.State == "waiting" && ct.Image == appImage {
+				n++
+			}
+		}
+		return n == 1 && count(st, "waiting") == 2
+	})
 	c.assertServing(st)
 
 	// The container killed: the engine's die event is reported, and app
