@@ -210,4 +210,10 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	out, err = docker("images", "-q", ghostImage)
 	require.NoError(t, err)
 	assert.Empty(t, strings.TrimSpace(out), "nothing of the missing image")
+
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		// A Manager past service-images: images, pools per image, a
+		// service in back-off for its missing image.
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-service-images.json")
+	}
 }
