@@ -8,7 +8,6 @@ package catalog
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -52,9 +51,10 @@ type Manager struct {
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
 	// WarmPoolImages is the docker kind's warm pool per service image: how
 	// many waiting containers of each image the Manager keeps ready for the
-	// services that name it (warm_pool.images). Left out of JSON when
-	// empty, so a catalog without it encodes as before.
-	WarmPoolImages map[string]int `yaml:"-" json:"warm_pool_images,omitempty"`
+	// services that name it (warm_pool.images), by image name. A list, not
+	// a map, so that workflow code walks it in one order. Left out of JSON
+	// when empty, so a catalog without it encodes as before.
+	WarmPoolImages []Pool `yaml:"-" json:"warm_pool_images,omitempty"`
 	// Placement is how a new container picks among the servers in use with
 	// room: spread (default: the most free slots) or binpack (the fewest).
 	Placement string `yaml:"placement" json:"placement,omitempty"`
@@ -109,18 +109,14 @@ const SimulatedPorts = 20000
 // Pool is one warm pool: Size waiting containers of Image ("" the
 // Manager's own).
 type Pool struct {
-	Image string
-	Size  int
+	Image string `json:"image"`
+	Size  int    `json:"size"`
 }
 
 // Pools are the warm pools the catalog asks for: the Manager's image's
-// first, then one per image of WarmPoolImages, by name.
+// first, then those of WarmPoolImages.
 func (m Manager) Pools() []Pool {
-	out := []Pool{{Size: m.WarmPool}}
-	for _, img := range slices.Sorted(maps.Keys(m.WarmPoolImages)) {
-		out = append(out, Pool{Image: img, Size: m.WarmPoolImages[img]})
-	}
-	return out
+	return append([]Pool{{Size: m.WarmPool}}, m.WarmPoolImages...)
 }
 
 // PoolSize is the warm pool of image ("" the Manager's).
@@ -128,14 +124,19 @@ func (m Manager) PoolSize(image string) int {
 	if image == "" {
 		return m.WarmPool
 	}
-	return m.WarmPoolImages[image]
+	for _, p := range m.WarmPoolImages {
+		if p.Image == image {
+			return p.Size
+		}
+	}
+	return 0
 }
 
 // PoolTotal is every warm pool's size together.
 func (m Manager) PoolTotal() int {
-	n := max(m.WarmPool, 0)
-	for _, k := range m.WarmPoolImages {
-		n += max(k, 0)
+	n := 0
+	for _, p := range m.Pools() {
+		n += max(p.Size, 0)
 	}
 	return n
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -331,7 +332,10 @@ func (d *decoder) warmPool(n *yaml.Node, m reflect.Value, path string, depth int
 	}
 	d.structure(resolve(n), reflect.ValueOf(&spec).Elem(), path, depth)
 	mgr := m.Addr().Interface().(*Manager)
-	mgr.WarmPool, mgr.WarmPoolImages = spec.Default, spec.Images
+	mgr.WarmPool, mgr.WarmPoolImages = spec.Default, nil
+	for _, img := range slices.Sorted(maps.Keys(spec.Images)) {
+		mgr.WarmPoolImages = append(mgr.WarmPoolImages, Pool{Image: img, Size: spec.Images[img]})
+	}
 }
 
 // mapping decodes a mapping into a map[string]string (Env).

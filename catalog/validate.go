@@ -518,14 +518,21 @@ func (v *validator) imagePools() {
 		v.ps.add("manager.warm_pool.images", "only the docker kind runs services' own images; write warm_pool as a number on the %s kind", m.Kind)
 		return
 	}
-	for _, img := range slices.Sorted(maps.Keys(m.WarmPoolImages)) {
+	seen := map[string]bool{}
+	for _, p := range m.WarmPoolImages {
+		img := p.Image
 		field := "manager.warm_pool.images." + img
+		if seen[img] {
+			v.ps.add(field, "image %q has two pools; give it one", img)
+			continue
+		}
+		seen[img] = true
 		if err := ValidImage(img); err != nil {
 			v.ps.add(field, "%v", err)
 			continue
 		}
-		if n := m.WarmPoolImages[img]; n < 0 {
-			v.ps.add(field, "%d is negative; set 0 or more waiting containers of %s", n, img)
+		if p.Size < 0 {
+			v.ps.add(field, "%d is negative; set 0 or more waiting containers of %s", p.Size, img)
 		}
 		if !slices.ContainsFunc(v.c.Services, func(s Service) bool { return s.Image == img }) {
 			v.ps.add(field, "no service names image %q, so its waiting containers would serve nothing; name it as a service's image exactly as written here, or remove it", img)

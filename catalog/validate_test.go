@@ -685,14 +685,14 @@ func TestWarmPoolPerImage(t *testing.T) {
 		pool       string
 		services   string
 		wantPool   int
-		wantImages map[string]int
+		wantImages []Pool
 		want       []want
 	}{
 		{name: "a number", pool: "  warm_pool: 2\n", services: svcs, wantPool: 2},
 		{name: "default and images", pool: "  warm_pool:\n    default: 1\n    images: {\"registry.example/app:1.2\": 2}\n", services: svcs,
-			wantPool: 1, wantImages: map[string]int{"registry.example/app:1.2": 2}},
+			wantPool: 1, wantImages: []Pool{{Image: "registry.example/app:1.2", Size: 2}}},
 		{name: "images alone", pool: "  warm_pool: {images: {\"registry.example/app:1.2\": 1}}\n", services: svcs,
-			wantImages: map[string]int{"registry.example/app:1.2": 1}},
+			wantImages: []Pool{{Image: "registry.example/app:1.2", Size: 1}}},
 		{name: "an unknown key", pool: "  warm_pool: {defualt: 1}\n", services: svcs,
 			want: []want{{"manager.warm_pool.defualt", `unknown field "defualt"; did you mean "default"?`}}},
 		{name: "an image no service names", pool: "  warm_pool: {images: {\"registry.example/other:1\": 1}}\n", services: svcs,
@@ -724,9 +724,19 @@ func TestWarmPoolPerImage(t *testing.T) {
 		})
 	}
 	standalone := validCatalog()
-	standalone.Manager.WarmPoolImages = map[string]int{"app:1": 1}
+	standalone.Manager.WarmPoolImages = []Pool{{Image: "app:1", Size: 1}}
 	ps := standalone.Validate()
 	require.NotEmpty(t, ps)
 	assert.Equal(t, "manager.warm_pool.images", ps[0].Field)
 	assert.Contains(t, ps[0].Message, "only the docker kind runs services' own images")
+
+	// Two pools of one image can only come from JSON (a signal, a row).
+	twice := validCatalog()
+	dockerKind(twice)
+	twice.Services[0].Image = "app:1"
+	twice.Manager.WarmPoolImages = []Pool{{Image: "app:1", Size: 1}, {Image: "app:1", Size: 2}}
+	ps = twice.Validate()
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Equal(t, "manager.warm_pool.images.app:1", ps[0].Field)
+	assert.Contains(t, ps[0].Message, `image "app:1" has two pools; give it one`)
 }

@@ -138,7 +138,7 @@ func TestWarmPoolPerImage(t *testing.T) {
 	app := imaged("app", "registry.example/app:1.2", 1)
 	pools := func(def, img int, services ...catalog.Service) *catalog.Catalog {
 		c := dockerCat(def, []catalog.Server{big1, big2}, services...)
-		c.Manager.WarmPoolImages = map[string]int{app.Image: img}
+		c.Manager.WarmPoolImages = []catalog.Pool{{Image: app.Image, Size: img}}
 		return c
 	}
 	appWaiting := func(id, server string, port int) Container { return ofImg(waiting(id, server, port), app.Image) }
