@@ -9,10 +9,12 @@ BIN   := $(CURDIR)/bin
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
 .DEFAULT_GOAL := help
-.PHONY: help build dev test fuzz check bench clean image temporal-image docker-clean chromium vm-tools
+.PHONY: help build dev test fuzz check bench clean image demo-image temporal-image docker-clean chromium vm-tools
 
-# IMAGE is the tag `make image` builds; TEMPORAL_IMAGE `make temporal-image`'s.
+# IMAGE is the tag `make image` builds; DEMO_IMAGE `make demo-image`'s;
+# TEMPORAL_IMAGE `make temporal-image`'s.
 IMAGE ?= msm:dev
+DEMO_IMAGE ?= msm-demo:dev
 TEMPORAL_IMAGE ?= msm-temporal:dev
 # MANAGER is the Manager whose containers `make docker-clean` removes.
 MANAGER ?= local
@@ -32,6 +34,12 @@ image: ## build the msm image FROM scratch (static msm, msm-agent and demo; noth
 	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/demo ./examples/demo && \
 	cp build/Dockerfile $$ctx/Dockerfile && \
 	docker build -q -t $(IMAGE) $$ctx
+
+demo-image: ## build the example MicroService's own image FROM scratch (static demo, its ENTRYPOINT; no msm in it) as $(DEMO_IMAGE)
+	@mkdir -p .msm && ctx=$$(mktemp -d .msm/image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
+	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/demo ./examples/demo && \
+	cp build/demo.Dockerfile $$ctx/Dockerfile && \
+	docker build -q -t $(DEMO_IMAGE) $$ctx
 
 bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) once, static; ~7-11 min the first time
 	export CGO_ENABLED=0 && $(TOOL_INSTALL) github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)

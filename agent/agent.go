@@ -61,6 +61,10 @@ type Config struct {
 	// the window after which its silence means it is hung. "": none (a
 	// docker node, or an agent started by hand).
 	Heartbeat string
+	// Image is what the container's image runs by itself, when the
+	// container is of a service's own image (agentapi.ImageEnv, from a
+	// docker node): a service with no command runs it. Nil: none.
+	Image *agentapi.ImageCommand
 }
 
 // Agent is a running container agent.
@@ -231,6 +235,18 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		return agentapi.LoadServiceResult{}, wire.NonRetryable(
 			fmt.Sprintf("rendering the command of %s, %v", in.Service.Name, err), agentapi.ErrLoadFailed, err)
 	}
+	var imageEnv []string // the image's own, under msm's and the catalog's
+	if name == "" {
+		// No command: the program of the service's own image.
+		if a.cfg.Image == nil || len(a.cfg.Image.Argv(args)) == 0 {
+			return agentapi.LoadServiceResult{}, wire.NonRetryable(
+				fmt.Sprintf("%s names no command, and container %s runs no image of its own that has one: set the service's command (or an image with an ENTRYPOINT or CMD)", in.Service.Name, a.cfg.Container),
+				agentapi.ErrLoadFailed, nil)
+		}
+		argv := a.cfg.Image.Argv(args)
+		name, args = argv[0], argv[1:]
+		imageEnv = a.cfg.Image.Env
+	}
 	// The port was free when the node started this container, but a waiting
 	// container holds no socket: another process may have taken it since.
 	if err := hostport.Free(in.Port); err != nil {
@@ -272,7 +288,7 @@ func (a *Agent) LoadService(ctx context.Context, in agentapi.LoadServiceInput) (
 		// In its cgroup, within its limits, from its first instruction.
 		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
 	}
-	cmd.Env = append(serviceEnv(os.Environ()), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
+	cmd.Env = append(append(serviceEnv(os.Environ()), imageEnv...), "PORT="+strconv.Itoa(in.Port), "MSM_SERVICE="+in.Service.Name)
 	cmd.Env = append(cmd.Env, env...)
 	out := &tail{max: 4096}
 	cmd.Stdout = io.MultiWriter(os.Stdout, out)

@@ -657,3 +657,52 @@ func TestReadyAnswersForItsOwnContainerOnly(t *testing.T) {
 	assert.Equal(t, "WrongContainer", app.Type)
 	assert.True(t, app.NonRetryable)
 }
+
+// TestLoadServiceRunsTheImagesCommand: in a container of a service's own
+// image, a service with no command runs the image's entrypoint with its
+// cmd, or with the catalog's args in the cmd's place, in the image's
+// environment under msm's and the catalog's; without such an image it
+// fails to load, saying what to set.
+func TestLoadServiceRunsTheImagesCommand(t *testing.T) {
+	image := &agentapi.ImageCommand{Entrypoint: []string{demo, "--listen=127.0.0.1"}, Cmd: []string{"--name=from-the-image"},
+		Env: []string{"IMAGE_VAR=image", "PORT=1", "SHARED=image"}}
+	tests := []struct {
+		name     string
+		image    *agentapi.ImageCommand
+		args     []string
+		wantName string // "" is the service's name
+		wantErr  string
+	}{
+		{name: "entrypoint and cmd", image: image, wantName: "from-the-image"},
+		{name: "the catalog's args replace the cmd", image: image, args: []string{"--name={{.Service}}"}},
+		{name: "no image: no command to run", wantErr: "names no command, and container c1 runs no image of its own that has one"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := agent.New(agent.Config{Container: "c1", Server: "s1", Manager: "test",
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Image: tc.image})
+			require.NoError(t, err)
+			name := uniqueName("image")
+			cleanup(t, name)
+			port := freePort(t)
+			s := demoService(name)
+			s.Command, s.Args = "", tc.args
+			s.Env = map[string]string{"SHARED": "catalog"}
+			res, err := load(t, a, agentapi.LoadServiceInput{Container: "c1", Server: "s1", Port: port, Service: s}, nil)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			want := tc.wantName
+			if want == "" {
+				want = name
+			}
+			require.Equal(t, identity{Service: want, Port: port, PID: res.PID}, whoAnswers(t, port))
+			env := environOf(t, res.PID)
+			assert.Equal(t, "image", env["IMAGE_VAR"])
+			assert.Equal(t, "catalog", env["SHARED"], "the catalog's env over the image's")
+			assert.Equal(t, strconv.Itoa(port), env["PORT"], "the leased port over the image's PORT")
+		})
+	}
+}

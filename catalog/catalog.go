@@ -45,8 +45,16 @@ type Manager struct {
 	// Kind is the provider: standalone (default), docker, ec2, azure or
 	// simulated.
 	Kind string `yaml:"kind" json:"kind"`
-	// WarmPool is how many waiting containers the Manager keeps ready.
+	// WarmPool is how many waiting containers the Manager keeps ready (of
+	// manager.docker.image on the docker kind). YAML writes it as a number,
+	// or as {default: N, images: {IMAGE: n}} with WarmPoolImages.
 	WarmPool int `yaml:"warm_pool" json:"warm_pool"`
+	// WarmPoolImages is the docker kind's warm pool per service image: how
+	// many waiting containers of each image the Manager keeps ready for the
+	// services that name it (warm_pool.images), by image name. A list, not
+	// a map, so that workflow code walks it in one order. Left out of JSON
+	// when empty, so a catalog without it encodes as before.
+	WarmPoolImages []Pool `yaml:"-" json:"warm_pool_images,omitempty"`
 	// Placement is how a new container picks among the servers in use with
 	// room: spread (default: the most free slots) or binpack (the fewest).
 	Placement string `yaml:"placement" json:"placement,omitempty"`
@@ -97,6 +105,41 @@ type Simulated struct {
 
 // SimulatedPorts is where the ports of a simulated server start.
 const SimulatedPorts = 20000
+
+// Pool is one warm pool: Size waiting containers of Image ("" the
+// Manager's own).
+type Pool struct {
+	Image string `json:"image"`
+	Size  int    `json:"size"`
+}
+
+// Pools are the warm pools the catalog asks for: the Manager's image's
+// first, then those of WarmPoolImages.
+func (m Manager) Pools() []Pool {
+	return append([]Pool{{Size: m.WarmPool}}, m.WarmPoolImages...)
+}
+
+// PoolSize is the warm pool of image ("" the Manager's).
+func (m Manager) PoolSize(image string) int {
+	if image == "" {
+		return m.WarmPool
+	}
+	for _, p := range m.WarmPoolImages {
+		if p.Image == image {
+			return p.Size
+		}
+	}
+	return 0
+}
+
+// PoolTotal is every warm pool's size together.
+func (m Manager) PoolTotal() int {
+	n := 0
+	for _, p := range m.Pools() {
+		n += max(p.Size, 0)
+	}
+	return n
+}
 
 // Launches reports whether the kind launches its servers as it needs them
 // (ec2, azure, simulated) rather than using those listed under servers.
@@ -231,10 +274,14 @@ type Service struct {
 	// azure). Both are Go templates over TemplateData, e.g. "--port={{.Port}}".
 	Command string   `yaml:"command" json:"command,omitempty"`
 	Args    []string `yaml:"args" json:"args,omitempty"`
-	// Image is not read: on the docker kind every container runs from
-	// manager.docker.image, and a service names its program with Command.
-	// It is kept so a catalog that sets it gets an explanation, not
-	// "unknown field".
+	// Image, on the docker kind, is the service's own image: its instances
+	// are containers of that image started for it or waiting in that
+	// image's pool (never a waiting container of manager.docker.image),
+	// pulled by the engine when
+	// missing, with msm's agent copied in to run it. Without Command the
+	// image's own entrypoint runs (Args, when set, replace its CMD, as in
+	// `docker run IMAGE ARGS`). Other kinds refuse it: they run services
+	// as processes.
 	Image string `yaml:"image" json:"image,omitempty"`
 	// Env values are templates over TemplateData too.
 	Env      map[string]string `yaml:"env" json:"env,omitempty"`

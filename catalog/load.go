@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -184,6 +185,7 @@ func join(path, name string) string {
 var (
 	durationType  = reflect.TypeFor[time.Duration]()
 	portRangeType = reflect.TypeFor[PortRange]()
+	managerType   = reflect.TypeFor[Manager]()
 )
 
 // value decodes n into v, the field at path.
@@ -313,7 +315,26 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string, depth in
 			continue
 		}
 		d.lines[p] = e.key.Line
+		if v.Type() == managerType && e.name == "warm_pool" && resolve(e.value).Kind == yaml.MappingNode {
+			d.warmPool(e.value, v, p, depth+1)
+			continue
+		}
 		d.value(e.value, v.Field(i), p, depth+1)
+	}
+}
+
+// warmPool decodes warm_pool written as a mapping: {default: N, images:
+// {IMAGE: n}} (the docker kind's pools per service image).
+func (d *decoder) warmPool(n *yaml.Node, m reflect.Value, path string, depth int) {
+	var spec struct {
+		Default int            `yaml:"default"`
+		Images  map[string]int `yaml:"images"`
+	}
+	d.structure(resolve(n), reflect.ValueOf(&spec).Elem(), path, depth)
+	mgr := m.Addr().Interface().(*Manager)
+	mgr.WarmPool, mgr.WarmPoolImages = spec.Default, nil
+	for _, img := range slices.Sorted(maps.Keys(spec.Images)) {
+		mgr.WarmPoolImages = append(mgr.WarmPoolImages, Pool{Image: img, Size: spec.Images[img]})
 	}
 }
 

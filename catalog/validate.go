@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/distribution/reference"
 )
 
 // Validate checks a defaulted catalog (see Default) and returns every
@@ -41,7 +43,7 @@ const MaxContainers = 15000
 // Containers is how many containers the catalog starts: every service's
 // initial replicas and the warm pool.
 func (c *Catalog) Containers() int {
-	n := max(c.Manager.WarmPool, 0)
+	n := c.Manager.PoolTotal()
 	for _, s := range c.Services {
 		n += max(s.Replicas.Initial, 0)
 	}
@@ -109,6 +111,7 @@ func (v *validator) manager() {
 	if m.WarmPool < 0 {
 		v.ps.add("manager.warm_pool", "%d is negative; set 0 for no warm pool, or how many waiting containers to keep ready", m.WarmPool)
 	}
+	v.imagePools()
 	if m.ForgetAfter < m.Liveness {
 		v.ps.add("manager.forget_after", "%s is shorter than manager.liveness (%s): a server is forgotten only once lost; set at least that, such as %q", m.ForgetAfter, m.Liveness, "10m")
 	}
@@ -523,18 +526,65 @@ func isNumber(s string) bool {
 	return true
 }
 
-// artifact checks that the service says what to run on this kind.
+// artifact checks that the service says what to run on this kind: a
+// command, or on the docker kind an image of its own.
 func (v *validator) artifact(item string, s Service) {
 	kind := v.c.Manager.Kind
 	switch {
+	case kind == KindDocker && s.Image != "":
+		if err := ValidImage(s.Image); err != nil {
+			v.ps.add(item+".image", "%v", err)
+		}
 	case processKind(kind) && strings.TrimSpace(s.Command) == "" && kind == KindDocker:
-		v.ps.add(item+".command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\"")
+		v.ps.add(item+".command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\", or set image to the service's own image")
 	case processKind(kind) && strings.TrimSpace(s.Command) == "":
 		v.ps.add(item+".command", "the %s kind starts services as processes and needs a command; set command to the program to run, e.g. \"bin/demo\"", kind)
 	}
-	if s.Image != "" {
-		v.ps.add(item+".image", "a service does not name an image: on the docker kind every container runs from manager.docker.image, which holds msm and the services' programs; build one FROM it with your program, set it as manager.docker.image, and set command")
+	if s.Image != "" && kind != KindDocker {
+		v.ps.add(item+".image", "only the docker kind runs a service's own image; the %s kind starts services as processes: remove image and set command to the program to run", kind)
 	}
+}
+
+// imagePools checks warm_pool.images: the docker kind only, each an image
+// a service names, each size 0 or more.
+func (v *validator) imagePools() {
+	m := v.c.Manager
+	if len(m.WarmPoolImages) == 0 {
+		return
+	}
+	if m.Kind != KindDocker {
+		v.ps.add("manager.warm_pool.images", "only the docker kind runs services' own images; write warm_pool as a number on the %s kind", m.Kind)
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range m.WarmPoolImages {
+		img := p.Image
+		field := "manager.warm_pool.images." + img
+		if seen[img] {
+			v.ps.add(field, "image %q has two pools; give it one", img)
+			continue
+		}
+		seen[img] = true
+		if err := ValidImage(img); err != nil {
+			v.ps.add(field, "%v", err)
+			continue
+		}
+		if p.Size < 0 {
+			v.ps.add(field, "%d is negative; set 0 or more waiting containers of %s", p.Size, img)
+		}
+		if !slices.ContainsFunc(v.c.Services, func(s Service) bool { return s.Image == img }) {
+			v.ps.add(field, "no service names image %q, so its waiting containers would serve nothing; name it as a service's image exactly as written here, or remove it", img)
+		}
+	}
+}
+
+// ValidImage checks an image reference as the Docker engine reads it:
+// name[:tag] or name@digest, lower case, e.g. "registry.example.com/web:1.2".
+func ValidImage(ref string) error {
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		return fmt.Errorf("%q is not an image reference (%v); write name[:tag] or name@digest in lower case, e.g. \"registry.example.com/web:1.2\"", ref, err)
+	}
+	return nil
 }
 
 func (v *validator) replicas(field string, r Replicas) {
@@ -670,7 +720,7 @@ func (v *validator) capacity() {
 	if total == 0 {
 		return // no servers: already reported
 	}
-	need := max(m.WarmPool, 0)
+	need := m.PoolTotal()
 	var parts []string
 	for i, s := range v.c.Services {
 		if s.Slots < 1 {
@@ -684,8 +734,8 @@ func (v *validator) capacity() {
 			parts = append(parts, fmt.Sprintf("%s %d×%d", s.Name, r.Initial, s.Slots))
 		}
 	}
-	if m.WarmPool > 0 {
-		parts = append(parts, fmt.Sprintf("warm pool %d", m.WarmPool))
+	if n := m.PoolTotal(); n > 0 {
+		parts = append(parts, fmt.Sprintf("warm pool %d", n))
 	}
 	if need > total {
 		v.ps.add("manager.servers", "starting needs %d slots (%s) but the servers have %d; add a server, give servers more slots, or lower replicas.initial or warm_pool", need, strings.Join(parts, ", "), total)

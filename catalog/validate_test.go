@@ -299,12 +299,33 @@ func TestValidate(t *testing.T) {
 			modify: dockerKind,
 		},
 		{
-			name: "docker kind: a service names an image",
+			name: "docker kind: a service with its own image needs no command",
 			modify: func(c *Catalog) {
 				dockerKind(c)
 				c.Services[0].Image = "ghcr.io/acme/web:1"
+				c.Services[0].Command = ""
+				c.Services[1].Image = "localhost:5000/api@sha256:" + strings.Repeat("ab", 32)
 			},
-			want: []want{{"services[0].image", "a service does not name an image: on the docker kind every container runs from manager.docker.image"}},
+		},
+		{
+			name: "docker kind: an image reference the engine would refuse",
+			modify: func(c *Catalog) {
+				dockerKind(c)
+				c.Services[0].Image = "Acme/Web:1"
+				c.Services[0].Command = ""
+				c.Services[1].Image = "web:1 2"
+			},
+			want: []want{
+				{"services[0].image", `"Acme/Web:1" is not an image reference (invalid reference format: repository name (Web) must be lowercase); write name[:tag] or name@digest in lower case`},
+				{"services[1].image", `"web:1 2" is not an image reference (invalid reference format)`},
+			},
+		},
+		{
+			name: "standalone kind refuses a service's image",
+			modify: func(c *Catalog) {
+				c.Services[0].Image = "ghcr.io/acme/web:1"
+			},
+			want: []want{{"services[0].image", "only the docker kind runs a service's own image; the standalone kind starts services as processes: remove image and set command"}},
 		},
 		{
 			name: "docker kind needs a command and the node settings",
@@ -317,7 +338,7 @@ func TestValidate(t *testing.T) {
 			want: []want{
 				{"manager.node.temporal", "the docker kind's node and container agents run in containers, which must reach Temporal"},
 				{"manager.docker.image", `"" is not an image reference`},
-				{"services[1].command", "the docker kind starts services as processes inside manager.docker.image and needs a command"},
+				{"services[1].command", "the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. \"/usr/local/bin/demo\", or set image to the service's own image"},
 			},
 		},
 		{
@@ -640,4 +661,82 @@ func TestRunAs(t *testing.T) {
 		assert.Equal(t, "services[0].run_as", ps[0].Field, in)
 		assert.Contains(t, ps[0].Message, want, in)
 	}
+}
+
+// TestWarmPoolPerImage: warm_pool is a number, or a mapping of the
+// Manager's image's pool (default) and one pool per service image; each
+// image must be one a service names, on the docker kind.
+func TestWarmPoolPerImage(t *testing.T) {
+	head := `manager:
+  kind: docker
+  node: {temporal: "host.docker.internal:7233"}
+  servers: [{name: local, address: 127.0.0.1, slots: 8, ports: 21200-21299}]
+`
+	svcs := `services:
+  - name: app
+    image: registry.example/app:1.2
+    replicas: {initial: 1, max: 2}
+  - name: web
+    command: /usr/local/bin/demo
+    replicas: {initial: 1, max: 2}
+`
+	tests := []struct {
+		name       string
+		pool       string
+		services   string
+		wantPool   int
+		wantImages []Pool
+		want       []want
+	}{
+		{name: "a number", pool: "  warm_pool: 2\n", services: svcs, wantPool: 2},
+		{name: "default and images", pool: "  warm_pool:\n    default: 1\n    images: {\"registry.example/app:1.2\": 2}\n", services: svcs,
+			wantPool: 1, wantImages: []Pool{{Image: "registry.example/app:1.2", Size: 2}}},
+		{name: "images alone", pool: "  warm_pool: {images: {\"registry.example/app:1.2\": 1}}\n", services: svcs,
+			wantImages: []Pool{{Image: "registry.example/app:1.2", Size: 1}}},
+		{name: "an unknown key", pool: "  warm_pool: {defualt: 1}\n", services: svcs,
+			want: []want{{"manager.warm_pool.defualt", `unknown field "defualt"; did you mean "default"?`}}},
+		{name: "an image no service names", pool: "  warm_pool: {images: {\"registry.example/other:1\": 1}}\n", services: svcs,
+			want: []want{{"manager.warm_pool.images.registry.example/other:1", `no service names image "registry.example/other:1"`}}},
+		{name: "a negative size and a bad reference", pool: "  warm_pool: {images: {\"registry.example/app:1.2\": -1, \"Bad\": 1}}\n", services: svcs,
+			want: []want{
+				{"manager.warm_pool.images.Bad", `"Bad" is not an image reference`},
+				{"manager.warm_pool.images.registry.example/app:1.2", "-1 is negative"},
+			}},
+		{name: "the pools need room", pool: "  warm_pool: {default: 3, images: {\"registry.example/app:1.2\": 4}}\n", services: svcs,
+			want: []want{{"manager.servers", "starting needs 9 slots (app 1×1, web 1×1, warm pool 7) but the servers have 8"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(head+tc.pool+tc.services), "catalog.yaml")
+			if len(tc.want) == 0 {
+				require.NoError(t, err)
+				assert.Equal(t, tc.wantPool, c.Manager.WarmPool)
+				assert.Equal(t, tc.wantImages, c.Manager.WarmPoolImages)
+				return
+			}
+			var cerr *Error
+			require.ErrorAs(t, err, &cerr)
+			require.Len(t, cerr.Problems, len(tc.want), "%v", cerr.Problems)
+			for i, w := range tc.want {
+				assert.Equal(t, w.field, cerr.Problems[i].Field)
+				assert.Contains(t, cerr.Problems[i].Message, w.msg)
+			}
+		})
+	}
+	standalone := validCatalog()
+	standalone.Manager.WarmPoolImages = []Pool{{Image: "app:1", Size: 1}}
+	ps := standalone.Validate()
+	require.NotEmpty(t, ps)
+	assert.Equal(t, "manager.warm_pool.images", ps[0].Field)
+	assert.Contains(t, ps[0].Message, "only the docker kind runs services' own images")
+
+	// Two pools of one image can only come from JSON (a signal, a row).
+	twice := validCatalog()
+	dockerKind(twice)
+	twice.Services[0].Image = "app:1"
+	twice.Manager.WarmPoolImages = []Pool{{Image: "app:1", Size: 1}, {Image: "app:1", Size: 2}}
+	ps = twice.Validate()
+	require.Len(t, ps, 1, "%v", ps)
+	assert.Equal(t, "manager.warm_pool.images.app:1", ps[0].Field)
+	assert.Contains(t, ps[0].Message, `image "app:1" has two pools; give it one`)
 }

@@ -83,10 +83,10 @@ func opString(op Op) string {
 		fmt.Fprintf(&b, " launch %s", s.ID)
 	}
 	for _, c := range op.Place.Starts {
-		fmt.Fprintf(&b, " start %s@%s:%d%s", c.ID, c.Server, c.Port, forService(c.Service))
+		fmt.Fprintf(&b, " start %s@%s:%d%s%s", c.ID, c.Server, c.Port, forService(c.Service), ofImage(c.Image))
 	}
 	for _, c := range op.Place.Loads {
-		fmt.Fprintf(&b, " load %s%s", c.ID, forService(c.Service))
+		fmt.Fprintf(&b, " load %s%s%s", c.ID, forService(c.Service), ofImage(c.Image))
 	}
 	for _, c := range op.Remove.Unloads {
 		fmt.Fprintf(&b, " unload %s", c.ID)
@@ -101,6 +101,14 @@ func opString(op Op) string {
 		fmt.Fprintf(&b, " drain %s", op.Drain)
 	}
 	return b.String()
+}
+
+// ofImage shows a container's own image, " of IMAGE".
+func ofImage(image string) string {
+	if image == "" {
+		return ""
+	}
+	return " of " + image
 }
 
 func forService(s string) string {

@@ -17,14 +17,20 @@ type ContainerList []Container
 
 // containerRows is the compact form: Rows are [id, server, port, state,
 // service, flags, pid] with an error text as an eighth element when there
-// is one, and then, when it has a revision or became healthy during a
-// roll, its revision (an index of Revisions, 0 none) and when it became
-// healthy (Unix milliseconds, 0 never); server and service index Servers
-// and Services (service 0 is none); flags are 1 healthy, 2 registered, 4
-// crashed, 8 unloading.
+// is one, and the index of its image in Images as a ninth when it runs a
+// service's own image (the error then "" when there is none); server and
+// service index Servers and Services (service 0 is none); flags are 1
+// healthy, 2 registered, 4 crashed, 8 unloading. A list without images
+// encodes as it did before they existed.
+//
+// A container that carries a revision (the one it was loaded with) or
+// became healthy during a roll has two more: the index of its revision in
+// Revisions (0 none) and when it became healthy (Unix milliseconds, 0
+// never); its image index is then -1 when it runs the Manager's.
 type containerRows struct {
 	Servers   []string `json:"servers"`
 	Services  []string `json:"services"`
+	Images    []string `json:"images,omitempty"`
 	Revisions []string `json:"revisions,omitempty"`
 	Rows      [][]any  `json:"rows"`
 }
@@ -42,7 +48,7 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	out := containerRows{Servers: []string{}, Services: []string{""}, Rows: make([][]any, 0, len(l))}
-	servers, services, revisions := map[string]int{}, map[string]int{"": 0}, map[string]int{"": 0}
+	servers, services, images, revisions := map[string]int{}, map[string]int{"": 0}, map[string]int{}, map[string]int{"": 0}
 	revs := []string{""}
 	place := func(names *[]string, at map[string]int, name string) int {
 		i, ok := at[name]
@@ -72,10 +78,16 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		if !c.ReadyAt.IsZero() {
 			ready = c.ReadyAt.UnixMilli()
 		}
-		if c.Error != "" || rev != 0 || ready != 0 {
+		more := rev != 0 || ready != 0
+		if c.Error != "" || c.Image != "" || more {
 			row = append(row, c.Error)
 		}
-		if rev != 0 || ready != 0 {
+		if c.Image != "" {
+			row = append(row, place(&out.Images, images, c.Image))
+		} else if more {
+			row = append(row, -1)
+		}
+		if more {
 			row = append(row, rev, ready)
 		}
 		out.Rows = append(out.Rows, row)
@@ -102,8 +114,9 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var in struct {
-		Servers   []string            `json:"servers"`
-		Services  []string            `json:"services"`
+		Servers  []string            `json:"servers"`
+		Services []string            `json:"services"`
+		Images    []string            `json:"images"`
 		Revisions []string            `json:"revisions"`
 		Rows      [][]json.RawMessage `json:"rows"`
 	}
@@ -123,10 +136,14 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 			state                  string
 		)
 		fields := []any{&c.ID, &server, &c.Port, &state, &service, &flags, &c.PID}
+		image := -1
 		if len(row) > 7 {
 			fields = append(fields, &c.Error)
 		}
-		if len(row) > 9 {
+		if len(row) > 8 {
+			fields = append(fields, &image)
+		}
+		if len(row) > 10 {
 			fields = append(fields, &rev, &ready)
 		}
 		for i, f := range fields {
@@ -136,6 +153,12 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		if server < 0 || server >= len(in.Servers) || service < 0 || service >= len(in.Services) {
 			return fmt.Errorf("decoding containers: row %d names server %d or service %d, beyond the lists", n, server, service)
+		}
+		if len(row) > 8 && image != -1 {
+			if image < 0 || image >= len(in.Images) {
+				return fmt.Errorf("decoding containers: row %d names image %d, beyond the list", n, image)
+			}
+			c.Image = in.Images[image]
 		}
 		if rev < 0 || (rev > 0 && rev >= len(in.Revisions)) {
 			return fmt.Errorf("decoding containers: row %d names revision %d, beyond the list", n, rev)

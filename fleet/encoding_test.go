@@ -17,6 +17,7 @@ func TestContainerListRoundTrips(t *testing.T) {
 	in := ContainerList{
 		{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "web", Healthy: true, Registered: true, PID: 101, Revision: "aaaa", ReadyAt: ready},
 		{ID: "m-c2", Server: "s1", Port: 20001, State: Loaded, Service: "web", Healthy: true, PID: 102, Revision: "bbbb"},
+		{ID: "m-c6", Server: "s1", Port: 20002, State: Loaded, Service: "app", Healthy: true, PID: 106, Image: "app:2", Revision: "cccc"},
 		{ID: "m-c3", Server: "s2", Port: 21000, State: Failed, Service: "api", Crashed: true, Error: "api exited", Revision: "aaaa"},
 		{ID: "m-c4", Server: "s2", Port: 21001, State: Waiting, Registered: true, PID: 104},
 		{ID: "m-c5", Server: "s2", Port: 21002, State: Draining, Service: "web", Unloading: true, Error: "x"},
@@ -26,7 +27,7 @@ func TestContainerListRoundTrips(t *testing.T) {
 	var out ContainerList
 	require.NoError(t, json.Unmarshal(b, &out))
 	assert.Equal(t, in, out)
-	assert.Contains(t, string(b), `"revisions":["","aaaa","bbbb"]`, "each revision named once")
+	assert.Contains(t, string(b), `"revisions":["","aaaa","bbbb","cccc"]`, "each revision named once")
 	assert.Contains(t, string(b), `["m-c4",1,21001,"waiting",0,2,104]`, "a container without a revision costs nothing more")
 
 	legacy := `{"servers":["s1"],"services":["","web"],"rows":[["m-c1",0,20000,"loaded",1,3,101],["m-c2",0,20001,"failed",1,0,0,"boom"]]}`
@@ -35,6 +36,6 @@ func TestContainerListRoundTrips(t *testing.T) {
 		{ID: "m-c1", Server: "s1", Port: 20000, State: Loaded, Service: "web", Healthy: true, Registered: true, PID: 101},
 		{ID: "m-c2", Server: "s1", Port: 20001, State: Failed, Service: "web", Error: "boom"},
 	}, out)
-	bad := `{"servers":["s1"],"services":["","web"],"revisions":["","a"],"rows":[["m-c1",0,20000,"loaded",1,3,101,"",5,0]]}`
+	bad := `{"servers":["s1"],"services":["","web"],"revisions":["","a"],"rows":[["m-c1",0,20000,"loaded",1,3,101,"",-1,5,0]]}`
 	assert.ErrorContains(t, json.Unmarshal([]byte(bad), &out), "names revision 5, beyond the list")
 }

@@ -87,6 +87,13 @@ type Container struct {
 	// ReadyAt is when its service last became healthy (a roll waits
 	// update.health_grace after it).
 	ReadyAt time.Time `json:"ready_at,omitzero"`
+	// Image is the image the container runs on the docker kind when it is
+	// not the Manager's (manager.docker.image): that of the service it was
+	// started for (catalog.Service.Image), or of the image's own warm pool
+	// (manager.warm_pool.images). Such a container serves only services of
+	// that image: it waits only in that image's pool, and is destroyed, not
+	// unloaded, when that pool is full.
+	Image string `json:"image,omitempty"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every
@@ -356,13 +363,28 @@ func (c Container) stays(draining map[string]bool) bool {
 	return c.State != Draining && c.State != Failed && !draining[c.Server]
 }
 
-// WarmPool counts containers that are, or will be, waiting.
-func (inv *Inventory) WarmPool() int {
+// WarmPool counts containers of the Manager's image that are, or will be,
+// waiting.
+func (inv *Inventory) WarmPool() int { return inv.PoolOf("") }
+
+// PoolOf counts the containers of image ("" the Manager's) that are, or
+// will be, waiting.
+func (inv *Inventory) PoolOf(image string) int {
 	n := 0
 	for _, c := range inv.Containers {
-		if ((c.Service == "" && (c.State == Waiting || c.State == Starting)) || (c.State == Draining && c.Unloading)) && !inv.draining(c) {
+		if c.Image == image && ((c.Service == "" && (c.State == Waiting || c.State == Starting)) || (c.State == Draining && c.Unloading)) && !inv.draining(c) {
 			n++
 		}
+	}
+	return n
+}
+
+// Pooled counts the containers of every warm pool of cat that are, or
+// will be, waiting.
+func (inv *Inventory) Pooled(cat *catalog.Catalog) int {
+	n := 0
+	for _, p := range cat.Manager.Pools() {
+		n += inv.PoolOf(p.Image)
 	}
 	return n
 }

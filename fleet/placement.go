@@ -268,7 +268,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 		return nil, nil, unplaced{UnplacedNoRoom, why}
 	}
-	start := func(service string, need int) unplaced {
+	start := func(service, image string, need int) unplaced {
 		rev := ""
 		if service != "" {
 			rev = revisionOf(o, service)
@@ -282,7 +282,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		if err != nil {
 			return unplaced{UnplacedPortLease, fmt.Sprintf("server %s: %v", s.ID, err)}
 		}
-		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Revision: rev}
+		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Image: image, Revision: rev}
 		inv.addContainer(c)
 		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)
@@ -301,10 +301,11 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		// need counts slots the way used does, so an undefaulted Slots of 0
 		// is one slot in both.
 		need := slotsOf(svc.Name, v.slots)
+		image := ImageOf(cat, svc)
 		// Instances on a draining server are replaced elsewhere first.
 		missing := desired(svc) - staying[svc.Name]
 		for missing > 0 && !full() {
-			if c := v.waitingFor(need, o.Avoid); c != nil {
+			if c := v.waitingFor(need, image, o.Avoid); c != nil {
 				c.Service, c.State, c.Healthy = svc.Name, Loaded, false
 				c.Revision = revisionOf(o, svc.Name)
 				v.used[c.Server] += need - 1
@@ -312,7 +313,7 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 				missing--
 				continue
 			}
-			if why := start(svc.Name, need); why.why != "" {
+			if why := start(svc.Name, image, need); why.why != "" {
 				if why.why != waitHeld {
 					plan.Unplaced = append(plan.Unplaced, Unplaced{Service: svc.Name, Count: missing, Code: why.code, Reason: why.why})
 				}
@@ -322,12 +323,16 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		}
 	}
 	if !slices.Contains(hold, "") {
-		for missing := cat.Manager.WarmPool - inv.WarmPool(); missing > 0 && !full(); missing-- {
-			if why := start("", 1); why.why != "" {
-				if why.why != waitHeld {
-					plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
+		// The Manager's image's pool first, then each service image's.
+	pools:
+		for _, p := range cat.Manager.Pools() {
+			for missing := p.Size - inv.PoolOf(p.Image); missing > 0 && !full(); missing-- {
+				if why := start("", p.Image, 1); why.why != "" {
+					if why.why != waitHeld {
+						plan.Unplaced = append(plan.Unplaced, Unplaced{Count: missing, Code: why.code, Reason: why.why})
+					}
+					break pools
 				}
-				break
 			}
 		}
 	}
@@ -340,6 +345,16 @@ func revisionOf(o Options, service string) string {
 		return ""
 	}
 	return o.Revision(service)
+}
+
+// ImageOf is the image the containers of svc run when it is not the
+// Manager's: the service's own on the docker kind, "" otherwise (the
+// Manager's image, or a process kind).
+func ImageOf(cat *catalog.Catalog, svc catalog.Service) string {
+	if cat.Manager.Kind != catalog.KindDocker {
+		return ""
+	}
+	return svc.Image
 }
 
 // unplaced is why an instance found no room: its Unplaced code and

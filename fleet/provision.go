@@ -28,7 +28,7 @@ func provisionStrategy(d *decider) {
 	}
 	reason := "below desired: " + strings.Join(why, ", ")
 	if n := poolStarts(plan); n > 0 {
-		reason += fmt.Sprintf("; warm pool %d below its size %d", n, d.s.Catalog.Manager.WarmPool)
+		reason += fmt.Sprintf("; warm pool %d below its size %d", n, d.s.Catalog.Manager.PoolTotal())
 	}
 	d.add(Op{Kind: KindProvision, Place: plan, Keys: plan.Keys(), Reason: reason})
 }

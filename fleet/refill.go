@@ -12,16 +12,17 @@ func refillStrategy(d *decider) {
 	if !refillOpen(d) {
 		return
 	}
-	before := d.work.WarmPool()
+	before := d.work.Pooled(d.s.Catalog)
 	plan := d.place(nil, true)
 	if plan.Empty() {
 		return
 	}
 	d.add(Op{Kind: KindRefill, Place: plan, Keys: plan.Keys(),
-		Reason: fmt.Sprintf("warm pool %d below its size %d", before, d.s.Catalog.Manager.WarmPool)})
+		Reason: fmt.Sprintf("warm pool %d below its size %d", before, d.s.Catalog.Manager.PoolTotal())})
 }
 
-// refillOpen reports whether the warm pool may be refilled now.
+// refillOpen reports whether the warm pool (every pool: the Manager's
+// image's and each service image's) may be refilled now.
 func refillOpen(d *decider) bool {
-	return d.open("") && !d.took && d.s.Catalog.Manager.WarmPool > 0
+	return d.open("") && !d.took && d.s.Catalog.Manager.PoolTotal() > 0
 }

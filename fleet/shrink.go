@@ -62,7 +62,12 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 	if desired == nil {
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
 	}
-	pool := inv.WarmPool()
+	// pool counts each warm pool ("" the Manager's image's) as it fills.
+	pool := map[string]int{}
+	for _, p := range cat.Manager.Pools() {
+		pool[p.Image] = inv.PoolOf(p.Image)
+	}
+	short := func(image string) bool { return pool[image] < cat.Manager.PoolSize(image) }
 	draining := inv.drainingServers()
 	// One walk learns what the choices below need: each server's
 	// containers not yet draining (it shrinks as victims are picked), and
@@ -140,16 +145,19 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			}
 		}
 		remove := func(c *Container) {
+			// It returns to the pool of its image when that is short: a
+			// container of a service's own image waits only in that
+			// image's pool, else it is destroyed.
 			loaded := c.State == Loaded
-			if pool < cat.Manager.WarmPool && loaded && o.PoolHeld {
+			if short(c.Image) && loaded && o.PoolHeld {
 				return // it goes to the pool once the pool is free
 			}
 			drain(c)
 			staying--
-			if pool < cat.Manager.WarmPool && loaded {
+			if short(c.Image) && loaded {
 				c.Unloading = true
 				plan.Unloads = append(plan.Unloads, *c)
-				pool++
+				pool[c.Image]++
 			} else {
 				plan.Destroys = append(plan.Destroys, *c)
 			}
@@ -208,13 +216,14 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		}
 	}
 	// A service gone from the catalog is no longer needed: its containers
-	// go back to waiting (those of a draining server are destroyed).
+	// go back to waiting (those of a draining server are destroyed, and
+	// those of a service's own image unless its image's pool is short).
 	for i := range inv.Containers {
 		c := &inv.Containers[i]
 		if c.Service == "" || (c.State != Loaded && c.State != Starting) || inCatalog[c.Service] || held(c.Service) {
 			continue
 		}
-		loaded := c.State == Loaded
+		loaded := c.State == Loaded && (c.Image == "" || short(c.Image))
 		if loaded && !draining[c.Server] && o.PoolHeld {
 			continue // it goes to the pool once the pool is free
 		}
@@ -222,19 +231,25 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 		if loaded && !draining[c.Server] {
 			c.Unloading = true
 			plan.Unloads = append(plan.Unloads, *c)
-			pool++
+			pool[c.Image]++
 		} else {
 			plan.Destroys = append(plan.Destroys, *c)
 		}
 	}
-	// Waiting containers of a draining server go once the pool is full
-	// elsewhere.
-	if len(draining) > 0 && !held("") && inv.waitingOutside() >= cat.Manager.WarmPool {
+	// Waiting containers of a draining server go once their image's pool
+	// is full elsewhere.
+	if len(draining) > 0 && !held("") {
 		all := make([]int, len(inv.Containers))
 		for i := range all {
 			all[i] = i
 		}
-		for _, c := range victims(all, func(c Container) bool { return c.Service == "" && c.State == Waiting && draining[c.Server] }) {
+		full := map[string]bool{}
+		for _, p := range cat.Manager.Pools() {
+			full[p.Image] = inv.waitingOutside(p.Image) >= p.Size
+		}
+		for _, c := range victims(all, func(c Container) bool {
+			return c.Service == "" && c.State == Waiting && draining[c.Server] && (full[c.Image] || cat.Manager.PoolSize(c.Image) == 0)
+		}) {
 			drain(c)
 			plan.Destroys = append(plan.Destroys, *c)
 		}
@@ -282,11 +297,12 @@ func SeqOf(id string) int {
 	return n
 }
 
-// waitingOutside counts waiting containers that are not on a draining server.
-func (inv *Inventory) waitingOutside() int {
+// waitingOutside counts the waiting containers of image that are not on a
+// draining server.
+func (inv *Inventory) waitingOutside(image string) int {
 	n := 0
 	for _, c := range inv.Containers {
-		if c.Service == "" && c.State == Waiting && !inv.draining(c) {
+		if c.Service == "" && c.State == Waiting && c.Image == image && !inv.draining(c) {
 			n++
 		}
 	}

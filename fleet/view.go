@@ -82,13 +82,15 @@ func (v *view) staying() map[string]int {
 	return out
 }
 
-// waitingFor returns a waiting container whose server is ready and has
-// room for a service of need slots (the container already holds one), or
-// nil: the first in ID order, as a walk of the inventory would find it.
-func (v *view) waitingFor(need int, avoid []string) *Container {
+// waitingFor returns a waiting container of image ("" the Manager's)
+// whose server is ready and has room for a service of need slots (the
+// container already holds one), or nil: the first in ID order, as a walk
+// of the inventory would find it. A service never gets a container of
+// another image than its own.
+func (v *view) waitingFor(need int, image string, avoid []string) *Container {
 	for k, i := range v.waiting {
 		c := &v.inv.Containers[i]
-		if c.State != Waiting || c.Service != "" || slices.Contains(avoid, c.Server) {
+		if c.State != Waiting || c.Service != "" || c.Image != image || slices.Contains(avoid, c.Server) {
 			continue
 		}
 		s := v.inv.Server(c.Server)

@@ -64,6 +64,9 @@ type Docker struct {
 	reported map[string]bool
 	// counts are what it did since it started (Stats).
 	started, startFailed, stops, agentExits atomic.Int64
+	// images are the services' own images it pulled and the agent it
+	// copies into their containers (dockerimage.go).
+	images images
 }
 
 // statsTimeout bounds the engine's listing Stats makes.
@@ -150,11 +153,14 @@ func (n *Docker) Reattach(ctx context.Context) ([]string, error) {
 // environment, which holds its key and Temporal settings.
 var AgentCapabilities = []string{"CAP_KILL", "CAP_SETGID", "CAP_SETUID"}
 
-// StartContainer runs the Docker container of one msm container. The
+// StartContainer runs the Docker container of one msm container: of the
+// Manager's image, or of the service's own (in.Image; pulled when
+// missing, the agent copied in: dockerimage.go). The
 // container ID (with its port) is the idempotency key: a container of that
 // name already running is adopted and nothing new is started. A port the
 // engine cannot publish fails with the non-retryable PortInUse, so the
-// Manager leases another.
+// Manager leases another; an image that cannot be pulled with
+// ImageNotFound.
 func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainerInput) (workflows.StartContainerResult, error) {
 	spec := docker.Container{
 		Name: docker.ContainerName(in.Container),
@@ -181,6 +187,12 @@ func (n *Docker) StartContainer(ctx context.Context, in workflows.StartContainer
 			SecurityOpt:   []string{"no-new-privileges:true"},
 		},
 		Port: in.Port,
+	}
+	if in.Image != "" {
+		if err := n.imageContainer(ctx, in, &spec); err != nil {
+			n.startFailed.Add(1)
+			return workflows.StartContainerResult{}, err
+		}
 	}
 	r, err := docker.Run(ctx, n.cfg.Engine, spec)
 	defer func() {

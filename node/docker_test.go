@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,6 +24,7 @@ import (
 	"github.com/msm-project/msm/internal/testimage"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // These tests run against this machine's Docker Engine, with the image of
@@ -202,4 +205,58 @@ func TestDockerReconcileRemovesWhatTheManagerDoesNotKeep(t *testing.T) {
 	kept, err := n.Reattach(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []string{"m1-c1", "m1-c3"}, kept)
+}
+
+// TestDockerStartContainerOfAServicesImage: a container of a service's own
+// image (the demo alone, no msm in it) runs the Manager's agent, copied
+// in and run as root, with the image's own command handed to it; its
+// start is idempotent, and the container the agent was copied out of is
+// gone. An image the engine cannot find or pull fails that start with the
+// non-retryable ImageNotFound, saying what to do, and leaves nothing.
+func TestDockerStartContainerOfAServicesImage(t *testing.T) {
+	n, eng := dockerNode(t)
+	img, err := testimage.BuildDemo()
+	require.NoError(t, err)
+	port := freePort(t)
+	in := workflows.StartContainerInput{Manager: "m1", Container: "m1-c7", Server: dockerServer, Port: port, Image: img, Service: "app"}
+	first, err := runActivity[workflows.StartContainerResult](t, n.StartContainer, in)
+	require.NoError(t, err)
+	require.Positive(t, first.PID)
+
+	got, err := eng.ContainerInspect(context.Background(), "msm-m1-c7", client.ContainerInspectOptions{})
+	require.NoError(t, err)
+	cfg := got.Container.Config
+	assert.Equal(t, img, cfg.Image)
+	assert.Equal(t, []string{InjectedDir + "/" + LeanAgent}, []string(cfg.Entrypoint))
+	assert.Equal(t, []string{"--container", "m1-c7", "--server", dockerServer, "--manager", "m1"}, cfg.Cmd)
+	assert.Equal(t, "0:0", cfg.User)
+	var ic agentapi.ImageCommand
+	for _, kv := range cfg.Env {
+		if v, ok := strings.CutPrefix(kv, agentapi.ImageEnv+"="); ok {
+			require.NoError(t, json.Unmarshal([]byte(v), &ic))
+		}
+	}
+	assert.Equal(t, []string{"/app/demo", "--listen=0.0.0.0"}, ic.Entrypoint, "the image's own command, for the agent")
+	// The process the engine started is the copied agent, and it runs.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", first.PID))
+	require.NoError(t, err)
+	assert.Equal(t, InjectedDir+"/"+LeanAgent, strings.Split(string(cmdline), "\x00")[0])
+	assert.Equal(t, container.StateRunning, got.Container.State.Status)
+
+	again, err := runActivity[workflows.StartContainerResult](t, n.StartContainer, in)
+	require.NoError(t, err)
+	assert.Equal(t, workflows.StartContainerResult{PID: first.PID, Attached: true}, again)
+	assert.Equal(t, map[string]string{"msm-m1-c7": "running"}, ours(t, eng), "one container, and no agent copy left")
+
+	missing := in
+	missing.Container, missing.Port, missing.Image = "m1-c8", freePort(t), "msm-e2e-missing:1"
+	_, err = runActivity[workflows.StartContainerResult](t, n.StartContainer, missing)
+	var app *temporal.ApplicationError
+	require.True(t, errors.As(err, &app), "%v", err)
+	assert.Equal(t, workflows.ErrImageNotFound, app.Type())
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Message(), `image "msm-e2e-missing:1" not found on server dockertest and not pulled (`)
+	assert.Contains(t, app.Message(), "fix the image of service app in the catalog")
+	assert.Equal(t, map[string]string{"msm-m1-c7": "running"}, ours(t, eng), "nothing left of the failed start")
+	assert.Equal(t, int64(1), n.Stats().StartFailed)
 }

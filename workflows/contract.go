@@ -123,6 +123,10 @@ const (
 	// ErrProviderConfig: the provider refused the kind's settings (an
 	// unknown image, subnet or group; missing permissions).
 	ErrProviderConfig = "ProviderConfig"
+	// ErrImageNotFound: a service's own image is not on the engine and
+	// could not be pulled (docker kind). It fails that service's start;
+	// the Manager's crash-loop back-off tries again later.
+	ErrImageNotFound = "ImageNotFound"
 )
 
 // Search attributes that make runs easy to find in the Web UI:
@@ -442,6 +446,12 @@ type StartContainerInput struct {
 	Container string `json:"container"`
 	Server    string `json:"server"`
 	Port      int    `json:"port"`
+	// Image, on the docker kind, is the service's own image the container
+	// runs instead of the Manager's (fleet.Container.Image), and Service
+	// the service it is started for, which its messages name. Both are
+	// left out when unset, so the starts of before encode as they did.
+	Image   string `json:"image,omitempty"`
+	Service string `json:"service,omitempty"`
 }
 
 // StartContainerResult is the started (or already running) container.
@@ -463,6 +473,9 @@ type StartContainersInput struct {
 type StartContainer struct {
 	Container string `json:"container"`
 	Port      int    `json:"port"`
+	// Image and Service are StartContainerInput's.
+	Image   string `json:"image,omitempty"`
+	Service string `json:"service,omitempty"`
 }
 
 // StartContainersResult has one outcome per container, in input order.
@@ -487,7 +500,7 @@ type StartOutcome struct {
 const StartParallel = 8
 
 // PermanentStart are the error types a start never retries.
-var PermanentStart = []string{ErrPortInUse}
+var PermanentStart = []string{ErrPortInUse, ErrImageNotFound}
 
 // StopContainerInput asks a node to stop a container; already gone is success.
 type StopContainerInput struct {

@@ -318,7 +318,7 @@ func (m *manager) decideOps(ctx workflow.Context) {
 	for _, b := range m.st.Backoffs {
 		backoff = append(backoff, fleet.Hold{Service: b.Service, Until: b.RetryAt})
 	}
-	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.st.Catalog, Manager: m.st.Manager, Desired: m.desired,
+	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.runCatalog(), Manager: m.st.Manager, Desired: m.desired,
 		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit,
 		Revision: revision, Rolls: m.fleetRolls()},
 		workflow.Now(ctx))
@@ -610,6 +610,21 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: fmt.Sprintf(
 			"the catalog starts %d containers but one Manager holds at most %d; split the services into several catalogs, each run by a Manager of its own", n, fleet.MaxContainers)})
 		return
+	}
+	if !m.imagesAllowed(ctx, c) {
+		// Before serviceImagesChange a service's image was refused (or, in
+		// runs that did not validate, ignored), and the warm pools per
+		// image were not known (dropped as the signal was decoded): those
+		// runs keep doing so.
+		if m.validates && slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
+			m.onCatalogRejected(ctx, CatalogRejectedSignal{Source: s.Source, Error: imagesRefused(c, s.Source)})
+			return
+		}
+		c.Services = slices.Clone(c.Services)
+		for i := range c.Services {
+			c.Services[i].Image = ""
+		}
+		c.Manager.WarmPoolImages = nil
 	}
 	if m.validates {
 		// The same check as msm catalog validate, on what arrived: the
@@ -951,6 +966,34 @@ func (m *manager) forgetAfter() time.Duration {
 	return catalog.DefaultForgetAfter
 }
 
+// serviceImagesChange gates a service's own image (docker kind): runs
+// begun before refused a catalog naming one (or, before
+// validateCatalogChange, ignored the images).
+const serviceImagesChange = "service-images"
+
+// imagesAllowed reports whether this run takes the services' own images
+// of c. The version is asked only of a catalog that names an image, the
+// only one whose handling changed.
+func (m *manager) imagesAllowed(ctx workflow.Context, c catalog.Catalog) bool {
+	if len(c.Manager.WarmPoolImages) == 0 && !slices.ContainsFunc(c.Services, func(s catalog.Service) bool { return s.Image != "" }) {
+		return true
+	}
+	return workflow.GetVersion(ctx, serviceImagesChange, workflow.DefaultVersion, 1) == 1
+}
+
+// imagesRefused is how runs begun before serviceImagesChange refused a
+// catalog naming a service's image.
+func imagesRefused(c catalog.Catalog, source string) string {
+	var ps []catalog.Problem
+	for i, s := range c.Services {
+		if s.Image != "" {
+			ps = append(ps, catalog.Problem{File: source, Field: fmt.Sprintf("services[%d].image", i),
+				Message: "a service does not name an image: on the docker kind every container runs from manager.docker.image, which holds msm and the services' programs; build one FROM it with your program, set it as manager.docker.image, and set command"})
+		}
+	}
+	return (&catalog.Error{Problems: ps}).Error()
+}
+
 // forgetLostChange gates forgetting lost servers for the runs begun
 // before, which kept them until their node came back.
 const forgetLostChange = "forget-lost-servers"
@@ -1063,7 +1106,7 @@ func (m *manager) status() (Status, error) {
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
-		st.WarmPool = m.st.Catalog.Manager.WarmPool
+		st.WarmPool = m.st.Catalog.Manager.PoolTotal()
 		ready := inv.ReadyByService()
 		for _, s := range m.st.Catalog.Services {
 			ss := ServiceStatus{Name: s.Name, Desired: m.desired(s), Ready: ready[s.Name], Floor: m.floor(s.Name)}
@@ -1098,12 +1141,12 @@ func (m *manager) status() (Status, error) {
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
-			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, CPU: m.cpu[c.ID]})
+			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, Image: c.Image, CPU: m.cpu[c.ID]})
 	}
 	// Destroyed failures hold no lease any more: port 0.
 	for _, c := range inv.Failed {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(fleet.Failed),
-			Service: c.Service, Error: c.Error})
+			Service: c.Service, Error: c.Error, Image: c.Image})
 	}
 	return st, nil
 }

@@ -183,13 +183,15 @@ func startContainer(ctx workflow.Context, q queues, manager string, c fleet.Cont
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        200 * time.Millisecond,
 			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{ErrPortInUse},
+			NonRetryableErrorTypes: PermanentStart,
 		},
 	})
+	in := StartContainerInput{Manager: manager, Container: c.ID, Server: c.Server, Port: c.Port}
+	if c.Image != "" {
+		in.Image, in.Service = c.Image, c.Service
+	}
 	var out StartContainerResult
-	err := workflow.ExecuteActivity(actx, ActivityStartContainer, StartContainerInput{
-		Manager: manager, Container: c.ID, Server: c.Server, Port: c.Port,
-	}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(actx, ActivityStartContainer, in).Get(ctx, &out)
 	if isScheduleToStartTimeout(err) {
 		return 0, nodeAway(c.Server, err)
 	}
@@ -251,6 +253,9 @@ func startContainers(ctx workflow.Context, q queues, manager string, b []fleet.C
 	in := StartContainersInput{Manager: manager, Server: b[0].Server, Containers: make([]StartContainer, len(b))}
 	for i, c := range b {
 		in.Containers[i] = StartContainer{Container: c.ID, Port: c.Port}
+		if c.Image != "" {
+			in.Containers[i].Image, in.Containers[i].Service = c.Image, c.Service
+		}
 	}
 	var out StartContainersResult
 	err := workflow.ExecuteActivity(actx, ActivityStartContainers, in).Get(ctx, &out)

@@ -129,6 +129,27 @@ func (m *manager) runSpec(service string) *catalog.Service {
 	return &out
 }
 
+// runCatalog is the catalog the fleet places by: the one in force, with
+// the spec rolled back to for a service whose new revision failed (so that
+// its new instances are of the old image too, on the docker kind).
+func (m *manager) runCatalog() *catalog.Catalog {
+	back := false
+	for _, r := range m.st.Rollouts {
+		back = back || r.target() != r.To
+	}
+	if !back {
+		return m.st.Catalog
+	}
+	c := *m.st.Catalog
+	c.Services = slices.Clone(c.Services)
+	for i := range c.Services {
+		if s := m.runSpec(c.Services[i].Name); s != nil {
+			c.Services[i] = *s
+		}
+	}
+	return &c
+}
+
 // fleetRolls are the rolls that replace instances now, as the fleet's
 // decision reads them.
 func (m *manager) fleetRolls() []fleet.Roll {

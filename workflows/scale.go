@@ -87,7 +87,7 @@ func (m *manager) validateExtend(u ExtendUpdate) error {
 // room is how many more containers the services' desired instances and the
 // warm pool may ask for before the Manager holds fleet.MaxContainers.
 func (m *manager) room() int {
-	n := m.st.Catalog.Manager.WarmPool
+	n := m.st.Catalog.Manager.PoolTotal()
 	for _, s := range m.st.Catalog.Services {
 		n += m.desired(s)
 	}

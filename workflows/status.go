@@ -30,7 +30,9 @@ type Status struct {
 	Reports  string `json:"reports,omitempty"`
 	Rejected int    `json:"rejected_reports,omitempty"`
 	// WarmPool is how many waiting containers the catalog in force asks
-	// for (the containers in state waiting are the pool).
+	// for, every pool together (the Manager's image's and, on the docker
+	// kind, each service image's: the containers in state waiting are the
+	// pool; a waiting container's Image says which).
 	WarmPool int `json:"warm_pool"`
 	// Counts are the Manager's counters since it began, Durations its
 	// operations' durations by kind (its metrics).
@@ -72,6 +74,9 @@ type ContainerStatus struct {
 	Port    int    `json:"port"`
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
+	// Image is the service's own image the container runs (docker kind);
+	// "" for the Manager's.
+	Image string `json:"image,omitempty"`
 	// CPU is the container's CPU use (percent of one core) over the
 	// node's last report period.
 	CPU int `json:"cpu,omitempty"`

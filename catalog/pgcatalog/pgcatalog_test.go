@@ -423,5 +423,5 @@ func TestErrorsAreCatalogErrors(t *testing.T) {
 	for _, p := range cerr.Problems {
 		assert.Zero(t, p.Line, p.String())
 	}
-	assert.Equal(t, `postgres:msm_services[web]: spec.command: the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. "/usr/local/bin/demo"`, err.Error())
+	assert.Equal(t, `postgres:msm_services[web]: spec.command: the docker kind starts services as processes inside manager.docker.image and needs a command; set command to the program to run there, e.g. "/usr/local/bin/demo", or set image to the service's own image`, err.Error())
 }

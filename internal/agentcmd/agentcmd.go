@@ -6,6 +6,7 @@
 package agentcmd
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -107,10 +108,17 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	if err != nil {
 		return err
 	}
+	var image *agentapi.ImageCommand
+	if v := getenv(agentapi.ImageEnv); v != "" {
+		image = &agentapi.ImageCommand{}
+		if err := json.Unmarshal([]byte(v), image); err != nil {
+			return fmt.Errorf("%s (the image's command, from the node): %w", agentapi.ImageEnv, err)
+		}
+	}
 	spans := traces.FromEnv("msm-agent", getenv)
 	defer spans.Flush()
 	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: t.Logger(stderr), Key: ckey, Shim: shim,
-		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(heartbeat.Env)})
+		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(heartbeat.Env), Image: image})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func Each(ctx context.Context, in workflows.StartContainersInput, start func(con
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r, err := start(ctx, workflows.StartContainerInput{Manager: in.Manager, Container: c.Container, Server: in.Server, Port: c.Port})
+			r, err := start(ctx, workflows.StartContainerInput{Manager: in.Manager, Container: c.Container, Server: in.Server, Port: c.Port, Image: c.Image, Service: c.Service})
 			o := workflows.StartOutcome{Container: c.Container, PID: r.PID, Attached: r.Attached}
 			if err != nil {
 				o = workflows.StartOutcome{Container: c.Container, Error: err.Error(), Retry: true}

@@ -1,6 +1,7 @@
 // Package testimage builds the images the tests that run containers use:
-// `make image` (static msm and demo, FROM scratch, nothing pulled) and `make
-// temporal-image`, once per test binary, under tags of their own.
+// `make image` (static msm and demo, FROM scratch, nothing pulled), `make
+// demo-image` and `make temporal-image`, once per test binary, under tags
+// of their own.
 package testimage
 
 import (
@@ -16,6 +17,9 @@ import (
 const (
 	Tag         = "msm-test:latest"
 	TemporalTag = "msm-temporal-test:latest"
+	// DemoTag is the example MicroService in an image of its own (`make
+	// demo-image`), as a service of the docker kind names one.
+	DemoTag = "msm-demo-test:1"
 )
 
 type result struct {
@@ -23,13 +27,19 @@ type result struct {
 	err error
 }
 
-var msm, temporal result
+var msm, temporal, demo result
 
 // Build builds the msm image from the repository holding the working
 // directory, the first time it is called in this process, and returns its
 // tag. It needs a running Docker Engine.
 func Build() (string, error) {
 	return Tag, msm.make("image", "IMAGE="+Tag)
+}
+
+// BuildDemo builds the example MicroService's own image (`make
+// demo-image`: demo alone, its ENTRYPOINT, no msm) once, and returns its tag.
+func BuildDemo() (string, error) {
+	return DemoTag, demo.make("demo-image", "DEMO_IMAGE="+DemoTag)
 }
 
 // BuildTemporal builds the Temporal dev server image (`make

@@ -21,13 +21,17 @@ import (
 const (
 	LabelOwner     = "io.msm.owner"
 	LabelServer    = "io.msm.server"
-	LabelRole      = "io.msm.role" // RoleNode or RoleContainer
+	LabelRole      = "io.msm.role" // RoleNode, RoleContainer or RoleAgentCopy
 	LabelKey       = "io.msm.key"  // the idempotency key the object was created for
 	LabelContainer = "io.msm.container"
 	LabelPort      = "io.msm.port"
 
 	RoleNode      = "node"
 	RoleContainer = "container"
+	// RoleAgentCopy is the short-lived container a docker node copies the
+	// agent out of, for the containers of a service's own image (never
+	// started; removed at once).
+	RoleAgentCopy = "agent-copy"
 )
 
 // HostGateway names the engine's host inside every container msm starts,
@@ -123,6 +127,9 @@ type Container struct {
 	Host   container.HostConfig
 	// Port, when set, is published on the engine's host as the same port.
 	Port int
+	// Prepare, when set, runs on the created container before it starts
+	// (it copies files in); an error leaves nothing behind.
+	Prepare func(ctx context.Context, id string) error
 }
 
 // Running is the container Run made or found.
@@ -186,6 +193,12 @@ func Run(ctx context.Context, cli client.APIClient, c Container) (Running, error
 // start starts a created container; if the engine cannot publish its
 // port, the container is removed and ErrPortInUse returned.
 func start(ctx context.Context, cli client.APIClient, c Container, id string) (Running, error) {
+	if c.Prepare != nil {
+		if err := c.Prepare(ctx, id); err != nil {
+			_ = Remove(context.WithoutCancel(ctx), cli, id)
+			return Running{}, fmt.Errorf("preparing container %s, %w", c.Name, err)
+		}
+	}
 	if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		if portTaken(err) {
 			_ = Remove(context.WithoutCancel(ctx), cli, id)

@@ -68,6 +68,30 @@ const KeyEnv = "MSM_AGENT_KEYS"
 // cgroups: the agent makes its MicroService's cgroup, service, there.
 const CgroupEnv = "MSM_CGROUP"
 
+// ImageEnv names the environment variable a docker node gives the agent
+// of a container of a service's own image: that image's command and
+// environment (ImageCommand, as JSON), which the agent runs when the
+// catalog names no command for the service.
+const ImageEnv = "MSM_IMAGE"
+
+// ImageCommand is what an image runs by itself (its config's Entrypoint,
+// Cmd and Env, as `docker image inspect` shows them).
+type ImageCommand struct {
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	Env        []string `json:"env,omitempty"`
+}
+
+// Argv is what a service with no command of its own runs in a container
+// of its image: the image's entrypoint followed by args, or by its Cmd
+// when args are none (as `docker run IMAGE ARGS...` does).
+func (ic ImageCommand) Argv(args []string) []string {
+	if len(args) == 0 {
+		args = ic.Cmd
+	}
+	return append(slices.Clone(ic.Entrypoint), args...)
+}
+
 // ServiceUIDBase is the first of the users MicroServices run as when
 // their agent runs as root: a container's MicroService runs as
 // ServiceUIDBase + a 30-bit hash of its Manager and container ID, a user
