@@ -114,8 +114,8 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var in struct {
-		Servers  []string            `json:"servers"`
-		Services []string            `json:"services"`
+		Servers   []string            `json:"servers"`
+		Services  []string            `json:"services"`
 		Images    []string            `json:"images"`
 		Revisions []string            `json:"revisions"`
 		Rows      [][]json.RawMessage `json:"rows"`
