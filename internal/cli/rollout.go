@@ -2,10 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
+
+	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
@@ -44,34 +45,20 @@ func (e *env) rollout(args []string) error {
 		fmt.Fprintf(e.stderr, "msm rollout: unknown action %q\n%s\n", action, rolloutUsage)
 		return errUsage
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := e.dial(ctx, &c, 0)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	rs, err := starter.Rollouts(ctx, cl, c.Manager, service)
-	if err != nil {
-		return err
-	}
-	if *output == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rs)
-	}
-	if len(rs) == 0 {
-		what := "No service has"
-		if service != "" {
-			what = service + " has"
+	return ask(e, &c, *output, func(ctx context.Context, cl client.Client) ([]workflows.RolloutStatus, error) {
+		return starter.Rollouts(ctx, cl, c.Manager, service)
+	}, func(out io.Writer, rs []workflows.RolloutStatus) {
+		if len(rs) == 0 {
+			what := "No service has"
+			if service != "" {
+				what = service + " has"
+			}
+			fmt.Fprintf(out, "%s rolled to a new revision since the Manager began.\n", what)
 		}
-		fmt.Fprintf(e.stdout, "%s rolled to a new revision since the Manager began.\n", what)
-		return nil
-	}
-	for _, r := range rs {
-		printRollout(e.stdout, r, time.Now())
-	}
-	return nil
+		for _, r := range rs {
+			printRollout(out, r, time.Now())
+		}
+	})
 }
 
 // printRollout writes where a roll stands at time now.

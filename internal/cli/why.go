@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/workflows"
 )
@@ -27,24 +29,37 @@ func (e *env) why(args []string) error {
 		fmt.Fprintln(e.stderr, usage)
 		return errUsage
 	}
+	return ask(e, &c, *output, func(ctx context.Context, cl client.Client) (workflows.Why, error) {
+		return starter.Why(ctx, cl, c.Manager, service)
+	}, func(out io.Writer, w workflows.Why) { printWhy(out, w, time.Now()) })
+}
+
+// ask asks the Manager with q, on a client of c's Temporal, and writes the
+// answer as JSON (format "json") or with print.
+func ask[T any](e *env, c *common, format string, q func(context.Context, client.Client) (T, error), print func(io.Writer, T)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := e.dial(ctx, &c, 0)
+	cl, err := e.dial(ctx, c, 0)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	w, err := starter.Why(ctx, cl, c.Manager, service)
+	v, err := q(ctx, cl)
 	if err != nil {
 		return err
 	}
-	if *output == "json" {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(w)
+	if format == "json" {
+		return e.writeJSON(v)
 	}
-	printWhy(e.stdout, w, time.Now())
+	print(e.stdout, v)
 	return nil
+}
+
+// writeJSON writes v as indented JSON.
+func (e *env) writeJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // printWhy writes what msm why says of a service at time now.
