@@ -168,3 +168,27 @@ func count(list []string, s string) int {
 	}
 	return n
 }
+
+// TestRollToANewImage: on the docker kind a service whose image changed
+// rolls to containers of the new image (its revision names the image);
+// the old image's instances go as the new serve.
+func TestRollToANewImage(t *testing.T) {
+	long := now.Add(-time.Minute)
+	app := imaged("app", "registry.example/app:2", 1)
+	app.Replicas.Initial, app.Replicas.Max = 2, 4
+	old := func(id string, port int) Container {
+		return at(ofImg(loaded(id, "s1", port, "app"), "registry.example/app:1"), "a", long)
+	}
+	roll := []Roll{{Service: "app", Revision: "b", Surge: 1, Grace: 10 * time.Second}}
+	runDecide(t, []decideCase{{
+		name: "the first instance of the new image",
+		state: State{Manager: mgr, Catalog: dockerCat(0, []catalog.Server{big1, big2}, app), Revision: revB, Rolls: roll,
+			Inventory: twoServers(old("m-c1", 20000), old("m-c2", 20001))},
+		ops: []string{"roll app: start m-c10@s2:21000=app of registry.example/app:2"},
+	}, {
+		name: "it serves past the grace: an old one goes, destroyed (no pool of its image)",
+		state: State{Manager: mgr, Catalog: dockerCat(0, []catalog.Server{big1, big2}, app), Revision: revB, Rolls: roll,
+			Inventory: twoServers(old("m-c1", 20000), old("m-c2", 20001), at(ofImg(loaded("m-c10", "s2", 21000, "app"), app.Image), "b", long))},
+		ops: []string{"shrink app: destroy m-c2"},
+	}})
+}
