@@ -219,10 +219,11 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 		v.Set(reflect.ValueOf(r))
 	case v.Type() == durationType:
 		d.duration(n, v, path)
-	case v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct:
-		// An optional section (limits): set when the catalog writes it.
+	case v.Kind() == reflect.Pointer:
+		// An optional section (limits) or value (update.max_surge, whose
+		// 0 is not its default): set when the catalog writes it.
 		p := reflect.New(v.Type().Elem())
-		d.structure(n, p.Elem(), path, depth)
+		d.value(n, p.Elem(), path, depth)
 		v.Set(p)
 	case v.Kind() == reflect.Struct:
 		d.structure(n, v, path, depth)

@@ -77,3 +77,26 @@ func TestRevision(t *testing.T) {
 		assert.NotEqual(t, rev, s.Revision(), name)
 	}
 }
+
+// TestUpdateParses: update's fields read from YAML, a 0 kept apart from
+// one left out, and a wrong type said with its line.
+func TestUpdateParses(t *testing.T) {
+	const base = `manager:
+  servers: [{name: s1, address: 127.0.0.1, slots: 4, ports: 21000-21099}]
+services:
+  - name: web
+    command: bin/demo
+    replicas: {initial: 2, max: 4}
+`
+	c, err := Parse([]byte(base+"    update: {max_surge: 0, max_unavailable: 1, health_grace: 3s, auto_rollback: false}\n"), "catalog.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, Policy{MaxSurge: 0, MaxUnavailable: 1, HealthGrace: 3 * time.Second, AutoRollback: false}, c.Services[0].UpdatePolicy())
+	c, err = Parse([]byte(base+"    update: {health_grace: 1s}\n"), "catalog.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, Policy{MaxSurge: 1, MaxUnavailable: 0, HealthGrace: time.Second, AutoRollback: true}, c.Services[0].UpdatePolicy())
+	_, err = Parse([]byte(base+"    update: {auto_rollback: yes please}\n"), "catalog.yaml")
+	assert.ErrorContains(t, err, "catalog.yaml:7: services[0].update.auto_rollback: ")
+	assert.ErrorContains(t, err, "is not true or false")
+	_, err = Parse([]byte(base+"    update: {max_surge: 0}\n"), "catalog.yaml")
+	assert.ErrorContains(t, err, "catalog.yaml:7: services[0].update: max_surge 0 and max_unavailable 0 let a roll neither add nor remove an instance")
+}

@@ -36,6 +36,9 @@ services:
     args: ["--port={{.Port}}", "--name={{.Service}}"%s]
     replicas: {initial: 2, min: 1, max: 8}
     scaling: {cooldown: 5m}
+    # A broken revision (below) is not rolled back: the roll stops and the
+    # next crash's replacements run it, so web backs off.
+    update: {auto_rollback: false}
   - name: api
     command: bin/demo
     args: ["--port={{.Port}}", "--name={{.Service}}"]
@@ -280,9 +283,9 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 	assert.Equal(t, 1.0, v, "the unplaced instance, by reason")
 	moved("refused update", m3, m4, delta{"msm_rejected_updates_total", []string{"update", "extend"}, 1})
 
-	// Back down, then a catalog whose web no longer starts: the next
-	// crash of web is replaced by instances that fail in turn, and web
-	// backs off.
+	// Back down, then a catalog whose web no longer starts: its roll stops
+	// at the first instance (no auto_rollback), the next crash of web is
+	// replaced by instances that fail in turn, and web backs off.
 	out, err = d.msm("scale", "web", "2")
 	require.NoError(t, err, out)
 	settled("web back to 2", func(st workflows.Status) bool { return converged(1)(st) && st.Services[0].Ready == 2 })
