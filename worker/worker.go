@@ -3,6 +3,8 @@
 package worker
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
@@ -14,11 +16,19 @@ import (
 
 // New returns a worker for the manager task queue, not yet started.
 func New(c client.Client, acts *activities.Activities, interceptors ...interceptor.WorkerInterceptor) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue, worker.Options{Interceptors: interceptors})
+	w := worker.New(c, workflows.TaskQueue, worker.Options{Interceptors: interceptors,
+		// A task for a workflow this worker ran waits this long on the
+		// worker's own (sticky) queue before any worker may take it: a
+		// worker that died holds its workflows' next tasks no longer than
+		// this (the default is 5 s). Another worker replays the history.
+		StickyScheduleToStartTimeout: StickyTimeout})
 	RegisterWorkflows(w)
 	w.RegisterActivity(acts)
 	return w
 }
+
+// StickyTimeout is the worker's sticky schedule-to-start timeout.
+const StickyTimeout = time.Second
 
 // RegisterWorkflows adds msm's workflows to r; the worker, tests and the
 // replayer use the same list.
