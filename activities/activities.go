@@ -176,7 +176,9 @@ func (a *Activities) cloud(ctx context.Context, kind string, m catalog.Manager, 
 // launchBeat is how often LaunchServer heartbeats while its provider works:
 // well inside the heartbeat timeout the Provision gives it, so only a
 // worker that died lets it time out (and be retried, by the same key).
-const launchBeat = 5 * time.Second
+// The SDK sends them to the server at most every 80 % of the timeout, and
+// a heartbeat writes no history event.
+const launchBeat = 500 * time.Millisecond
 
 // heartbeat records a heartbeat every period until the returned stop is
 // called.

@@ -19,7 +19,7 @@ import (
 // long a command waits for an agent that is not (yet) polling.
 const (
 	launchTimeout    = 5 * time.Minute
-	launchHeartbeat  = 20 * time.Second
+	launchHeartbeat  = 2 * time.Second // a worker that died mid-launch: retried after this
 	nodeWaitTimeout  = time.Minute
 	startTimeout     = 30 * time.Second
 	agentWaitTimeout = 30 * time.Second
