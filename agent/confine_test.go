@@ -123,7 +123,11 @@ func TestConfinedServiceLimits(t *testing.T) {
 		limits catalog.Limits
 		want   string
 	}{
-		{"fork bomb", `b() { b | b & }; b`, catalog.Limits{Pids: 32}, "limits.pids"},
+		// A bomb that holds its processes: one that collapses by itself
+		// (`b() { b | b & }; b`) may be gone between two samples and the
+		// service then starts within its limits, which made this test
+		// flaky; these sleeps stay at the limit until the agent kills them.
+		{"fork bomb", `while :; do sleep 60 & done`, catalog.Limits{Pids: 32}, "limits.pids"},
 		// Its resident memory is sampled with each health poll as it starts
 		// (and every second once it runs, TestFailingConfined…); an
 		// allocation faster than that meets the backstop, RLIMIT_DATA, and
