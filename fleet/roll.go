@@ -37,29 +37,47 @@ type RollCount struct {
 
 // CountRoll counts the instances of r's service in inv at now.
 func CountRoll(inv *Inventory, r Roll, now time.Time) RollCount {
-	return countRoll(inv, r, now, inv.drainingServers())
+	return CountRolls(inv, []Roll{r}, now)[0]
 }
 
-func countRoll(inv *Inventory, r Roll, now time.Time, draining map[string]bool) RollCount {
-	var n RollCount
+// CountRolls counts the instances of each roll's service in inv at now, in
+// one walk of the inventory (a decision over many rolls does not walk it
+// once per roll).
+func CountRolls(inv *Inventory, rolls []Roll, now time.Time) []RollCount {
+	out := make([]RollCount, len(rolls))
+	if len(rolls) == 0 {
+		return out
+	}
+	at := make(map[string]int, len(rolls))
+	for i, r := range rolls {
+		at[r.Service] = i
+	}
+	draining := inv.drainingServers()
 	for _, c := range inv.Containers {
-		if c.Service != r.Service || !c.stays(draining) {
-			continue
-		}
-		fresh := c.Revision == r.Revision
-		if fresh {
-			n.Fresh++
-		} else {
-			n.Stale++
-		}
-		if c.State == Loaded && c.Healthy && (!fresh || now.Sub(c.ReadyAt) >= r.Grace) {
-			n.Ready++
-			if fresh {
-				n.FreshReady++
-			}
+		if i, ok := at[c.Service]; ok {
+			out[i].add(c, rolls[i], now, draining)
 		}
 	}
-	return n
+	return out
+}
+
+// add counts c, an instance of r's service, if it stays.
+func (n *RollCount) add(c Container, r Roll, now time.Time, draining map[string]bool) {
+	if !c.stays(draining) {
+		return
+	}
+	fresh := c.Revision == r.Revision
+	if fresh {
+		n.Fresh++
+	} else {
+		n.Stale++
+	}
+	if c.State == Loaded && c.Healthy && (!fresh || now.Sub(c.ReadyAt) >= r.Grace) {
+		n.Ready++
+		if fresh {
+			n.FreshReady++
+		}
+	}
 }
 
 // Waiting reports why a roll of a service that wants desired instances
@@ -94,7 +112,10 @@ func (n RollCount) rollRemovals(r Roll, want int) int {
 // removes old ones as they serve). One instance at a time with the
 // defaults: extend, wait until healthy for the grace, destroy one old.
 func rollStrategy(d *decider) {
-	for _, r := range d.s.Rolls {
+	// Placing one service's instances changes no other's counts: one
+	// walk counts them all.
+	counts := CountRolls(&d.work, d.s.Rolls, d.now)
+	for i, r := range d.s.Rolls {
 		if r.Paused || !d.open(r.Service) {
 			continue
 		}
@@ -103,7 +124,7 @@ func rollStrategy(d *decider) {
 			continue
 		}
 		desired := d.s.Desired(*svc)
-		n := countRoll(&d.work, r, d.now, d.work.drainingServers())
+		n := counts[i]
 		k := n.rollSurge(r, desired)
 		if k == 0 {
 			continue

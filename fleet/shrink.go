@@ -173,7 +173,10 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 				continue
 			}
 			old := func(c Container) bool { return serving(c) && c.Revision != roll.Revision }
-			n := countRoll(inv, *roll, o.Now, draining)
+			var n RollCount
+			for _, i := range mine {
+				n.add(inv.Containers[i], *roll, o.Now, draining)
+			}
 			if k := n.rollRemovals(*roll, want); k > 0 && !roll.Paused {
 				for _, c := range victims(mine, old)[:k] {
 					remove(c)

@@ -271,12 +271,18 @@ func (m *manager) rollFailed(ctx workflow.Context, c *fleet.Container, why strin
 // settleRolls ends the rolls with no instance of another revision left.
 func (m *manager) settleRolls(ctx workflow.Context) {
 	now := workflow.Now(ctx)
-	for i := range m.st.Rollouts {
-		r := &m.st.Rollouts[i]
-		if !r.active() || m.service(r.Service) == nil {
-			continue
+	// One walk of the inventory counts every active roll.
+	var rolls []fleet.Roll
+	var at []int
+	for i, r := range m.st.Rollouts {
+		if r.active() && m.service(r.Service) != nil {
+			rolls = append(rolls, fleet.Roll{Service: r.Service, Revision: r.target()})
+			at = append(at, i)
 		}
-		n := fleet.CountRoll(&m.st.Inventory, fleet.Roll{Service: r.Service, Revision: r.target()}, now)
+	}
+	counts := fleet.CountRolls(&m.st.Inventory, rolls, now)
+	for k, i := range at {
+		r, n := &m.st.Rollouts[i], counts[k]
 		if n.Stale > 0 || m.holds(r.Service) {
 			continue
 		}
@@ -308,14 +314,20 @@ func (m *manager) holds(service string) bool {
 // health grace after now (an old one may go then), or zero.
 func (m *manager) nextGrace(now time.Time) time.Time {
 	var next time.Time
+	rolls := map[string]fleet.Roll{}
 	for _, r := range m.fleetRolls() {
-		for _, c := range m.st.Inventory.Containers {
-			if c.Service != r.Service || c.Revision != r.Revision || c.State != fleet.Loaded || !c.Healthy {
-				continue
-			}
-			if t := c.ReadyAt.Add(r.Grace); t.After(now) && (next.IsZero() || t.Before(next)) {
-				next = t
-			}
+		rolls[r.Service] = r
+	}
+	if len(rolls) == 0 {
+		return next
+	}
+	for _, c := range m.st.Inventory.Containers {
+		r, ok := rolls[c.Service]
+		if !ok || c.Revision != r.Revision || c.State != fleet.Loaded || !c.Healthy {
+			continue
+		}
+		if t := c.ReadyAt.Add(r.Grace); t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
 	}
 	return next
