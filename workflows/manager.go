@@ -5,6 +5,8 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -100,6 +102,13 @@ type manager struct {
 // OperationTaskTimeout is the workflow task timeout of the operations the
 // Manager starts (see operation).
 const OperationTaskTimeout = 2 * time.Second
+
+// ManagerTaskTimeout is the Manager's workflow task timeout (set when it
+// starts, and again at each continue-as-new): how long the server waits
+// for a worker that took one of its tasks before another may take it. A
+// worker taking the Manager over replays the run's whole history within
+// one task, so this must stay above that replay at fleet size.
+const ManagerTaskTimeout = 10 * time.Second
 
 // validateCatalogChange gates the check of every received catalog for the
 // runs begun before it, which installed whatever arrived.
@@ -242,7 +251,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, usageCh, h.usage)
 			takeAll(ctx, errorCh, h.errors)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
+			return workflow.NewContinueAsNewError(workflow.WithWorkflowTaskTimeout(ctx, ManagerTaskTimeout), Manager, m.st)
 		}
 		m.st.Pending = false
 		m.now = workflow.Now(ctx)
@@ -607,6 +616,12 @@ func (m *manager) service(name string) *catalog.Service {
 
 func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 	c := s.Catalog
+	if m.sameCatalog(ctx, s) {
+		// Not installed again; a schedule sync that failed is tried again
+		// (a worker start hands the catalog over for that too).
+		m.syncSchedules(ctx)
+		return
+	}
 	// The worker validated it, but what the Manager carries is bounded
 	// here, whoever sent it: a catalog past the bound is refused and the
 	// one in force stays.
@@ -675,6 +690,29 @@ func (m *manager) onCatalog(ctx workflow.Context, s CatalogSignal) {
 		m.drainRemoved(ctx, s.Source)
 	}
 	m.beginRolls(ctx, prev)
+}
+
+// sameCatalogChange gates ignoring a catalog identical to the one in
+// force, from the same source: every worker of a Manager hands it the
+// catalog when it starts and when the source changes, so with several
+// workers each catalog arrives once per worker. The runs begun before
+// installed it again (a record, and the back-offs cleared).
+const sameCatalogChange = "same-catalog-ignored"
+
+// sameCatalog reports whether s repeats the catalog in force. The version
+// is asked only of a repeat, the only catalog whose handling changed.
+func (m *manager) sameCatalog(ctx workflow.Context, s CatalogSignal) bool {
+	if m.st.Catalog == nil || m.st.CatalogError != "" || s.Source != m.st.CatalogSource {
+		return false
+	}
+	// Both are decoded from JSON, and JSON writes maps in key order: the
+	// same catalog encodes to the same bytes.
+	was, err1 := json.Marshal(m.st.Catalog) //workflowcheck:ignore
+	now, err2 := json.Marshal(&s.Catalog)   //workflowcheck:ignore
+	if err1 != nil || err2 != nil || !bytes.Equal(was, now) {
+		return false
+	}
+	return workflow.GetVersion(ctx, sameCatalogChange, workflow.DefaultVersion, 1) == 1
 }
 
 // drainRemovedChange gates draining the servers a catalog no longer lists

@@ -867,8 +867,8 @@ func (s *ManagerSuite) TestCatalogSignalClearsBackOff() {
 	var err1, err2 error
 	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
 	s.snapshot(1200*time.Millisecond, &held, &err1)
-	// The catalog again (a fix to the file, say) before the back-off ends.
-	s.signal(1500*time.Millisecond, workflows.SignalCatalog, tmCatalogSignal())
+	// A changed catalog (a fix to the file, say) before the back-off ends.
+	s.signal(1500*time.Millisecond, workflows.SignalCatalog, tmCatalogFixed())
 	s.snapshot(1700*time.Millisecond, &cleared, &err2)
 	start := s.env.Now()
 	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
@@ -886,6 +886,44 @@ func (s *ManagerSuite) TestCatalogSignalClearsBackOff() {
 	s.Equal(tmUseWarm("api", "c5", 20002), s.provisions()[1].Input.Plan)
 	s.Equal(tmUseWarmOf("c5", 20002, "api", "c6", 20003), s.provisions()[2].Input.Plan)
 	s.Equal(workflows.ServiceStatus{Name: "api", Desired: 1, Ready: 1}, s.tmService(cleared, "api"))
+}
+
+// TestSameCatalogAgainChangesNothing: every worker hands the Manager the
+// catalog when it starts, so with several workers (or one restarted) the
+// catalog in force arrives again: it is not installed again (no record,
+// the back-off stays).
+func (s *ManagerSuite) TestSameCatalogAgainChangesNothing() {
+	s.fake.loadErr = map[string]error{"m1-c3": tmLoadFailed(tmAPIExit), "m1-c4": tmLoadFailed(tmAPIExit)}
+	var held, after workflows.Status
+	var err1, err2 error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1200*time.Millisecond, &held, &err1)
+	s.signal(1500*time.Millisecond, workflows.SignalCatalog, tmCatalogSignal())
+	s.signal(1600*time.Millisecond, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(1700*time.Millisecond, &after, &err2)
+	start := s.env.Now()
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+
+	s.Equal(held.Events, after.Events, "no record of the repeats")
+	api := s.tmService(after, "api")
+	s.Require().NotNil(api.RetryAt, "the back-off stays")
+	s.Equal(2*time.Second, api.RetryAt.Sub(start))
+	s.Equal([]time.Duration{time.Second, time.Second, 2 * time.Second}, s.startedAt(start),
+		"the second failure retried at the end of its back-off, not at a repeat")
+}
+
+// tmCatalogFixed is tmCatalogSignal's catalog changed: api may grow to 4.
+func tmCatalogFixed() workflows.CatalogSignal {
+	sig := tmCatalogSignal()
+	for i := range sig.Catalog.Services {
+		if sig.Catalog.Services[i].Name == "api" {
+			sig.Catalog.Services[i].Replicas.Max = 4
+		}
+	}
+	return sig
 }
 
 func (s *ManagerSuite) TestProvisionUpdateSkipsTheBackOffOfTheNamedService() {
