@@ -66,6 +66,12 @@ type Manager struct {
 	// server is lost: its instances are recovered on other servers, and its
 	// containers are fenced (destroyed) when it comes back.
 	Liveness time.Duration `yaml:"liveness" json:"liveness,omitempty"`
+	// TaskTimeout is the Manager's workflow task timeout: how long a
+	// worker that took one of the Manager's tasks and died holds it before
+	// another worker takes it over. The worker taking over replays the
+	// Manager's run within one task, so it must stay above that replay
+	// (docs/operations.md has the figures).
+	TaskTimeout time.Duration `yaml:"task_timeout" json:"task_timeout,omitempty"`
 	// ForgetAfter is how long a server stays lost before the Manager
 	// forgets it: its containers and their ports are released, it leaves
 	// the status, and a launching kind's instance is terminated (room under

@@ -21,6 +21,7 @@ const (
 	DefaultMetricsPath   = "/metrics"
 	DefaultDrain         = time.Second
 	DefaultLiveness      = 5 * time.Second
+	DefaultTaskTimeout   = 2 * time.Second
 	DefaultForgetAfter   = 10 * time.Minute
 	DefaultMaxServers    = 10
 	DefaultMSM           = "/usr/local/bin/msm"
@@ -69,6 +70,9 @@ func (c *Catalog) Default() {
 	}
 	if c.Manager.Liveness == 0 {
 		c.Manager.Liveness = DefaultLiveness
+	}
+	if c.Manager.TaskTimeout == 0 {
+		c.Manager.TaskTimeout = DefaultTaskTimeout
 	}
 	if c.Manager.Placement == "" {
 		c.Manager.Placement = PlacementSpread
@@ -130,6 +134,19 @@ func (s *Service) defaults() {
 	if r.Max == 0 {
 		r.Max = max(r.Initial, r.Min)
 	}
+}
+
+// MaxTaskTimeout is the longest Manager task timeout: past a minute a dead
+// worker stalls the Manager longer than any failover should.
+const MaxTaskTimeout = time.Minute
+
+// ManagerTaskTimeout is the Manager's workflow task timeout m sets, or
+// DefaultTaskTimeout (a catalog of before had none).
+func (m Manager) ManagerTaskTimeout() time.Duration {
+	if m.TaskTimeout > 0 {
+		return m.TaskTimeout
+	}
+	return DefaultTaskTimeout
 }
 
 // MinLiveness is the shortest liveness window: a node heartbeats several

@@ -177,8 +177,9 @@ func StartManager(ctx context.Context, c client.Client, manager string, cat *cat
 		client.StartWorkflowOptions{
 			ID:        workflows.ManagerID(manager),
 			TaskQueue: workflows.TaskQueue,
-			// A worker that dies in one of the Manager's tasks costs this.
-			WorkflowTaskTimeout: workflows.ManagerTaskTimeout,
+			// A worker that dies in one of the Manager's tasks costs this
+			// (a running Manager keeps its own until it continues as new).
+			WorkflowTaskTimeout: cat.Manager.ManagerTaskTimeout(),
 			// Ended runs (terminated by hand) may be started again.
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		},

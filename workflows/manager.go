@@ -103,12 +103,20 @@ type manager struct {
 // Manager starts (see operation).
 const OperationTaskTimeout = 2 * time.Second
 
-// ManagerTaskTimeout is the Manager's workflow task timeout (set when it
-// starts, and again at each continue-as-new): how long the server waits
-// for a worker that took one of its tasks before another may take it. A
-// worker taking the Manager over replays the run's whole history within
-// one task, so this must stay above that replay at fleet size.
-const ManagerTaskTimeout = 10 * time.Second
+// taskTimeout is the Manager's workflow task timeout, the catalog's
+// manager.task_timeout (catalog.DefaultTaskTimeout): set by the worker that
+// starts it, and again at each continue-as-new, so a changed setting holds
+// from the next run. It is how long the server waits for a worker that
+// took one of the Manager's tasks before another may take it; a worker
+// taking the Manager over replays the run's whole history within one
+// task, so it must stay above that replay at fleet size (measured by
+// TestSimulatedKindHoldsTenThousandContainers: docs/operations.md).
+func (m *manager) taskTimeout() time.Duration {
+	if m.st.Catalog == nil {
+		return catalog.DefaultTaskTimeout
+	}
+	return m.st.Catalog.Manager.ManagerTaskTimeout()
+}
 
 // validateCatalogChange gates the check of every received catalog for the
 // runs begun before it, which installed whatever arrived.
@@ -251,7 +259,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, usageCh, h.usage)
 			takeAll(ctx, errorCh, h.errors)
 			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
-			return workflow.NewContinueAsNewError(workflow.WithWorkflowTaskTimeout(ctx, ManagerTaskTimeout), Manager, m.st)
+			return workflow.NewContinueAsNewError(workflow.WithWorkflowTaskTimeout(ctx, m.taskTimeout()), Manager, m.st)
 		}
 		m.st.Pending = false
 		m.now = workflow.Now(ctx)

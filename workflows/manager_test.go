@@ -539,6 +539,7 @@ func (s *ManagerSuite) TestContinuesAsNewWithItsStateWhenHistoryPassesTheLimit()
 	var can *workflow.ContinueAsNewError
 	s.Require().True(errors.As(err, &can), "want continue-as-new, got %v", err)
 	s.Equal("Manager", can.WorkflowType.Name)
+	s.Equal(catalog.DefaultTaskTimeout, can.WorkflowTaskTimeout, "the next run's task timeout is the catalog's (its default)")
 	var next workflows.ManagerInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 

@@ -18,10 +18,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/devserver"
+	msmworker "github.com/msm-project/msm/worker"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -201,6 +206,24 @@ func TestSimulatedKindHoldsTenThousandContainers(t *testing.T) {
 	t.Logf("state carried through continue-as-new, in bytes, by run: %v", sizes)
 	require.NotEmpty(t, sizes, "no run of the Manager was started by continue-as-new")
 
+	// A worker that takes over the Manager replays its run's whole history
+	// within one workflow task: how long that takes at fleet size bounds
+	// the Manager's workflow task timeout (workflows.ManagerTaskTimeout).
+	// Each run replays against this code (a determinism check on a real
+	// fleet-scale history too); the time is reported, not asserted.
+	var slowest time.Duration
+	for _, run := range runs {
+		h, err := fullHistory(ctx, cl, id, run)
+		require.NoError(t, err)
+		took, err := replayManager(h)
+		require.NoError(t, err, "replaying run %s of the Manager", run)
+		t.Logf("replay of run %s: %d events, %d bytes, %s", run, len(h.Events), proto.Size(h), took.Round(time.Millisecond))
+		slowest = max(slowest, took)
+	}
+	t.Logf("slowest replay of a Manager run at %d containers: %s (the Manager's workflow task timeout is %s by default)",
+		services*replicas+warm, slowest.Round(time.Millisecond), catalog.DefaultTaskTimeout)
+	figure(t, "manager replay at fleet size", slowest)
+
 	// Ctrl-C stops the Manager's worker and the dev server; msm dev exits 0.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
@@ -256,4 +279,28 @@ func readyOf(st workflows.Status) int {
 		n += s.Ready
 	}
 	return n
+}
+
+// fullHistory reads one run's whole history.
+func fullHistory(ctx context.Context, cl client.Client, id, run string) (*historypb.History, error) {
+	h := &historypb.History{}
+	it := cl.GetWorkflowHistory(ctx, id, run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		h.Events = append(h.Events, e)
+	}
+	return h, nil
+}
+
+// replayManager replays a Manager run's history against this code, as a
+// worker taking the run over does, and says how long that took.
+func replayManager(h *historypb.History) (time.Duration, error) {
+	r := worker.NewWorkflowReplayer()
+	msmworker.RegisterWorkflows(r)
+	began := time.Now()
+	err := r.ReplayWorkflowHistory(quiet{}, h)
+	return time.Since(began), err
 }
