@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ func (e *env) dev(args []string) error {
 	codecAddr := fs.String("codec-listen", "127.0.0.1:8234", "`host:port` of the codec server msm dev runs for the Web UI and the temporal CLI")
 	metricsAddr := fs.String("metrics-addr", e.or("MSM_METRICS_ADDR", "127.0.0.1:9464"), "serve the worker's Prometheus metrics on http://`host:port`/metrics (MSM_METRICS_ADDR; empty: none)")
 	encrypt := fs.Bool("codec", true, "encrypt payloads (with --codec-key-file, else a key made under --state) and run the codec server; false leaves them in plain JSON")
+	workers := fs.Int("workers", 0, "how many Manager workers to run: msm dev's own and `msm worker` processes beside it, to fail over to (MSM_WORKERS; default 2, 1 on the simulated kind)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +44,17 @@ func (e *env) dev(args []string) error {
 	}
 	if cat.Manager.Kind != catalog.KindStandalone && cat.Manager.Kind != catalog.KindSimulated {
 		return fmt.Errorf("msm dev runs the standalone and simulated kinds, and %s says kind %q; use `msm worker` for other kinds", *path, cat.Manager.Kind)
+	}
+	if *workers == 0 {
+		if *workers, err = devWorkers(e.getenv("MSM_WORKERS"), cat.Manager.Kind); err != nil {
+			return err
+		}
+	}
+	if *workers < 1 {
+		return fmt.Errorf("--workers %d: msm dev runs at least its own worker; give 1 or more", *workers)
+	}
+	if *workers > 1 && cat.Manager.Kind == catalog.KindSimulated {
+		return fmt.Errorf("--workers %d: the simulated kind's servers and containers live inside one worker process, so it runs one worker; give --workers 1", *workers)
 	}
 	if err := os.MkdirAll(*state, 0o755); err != nil {
 		return fmt.Errorf("creating %s, %w", *state, err)
@@ -193,6 +206,19 @@ func (e *env) dev(args []string) error {
 		}
 	}()
 
+	if *workers > 1 {
+		spec, err := e.devWorkerSpec(&c, *path, ringFile, *state)
+		if err != nil {
+			return err
+		}
+		var extra extraWorkers
+		extra.start(rctx, spec, *workers-1, e.stdout)
+		defer func() {
+			cancelRun()
+			extra.wait()
+		}()
+	}
+
 	began := time.Now()
 	done := false
 	last := ""
@@ -228,6 +254,22 @@ func (e *env) dev(args []string) error {
 			fmt.Fprintln(e.stdout, "Ctrl-C stops the dev server, the Manager and every container.")
 		}
 	}
+}
+
+// devWorkers is how many workers msm dev runs by default on kind, or as
+// MSM_WORKERS says.
+func devWorkers(setting, kind string) (int, error) {
+	if setting != "" {
+		n, err := strconv.Atoi(setting)
+		if err != nil {
+			return 0, fmt.Errorf("MSM_WORKERS=%q is not a number of workers: give 1 or more", setting)
+		}
+		return n, nil
+	}
+	if kind == catalog.KindSimulated {
+		return 1, nil
+	}
+	return 2, nil
 }
 
 // pollEvery is how often msm dev asks the Manager for its status when it

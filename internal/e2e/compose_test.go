@@ -130,6 +130,10 @@ func TestLocalComposeProvisionsTheExampleCatalog(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	assert.Equal(t, "docker", st.Kind)
+	// Two workers (scale: 2), each serving the Manager's task queue.
+	out, err = compose(env, "docker-compose.local.yml", "ps", "-q", "msm")
+	require.NoError(t, err, out)
+	assert.Len(t, strings.Fields(out), 2, "two msm workers run: %s", out)
 	assert.Equal(t, workflows.ReportsAuthenticated, st.Reports, "the keys service made a ring, and the worker uses it")
 	assert.Zero(t, st.Rejected, "every node and agent report was signed with its key")
 	assert.Len(t, loadedOf(st, "web"), 2)

@@ -296,3 +296,47 @@ func checkServing(t *testing.T, st workflows.Status) []int {
 	assert.Equal(t, 1, waiting, "warm pool")
 	return ports
 }
+
+// TestDevRunsTwoWorkers: `msm dev` runs a second Manager worker, an `msm
+// worker` process beside its own (--workers 2, the default): killed -9, the
+// Manager carries on (an extension completes while it is away), msm dev
+// says so and starts it again; Ctrl-C stops it with the rest.
+func TestDevRunsTwoWorkers(t *testing.T) {
+	d := newDev(t, "")
+	r := d.start()
+	d.waitHealthy(r, func(workflows.Status) bool { return true })
+	pidOf := func(after int) int {
+		var pid int
+		require.Eventually(t, func() bool {
+			out := r.out.String()
+			i := strings.LastIndex(out, "Worker worker-2 running (pid ")
+			if i < 0 {
+				return false
+			}
+			_, err := fmt.Sscanf(out[i:], "Worker worker-2 running (pid %d", &pid)
+			return err == nil && pid != after
+		}, 30*time.Second, 50*time.Millisecond, "msm dev says worker-2 runs:\n%s", r.out)
+		return pid
+	}
+	first := pidOf(0)
+	require.NoError(t, syscall.Kill(first, 0), "worker-2 (pid %d) runs", first)
+	b, err := os.ReadFile(filepath.Join(d.dir, ".msm", "worker-2.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "manager worker running", "worker-2 serves the Manager")
+
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	killed := time.Now()
+	_, err = d.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	d.waitFor(r, "web extended to 3 while worker-2 is away", 30*time.Second, func(st workflows.Status) bool {
+		return len(st.Services) > 0 && st.Services[0].Name == "web" && st.Services[0].Ready == 3 && st.Operations == 0
+	})
+	t.Logf("web extended %s after worker-2 was killed", time.Since(killed).Round(time.Millisecond))
+	assert.Contains(t, r.out.String(), fmt.Sprintf("Worker worker-2 (pid %d) exited (signal: killed); the other workers carry on", first))
+	second := pidOf(first)
+	require.NoError(t, syscall.Kill(second, 0), "worker-2 started again (pid %d)", second)
+
+	d.stop(r)
+	assert.Eventually(t, func() bool { return syscall.Kill(second, 0) != nil }, 5*time.Second, 50*time.Millisecond,
+		"worker-2 (pid %d) stopped with msm dev", second)
+}
