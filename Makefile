@@ -8,6 +8,12 @@ BIN   := $(CURDIR)/bin
 # which keeps them out of this module's dependency graph.
 TOOL_INSTALL := cd /tmp && GOBIN=$(BIN) GOFLAGS=-buildvcs=false $(GO) install
 
+# VERSION names the build in what nodes and agents report and msm status
+# shows (internal/version): the commit, +dirty when the work tree has
+# changes; set it to name a release (make build VERSION=v1.2.0).
+VERSION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo +dirty)
+LDFLAGS := -X github.com/msm-project/msm/internal/version.Version=$(VERSION)
+
 .DEFAULT_GOAL := help
 .PHONY: help build dev test fuzz check bench clean image demo-image temporal-image docker-clean chromium vm-tools
 
@@ -23,14 +29,14 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z/_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/msm, bin/msm-agent (the lean container agent nodes start) and bin/demo (the example MicroService)
-	$(GO) build -o bin/msm ./cmd/msm
-	CGO_ENABLED=0 $(GO) build -o bin/msm-agent ./cmd/msm-agent
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/msm ./cmd/msm
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/msm-agent ./cmd/msm-agent
 	$(GO) build -o bin/demo ./examples/demo
 
 image: ## build the msm image FROM scratch (static msm, msm-agent and demo; nothing is pulled) as $(IMAGE)
 	@mkdir -p .msm && ctx=$$(mktemp -d .msm/image.XXXXXX) && trap 'rm -rf "$$ctx"' EXIT && \
-	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/msm ./cmd/msm && \
-	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/msm-agent ./cmd/msm-agent && \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$ctx/msm ./cmd/msm && \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$ctx/msm-agent ./cmd/msm-agent && \
 	CGO_ENABLED=0 $(GO) build -trimpath -o $$ctx/demo ./examples/demo && \
 	cp build/Dockerfile $$ctx/Dockerfile && \
 	docker build -q -t $(IMAGE) $$ctx

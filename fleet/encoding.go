@@ -26,12 +26,15 @@ type ContainerList []Container
 // A container that carries a revision (the one it was loaded with) or
 // became healthy during a roll has two more: the index of its revision in
 // Revisions (0 none) and when it became healthy (Unix milliseconds, 0
-// never); its image index is then -1 when it runs the Manager's.
+// never); its image index is then -1 when it runs the Manager's. One
+// whose agent's version is known has a twelfth: its index in Agents (0
+// none), the others then as above.
 type containerRows struct {
 	Servers   []string `json:"servers"`
 	Services  []string `json:"services"`
 	Images    []string `json:"images,omitempty"`
 	Revisions []string `json:"revisions,omitempty"`
+	Agents    []string `json:"agents,omitempty"`
 	Rows      [][]any  `json:"rows"`
 }
 
@@ -50,6 +53,7 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 	out := containerRows{Servers: []string{}, Services: []string{""}, Rows: make([][]any, 0, len(l))}
 	servers, services, images, revisions := map[string]int{}, map[string]int{"": 0}, map[string]int{}, map[string]int{"": 0}
 	revs := []string{""}
+	agents, agentAt := []string{""}, map[string]int{"": 0}
 	place := func(names *[]string, at map[string]int, name string) int {
 		i, ok := at[name]
 		if !ok {
@@ -78,7 +82,8 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		if !c.ReadyAt.IsZero() {
 			ready = c.ReadyAt.UnixMilli()
 		}
-		more := rev != 0 || ready != 0
+		agent := place(&agents, agentAt, c.Agent)
+		more := rev != 0 || ready != 0 || agent != 0
 		if c.Error != "" || c.Image != "" || more {
 			row = append(row, c.Error)
 		}
@@ -90,10 +95,16 @@ func (l ContainerList) MarshalJSON() ([]byte, error) {
 		if more {
 			row = append(row, rev, ready)
 		}
+		if agent != 0 {
+			row = append(row, agent)
+		}
 		out.Rows = append(out.Rows, row)
 	}
 	if len(revs) > 1 {
 		out.Revisions = revs
+	}
+	if len(agents) > 1 {
+		out.Agents = agents
 	}
 	return json.Marshal(out)
 }
@@ -118,6 +129,7 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		Services  []string            `json:"services"`
 		Images    []string            `json:"images"`
 		Revisions []string            `json:"revisions"`
+		Agents    []string            `json:"agents"`
 		Rows      [][]json.RawMessage `json:"rows"`
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
@@ -131,7 +143,7 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		var (
 			c                      Container
 			server, service, flags int
-			rev                    int
+			rev, agent             int
 			ready                  int64
 			state                  string
 		)
@@ -145,6 +157,9 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		if len(row) > 10 {
 			fields = append(fields, &rev, &ready)
+		}
+		if len(row) > 11 {
+			fields = append(fields, &agent)
 		}
 		for i, f := range fields {
 			if err := json.Unmarshal(row[i], f); err != nil {
@@ -165,6 +180,12 @@ func (l *ContainerList) UnmarshalJSON(b []byte) error {
 		}
 		if rev > 0 {
 			c.Revision = in.Revisions[rev]
+		}
+		if agent < 0 || (agent > 0 && agent >= len(in.Agents)) {
+			return fmt.Errorf("decoding containers: row %d names agent version %d, beyond the list", n, agent)
+		}
+		if agent > 0 {
+			c.Agent = in.Agents[agent]
 		}
 		if ready != 0 {
 			c.ReadyAt = time.UnixMilli(ready).UTC()

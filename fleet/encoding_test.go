@@ -21,6 +21,8 @@ func TestContainerListRoundTrips(t *testing.T) {
 		{ID: "m-c3", Server: "s2", Port: 21000, State: Failed, Service: "api", Crashed: true, Error: "api exited", Revision: "aaaa"},
 		{ID: "m-c4", Server: "s2", Port: 21001, State: Waiting, Registered: true, PID: 104},
 		{ID: "m-c5", Server: "s2", Port: 21002, State: Draining, Service: "web", Unloading: true, Error: "x"},
+		{ID: "m-c7", Server: "s2", Port: 21003, State: Waiting, Registered: true, PID: 107, Agent: "v2"},
+		{ID: "m-c8", Server: "s1", Port: 20003, State: Loaded, Service: "web", Healthy: true, PID: 108, Revision: "aaaa", ReadyAt: ready, Agent: "v1"},
 	}
 	b, err := json.Marshal(in)
 	require.NoError(t, err)
@@ -29,6 +31,8 @@ func TestContainerListRoundTrips(t *testing.T) {
 	assert.Equal(t, in, out)
 	assert.Contains(t, string(b), `"revisions":["","aaaa","bbbb","cccc"]`, "each revision named once")
 	assert.Contains(t, string(b), `["m-c4",1,21001,"waiting",0,2,104]`, "a container without a revision costs nothing more")
+	assert.Contains(t, string(b), `"agents":["","v2","v1"]`, "each agent version named once")
+	assert.Contains(t, string(b), `["m-c7",1,21003,"waiting",0,2,107,"",-1,0,0,1]`, "an agent's version, by its index")
 
 	legacy := `{"servers":["s1"],"services":["","web"],"rows":[["m-c1",0,20000,"loaded",1,3,101],["m-c2",0,20001,"failed",1,0,0,"boom"]]}`
 	require.NoError(t, json.Unmarshal([]byte(legacy), &out))
@@ -38,4 +42,6 @@ func TestContainerListRoundTrips(t *testing.T) {
 	}, out)
 	bad := `{"servers":["s1"],"services":["","web"],"revisions":["","a"],"rows":[["m-c1",0,20000,"loaded",1,3,101,"",-1,5,0]]}`
 	assert.ErrorContains(t, json.Unmarshal([]byte(bad), &out), "names revision 5, beyond the list")
+	bad = `{"servers":["s1"],"services":["","web"],"agents":["","v1"],"rows":[["m-c1",0,20000,"waiting",0,2,101,"",-1,0,0,2]]}`
+	assert.ErrorContains(t, json.Unmarshal([]byte(bad), &out), "names agent version 2, beyond the list")
 }

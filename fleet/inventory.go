@@ -57,6 +57,9 @@ type Server struct {
 	NodeSeen bool `json:"node_seen,omitempty"`
 	// LostAt is when it was lost (ServerLost), for manager.forget_after.
 	LostAt time.Time `json:"lost_at,omitzero"`
+	// Node is the msm version of its node agent, as it last said
+	// (workflows.ReconcileResult); "" until it does.
+	Node string `json:"node,omitempty"`
 }
 
 // Container is one `msm agent` process and its port lease.
@@ -94,6 +97,12 @@ type Container struct {
 	// that image: it waits only in that image's pool, and is destroyed, not
 	// unloaded, when that pool is full.
 	Image string `json:"image,omitempty"`
+	// Agent is the msm version of its container agent: its node's when
+	// the node started it (an agent is the node's own msm-agent, or on the
+	// docker kind the one of the node's image); "" when not known (started
+	// before versions were kept). `msm upgrade agents` replaces those of
+	// another version than their node's.
+	Agent string `json:"agent,omitempty"`
 }
 
 // Inventory is everything the Manager owns. Slices, not maps, so that every

@@ -22,6 +22,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/internal/testimage"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
@@ -199,7 +200,8 @@ func TestDockerReconcileRemovesWhatTheManagerDoesNotKeep(t *testing.T) {
 	// c3 is newer than the Manager's snapshot (seq 2): it stays.
 	res, err := runActivity[workflows.ReconcileResult](t, n.Reconcile, workflows.ReconcileInput{Manager: "m1", Server: dockerServer, Keep: []string{"m1-c1"}, Seq: 2})
 	require.NoError(t, err)
-	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m1-c2"}, Running: []string{"m1-c1", "m1-c3"}}, res)
+	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m1-c2"}, Running: []string{"m1-c1", "m1-c3"},
+		Version: version.Get(), Wire: agentapi.Wire}, res, "what it stopped and what runs, and the node's version")
 	assert.Equal(t, map[string]string{"msm-m1-c1": "running", "msm-m1-c3": "running"}, ours(t, eng))
 
 	kept, err := n.Reattach(context.Background())

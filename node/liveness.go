@@ -13,6 +13,7 @@ import (
 
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/heartbeat"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
 )
@@ -89,7 +90,7 @@ type held struct {
 // reconcile stops, in parallel, the containers of list that in does not
 // keep, and reports what it stopped and what still runs.
 func reconcile(ctx context.Context, in workflows.ReconcileInput, list []held, stop func(context.Context, string) error) (workflows.ReconcileResult, error) {
-	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}}
+	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}, Version: version.Get(), Wire: agentapi.Wire}
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup

@@ -32,9 +32,11 @@ func tbFleet(n int) workflows.ManagerInput {
 func (s *ManagerSuite) TestStateStaysUnderItsBoundAtFleetScale() {
 	in := tbFleet(tbN)
 	in.HistoryLimit = 100000
-	// Every instance carries the revision it runs.
+	// Every instance carries the revision it runs, and its agent's version
+	// (half of them mid-upgrade: two versions in the list).
 	for i := range in.Inventory.Containers {
 		c := &in.Inventory.Containers[i]
+		c.Agent = []string{"8a0307d1c2b3", "4c1e9b2f7a60+dirty"}[i%2]
 		for _, svc := range in.Catalog.Services {
 			if svc.Name == c.Service {
 				c.Revision = svc.Revision()

@@ -528,6 +528,10 @@ type ReconcileInput struct {
 type ReconcileResult struct {
 	Stopped []string `json:"stopped"`
 	Running []string `json:"running"`
+	// Version is the node's msm version (internal/version) and Wire the
+	// contract it speaks (agentapi.Wire); both absent from a node of wire 1.
+	Version string `json:"version,omitempty"`
+	Wire    int    `json:"wire,omitempty"`
 }
 
 // Backoff holds back a service whose containers keep failing, so a broken

@@ -12,6 +12,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 // Liveness: the Manager holds one lease per server, a long-running Lease
@@ -256,6 +257,7 @@ func (m *manager) fence(ctx workflow.Context, server string) {
 	if s := m.st.Inventory.Server(server); s != nil {
 		s.LostAt = time.Time{}
 	}
+	m.nodeSays(ctx, server, out, nil)
 	m.st.Pending = true
 	m.event(ctx, fmt.Sprintf("server %s is back: its node stopped %d stale container(s) %v; %d lease(s) released, the server takes containers again",
 		server, len(out.Stopped), out.Stopped, n))
@@ -264,7 +266,9 @@ func (m *manager) fence(ctx workflow.Context, server string) {
 // collect has a node that came up (again) stop the containers of this
 // Manager that the inventory does not keep: ones it never knew (a start
 // whose result was lost), and failed ones it could not destroy before.
-func (m *manager) collect(ctx workflow.Context, server string) {
+// adopted are the containers the node re-attached to (started by the node
+// before it restarted); it started the others itself.
+func (m *manager) collect(ctx workflow.Context, server string, adopted []string) {
 	if !m.leases || !watched(m.st.Inventory.Server(server)) {
 		return
 	}
@@ -287,6 +291,7 @@ func (m *manager) collect(ctx workflow.Context, server string) {
 			m.event(ctx, fmt.Sprintf("node %s: could not remove the containers the Manager does not keep: %s", server, rootMessage(err)))
 			return
 		}
+		m.nodeSays(ctx, server, out, adopted)
 		var unknown []string
 		for _, id := range out.Stopped {
 			if c := m.st.Inventory.Container(id); c != nil && c.State == fleet.Failed {
@@ -300,6 +305,62 @@ func (m *manager) collect(ctx workflow.Context, server string) {
 			m.event(ctx, fmt.Sprintf("node %s: stopped %d container(s) the Manager does not keep %v (%d it did not know)", server, len(out.Stopped), out.Stopped, len(unknown)))
 		}
 	})
+}
+
+// nodeSays records the version a server's node answered a Reconcile with
+// ("" for a node of wire 1, which says none), and says so in an event when
+// it changed, or when the node speaks a newer contract than this Manager
+// (its workers must be upgraded first: docs/operations.md). The agents of
+// the server's containers not known yet, but for those the node adopted
+// (started by the node before its restart), are this node's: it started
+// them (the first starts on a new server may come before its answer).
+func (m *manager) nodeSays(ctx workflow.Context, server string, out ReconcileResult, adopted []string) {
+	s := m.st.Inventory.Server(server)
+	if s == nil {
+		return
+	}
+	for _, c := range m.st.Inventory.OnServer(server) {
+		if c.Agent == "" && c.State != fleet.Failed && !slices.Contains(adopted, c.ID) {
+			if k := m.st.Inventory.Container(c.ID); k != nil {
+				k.Agent = out.Version
+			}
+		}
+	}
+	if out.Wire > agentapi.Wire {
+		m.event(ctx, fmt.Sprintf("node %s (msm %s) speaks wire contract %d, newer than this Manager's %d: upgrade the Manager's workers before its nodes (docs/operations.md)",
+			server, out.Version, out.Wire, agentapi.Wire))
+	}
+	if s.Node == out.Version {
+		return
+	}
+	if s.Node != "" {
+		m.event(ctx, fmt.Sprintf("node %s now runs msm %s (was %s)", server, orUnknown(out.Version), s.Node))
+	}
+	s.Node = out.Version
+}
+
+// nodeVersionsChange gates asking a node its version (a Reconcile that
+// keeps everything) when the Manager first hears from it in a run and
+// does not know it: a node that came up before the Manager ran (msm dev
+// starts its nodes first), or on a new server, says it no other way.
+const nodeVersionsChange = "node-versions"
+
+// askVersion has server's node say its version, once a run, when it is not
+// known (a node of wire 1 says none: asked once a run).
+func (m *manager) askVersion(ctx workflow.Context, s *fleet.Server) {
+	if !m.versions || s.Node != "" || m.asked[s.ID] {
+		return
+	}
+	m.asked[s.ID] = true
+	m.collect(ctx, s.ID, nil)
+}
+
+// orUnknown is a version, or says it is not known.
+func orUnknown(v string) string {
+	if v == "" {
+		return "unknown (wire 1)"
+	}
+	return v
 }
 
 // isLivenessTimeout reports whether a lease ended because the node was not

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 func (s *ManagerSuite) TestLostServerIsRecoveredOnTheOthersAndFencedWhenItComesBack() {
@@ -59,7 +61,7 @@ func (s *ManagerSuite) TestLostServerIsRecoveredOnTheOthersAndFencedWhenItComesB
 	// Back: fenced with nothing kept, the leases released, s1 ready.
 	s.Require().NoError(errAfter)
 	in, n := s.fake.input(workflows.ActivityReconcile, "s1")
-	s.Require().Equal(1, n)
+	s.Require().Equal(2, n, "its node was asked its version when it first started a container, then fenced")
 	s.Empty(in.(workflows.ReconcileInput).Keep)
 	s.Equal(string(fleet.ServerReady), after.Servers[0].State)
 	s.Zero(after.Servers[0].Used)
@@ -85,8 +87,70 @@ func (s *ManagerSuite) TestNodeUpReconcilesKeepingWhatTheManagerKeeps() {
 	s.Require().NoError(err)
 	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(st))
 	in, n := s.fake.input(workflows.ActivityReconcile, "s1")
-	s.Require().Equal(1, n)
+	s.Require().Equal(2, n, "its node was asked its version when it first started a container, then collected after its restart")
 	s.Equal(workflows.ReconcileInput{Manager: tfManager, Server: "s1", Keep: []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}, Seq: 4}, in)
+}
+
+// TestNodesAndAgentsVersionsAreShown: a node says its msm version when it
+// comes up (its Reconcile answer): status shows it for its server. A
+// container's agent is its node's: started on a server whose node said its
+// version, it carries it from the start; started on a new server before
+// its node answered, it gets the version when the node does; adopted by a
+// restarted node, it keeps what it had (unknown when started before
+// versions were said). A node that comes back with another version is said
+// in an event, and one speaking a newer wire contract than the Manager is
+// warned of.
+func (s *ManagerSuite) TestNodesAndAgentsVersionsAreShown() {
+	var before, known, after workflows.Status
+	var err1, err2, err3 error
+	olds := []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.snapshot(4*time.Second, &before, &err1)
+	s.at(4500*time.Millisecond, func() { s.fake.upgradeNode("s1", "v1", agentapi.Wire); s.fake.upgradeNode("s2", "v1", agentapi.Wire) })
+	s.signal(5*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: olds})
+	var ext1, ext2 tmUpdate
+	// web takes the waiting m1-c4; the pool's refill m1-c6 needs s2.
+	s.updateNamed(7*time.Second, workflows.UpdateExtend, "u1", workflows.ExtendUpdate{Service: "web", Count: 1}, &ext1)
+	s.signal(8*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s2", Containers: []string{}})
+	s.snapshot(9*time.Second, &known, &err2)
+	s.at(9500*time.Millisecond, func() { s.fake.upgradeNode("s1", "v2", agentapi.Wire+1) })
+	s.signal(10*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: olds})
+	// web takes m1-c6; the refill m1-c7 starts on s2, whose node said v1.
+	s.updateNamed(11*time.Second, workflows.UpdateExtend, "u2", workflows.ExtendUpdate{Service: "web", Count: 1}, &ext2)
+	s.snapshot(13*time.Second, &after, &err3)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+	s.Require().NoError(err1)
+	s.Require().NoError(err2)
+	s.Require().NoError(err3)
+	s.Require().NoError(ext1.err)
+	s.Require().NoError(ext2.err)
+
+	agents := func(st workflows.Status) map[string]string {
+		out := map[string]string{}
+		for _, c := range st.Containers {
+			out[c.ID+"@"+c.Server] = c.Agent
+		}
+		return out
+	}
+	nodes := func(st workflows.Status) map[string]string {
+		out := map[string]string{}
+		for _, srv := range st.Servers {
+			out[srv.ID] = srv.Node
+		}
+		return out
+	}
+	s.Equal(map[string]string{"s1": ""}, nodes(before), "not said yet")
+	s.Equal(map[string]string{"s1": "v1", "s2": "v1"}, nodes(known))
+	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c4@s1": "", "m1-c6@s2": "v1"}, agents(known),
+		"s1's were started before its node said its version; m1-c6 on s2 before s2's node did")
+	s.Equal(map[string]string{"s1": "v2", "s2": "v1"}, nodes(after))
+	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c4@s1": "", "m1-c6@s2": "v1", "m1-c7@s2": "v1"}, agents(after),
+		"adopted agents keep their version; m1-c7 has s2's from its start")
+	s.Contains(eventMessages(after.Events), "node s1 now runs msm v2 (was v1)")
+	s.Contains(eventMessages(after.Events), fmt.Sprintf(
+		"node s1 (msm v2) speaks wire contract %d, newer than this Manager's %d: upgrade the Manager's workers before its nodes (docs/operations.md)",
+		agentapi.Wire+1, agentapi.Wire))
 }
 
 // tmRecoveredOnS2 are the starts that recover tfCatalog's services on s2

@@ -19,6 +19,7 @@ import (
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/trust"
+	"github.com/msm-project/msm/internal/version"
 )
 
 // DefaultHistoryLimit is the history length at which the Manager continues
@@ -97,6 +98,10 @@ type manager struct {
 	// schedules says this run keeps the catalog's schedule rules as
 	// Temporal Schedules (schedulesChange); syncing that a sync runs.
 	schedules, syncing bool
+	// versions says this run asks a node its version when it first hears
+	// from it (nodeVersionsChange); asked are the servers it asked.
+	versions bool
+	asked    map[string]bool
 }
 
 // OperationTaskTimeout is the workflow task timeout of the operations the
@@ -205,6 +210,8 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		m.ring = ringOf(ctx)
 	}
 	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
+	m.versions = m.leases && workflow.GetVersion(ctx, nodeVersionsChange, workflow.DefaultVersion, 1) == 1
+	m.asked = map[string]bool{}
 	m.watchAll(ctx)
 	// The catalog carried in may have rules the last run did not sync.
 	m.syncSchedules(ctx)
@@ -800,7 +807,7 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 		srv.NodeSeen = true
 	}
 	m.watch(ctx, s.Server)
-	m.collect(ctx, s.Server)
+	m.collect(ctx, s.Server, s.Containers)
 	if len(gone) > 0 {
 		m.record(ctx, Record{Kind: RecordRecover, Servers: []string{s.Server},
 			Message: fmt.Sprintf("node %s restarted without %d container(s) %v: replacing them", s.Server, len(gone), gone)})
@@ -858,6 +865,10 @@ func (m *manager) onResult(ctx workflow.Context, r StepResult) {
 			c.PID = r.PID
 			if s := inv.Server(c.Server); s != nil {
 				s.NodeSeen = true
+				// Its agent is its node's (the node starts its own
+				// msm-agent): known once the node has said its version.
+				c.Agent = s.Node
+				m.askVersion(ctx, s)
 			}
 		case StepReady:
 			if c.Service == "" && c.State == fleet.Starting {
@@ -1153,6 +1164,9 @@ func (m *manager) status() (Status, error) {
 	st := Status{Manager: m.st.Manager, Operations: m.running, Unplaced: m.unplaced, Events: m.events(), Counts: m.st.Counts, Durations: m.st.Durations,
 		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError, Rejected: m.st.Rejected, Reports: m.reports(),
 		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
+	// A query writes no history: which build answers it may differ from
+	// one worker to the next.
+	st.Worker = version.Get() //workflowcheck:ignore
 	inv := &m.st.Inventory
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
@@ -1187,11 +1201,11 @@ func (m *manager) status() (Status, error) {
 	for _, s := range inv.Servers {
 		u := m.serverUsage[s.ID]
 		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
-			Slots: s.Slots, Used: used[s.ID], CPU: u.CPU, Memory: u.Memory})
+			Slots: s.Slots, Used: used[s.ID], CPU: u.CPU, Memory: u.Memory, Node: s.Node})
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),
-			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, Image: c.Image, CPU: m.cpu[c.ID]})
+			Service: c.Service, Port: c.Port, Healthy: c.Healthy, Error: c.Error, Image: c.Image, CPU: m.cpu[c.ID], Agent: c.Agent})
 	}
 	// Destroyed failures hold no lease any more: port 0.
 	for _, c := range inv.Failed {

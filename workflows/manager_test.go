@@ -21,6 +21,7 @@ import (
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
+	"github.com/msm-project/msm/internal/version"
 	msmworker "github.com/msm-project/msm/worker"
 	"github.com/msm-project/msm/workflows"
 )
@@ -109,13 +110,27 @@ func (s *ManagerSuite) signal(d time.Duration, name string, arg any) {
 	s.at(d, func() { s.env.SignalWorkflow(name, arg) })
 }
 
+// getStatus decodes a status query's answer, checks that it names the
+// version of the worker that answered (this test binary's), and leaves
+// that out, so the tests compare what the Manager decided.
+func getStatus(v converter.EncodedValue, st *workflows.Status) error {
+	if err := v.Get(st); err != nil {
+		return err
+	}
+	if st.Worker != version.Get() {
+		return fmt.Errorf("the status says worker %q, this build is %q", st.Worker, version.Get())
+	}
+	st.Worker = ""
+	return nil
+}
+
 // snapshot queries status at d into *st (asserted after the run: a failed
 // assertion must not stop the test environment's own goroutine).
 func (s *ManagerSuite) snapshot(d time.Duration, st *workflows.Status, err *error) {
 	s.at(d, func() {
 		v, qerr := s.env.QueryWorkflow(workflows.QueryStatus)
 		if qerr == nil {
-			qerr = v.Get(st)
+			qerr = getStatus(v, st)
 		}
 		*err = qerr
 	})

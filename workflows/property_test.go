@@ -193,7 +193,7 @@ func ppRun(t *testing.T, seed int64) {
 	at(9*time.Minute, func() {
 		v, err := env.QueryWorkflow(workflows.QueryStatus)
 		if err == nil {
-			err = v.Get(&st)
+			err = getStatus(v, &st)
 		}
 		qerr = err
 	})

@@ -70,6 +70,10 @@ type tfCall struct {
 type tfFleet struct {
 	mu    sync.Mutex
 	calls []tfCall
+	// nodeVersion and nodeWire are what nodes answer Reconcile with, by
+	// server (none: a node of wire 1).
+	nodeVersion map[string]string
+	nodeWire    map[string]int
 	// schedules are the schedules SyncSchedules holds, by ID; syncErr
 	// fails its next calls.
 	schedules map[string]workflows.ScheduleRule
@@ -191,7 +195,20 @@ func (f *tfFleet) Reconcile(ctx context.Context, in workflows.ReconcileInput) (w
 	q := activity.GetInfo(ctx).TaskQueue
 	f.record(tfCall{Activity: workflows.ActivityReconcile, Queue: q, Key: in.Server, Input: in})
 	defer f.record(tfCall{Activity: workflows.ActivityReconcile, Queue: q, Key: in.Server, Done: true})
-	return workflows.ReconcileResult{Stopped: []string{}, Running: slices.Sorted(slices.Values(in.Keep))}, nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return workflows.ReconcileResult{Stopped: []string{}, Running: slices.Sorted(slices.Values(in.Keep)),
+		Version: f.nodeVersion[in.Server], Wire: f.nodeWire[in.Server]}, nil
+}
+
+// upgradeNode makes server's node answer as msm version of wire from now.
+func (f *tfFleet) upgradeNode(server, version string, wire int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nodeVersion == nil {
+		f.nodeVersion, f.nodeWire = map[string]string{}, map[string]int{}
+	}
+	f.nodeVersion[server], f.nodeWire[server] = version, wire
 }
 
 // isLosing reports whether a server's next lease is to time out.
@@ -221,7 +238,9 @@ func (f *tfFleet) loseServer(env *testsuite.TestWorkflowEnvironment, server stri
 	env.OnActivity(workflows.ActivityLease, mock.Anything, mock.MatchedBy(func(in workflows.LeaseInput) bool { return isServer(in.Server) })).
 		After(after).Return(temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)).Once().
 		Run(func(mock.Arguments) { f.mu.Lock(); f.losing[server] = false; f.mu.Unlock() })
-	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return isServer(in.Server) })).
+	// The fence keeps nothing (a Reconcile keeping containers asks the
+	// node's version, or collects after a restart).
+	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return isServer(in.Server) && len(in.Keep) == 0 })).
 		After(back).Return(func(ctx context.Context, in workflows.ReconcileInput) (workflows.ReconcileResult, error) {
 		f.mu.Lock()
 		f.fencing[server] = false
@@ -297,7 +316,7 @@ func (f *tfFleet) holdLeases(env *testsuite.TestWorkflowEnvironment) {
 	// says otherwise for a server (first-defined mocks match first).
 	env.OnActivity(workflows.ActivityLease, mock.Anything, mock.MatchedBy(func(in workflows.LeaseInput) bool { return !f.isLosing(in.Server) })).
 		After(tfLeaseTerm).Return(nil).Maybe()
-	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return !f.isFencing(in.Server) })).
+	env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return !f.isFencing(in.Server) || len(in.Keep) > 0 })).
 		Return(f.Reconcile).Maybe()
 }
 

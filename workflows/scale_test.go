@@ -159,7 +159,7 @@ func (s *ScaleSuite) snapshot(d time.Duration) *scSnap {
 	s.at(d, func() {
 		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
 		if err == nil {
-			err = v.Get(&snap.st)
+			err = getStatus(v, &snap.st)
 		}
 		snap.err, snap.taken = err, true
 	})

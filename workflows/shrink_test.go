@@ -234,7 +234,7 @@ func (s *shBase) snapshot(d time.Duration) *scSnap {
 	s.at(d, func() {
 		v, err := s.env.QueryWorkflow(workflows.QueryStatus)
 		if err == nil {
-			err = v.Get(&snap.st)
+			err = getStatus(v, &snap.st)
 		}
 		snap.err, snap.taken = err, true
 	})
@@ -258,7 +258,7 @@ func (s *shBase) poll(from, to time.Duration) {
 			var st workflows.Status
 			v, err := s.env.QueryWorkflow(workflows.QueryStatus)
 			if err == nil {
-				err = v.Get(&st)
+				err = getStatus(v, &st)
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()

@@ -8,7 +8,10 @@ import (
 
 // Status is what `msm status -o json` prints (schema in docs/cli.md).
 type Status struct {
-	Manager    string            `json:"manager"`
+	Manager string `json:"manager"`
+	// Worker is the msm version of the worker that answered (with several
+	// workers, of different versions during an upgrade, any of them).
+	Worker     string            `json:"worker,omitempty"`
 	Kind       string            `json:"kind"`
 	Servers    []ServerStatus    `json:"servers"`
 	Containers []ContainerStatus `json:"containers"`
@@ -63,6 +66,9 @@ type ServerStatus struct {
 	// last usage report; absent before the first.
 	CPU    int `json:"cpu,omitempty"`
 	Memory int `json:"memory,omitempty"`
+	// Node is the msm version its node agent runs, as it last said;
+	// absent until it does (and for a node of wire 1, which says none).
+	Node string `json:"node,omitempty"`
 }
 
 // ContainerStatus is one container in Status.
@@ -80,6 +86,9 @@ type ContainerStatus struct {
 	// CPU is the container's CPU use (percent of one core) over the
 	// node's last report period.
 	CPU int `json:"cpu,omitempty"`
+	// Agent is the msm version of its container agent (its node's when it
+	// started it); absent when not known.
+	Agent string `json:"agent,omitempty"`
 }
 
 // ServiceStatus is one catalog service in Status.

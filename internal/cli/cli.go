@@ -19,8 +19,10 @@ import (
 	"github.com/msm-project/msm/internal/codec"
 	"github.com/msm-project/msm/internal/tracing"
 	"github.com/msm-project/msm/internal/trust"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/providers/docker"
 	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 const usage = `msm — MicroService Manager on Temporal
@@ -43,6 +45,7 @@ Usage:
   msm keys new FILE                 write a Manager's key ring (msm worker --key-file): reports are authenticated
   msm keys join-token ...           write one server's join token (msm node --join-token-file)
   msm codec-server                  decrypt payloads for the Web UI and the temporal CLI (--codec-key-file)
+  msm version                       this build's msm version and the wire contract it speaks
 
 Common flags and their environment variables:
   --address    TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
@@ -122,6 +125,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		"keys":    e.keys,
 
 		"codec-server": e.codecServer,
+		"version":      e.version,
 	}
 	switch args[0] {
 	case "help", "-h", "--help":
@@ -156,6 +160,17 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 		}
 		return 1
 	}
+}
+
+// version prints this build's version and wire contract: what its nodes
+// and agents report, and `msm status` shows.
+func (e *env) version(args []string) error {
+	fs := e.flags("version", nil)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "msm %s (wire contract %d)\n", version.Get(), agentapi.Wire)
+	return nil
 }
 
 // errUsage is returned after a flag error was already printed.

@@ -57,7 +57,7 @@ func (e *env) status(args []string) error {
 
 // printStatus writes the status as tables a person reads.
 func printStatus(out io.Writer, st workflows.Status) {
-	fmt.Fprintf(out, "Manager %s (%s), %d operation(s) running\n", st.Manager, st.Kind, st.Operations)
+	fmt.Fprintf(out, "Manager %s (%s), %d operation(s) running, answered by a worker of msm %s\n", st.Manager, st.Kind, st.Operations, orDash(st.Worker))
 	fmt.Fprintf(out, "Reports: %s\n\n", reportsLine(st))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	// The floors of schedule rules, when a service has one.
@@ -78,18 +78,14 @@ func printStatus(out io.Writer, st workflows.Status) {
 		}
 	}
 	fmt.Fprintln(tw, "\t\t")
-	fmt.Fprintln(tw, "SERVER\tSTATE\tADDRESS\tSLOTS USED")
+	fmt.Fprintln(tw, "SERVER\tSTATE\tADDRESS\tSLOTS USED\tNODE")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", s.ID, s.State, s.Address, s.Used, s.Slots)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", s.ID, s.State, s.Address, s.Used, s.Slots, orDash(s.Node))
 	}
 	fmt.Fprintln(tw, "\t\t")
-	fmt.Fprintln(tw, "CONTAINER\tSERVER\tSTATE\tSERVICE\tPORT\tHEALTHY")
+	fmt.Fprintln(tw, "CONTAINER\tSERVER\tSTATE\tSERVICE\tPORT\tHEALTHY\tAGENT")
 	for _, c := range st.Containers {
-		svc := c.Service
-		if svc == "" {
-			svc = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Server, c.State, svc, c.Port, strconv.FormatBool(c.Healthy))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Server, c.State, orDash(c.Service), c.Port, strconv.FormatBool(c.Healthy), orDash(c.Agent))
 	}
 	tw.Flush()
 	for _, u := range st.Unplaced {
@@ -202,4 +198,12 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// orDash is s, or "-" when it is empty (not known, or none).
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,23 +1,9 @@
 package clicore
 
-import "runtime/debug"
+import "github.com/msm-project/msm/internal/version"
 
-// BuildID is how the Go toolchain stamped this build: the module version,
-// or the VCS revision (with "+dirty" for uncommitted changes), else
-// "msm (devel)".
+// BuildID names this build for the Temporal SDK (its binary checksum, the
+// mark of workflow reset points): "msm " and its version (internal/version).
 func BuildID() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "msm (devel)"
-	}
-	id := "msm " + info.Main.Version
-	for _, s := range info.Settings {
-		switch {
-		case s.Key == "vcs.revision":
-			id += " " + s.Value
-		case s.Key == "vcs.modified" && s.Value == "true":
-			id += "+dirty"
-		}
-	}
-	return id
+	return "msm " + version.Get()
 }

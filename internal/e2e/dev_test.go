@@ -305,6 +305,28 @@ func TestDevRunsTwoWorkers(t *testing.T) {
 	d := newDev(t, "")
 	r := d.start()
 	d.waitHealthy(r, func(workflows.Status) bool { return true })
+	// Every part says its version: the worker that answered, each node,
+	// each container's agent; all of this build.
+	out, err := d.msm("version")
+	require.NoError(t, err)
+	var built string
+	_, err = fmt.Sscanf(out, "msm %s", &built)
+	require.NoError(t, err, out)
+	st := d.waitFor(r, "every node and agent says its version", 10*time.Second, func(st workflows.Status) bool {
+		for _, c := range st.Containers {
+			if c.Agent == "" {
+				return false
+			}
+		}
+		return true
+	})
+	assert.Equal(t, built, st.Worker)
+	for _, s := range st.Servers {
+		assert.Equal(t, built, s.Node, "node of %s", s.ID)
+	}
+	for _, c := range st.Containers {
+		assert.Equal(t, built, c.Agent, "agent of %s", c.ID)
+	}
 	pidOf := func(after int) int {
 		var pid int
 		require.Eventually(t, func() bool {

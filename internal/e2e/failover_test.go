@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -145,6 +146,20 @@ func testFailOverAt(t *testing.T, op, step string) {
 	require.NoError(t, err)
 	require.Len(t, resp.Executions, 1, "one %s", kind)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, resp.Executions[0].Status)
+	// Every node said its version, and every agent has its node's.
+	for _, s := range st.Servers {
+		assert.NotEmpty(t, s.Node, "node of %s", s.ID)
+	}
+	for _, ct := range st.Containers {
+		if ct.State != "failed" {
+			assert.NotEmpty(t, ct.Agent, "agent of %s", ct.ID)
+		}
+	}
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" && op == workflows.WorkflowExtend && step == "start" {
+		// Two workers: the catalog from both (the repeat ignored), the
+		// nodes asked their versions, a failover mid-run.
+		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-two-workers.json")
+	}
 }
 
 // reached reports whether an operation's history shows step done: it began

@@ -28,6 +28,7 @@ import (
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/internal/startbatch"
 	"github.com/msm-project/msm/internal/trust"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/workflows"
 	"github.com/msm-project/msm/workflows/agentapi"
@@ -300,7 +301,7 @@ func (w *World) Reconcile(ctx context.Context, in workflows.ReconcileInput) (wor
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}}
+	out := workflows.ReconcileResult{Stopped: []string{}, Running: []string{}, Version: version.Get(), Wire: agentapi.Wire}
 	for id, c := range w.containers {
 		if c.server != in.Server || c.manager != in.Manager {
 			continue

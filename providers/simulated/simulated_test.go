@@ -12,10 +12,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/msm-project/msm/catalog"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/providertest"
 	"github.com/msm-project/msm/providers/simulated"
 	"github.com/msm-project/msm/workflows"
+	"github.com/msm-project/msm/workflows/agentapi"
 )
 
 func TestConformance(t *testing.T) {
@@ -128,7 +130,8 @@ func TestReconcileStopsWhatTheManagerDoesNotKeep(t *testing.T) {
 	require.NoError(t, err)
 	out, err := w.Reconcile(context.Background(), workflows.ReconcileInput{Manager: "m", Server: "m-s1", Keep: []string{"m-c2"}, Seq: 5})
 	require.NoError(t, err)
-	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m-c1", "m-c3"}, Running: []string{"m-c2", "m-c7"}}, out,
+	assert.Equal(t, workflows.ReconcileResult{Stopped: []string{"m-c1", "m-c3"}, Running: []string{"m-c2", "m-c7"},
+		Version: version.Get(), Wire: agentapi.Wire}, out,
 		"m-c7 is newer than the snapshot, m-c4 on another server")
 }
 

@@ -21,6 +21,17 @@ func ContainerQueue(container string) string { return "msm-container-" + contain
 // ManagerID is the workflow ID of a Manager's entity workflow.
 func ManagerID(manager string) string { return "msm/" + manager }
 
+// Wire is the version of the contract between a Manager's workers, its
+// nodes and its agents: the signals, activity inputs and results, and the
+// records of this package and of workflows. It goes up when a message
+// changes in a way a peer of the version before would misread; a field
+// added with omitempty, which an older peer ignores and a newer one reads
+// as absent, does not change it, and every version reads the messages of
+// the one before (workflows/testdata/wire/, TestWireContract*).
+//   - 1: before versions were reported (a message without a wire is 1).
+//   - 2: a node tells its msm version and wire in its Reconcile result.
+const Wire = 2
+
 // Signals an agent sends its Manager.
 const (
 	SignalOverload = "overload" // OverloadSignal: an agent's service is overloaded
