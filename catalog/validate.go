@@ -115,6 +115,9 @@ func (v *validator) manager() {
 	if m.ForgetAfter < m.Liveness {
 		v.ps.add("manager.forget_after", "%s is shorter than manager.liveness (%s): a server is forgotten only once lost; set at least that, such as %q", m.ForgetAfter, m.Liveness, "10m")
 	}
+	if m.OutageGrace != 0 && m.OutageGrace < m.Liveness {
+		v.ps.add("manager.outage_grace", "%s is shorter than manager.liveness (%s): a node needs at least a window to lease again after an outage; set at least that, or leave it out for %s", m.OutageGrace, m.Liveness, OutageGraceFor(m.Liveness))
+	}
 	if m.Liveness < MinLiveness {
 		v.ps.add("manager.liveness", "%s is too short to tell a lost server from a slow one; set at least %s, such as %q", m.Liveness, MinLiveness, "5s")
 	}

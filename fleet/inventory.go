@@ -57,6 +57,10 @@ type Server struct {
 	NodeSeen bool `json:"node_seen,omitempty"`
 	// LostAt is when it was lost (ServerLost), for manager.forget_after.
 	LostAt time.Time `json:"lost_at,omitzero"`
+	// Unheard is set while its lease timed out only because Temporal, or
+	// the Manager, was away: until then the Manager waits for its node to
+	// lease again before it takes the server for lost.
+	Unheard time.Time `json:"unheard,omitzero"`
 }
 
 // Container is one `msm agent` process and its port lease.

@@ -63,6 +63,10 @@ type ServerStatus struct {
 	// last usage report; absent before the first.
 	CPU    int `json:"cpu,omitempty"`
 	Memory int `json:"memory,omitempty"`
+	// UnheardUntil is set while its lease timed out only because Temporal,
+	// or the Manager, was away: the Manager waits until then for its node
+	// to lease again before it takes the server for lost.
+	UnheardUntil *time.Time `json:"unheard_until,omitempty"`
 }
 
 // ContainerStatus is one container in Status.

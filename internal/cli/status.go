@@ -80,7 +80,11 @@ func printStatus(out io.Writer, st workflows.Status) {
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "SERVER\tSTATE\tADDRESS\tSLOTS USED")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", s.ID, s.State, s.Address, s.Used, s.Slots)
+		state := s.State
+		if s.UnheardUntil != nil {
+			state += " (unheard after an outage: lost if its node has not leased again by " + s.UnheardUntil.Local().Format(time.TimeOnly) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", s.ID, state, s.Address, s.Used, s.Slots)
 	}
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "CONTAINER\tSERVER\tSTATE\tSERVICE\tPORT\tHEALTHY")
