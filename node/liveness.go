@@ -99,7 +99,9 @@ func lease(ctx context.Context, in workflows.LeaseInput, server, manager string,
 				log.Info("Temporal reached again: the lease timed out meanwhile; the Manager leases again, nothing is stopped",
 					"server", server, "unreached", time.Since(unreached).Round(time.Millisecond))
 			}
-			return err
+			// Nothing to answer: the lease is closed already (an answer
+			// would only be refused, and logged as the activity's error).
+			return activity.ErrResultPending
 		default:
 			if unreached.IsZero() {
 				unreached = time.Now()

@@ -255,7 +255,7 @@ func TestLeaseHoldsWhileTemporalIsUnreachable(t *testing.T) {
 		end  error
 		want string
 	}{
-		{"timed out meanwhile", serviceerror.NewNotFound("invalid activityID or activity already timed out"), "already timed out"},
+		{"timed out meanwhile", serviceerror.NewNotFound("invalid activityID or activity already timed out"), "do not autocomplete"},
 		{"cancelled by the Manager", temporal.NewCanceledError(), "canceled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -128,12 +128,23 @@ func (c *Cluster) StartServer(ctx context.Context, o devserver.Options) error {
 // same address and state file (devserver.Options.DBFile, which it needs),
 // and returns how long it was away. The client reconnects by itself.
 func (c *Cluster) RestartServer(ctx context.Context) (time.Duration, error) {
+	return c.RestartServerAfter(ctx, 0)
+}
+
+// RestartServerAfter is RestartServer with the server kept stopped for
+// down before it starts again: an outage of Temporal.
+func (c *Cluster) RestartServerAfter(ctx context.Context, down time.Duration) (time.Duration, error) {
 	if c.Server == nil || c.serverOpts.DBFile == "" {
 		return 0, errors.New("restarting the dev server needs one of the cluster's own with its state in a file (DBFile)")
 	}
 	began := time.Now()
 	if err := c.Server.Stop(); err != nil {
 		return 0, fmt.Errorf("stopping the dev server, %w", err)
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(down):
 	}
 	o := c.serverOpts
 	o.Address = c.Server.Address()

@@ -272,11 +272,15 @@ func (c *cluster) restartWorker(died <-chan struct{}, timeout time.Duration, env
 // restartServer stops the dev server and starts it again on the same
 // address and state file (spec.persistent), and returns how long it was
 // away.
-func (c *cluster) restartServer() time.Duration {
+func (c *cluster) restartServer() time.Duration { return c.restartServerAfter(0) }
+
+// restartServerAfter is restartServer with the dev server kept stopped for
+// down before it starts again.
+func (c *cluster) restartServerAfter(down time.Duration) time.Duration {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+down)
 	defer cancel()
-	away, err := c.h.RestartServer(ctx)
+	away, err := c.h.RestartServerAfter(ctx, down)
 	require.NoError(c.t, err, "restartServer needs spec.persistent")
 	c.srv = c.h.Server
 	return away
