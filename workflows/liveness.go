@@ -22,7 +22,9 @@ import (
 // once. A fence (Reconcile with nothing kept) then waits on the node's queue:
 // when the server comes back, the node stops the stale containers before it
 // takes anything else, their leases are released, and the server is ready
-// again.
+// again. A lease that timed out because Temporal, or the Manager, was away
+// (an outage: no node could be heard) loses nothing until its node has had
+// manager.outage_grace to lease again.
 
 // SignalServerLost (a server ID) tells a running operation that a server
 // it works on is lost: its steps there end at once, so the recovery that
@@ -117,7 +119,8 @@ func (m *manager) watchAll(ctx workflow.Context) {
 
 // watch keeps a lease on a server until it leaves the inventory or fails:
 // lease, and when the lease times out, lose the server, fence it when it
-// comes back, and lease again.
+// comes back, and lease again. A timeout that came long past due (away)
+// loses nothing yet: the server waits for its node (awaitNode).
 func (m *manager) watch(ctx workflow.Context, server string) {
 	if !m.leases || m.watches[server] != nil || !watched(m.st.Inventory.Server(server)) {
 		return

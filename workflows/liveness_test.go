@@ -385,3 +385,34 @@ func withoutUnheard(st workflows.Status) workflows.Status {
 	}
 	return st
 }
+
+// TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce: a timeout that comes
+// less than a window past due (the node's last beat 9s before it, the
+// window 5s: the slack a loaded Temporal or worker may add) is a silent
+// node's: s1 is lost and recovered at once, as before.
+func (s *ManagerSuite) TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.mu.Lock()
+	s.fake.losing, s.fake.fencing = map[string]bool{"s1": true}, map[string]bool{"s1": true}
+	s.fake.mu.Unlock()
+	isS1 := mock.MatchedBy(func(in workflows.LeaseInput) bool { return in.Server == "s1" })
+	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(10*time.Second).
+		Return(func(context.Context, workflows.LeaseInput) error {
+			return temporal.NewHeartbeatTimeoutError(workflows.LeaseBeat{At: s.env.Now().Add(-9 * time.Second)})
+		}).Once()
+	s.env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return in.Server == "s1" })).
+		After(time.Hour).Return(workflows.ReconcileResult{}, nil).Maybe()
+	s.snapshot(30*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	s.Equal(string(fleet.ServerLost), st.Servers[0].State)
+	s.Contains(strings.Join(eventMessages(st.Events), "\n"), "server s1 lost: its node agent was unheard for 5s; recovering its 4 container(s)")
+	s.NotContains(strings.Join(eventMessages(st.Events), "\n"), "was away")
+	ps := s.provisions()
+	s.Require().GreaterOrEqual(len(ps), 2)
+	s.Less(ps[1].At.Sub(ps[0].At), 15*time.Second, "recovered at once")
+}
