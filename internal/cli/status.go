@@ -82,7 +82,7 @@ func printStatus(out io.Writer, st workflows.Status) {
 	for _, s := range st.Servers {
 		state := s.State
 		if s.UnheardUntil != nil {
-			state += " (unheard after an outage: lost if its node has not leased again by " + s.UnheardUntil.Local().Format(time.TimeOnly) + ")"
+			state += ", unheard"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", s.ID, state, s.Address, s.Used, s.Slots)
 	}
@@ -102,6 +102,12 @@ func printStatus(out io.Writer, st workflows.Status) {
 			what = u.Service
 		}
 		fmt.Fprintf(out, "\nUNPLACED %s: %d instance(s): %s\n", what, u.Count, u.Reason)
+	}
+	for _, s := range st.Servers {
+		if s.UnheardUntil != nil {
+			fmt.Fprintf(out, "\nUNHEARD %s: its lease timed out while Temporal or the Manager was away; nothing of it is recovered unless its node has not leased again by %s\n",
+				s.ID, s.UnheardUntil.Local().Format(time.TimeOnly))
+		}
 	}
 	for _, s := range st.Services {
 		if r := s.Rollout; r != nil && r.State != workflows.RollDone {
