@@ -398,7 +398,7 @@ func (s *ManagerSuite) TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce() {
 	s.fake.losing, s.fake.fencing = map[string]bool{"s1": true}, map[string]bool{"s1": true}
 	s.fake.mu.Unlock()
 	isS1 := mock.MatchedBy(func(in workflows.LeaseInput) bool { return in.Server == "s1" })
-	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(10*time.Second).
+	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(10 * time.Second).
 		Return(func(context.Context, workflows.LeaseInput) error {
 			return temporal.NewHeartbeatTimeoutError(workflows.LeaseBeat{At: s.env.Now().Add(-9 * time.Second)})
 		}).Once()
