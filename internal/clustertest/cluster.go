@@ -146,14 +146,26 @@ func (c *Cluster) RestartServerAfter(ctx context.Context, down time.Duration) (t
 		return 0, ctx.Err()
 	case <-time.After(down):
 	}
+	if err := c.StartServerAgain(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(began), nil
+}
+
+// StartServerAgain starts the cluster's dev server, stopped (Server.Stop),
+// again on the same address and state file (devserver.Options.DBFile).
+func (c *Cluster) StartServerAgain(ctx context.Context) error {
+	if c.Server == nil || c.serverOpts.DBFile == "" {
+		return errors.New("restarting the dev server needs one of the cluster's own with its state in a file (DBFile)")
+	}
 	o := c.serverOpts
 	o.Address = c.Server.Address()
 	srv, err := devserver.Start(ctx, o)
 	if err != nil {
-		return 0, fmt.Errorf("restarting the dev server, %w", err)
+		return fmt.Errorf("restarting the dev server, %w", err)
 	}
 	c.Server = srv
-	return time.Since(began), nil
+	return nil
 }
 
 // WriteCatalog writes yaml to Catalog.

@@ -140,8 +140,9 @@ type spec struct {
 	// image on a private Docker network, with its own address (hosts_test.go).
 	hosts bool
 	// liveness is the catalog's manager.liveness ("" for the default),
-	// forgetAfter its manager.forget_after.
-	liveness, forgetAfter string
+	// forgetAfter its manager.forget_after, outageGrace its
+	// manager.outage_grace.
+	liveness, forgetAfter, outageGrace string
 	// persistent keeps the dev server's state in a file, so that
 	// restartServer resumes every workflow.
 	persistent bool
@@ -224,6 +225,9 @@ func (c *cluster) catalogYAML(s spec) string {
 	}
 	if s.forgetAfter != "" {
 		manager += fmt.Sprintf("  forget_after: %s\n", s.forgetAfter)
+	}
+	if s.outageGrace != "" {
+		manager += fmt.Sprintf("  outage_grace: %s\n", s.outageGrace)
 	}
 	var b strings.Builder
 	for _, name := range s.order {
