@@ -102,11 +102,13 @@ func lease(ctx context.Context, in workflows.LeaseInput, server, manager string,
 			// Nothing to answer: the lease is closed already (an answer
 			// would only be refused, and logged as the activity's error).
 			return activity.ErrResultPending
-		default:
+		case unreachable(err):
 			if unreached.IsZero() {
 				unreached = time.Now()
 				log.Warn("cannot reach Temporal: holding the lease and every container, trying again", "server", server, "every", every, "error", err)
 			}
+		default: // refused (paused, reset, an unknown namespace): as the SDK would
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -114,6 +116,18 @@ func lease(ctx context.Context, in workflows.LeaseInput, server, manager string,
 		case <-tick.C:
 		}
 	}
+}
+
+// unreachable reports whether a heartbeat's error says Temporal could not
+// be reached (or answer in time), rather than what became of the lease.
+func unreachable(err error) bool {
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+	)
+	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // Reconcile makes this node's containers match what the Manager keeps:

@@ -257,10 +257,11 @@ func TestLeaseHoldsWhileTemporalIsUnreachable(t *testing.T) {
 	}{
 		{"timed out meanwhile", serviceerror.NewNotFound("invalid activityID or activity already timed out"), "do not autocomplete"},
 		{"cancelled by the Manager", temporal.NewCanceledError(), "canceled"},
+		{"refused", serviceerror.NewNamespaceNotFound("default"), "not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			hb := &beatsFrom{errs: []error{unavailable, unavailable, unavailable, nil, unavailable, tc.end}}
+			hb := &beatsFrom{errs: []error{unavailable, context.DeadlineExceeded, serviceerror.NewDeadlineExceeded("slow"), nil, unavailable, tc.end}}
 			env := activityEnv(context.Background())
 			env.SetTestTimeout(10 * time.Second)
 			env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.LeaseInput) error {
