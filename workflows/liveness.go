@@ -323,9 +323,10 @@ func (m *manager) awaitNode(ctx workflow.Context, server string, window time.Dur
 		lost()
 		return
 	}
+	left := s.Unheard.Sub(now)
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:              m.queues().node(server),
-		ScheduleToStartTimeout: s.Unheard.Sub(now),
+		ScheduleToStartTimeout: left,
 		StartToCloseTimeout:    window,
 		HeartbeatTimeout:       window,
 		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
@@ -336,7 +337,11 @@ func (m *manager) awaitNode(ctx workflow.Context, server string, window time.Dur
 	case ctx.Err() != nil || s == nil || s.Unheard.IsZero():
 		return
 	case isTimeout(err, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START):
-		lost()
+		// Not taken within the grace; unless Temporal was away again
+		// meanwhile (the timeout late itself), the node is gone.
+		if !m.away(ctx, server, err, now.Add(left), window) {
+			lost()
+		}
 	case isTimeout(err, enumspb.TIMEOUT_TYPE_HEARTBEAT):
 		// It took the lease and went silent: away again, or gone.
 		if !m.away(ctx, server, err, time.Time{}, window) {
