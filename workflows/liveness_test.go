@@ -416,3 +416,24 @@ func (s *ManagerSuite) TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce() {
 	s.Require().GreaterOrEqual(len(ps), 2)
 	s.Less(ps[1].At.Sub(ps[0].At), 15*time.Second, "recovered at once")
 }
+
+// TestOutageDuringTheGraceWaitsAgain: s1's node has 30s to lease again
+// after an outage, and the timeout of that lease comes 30s late itself
+// (Temporal away again meanwhile): s1 is waited for once more, not lost.
+func (s *ManagerSuite) TestOutageDuringTheGraceWaitsAgain() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.outage(s.env, "s1", 30*time.Second, time.Minute, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil))
+	s.snapshot(100*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	msgs := strings.Join(eventMessages(st.Events), "\n")
+	s.Contains(msgs, "server s1's lease, not taken, timed out 30s late: Temporal or this Manager was away, not its node; waiting up to 30s")
+	s.NotContains(msgs, "lost")
+	s.Equal(string(fleet.ServerReady), st.Servers[0].State)
+	s.NotNil(st.Servers[0].UnheardUntil)
+	s.Len(s.provisions(), 1, "no recovery")
+}
