@@ -77,6 +77,12 @@ type Manager struct {
 	// the status, and a launching kind's instance is terminated (room under
 	// max_servers again). A node that comes back after is fenced.
 	ForgetAfter time.Duration `yaml:"forget_after" json:"forget_after,omitempty"`
+	// OutageGrace is how long the Manager waits for a server's node to
+	// lease again when its lease timed out only because Temporal, or the
+	// Manager itself, was away (the timeout came well past a window after
+	// the node's last heartbeat), before it takes the server for lost.
+	// Zero: the default, OutageGraceFor(Liveness).
+	OutageGrace time.Duration `yaml:"outage_grace" json:"outage_grace,omitempty"`
 	// Servers lists the hosts of the standalone kind, or the Docker engines
 	// of the docker kind.
 	Servers []Server `yaml:"servers" json:"servers,omitempty"`

@@ -149,6 +149,13 @@ func (m Manager) ManagerTaskTimeout() time.Duration {
 	return DefaultTaskTimeout
 }
 
+// OutageGraceFor is manager.outage_grace when the catalog sets none: three
+// liveness windows, and at least 30s, which covers a node's reconnection
+// (its client retries a lost connection every 10s at most) with room.
+func OutageGraceFor(liveness time.Duration) time.Duration {
+	return max(3*liveness, 30*time.Second)
+}
+
 // MinLiveness is the shortest liveness window: a node heartbeats several
 // times per window, and a shorter one would take a busy server for a lost one.
 const MinLiveness = time.Second

@@ -118,6 +118,9 @@ func (v *validator) manager() {
 	if t := m.TaskTimeout; t < time.Second || t > MaxTaskTimeout || t%time.Second != 0 {
 		v.ps.add("manager.task_timeout", "%s is not a task timeout Temporal takes; set whole seconds from 1s to %s, such as %q (a worker taking the Manager over replays its run within it)", t, MaxTaskTimeout, DefaultTaskTimeout.String())
 	}
+	if m.OutageGrace != 0 && m.OutageGrace < m.Liveness {
+		v.ps.add("manager.outage_grace", "%s is shorter than manager.liveness (%s): a node needs at least a window to lease again after an outage; set at least that, or leave it out for %s", m.OutageGrace, m.Liveness, OutageGraceFor(m.Liveness))
+	}
 	if m.Liveness < MinLiveness {
 		v.ps.add("manager.liveness", "%s is too short to tell a lost server from a slow one; set at least %s, such as %q", m.Liveness, MinLiveness, "5s")
 	}

@@ -62,6 +62,11 @@ func TestValidate(t *testing.T) {
 			want:   []want{{"manager.liveness", "200ms is too short to tell a lost server from a slow one; set at least 1s"}},
 		},
 		{
+			name:   "outage_grace shorter than liveness",
+			modify: func(c *Catalog) { c.Manager.OutageGrace, c.Manager.Liveness = 3*time.Second, 5*time.Second },
+			want:   []want{{"manager.outage_grace", "3s is shorter than manager.liveness (5s): a node needs at least a window to lease again after an outage; set at least that, or leave it out for 30s"}},
+		},
+		{
 			name:   "forget_after shorter than liveness",
 			modify: func(c *Catalog) { c.Manager.ForgetAfter, c.Manager.Liveness = 3*time.Second, 5*time.Second },
 			want:   []want{{"manager.forget_after", "3s is shorter than manager.liveness (5s): a server is forgotten only once lost; set at least that"}},

@@ -60,6 +60,10 @@ type Server struct {
 	// Node is the msm version of its node agent, as it last said
 	// (workflows.ReconcileResult); "" until it does.
 	Node string `json:"node,omitempty"`
+	// Unheard is set while its lease timed out only because Temporal, or
+	// the Manager, was away: until then the Manager waits for its node to
+	// lease again before it takes the server for lost.
+	Unheard time.Time `json:"unheard,omitzero"`
 }
 
 // Container is one `msm agent` process and its port lease.

@@ -67,6 +67,8 @@ type Docker struct {
 	// images are the services' own images it pulled and the agent it
 	// copies into their containers (dockerimage.go).
 	images images
+	// beats heartbeats its leases (its client, set by Run).
+	beats heartbeater
 }
 
 // statsTimeout bounds the engine's listing Stats makes.
@@ -116,6 +118,7 @@ func (n *Docker) Run(ctx context.Context, c tclient.Client) error {
 		return err
 	}
 	n.cfg.Log.Info("docker node up", "server", n.cfg.Server, "reattached", len(kept))
+	n.beats = c
 	go n.watchEvents(ctx, c)
 	return serve(ctx, c, n.cfg.Log, n.cfg.Server, n.cfg.Manager, kept, activitiesOf{
 		start: n.StartContainer, stop: n.StopContainer, lease: n.Lease, reconcile: n.Reconcile,
@@ -279,7 +282,7 @@ func (n *Docker) remove(ctx context.Context, nameOrID string, grace time.Duratio
 
 // Lease heartbeats while this node runs (see Node.Lease).
 func (n *Docker) Lease(ctx context.Context, in workflows.LeaseInput) error {
-	return lease(ctx, in, n.cfg.Server, n.cfg.Manager)
+	return lease(ctx, in, n.cfg.Server, n.cfg.Manager, n.beats, n.cfg.Log)
 }
 
 // Reconcile removes the containers of this server the Manager does not

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -24,30 +26,109 @@ import (
 // and the server times the lease out, which is how the Manager learns the
 // server is lost. Heartbeats write no history event.
 func (n *Node) Lease(ctx context.Context, in workflows.LeaseInput) error {
-	return lease(ctx, in, n.cfg.Server, n.cfg.Manager)
+	return lease(ctx, in, n.cfg.Server, n.cfg.Manager, n.beats, n.cfg.Log)
 }
 
-func lease(ctx context.Context, in workflows.LeaseInput, server, manager string) error {
+// heartbeater records an activity's heartbeat by its task token and says
+// what became of it (client.Client is one): nil, a CanceledError (the
+// Manager cancelled the lease), NotFound (the lease is over: it timed out,
+// or its workflow run ended), or any other error (Temporal could not be
+// reached).
+type heartbeater interface {
+	RecordActivityHeartbeat(ctx context.Context, taskToken []byte, details ...any) error
+}
+
+func lease(ctx context.Context, in workflows.LeaseInput, server, manager string, hb heartbeater, log *slog.Logger) error {
 	if in.Server != server || in.Manager != manager {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"lease for server %s of manager %s reached the node of server %s of manager %s: two nodes poll one task queue; give each its own --server",
 			in.Server, in.Manager, server, manager), "WrongNode", nil)
 	}
-	every := activity.GetInfo(ctx).HeartbeatTimeout / 5
+	info := activity.GetInfo(ctx)
+	every := info.HeartbeatTimeout / 5
 	if every <= 0 {
 		every = time.Second
 	}
 	every = max(every, 100*time.Millisecond)
+	// Each beat says when it was sent on the server's clock: the lease's
+	// start as the server gave it, plus the time elapsed here since.
+	began, start := time.Now(), info.StartedTime
+	if start.IsZero() {
+		start = began
+	}
+	beat := func() workflows.LeaseBeat { return workflows.LeaseBeat{At: start.Add(time.Since(began))} }
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	if hb == nil { // no client of its own (tests): the SDK's heartbeats
+		for {
+			activity.RecordHeartbeat(ctx, beat())
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+	}
+	// The node heartbeats with its client rather than through the SDK,
+	// which cancels an activity whose heartbeat fails for a second: a node
+	// that cannot reach Temporal holds on to its lease (and never stops a
+	// container for it), and tries again until Temporal answers; then
+	// either the lease is still on (the outage was shorter than the
+	// window) or the server says it is over and the Manager, which heard
+	// the timeout, leases again.
+	var unreached time.Time
 	for {
-		activity.RecordHeartbeat(ctx)
+		rctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+		err := hb.RecordActivityHeartbeat(rctx, info.TaskToken, beat())
+		cancel()
+		var canceled *temporal.CanceledError
+		var notFound *serviceerror.NotFound
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			if !unreached.IsZero() {
+				log.Info("Temporal reached again: the lease holds", "server", server, "unreached", time.Since(unreached).Round(time.Millisecond))
+				unreached = time.Time{}
+			}
+		case errors.As(err, &canceled):
+			return err
+		case errors.As(err, &notFound):
+			// Over while Temporal could not be reached (it timed out): the
+			// Manager leases again, and this node takes that lease.
+			if !unreached.IsZero() {
+				log.Info("Temporal reached again: the lease timed out meanwhile; the Manager leases again, nothing is stopped",
+					"server", server, "unreached", time.Since(unreached).Round(time.Millisecond))
+			}
+			// Nothing to answer: the lease is closed already (an answer
+			// would only be refused, and logged as the activity's error).
+			return activity.ErrResultPending
+		case unreachable(err):
+			if unreached.IsZero() {
+				unreached = time.Now()
+				log.Warn("cannot reach Temporal: holding the lease and every container, trying again", "server", server, "every", every, "error", err)
+			}
+		default: // refused (paused, reset, an unknown namespace): as the SDK would
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
+}
+
+// unreachable reports whether a heartbeat's error says Temporal could not
+// be reached (or answer in time), rather than what became of the lease.
+func unreachable(err error) bool {
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+	)
+	return errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // Reconcile makes this node's containers match what the Manager keeps:

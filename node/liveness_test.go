@@ -13,9 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
@@ -217,4 +219,62 @@ func TestHungAgentIsReportedAndKilled(t *testing.T) {
 	require.NoError(t, stop(n, id))
 	_, err := os.Stat(path)
 	assert.ErrorIs(t, err, os.ErrNotExist, "destroyed, its heartbeat file goes with its record")
+}
+
+// beatsFrom answers a lease's heartbeats with errs in turn (then nil
+// forever), as Temporal would, and counts them.
+type beatsFrom struct {
+	mu   sync.Mutex
+	errs []error
+	n    int
+	last workflows.LeaseBeat
+}
+
+func (b *beatsFrom) RecordActivityHeartbeat(_ context.Context, _ []byte, details ...any) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	b.last = details[0].(workflows.LeaseBeat)
+	if len(b.errs) == 0 {
+		return nil
+	}
+	err := b.errs[0]
+	b.errs = b.errs[1:]
+	return err
+}
+
+// TestLeaseHoldsWhileTemporalIsUnreachable: a node whose heartbeats
+// cannot reach Temporal keeps its lease and tries again (it stops no
+// container for it); it ends the lease only when Temporal says it is over
+// (timed out meanwhile: NotFound) or cancelled.
+func TestLeaseHoldsWhileTemporalIsUnreachable(t *testing.T) {
+	t.Parallel()
+	unavailable := serviceerror.NewUnavailable("connection refused")
+	for _, tc := range []struct {
+		name string
+		end  error
+		want string
+	}{
+		{"timed out meanwhile", serviceerror.NewNotFound("invalid activityID or activity already timed out"), "do not autocomplete"},
+		{"cancelled by the Manager", temporal.NewCanceledError(), "canceled"},
+		{"refused", serviceerror.NewNamespaceNotFound("default"), "not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hb := &beatsFrom{errs: []error{unavailable, context.DeadlineExceeded, serviceerror.NewDeadlineExceeded("slow"), nil, unavailable, tc.end}}
+			env := activityEnv(context.Background())
+			env.SetTestTimeout(10 * time.Second)
+			env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.LeaseInput) error {
+				return lease(ctx, in, "s1", "m1", hb, slog.New(slog.DiscardHandler))
+			}, activity.RegisterOptions{Name: workflows.ActivityLease})
+			began := time.Now()
+			_, err := env.ExecuteActivity(workflows.ActivityLease, workflows.LeaseInput{Manager: "m1", Server: "s1"})
+			require.ErrorContains(t, err, tc.want)
+			hb.mu.Lock()
+			defer hb.mu.Unlock()
+			assert.Equal(t, 6, hb.n, "it beat through the outage until Temporal said the lease was over")
+			assert.WithinDuration(t, time.Now(), hb.last.At, 2*time.Second, "each beat says when it was sent")
+			assert.GreaterOrEqual(t, time.Since(began), 4*time.Second, "a beat a second (no heartbeat timeout)")
+		})
+	}
 }

@@ -97,6 +97,8 @@ type Node struct {
 	exited chan agentExit
 	// counts are what it did since it started (Stats).
 	started, startFailed, stopped, agentExits atomic.Int64
+	// beats heartbeats its leases (its client, set by Run).
+	beats heartbeater
 }
 
 // Stats are what a node did since it started, and runs now: its metrics
@@ -162,6 +164,7 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 		return err
 	}
 	n.cfg.Log.Info("node agent up", "server", n.cfg.Server, "reattached", len(kept))
+	n.beats = c
 	go n.watchAgents(ctx, c, agentPoll)
 	if n.cfg.ReportEvery > 0 {
 		go n.reportUsage(ctx, c, n.cfg.ReportEvery, n.cfg.Meter)

@@ -513,6 +513,17 @@ type LeaseInput struct {
 	Server  string `json:"server"`
 }
 
+// LeaseBeat is the detail of each heartbeat of a lease: when the node sent
+// it, on the Temporal server's clock (the lease's start time as the server
+// gave it, plus the node's own elapsed time since), so that no skew
+// between the node's clock and the server's counts. A lease that timed out
+// carries its last beat: the Manager tells from it whether the node went
+// silent (the timeout came a window after the beat) or Temporal, or the
+// Manager itself, was away (it came much later).
+type LeaseBeat struct {
+	At time.Time `json:"at"`
+}
+
 // ReconcileInput asks a node to make its containers match the inventory:
 // every container of Manager on Server whose sequence number (the n of
 // <manager>-c<n>) is at most Seq and that Keep does not name is stopped;

@@ -23,7 +23,9 @@ import (
 // once. A fence (Reconcile with nothing kept) then waits on the node's queue:
 // when the server comes back, the node stops the stale containers before it
 // takes anything else, their leases are released, and the server is ready
-// again.
+// again. A lease that timed out because Temporal, or the Manager, was away
+// (an outage: no node could be heard) loses nothing until its node has had
+// manager.outage_grace to lease again.
 
 // SignalServerLost (a server ID) tells a running operation that a server
 // it works on is lost: its steps there end at once, so the recovery that
@@ -118,7 +120,8 @@ func (m *manager) watchAll(ctx workflow.Context) {
 
 // watch keeps a lease on a server until it leaves the inventory or fails:
 // lease, and when the lease times out, lose the server, fence it when it
-// comes back, and lease again.
+// comes back, and lease again. A timeout that came long past due (away)
+// loses nothing yet: the server waits for its node (awaitNode).
 func (m *manager) watch(ctx workflow.Context, server string) {
 	if !m.leases || m.watches[server] != nil || !watched(m.st.Inventory.Server(server)) {
 		return
@@ -142,6 +145,10 @@ func (m *manager) watch(ctx workflow.Context, server string) {
 				continue
 			}
 			window := m.liveness()
+			if !s.Unheard.IsZero() {
+				m.awaitNode(ctx, server, window)
+				continue
+			}
 			// A server whose node was never heard from may still be
 			// booting (a new instance): it gets as long as a container
 			// start waits for its node before it counts as lost.
@@ -156,12 +163,15 @@ func (m *manager) watch(ctx workflow.Context, server string) {
 				HeartbeatTimeout:       window,
 				RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
 			})
+			scheduled := workflow.Now(ctx)
 			err := workflow.ExecuteActivity(actx, ActivityLease, LeaseInput{Manager: m.st.Manager, Server: server}).Get(ctx, nil)
 			switch {
 			case ctx.Err() != nil:
 				return
 			case isLivenessTimeout(err):
-				m.lose(ctx, server, window)
+				if !m.away(ctx, server, err, scheduled.Add(wait), window) {
+					m.lose(ctx, server, window)
+				}
 			case err != nil && !isTimeout(err, enumspb.TIMEOUT_TYPE_START_TO_CLOSE):
 				// The node stopped on purpose, or refused the lease: lease
 				// again after a pause, so a refusal does not spin.
@@ -191,6 +201,16 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 	if !s.NodeSeen {
 		why = fmt.Sprintf("server %s lost: its node agent never came up within %s", server, max(window, nodeWaitTimeout))
 	}
+	m.loseFor(ctx, server, why)
+}
+
+// loseFor loses server, why saying so.
+func (m *manager) loseFor(ctx workflow.Context, server, why string) {
+	s := m.st.Inventory.Server(server)
+	if s == nil || s.State == fleet.ServerLost {
+		return
+	}
+	s.Unheard = time.Time{}
 	// The services whose new instances were starting or loading there: a
 	// service that takes its servers down as it starts must back off like
 	// one that crashes, or it takes down the next server at once.
@@ -230,6 +250,118 @@ func (m *manager) lose(ctx workflow.Context, server string, window time.Duration
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			_ = workflow.SignalExternalWorkflow(ctx, op, "", SignalServerLost, server).Get(ctx, nil)
 		})
+	}
+}
+
+// outageChange gates telling a lease that timed out because Temporal, or
+// this Manager, was away from one whose node went silent (issue 17).
+const outageChange = "outage-grace"
+
+// outageGrace is how long a server whose lease timed out during an outage
+// waits for its node (manager.outage_grace).
+func (m *manager) outageGrace() time.Duration {
+	if m.st.Catalog != nil && m.st.Catalog.Manager.OutageGrace > 0 {
+		return m.st.Catalog.Manager.OutageGrace
+	}
+	return catalog.OutageGraceFor(m.liveness())
+}
+
+// away reports whether a lease's timeout says that Temporal, or this
+// Manager, was away rather than the server's node: it reached the Manager
+// more than a window after it was due. A silent node's lease times out a
+// window after its last heartbeat (each says when it was sent, on the
+// server's clock); one never taken, its schedule-to-start limit after it
+// was scheduled (due). During an outage of Temporal no heartbeat arrives,
+// and every overdue timeout fires at once when it comes back, long past
+// due: no node could have been heard, so none is taken for lost yet. The
+// server then waits, up to manager.outage_grace, for its node to lease
+// again (Unheard; awaitNode), and an event says why.
+func (m *manager) away(ctx workflow.Context, server string, err error, due time.Time, window time.Duration) bool {
+	var timeout *temporal.TimeoutError
+	if !errors.As(err, &timeout) {
+		return false
+	}
+	var beat LeaseBeat
+	heartbeat := timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_HEARTBEAT
+	if heartbeat {
+		// A node that sends no time (an older one): on time, as before.
+		if !timeout.HasLastHeartbeatDetails() || timeout.LastHeartbeatDetails(&beat) != nil || beat.At.IsZero() {
+			return false
+		}
+		due = beat.At.Add(window)
+	}
+	now := workflow.Now(ctx)
+	if now.Sub(due) <= window || workflow.GetVersion(ctx, outageChange, workflow.DefaultVersion, 1) != 1 {
+		return false
+	}
+	s := m.st.Inventory.Server(server)
+	grace := m.outageGrace()
+	s.Unheard = now.Add(grace)
+	seen := fmt.Sprintf("server %s's lease timed out %s after its node's last heartbeat, where a silent node's times out after the liveness window (%s)",
+		server, now.Sub(beat.At).Round(100*time.Millisecond), window)
+	if !heartbeat {
+		seen = fmt.Sprintf("server %s's lease, not taken, timed out %s late", server, now.Sub(due).Round(100*time.Millisecond))
+	}
+	m.record(ctx, Record{Kind: RecordEvent, Servers: []string{server}, Message: fmt.Sprintf(
+		"%s: Temporal or this Manager was away, not its node; waiting up to %s (manager.outage_grace) for its node to lease again before recovering anything",
+		seen, grace)})
+	return true
+}
+
+// awaitNode waits for the node of a server whose lease timed out during an
+// outage (Unheard) to lease again: a lease of one window's term, that the
+// node has until Unheard to take. Held through its term, the node is back
+// and nothing was recovered; not taken by then, the server is lost as any
+// other whose node is silent.
+func (m *manager) awaitNode(ctx workflow.Context, server string, window time.Duration) {
+	s := m.st.Inventory.Server(server)
+	now := workflow.Now(ctx)
+	lost := func() {
+		m.loseFor(ctx, server, fmt.Sprintf("server %s lost: its node did not lease again within %s (manager.outage_grace) after Temporal or this Manager came back",
+			server, m.outageGrace()))
+	}
+	if !now.Before(s.Unheard) {
+		lost()
+		return
+	}
+	left := s.Unheard.Sub(now)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:              m.queues().node(server),
+		ScheduleToStartTimeout: left,
+		StartToCloseTimeout:    window,
+		HeartbeatTimeout:       window,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	err := workflow.ExecuteActivity(actx, ActivityLease, LeaseInput{Manager: m.st.Manager, Server: server}).Get(ctx, nil)
+	s = m.st.Inventory.Server(server)
+	switch {
+	case ctx.Err() != nil || s == nil || s.Unheard.IsZero():
+		return
+	case isTimeout(err, enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START):
+		// Not taken within the grace; unless Temporal was away again
+		// meanwhile (the timeout late itself), the node is gone.
+		if !m.away(ctx, server, err, now.Add(left), window) {
+			lost()
+		}
+	case isTimeout(err, enumspb.TIMEOUT_TYPE_HEARTBEAT):
+		// It took the lease and went silent: away again, or gone.
+		if !m.away(ctx, server, err, time.Time{}, window) {
+			m.lose(ctx, server, window)
+		}
+	default:
+		// Held for its term (or ended by the node itself): the node
+		// answers. Its containers ran on all along.
+		waited := workflow.Now(ctx).Sub(s.Unheard.Add(-m.outageGrace()))
+		s.Unheard = time.Time{}
+		n := 0
+		for _, c := range m.st.Inventory.OnServer(server) {
+			if c.State != fleet.Failed {
+				n++
+			}
+		}
+		m.record(ctx, Record{Kind: RecordEvent, Servers: []string{server}, Message: fmt.Sprintf(
+			"server %s's node leased again after the outage, %s after its lease timed out: nothing was recovered, its %d container(s) kept",
+			server, waited.Round(100*time.Millisecond), n)})
 	}
 }
 

@@ -1,11 +1,16 @@
 package workflows_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/msm-project/msm/catalog"
 	"github.com/msm-project/msm/fleet"
@@ -342,4 +347,158 @@ func (s *ManagerSuite) TestLostServerRemovedFromTheCatalogIsForgotten() {
 	s.Equal([]workflows.ServerStatus{{ID: "s2", State: string(fleet.ServerReady), Address: "10.0.0.2", Slots: 4, Used: 4}}, forgotten.Servers)
 	s.Contains(strings.Join(eventMessages(forgotten.Events), "\n"), "server s1 forgotten: lost since")
 	s.Contains(strings.Join(eventMessages(forgotten.Events), "\n"), "and removed from the catalog (other.yaml); its 4 container(s) and their ports released")
+}
+
+// outage makes server's lease time out after `after`, its node's last
+// heartbeat sent one second into the lease: as when Temporal (or the
+// Manager) comes back from an outage longer than the window and every
+// overdue timeout fires at once. The next lease of server (the Manager's
+// wait for its node) ends after probeAfter with probeErr; leases after
+// that are held.
+func (f *tfFleet) outage(env *testsuite.TestWorkflowEnvironment, server string, after, probeAfter time.Duration, probeErr error) {
+	f.mu.Lock()
+	if f.losing == nil {
+		f.losing, f.fencing = map[string]bool{}, map[string]bool{}
+	}
+	f.losing[server] = true
+	f.mu.Unlock()
+	isServer := mock.MatchedBy(func(in workflows.LeaseInput) bool { return in.Server == server })
+	env.OnActivity(workflows.ActivityLease, mock.Anything, isServer).After(after).
+		Return(func(context.Context, workflows.LeaseInput) error {
+			// This runs once the lease has lasted after.
+			return temporal.NewHeartbeatTimeoutError(workflows.LeaseBeat{At: env.Now().Add(time.Second - after)})
+		}).Once()
+	env.OnActivity(workflows.ActivityLease, mock.Anything, isServer).After(probeAfter).Return(probeErr).Once().
+		Run(func(mock.Arguments) { f.mu.Lock(); f.losing[server] = false; f.mu.Unlock() })
+}
+
+// TestLeaseTimedOutByAnOutageWaitsForItsNode (issue 17): s1's lease times
+// out 29s after its node's last heartbeat, where a silent node's would
+// after the 5s window: Temporal or the Manager was away, not the node. The
+// Manager recovers nothing: it says why it waits, shows s1 unheard, and
+// its node leasing again (it holds a lease of one window's term) ends the
+// wait with every container kept.
+func (s *ManagerSuite) TestLeaseTimedOutByAnOutageWaitsForItsNode() {
+	var during, after workflows.Status
+	var errDuring, errAfter error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.outage(s.env, "s1", 30*time.Second, 5*time.Second, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil))
+	s.snapshot(33*time.Second, &during, &errDuring)
+	s.snapshot(time.Minute, &after, &errAfter)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(errDuring)
+	s.Require().Len(during.Servers, 1)
+	s.Equal(string(fleet.ServerReady), during.Servers[0].State)
+	s.Require().NotNil(during.Servers[0].UnheardUntil, "status shows s1 waiting for its node")
+	msgs := eventMessages(during.Events)
+	s.Contains(msgs, "server s1's lease timed out 29s after its node's last heartbeat, where a silent node's times out after the liveness window (5s): "+
+		"Temporal or this Manager was away, not its node; waiting up to 30s (manager.outage_grace) for its node to lease again before recovering anything")
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(withoutUnheard(during)), "nothing failed, nothing recovered")
+
+	s.Require().NoError(errAfter)
+	s.Nil(after.Servers[0].UnheardUntil)
+	s.Contains(eventMessages(after.Events), "server s1's node leased again after the outage, 5s after its lease timed out: nothing was recovered, its 4 container(s) kept")
+	s.Equal(tmProvisioned(fleet.Waiting), withoutEvents(after))
+	s.Len(s.provisions(), 1, "no recovery")
+	for _, c := range s.fake.began(workflows.ActivityReconcile) {
+		s.NotEmpty(c.Input.(workflows.ReconcileInput).Keep, "no fence: nothing of s1 is stopped (a Reconcile keeping its containers asked its node's version)")
+	}
+	for _, e := range after.Events {
+		s.NotContains(e.Message, "lost")
+	}
+}
+
+// TestNodeNotBackWithinTheOutageGraceIsLost: after the same outage, s1's
+// node never takes the lease it is waited with: once manager.outage_grace
+// (30s, three windows and at least 30s) passes, s1 is lost as any silent
+// server (recovered on s2, fenced when it comes back), and the events say
+// why it was waited for and why it is lost.
+func (s *ManagerSuite) TestNodeNotBackWithinTheOutageGraceIsLost() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.outage(s.env, "s1", 30*time.Second, 30*time.Second, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil))
+	s.fake.mu.Lock()
+	s.fake.fencing["s1"] = true
+	s.fake.mu.Unlock()
+	s.env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return in.Server == "s1" })).
+		After(time.Hour).Return(workflows.ReconcileResult{}, nil).Maybe()
+	s.snapshot(80*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	msgs := strings.Join(eventMessages(st.Events), "\n")
+	s.Contains(msgs, "waiting up to 30s (manager.outage_grace) for its node to lease again before recovering anything")
+	s.Contains(msgs, "server s1 lost: its node did not lease again within 30s (manager.outage_grace) after Temporal or this Manager came back; "+
+		"recovering its 4 container(s) [m1-c1 m1-c2 m1-c3 m1-c4] on the other servers, to be fenced when it comes back")
+	s.Equal(string(fleet.ServerLost), st.Servers[0].State)
+	s.Nil(st.Servers[0].UnheardUntil)
+	ps := s.provisions()
+	s.Require().GreaterOrEqual(len(ps), 2)
+	s.Equal("msm/m1/recover/web+api/2", ps[1].ID)
+	s.GreaterOrEqual(ps[1].At.Sub(ps[0].At), 55*time.Second, "recovered only once the grace passed")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+}
+
+func withoutUnheard(st workflows.Status) workflows.Status {
+	st.Servers = slices.Clone(st.Servers)
+	for i := range st.Servers {
+		st.Servers[i].UnheardUntil = nil
+	}
+	return st
+}
+
+// TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce: a timeout that comes
+// less than a window past due (the node's last beat 9s before it, the
+// window 5s: the slack a loaded Temporal or worker may add) is a silent
+// node's: s1 is lost and recovered at once, as before.
+func (s *ManagerSuite) TestLeaseTimedOutWithinAWindowOfDueIsLostAtOnce() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.mu.Lock()
+	s.fake.losing, s.fake.fencing = map[string]bool{"s1": true}, map[string]bool{"s1": true}
+	s.fake.mu.Unlock()
+	isS1 := mock.MatchedBy(func(in workflows.LeaseInput) bool { return in.Server == "s1" })
+	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(10 * time.Second).
+		Return(func(context.Context, workflows.LeaseInput) error {
+			return temporal.NewHeartbeatTimeoutError(workflows.LeaseBeat{At: s.env.Now().Add(-9 * time.Second)})
+		}).Once()
+	s.env.OnActivity(workflows.ActivityReconcile, mock.Anything, mock.MatchedBy(func(in workflows.ReconcileInput) bool { return in.Server == "s1" })).
+		After(time.Hour).Return(workflows.ReconcileResult{}, nil).Maybe()
+	s.snapshot(30*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	s.Equal(string(fleet.ServerLost), st.Servers[0].State)
+	s.Contains(strings.Join(eventMessages(st.Events), "\n"), "server s1 lost: its node agent was unheard for 5s; recovering its 4 container(s)")
+	s.NotContains(strings.Join(eventMessages(st.Events), "\n"), "was away")
+	ps := s.provisions()
+	s.Require().GreaterOrEqual(len(ps), 2)
+	s.Less(ps[1].At.Sub(ps[0].At), 15*time.Second, "recovered at once")
+}
+
+// TestOutageDuringTheGraceWaitsAgain: s1's node has 30s to lease again
+// after an outage, and the timeout of that lease comes 30s late itself
+// (Temporal away again meanwhile): s1 is waited for once more, not lost.
+func (s *ManagerSuite) TestOutageDuringTheGraceWaitsAgain() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	s.fake.outage(s.env, "s1", 30*time.Second, time.Minute, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START, nil))
+	s.snapshot(100*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, 2*time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	msgs := strings.Join(eventMessages(st.Events), "\n")
+	s.Contains(msgs, "server s1's lease, not taken, timed out 30s late: Temporal or this Manager was away, not its node; waiting up to 30s")
+	s.NotContains(msgs, "lost")
+	s.Equal(string(fleet.ServerReady), st.Servers[0].State)
+	s.NotNil(st.Servers[0].UnheardUntil)
+	s.Len(s.provisions(), 1, "no recovery")
 }

@@ -1200,8 +1200,13 @@ func (m *manager) status() (Status, error) {
 	}
 	for _, s := range inv.Servers {
 		u := m.serverUsage[s.ID]
-		st.Servers = append(st.Servers, ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
-			Slots: s.Slots, Used: used[s.ID], CPU: u.CPU, Memory: u.Memory, Node: s.Node})
+		ss := ServerStatus{ID: s.ID, State: string(s.State), Address: s.Address,
+			Slots: s.Slots, Used: used[s.ID], CPU: u.CPU, Memory: u.Memory, Node: s.Node}
+		if !s.Unheard.IsZero() {
+			until := s.Unheard
+			ss.UnheardUntil = &until
+		}
+		st.Servers = append(st.Servers, ss)
 	}
 	for _, c := range inv.Containers {
 		st.Containers = append(st.Containers, ContainerStatus{ID: c.ID, Server: c.Server, State: string(c.State),

@@ -69,6 +69,10 @@ type ServerStatus struct {
 	// Node is the msm version its node agent runs, as it last said;
 	// absent until it does (and for a node of wire 1, which says none).
 	Node string `json:"node,omitempty"`
+	// UnheardUntil is set while its lease timed out only because Temporal,
+	// or the Manager, was away: the Manager waits until then for its node
+	// to lease again before it takes the server for lost.
+	UnheardUntil *time.Time `json:"unheard_until,omitempty"`
 }
 
 // ContainerStatus is one container in Status.

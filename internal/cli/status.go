@@ -80,7 +80,11 @@ func printStatus(out io.Writer, st workflows.Status) {
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "SERVER\tSTATE\tADDRESS\tSLOTS USED\tNODE")
 	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", s.ID, s.State, s.Address, s.Used, s.Slots, orDash(s.Node))
+		state := s.State
+		if s.UnheardUntil != nil {
+			state += ", unheard"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", s.ID, state, s.Address, s.Used, s.Slots, orDash(s.Node))
 	}
 	fmt.Fprintln(tw, "\t\t")
 	fmt.Fprintln(tw, "CONTAINER\tSERVER\tSTATE\tSERVICE\tPORT\tHEALTHY\tAGENT")
@@ -94,6 +98,12 @@ func printStatus(out io.Writer, st workflows.Status) {
 			what = u.Service
 		}
 		fmt.Fprintf(out, "\nUNPLACED %s: %d instance(s): %s\n", what, u.Count, u.Reason)
+	}
+	for _, s := range st.Servers {
+		if s.UnheardUntil != nil {
+			fmt.Fprintf(out, "\nUNHEARD %s: its lease timed out while Temporal or the Manager was away; nothing of it is recovered unless its node has not leased again by %s\n",
+				s.ID, s.UnheardUntil.Local().Format(time.TimeOnly))
+		}
 	}
 	for _, s := range st.Services {
 		if r := s.Rollout; r != nil && r.State != workflows.RollDone {

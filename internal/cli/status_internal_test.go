@@ -62,3 +62,18 @@ func TestPrintStatusShowsFloorsWhenThereAreSome(t *testing.T) {
 	st.Services = append(st.Services, workflows.ServiceStatus{Name: "api", Ready: 3, Desired: 4, Floor: 4})
 	assert.Equal(t, []string{"SERVICE READY DESIRED FLOOR", "web 2 2 -", "api 3 4 4"}, rows(st))
 }
+
+// A server whose lease timed out during an outage of Temporal is shown
+// unheard, and until when the Manager waits for its node.
+func TestPrintStatusShowsAServerUnheardAfterAnOutage(t *testing.T) {
+	until := time.Date(2026, 12, 7, 10, 30, 5, 0, time.Local)
+	var out bytes.Buffer
+	printStatus(&out, workflows.Status{Servers: []workflows.ServerStatus{
+		{ID: "s1", State: "ready", Address: "10.0.0.1", Slots: 4, Used: 2, UnheardUntil: &until},
+		{ID: "s2", State: "ready", Address: "10.0.0.2", Slots: 4, Used: 1},
+	}})
+	assert.Regexp(t, `s1 +ready, unheard +10\.0\.0\.1`, out.String())
+	assert.Regexp(t, `s2 +ready +10\.0\.0\.2`, out.String())
+	assert.Contains(t, out.String(), "\nUNHEARD s1: its lease timed out while Temporal or the Manager was away; nothing of it is recovered unless its node has not leased again by 10:30:05\n")
+	assert.NotContains(t, out.String(), "UNHEARD s2")
+}

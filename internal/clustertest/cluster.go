@@ -128,6 +128,12 @@ func (c *Cluster) StartServer(ctx context.Context, o devserver.Options) error {
 // same address and state file (devserver.Options.DBFile, which it needs),
 // and returns how long it was away. The client reconnects by itself.
 func (c *Cluster) RestartServer(ctx context.Context) (time.Duration, error) {
+	return c.RestartServerAfter(ctx, 0)
+}
+
+// RestartServerAfter is RestartServer with the server kept stopped for
+// down before it starts again: an outage of Temporal.
+func (c *Cluster) RestartServerAfter(ctx context.Context, down time.Duration) (time.Duration, error) {
 	if c.Server == nil || c.serverOpts.DBFile == "" {
 		return 0, errors.New("restarting the dev server needs one of the cluster's own with its state in a file (DBFile)")
 	}
@@ -135,14 +141,31 @@ func (c *Cluster) RestartServer(ctx context.Context) (time.Duration, error) {
 	if err := c.Server.Stop(); err != nil {
 		return 0, fmt.Errorf("stopping the dev server, %w", err)
 	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(down):
+	}
+	if err := c.StartServerAgain(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(began), nil
+}
+
+// StartServerAgain starts the cluster's dev server, stopped (Server.Stop),
+// again on the same address and state file (devserver.Options.DBFile).
+func (c *Cluster) StartServerAgain(ctx context.Context) error {
+	if c.Server == nil || c.serverOpts.DBFile == "" {
+		return errors.New("restarting the dev server needs one of the cluster's own with its state in a file (DBFile)")
+	}
 	o := c.serverOpts
 	o.Address = c.Server.Address()
 	srv, err := devserver.Start(ctx, o)
 	if err != nil {
-		return 0, fmt.Errorf("restarting the dev server, %w", err)
+		return fmt.Errorf("restarting the dev server, %w", err)
 	}
 	c.Server = srv
-	return time.Since(began), nil
+	return nil
 }
 
 // WriteCatalog writes yaml to Catalog.

@@ -140,8 +140,9 @@ type spec struct {
 	// image on a private Docker network, with its own address (hosts_test.go).
 	hosts bool
 	// liveness is the catalog's manager.liveness ("" for the default),
-	// forgetAfter its manager.forget_after.
-	liveness, forgetAfter string
+	// forgetAfter its manager.forget_after, outageGrace its
+	// manager.outage_grace.
+	liveness, forgetAfter, outageGrace string
 	// persistent keeps the dev server's state in a file, so that
 	// restartServer resumes every workflow.
 	persistent bool
@@ -225,6 +226,9 @@ func (c *cluster) catalogYAML(s spec) string {
 	if s.forgetAfter != "" {
 		manager += fmt.Sprintf("  forget_after: %s\n", s.forgetAfter)
 	}
+	if s.outageGrace != "" {
+		manager += fmt.Sprintf("  outage_grace: %s\n", s.outageGrace)
+	}
 	var b strings.Builder
 	for _, name := range s.order {
 		command := bins.demo
@@ -272,11 +276,15 @@ func (c *cluster) restartWorker(died <-chan struct{}, timeout time.Duration, env
 // restartServer stops the dev server and starts it again on the same
 // address and state file (spec.persistent), and returns how long it was
 // away.
-func (c *cluster) restartServer() time.Duration {
+func (c *cluster) restartServer() time.Duration { return c.restartServerAfter(0) }
+
+// restartServerAfter is restartServer with the dev server kept stopped for
+// down before it starts again.
+func (c *cluster) restartServerAfter(down time.Duration) time.Duration {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+down)
 	defer cancel()
-	away, err := c.h.RestartServer(ctx)
+	away, err := c.h.RestartServerAfter(ctx, down)
 	require.NoError(c.t, err, "restartServer needs spec.persistent")
 	c.srv = c.h.Server
 	return away

@@ -27,7 +27,7 @@ import (
 // from the network is a partition.
 
 // image is the tag of the test image, built once per test binary.
-const image = testimage.Tag
+var image = testimage.Tag
 
 // buildImage builds the msm image for the hosts with `make image` (static
 // msm and demo, FROM scratch).

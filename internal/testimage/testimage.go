@@ -5,6 +5,7 @@
 package testimage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -13,9 +14,14 @@ import (
 	"sync"
 )
 
-// Tags the tests' images are built as.
+// Tag is the tag the msm image of the tests is built as: $MSM_TEST_IMAGE,
+// else msm-test:latest. Engineers who share a machine and its Docker
+// Engine each set their own, or one's build replaces the image another's
+// tests run.
+var Tag = cmp.Or(os.Getenv("MSM_TEST_IMAGE"), "msm-test:latest")
+
+// Tags the tests' other images are built as.
 const (
-	Tag         = "msm-test:latest"
 	TemporalTag = "msm-temporal-test:latest"
 	// DemoTag is the example MicroService in an image of its own (`make
 	// demo-image`), as a service of the docker kind names one.
