@@ -1,0 +1,285 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/msm-project/msm/starter"
+	msmworker "github.com/msm-project/msm/worker"
+	"github.com/msm-project/msm/workflows"
+)
+
+// oldVersion marks the build the upgrade test starts from: this code,
+// linked with another version, as a release before this one would be.
+const oldVersion = "e2e-old"
+
+// buildOld builds msm and msm-agent of this code as version oldVersion into
+// a directory of their own (the agent beside msm, as nodes look for it).
+func buildOld(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "old")
+	for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"msm-agent", "./cmd/msm-agent"}} {
+		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/msm-project/msm/internal/version.Version="+oldVersion,
+			"-o", filepath.Join(dir, b[0]), b[1])
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "building %s: %s", b[1], out)
+	}
+	return filepath.Join(dir, "msm")
+}
+
+// TestUpgradeWorkersAndNodesWhileRunning starts a Manager and its fleet
+// with an older build (two workers, two nodes, their agents), then, while
+// an extension and a recovery run, replaces the workers one by one (each
+// stopped as a deployment does, with SIGTERM, and the new one started)
+// and then the nodes (each adopting the containers and agents of the one
+// before). Every MicroService instance that served keeps serving (sampled
+// every 50 ms) but the one the test crashes; every operation completes;
+// `msm status` shows which part runs which build: the new workers and
+// nodes, the adopted agents still of the old build, those started since of
+// the new; and every history of the run replays against this code.
+func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
+	old := buildOld(t)
+	c := newCluster(t, spec{servers: 2, slots: 4, warmPool: 1, services: map[string]int{"web": 2, "api": 1}, order: []string{"web", "api"}})
+	newBin := c.h.Msm
+	withOld := func(fn func()) {
+		c.h.Msm = old
+		defer func() { c.h.Msm = newBin }()
+		fn()
+	}
+	withOld(func() {
+		c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+		c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+		c.start("w1", "worker", "--catalog", c.catalog)
+		c.start("w2", "worker", "--catalog", c.catalog)
+	})
+	before := c.waitFor("the fleet of the old build", 60*time.Second, func(st workflows.Status) bool {
+		if !converged(1)(st) {
+			return false
+		}
+		for _, ct := range st.Containers {
+			if ct.Agent == "" {
+				return false
+			}
+		}
+		return true
+	})
+	assert.Equal(t, oldVersion, before.Worker)
+	for _, s := range before.Servers {
+		assert.Equal(t, oldVersion, s.Node, "node of %s", s.ID)
+	}
+	for _, ct := range before.Containers {
+		assert.Equal(t, oldVersion, ct.Agent, "agent of %s", ct.ID)
+	}
+	out, err := c.msm("version")
+	require.NoError(t, err)
+	var built string
+	_, err = fmt.Sscanf(out, "msm %s", &built)
+	require.NoError(t, err, out)
+	require.NotEqual(t, oldVersion, built)
+
+	// Sample every instance of every service that is loaded and healthy.
+	crashed := ""
+	samp := sampleInstances(t, c)
+
+	// An extension and a recovery in flight while the workers change.
+	_, err = c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	replace := func(name string, args ...string) {
+		t.Helper()
+		cmd := c.h.Cmd(name)
+		require.NotNil(t, cmd, name)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		exited := make(chan struct{})
+		go func() { _, _ = cmd.Process.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not stop within 20s of SIGTERM", name)
+		}
+		c.start(name+"-new", args...)
+	}
+	replace("w1", "worker", "--catalog", c.catalog)
+	for _, p := range c.hostProcs() {
+		if !p.agent && p.container == before.Containers[0].ID {
+			crashed = p.container
+			samp.except(p.container)
+			require.NoError(t, syscall.Kill(p.pid, syscall.SIGKILL))
+		}
+	}
+	require.NotEmpty(t, crashed, "web's first instance runs")
+	time.Sleep(time.Second)
+	replace("w2", "worker", "--catalog", c.catalog)
+	time.Sleep(time.Second)
+	replace("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	time.Sleep(2 * time.Second)
+	replace("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+
+	after := c.waitFor("web at 3, api at 1, on the new build", 90*time.Second, func(st workflows.Status) bool {
+		if !converged(1)(st) || st.Worker != built {
+			return false
+		}
+		for _, s := range st.Services {
+			if (s.Name == "web" && s.Ready != 3) || (s.Name == "api" && s.Ready != 1) {
+				return false
+			}
+		}
+		for _, s := range st.Servers {
+			if s.Node != built {
+				return false
+			}
+		}
+		return true
+	})
+	samp.stop()
+	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", samp.samples, len(samp.served), samp.stopped(), crashed)
+	assert.Empty(t, samp.stopped(), "an instance that served stopped serving during the upgrade")
+	require.Greater(t, samp.samples, 20)
+
+	// Which part runs which build.
+	agents := map[string]int{}
+	for _, ct := range after.Containers {
+		if ct.State == "failed" { // records of what failed (the crash)
+			continue
+		}
+		agents[ct.Agent]++
+		if ct.ID == crashed {
+			t.Errorf("the crashed instance %s is still an instance: %+v", crashed, ct)
+		}
+	}
+	t.Logf("agents by version after the upgrade: %v", agents)
+	assert.Positive(t, agents[oldVersion], "the adopted agents still run the old build")
+	assert.Positive(t, agents[built], "the containers started since run the new build's agent")
+	assert.Zero(t, agents[""], "every agent's version is known")
+	st, err := c.msm("status")
+	require.NoError(t, err)
+	assert.Contains(t, st, "answered by a worker of msm "+built)
+	assert.Contains(t, st, oldVersion, "msm status shows the old agents")
+
+	// Every operation of the run completed.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := c.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: fmt.Sprintf("MsmManager = '%s'", c.manager)})
+	require.NoError(t, err)
+	kinds := map[string]int{}
+	for _, e := range resp.Executions {
+		kinds[e.GetType().GetName()]++
+		if e.GetExecution().GetWorkflowId() == workflows.ManagerID(c.manager) {
+			continue
+		}
+		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, e.GetStatus(), "%s", e.GetExecution().GetWorkflowId())
+	}
+	t.Logf("runs: %v", kinds)
+	assert.Positive(t, kinds[workflows.WorkflowExtend], "the extension ran")
+	assert.Positive(t, kinds[workflows.WorkflowRecover], "the recovery ran")
+
+	// Every history replays against this code.
+	for _, e := range resp.Executions {
+		h, err := fullHistory(ctx, c.client, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		require.NoError(t, err)
+		r := worker.NewWorkflowReplayer()
+		msmworker.RegisterWorkflows(r)
+		assert.NoError(t, r.ReplayWorkflowHistory(quiet{}, h), "replaying %s", e.GetExecution().GetWorkflowId())
+	}
+}
+
+// instanceSampler asks, every 50 ms, every loaded and healthy instance the
+// status lists for /healthz on its port, and remembers which answered and
+// which, having answered, later did not while still listed.
+type instanceSampler struct {
+	mu      sync.Mutex
+	samples int
+	served  map[string]bool
+	failed  map[string]int
+	skip    map[string]bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func sampleInstances(t *testing.T, c *cluster) *instanceSampler {
+	s := &instanceSampler{served: map[string]bool{}, failed: map[string]int{}, skip: map[string]bool{}, done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-tick.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := starter.Status(ctx, c.client, c.manager)
+			cancel()
+			if err != nil {
+				continue
+			}
+			for _, ct := range st.Containers {
+				if ct.Service == "" || ct.State != "loaded" || !ct.Healthy {
+					continue
+				}
+				code, _, err := get(fmt.Sprintf("http://127.0.0.1:%d/healthz", ct.Port))
+				s.mu.Lock()
+				switch {
+				case err == nil && code == 200:
+					s.served[ct.ID] = true
+				case s.served[ct.ID] && !s.skip[ct.ID]:
+					s.failed[ct.ID]++
+				}
+				s.mu.Unlock()
+			}
+			s.mu.Lock()
+			s.samples++
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// except leaves out an instance the test stops on purpose.
+func (s *instanceSampler) except(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skip[id] = true
+	delete(s.failed, id)
+}
+
+// stopped are the instances that served and then did not, with how many
+// samples found them not answering.
+func (s *instanceSampler) stopped() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for id, n := range s.failed {
+		out[id] = n
+	}
+	return out
+}
+
+func (s *instanceSampler) stop() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.wg.Wait()
+}
