@@ -47,7 +47,7 @@ func fleetScale(e *benchEnv) ([]Figure, error) {
 		return nil, fmt.Errorf("the B9 catalog, %w", err)
 	}
 	world := simulated.New(manager, cat.Manager.Simulated)
-	w := worker.New(e.c, &activities.Activities{Providers: map[string]providers.Provider{catalog.KindSimulated: world}, Client: e.c})
+	w := worker.New(e.c, &activities.Activities{Providers: map[string]providers.Provider{catalog.KindSimulated: world}, Client: e.c}, worker.Deployment{})
 	if err := w.Start(); err != nil {
 		return nil, err
 	}

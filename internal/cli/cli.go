@@ -46,6 +46,7 @@ Usage:
   msm keys join-token ...           write one server's join token (msm node --join-token-file)
   msm codec-server                  decrypt payloads for the Web UI and the temporal CLI (--codec-key-file)
   msm version                       this build's msm version and the wire contract it speaks
+  msm upgrade  workers [--build-id] make a build of versioned workers (msm worker --versioned) the Manager's
 
 Common flags and their environment variables:
   --address    TEMPORAL_ADDRESS     Temporal frontend host:port (default 127.0.0.1:7233)
@@ -126,6 +127,7 @@ func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) i
 
 		"codec-server": e.codecServer,
 		"version":      e.version,
+		"upgrade":      e.upgrade,
 	}
 	switch args[0] {
 	case "help", "-h", "--help":

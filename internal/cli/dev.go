@@ -21,6 +21,7 @@ import (
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/node"
 	"github.com/msm-project/msm/starter"
+	"github.com/msm-project/msm/worker"
 	"github.com/msm-project/msm/workflows"
 )
 
@@ -201,7 +202,7 @@ func (e *env) dev(args []string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, cat, ring, e); err != nil {
+		if err := runWorker(rctx, cl, &c, catalog.File{Path: *path}, cat, ring, worker.Deployment{}, e); err != nil {
 			errs <- fmt.Errorf("worker, %w", err)
 		}
 	}()

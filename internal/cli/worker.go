@@ -15,6 +15,7 @@ import (
 	"github.com/msm-project/msm/internal/faults"
 	"github.com/msm-project/msm/internal/metrics"
 	"github.com/msm-project/msm/internal/trust"
+	"github.com/msm-project/msm/internal/version"
 	"github.com/msm-project/msm/providers"
 	"github.com/msm-project/msm/providers/simulated"
 	"github.com/msm-project/msm/starter"
@@ -28,6 +29,7 @@ func (e *env) worker(args []string) error {
 	path := fs.String("catalog", e.getenv("MSM_CATALOG"), "catalog: a YAML `file`, or a PostgreSQL DSN postgres://… (MSM_CATALOG)")
 	keyFile := fs.String("key-file", e.getenv("MSM_KEY_FILE"), "the Manager's key ring, a `file` from `msm keys new`: reports are authenticated with it (MSM_KEY_FILE; without it any client of the namespace can report)")
 	metricsAddr := fs.String("metrics-addr", e.getenv("MSM_METRICS_ADDR"), "serve Prometheus metrics on http://`host:port`/metrics (MSM_METRICS_ADDR; empty: none)")
+	versioned := fs.Bool("versioned", e.getenv("MSM_VERSIONED") == "true", "serve as a version (this build) of the Worker Deployment msm-<manager>: operations stay on the build that began them, the Manager moves to the current version (MSM_VERSIONED=true; docs/operations.md, Upgrading msm)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -79,7 +81,11 @@ func (e *env) worker(args []string) error {
 	if err := e.serveMetrics(ctx, &c, *metricsAddr, reg, cl); err != nil {
 		return err
 	}
-	return runWorker(ctx, cl, &c, src, first, ring, e)
+	var dep worker.Deployment
+	if *versioned {
+		dep = worker.Deployment{Name: DeploymentOf(c.Manager), BuildID: version.Get()}
+	}
+	return runWorker(ctx, cl, &c, src, first, ring, dep, e)
 }
 
 // metricsRegistry is the registry of this process's metrics when they are
@@ -140,7 +146,7 @@ func isDSN(s string) bool {
 //
 // With a key ring, the Manager authenticates reports: the worker signs the
 // catalogs it hands over, and the simulated fleet its reports.
-func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, first *catalog.Catalog, ring *trust.Ring, e *env) error {
+func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Source, first *catalog.Catalog, ring *trust.Ring, dep worker.Deployment, e *env) error {
 	if err := starter.EnsureSearchAttributes(ctx, cl, c.Namespace); err != nil {
 		return err
 	}
@@ -178,12 +184,15 @@ func runWorker(ctx context.Context, cl client.Client, c *common, src catalog.Sou
 	if e.rejectedUpdates != nil {
 		interceptors = append(interceptors, e.rejectedUpdates)
 	}
-	w := worker.New(cl, acts, interceptors...)
+	w := worker.New(cl, acts, dep, interceptors...)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("starting worker, %w", err)
 	}
 	defer w.Stop()
 	log := e.logger(c)
+	if dep != (worker.Deployment{}) {
+		go firstVersion(ctx, cl, dep, log)
+	}
 	begun := false
 	err = src.Watch(ctx, func(next *catalog.Catalog) {
 		if err := starter.StartManager(ctx, cl, c.Manager, next, src.String(), key); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -282,4 +283,118 @@ func (s *instanceSampler) stop() {
 		close(s.done)
 	}
 	s.wg.Wait()
+}
+
+// TestVersionedWorkersUpgrade runs the Manager's workers as versions of its
+// Worker Deployment (msm worker --versioned): the first build's workers
+// make their version current; a new build's workers wait beside them;
+// `msm upgrade workers` makes the new build current while an extension
+// that began on the old build runs. The Manager moves to the new build at
+// its next task; the extension ends on the build that began it (every one
+// of its workflow tasks completed by the old build) and the next one
+// begins on the new; `msm upgrade workers --wait` then says the old
+// build's workers may go, and the fleet goes on without them. Every
+// history replays against this code.
+func TestVersionedWorkersUpgrade(t *testing.T) {
+	old := buildOld(t)
+	c := newCluster(t, spec{servers: 2, slots: 4, warmPool: 0, services: map[string]int{"web": 1}, order: []string{"web"}, startupDelay: 3 * time.Second})
+	newBin := c.h.Msm
+	c.h.Msm = old
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	c.start("w1", "worker", "--catalog", c.catalog, "--versioned")
+	c.start("w2", "worker", "--catalog", c.catalog, "--versioned")
+	c.h.Msm = newBin
+	before := c.waitFor("web on the old build", 90*time.Second, converged(0))
+	assert.Equal(t, oldVersion, before.Worker)
+	out, err := c.msm("version")
+	require.NoError(t, err)
+	var built string
+	_, err = fmt.Sscanf(out, "msm %s", &built)
+	require.NoError(t, err, out)
+
+	// The new build's workers wait: the old one is current.
+	c.start("n1", "worker", "--catalog", c.catalog, "--versioned")
+	c.start("n2", "worker", "--catalog", c.catalog, "--versioned")
+	time.Sleep(2 * time.Second)
+	st, err := c.status()
+	require.NoError(t, err)
+	assert.Equal(t, oldVersion, st.Worker, "the new build takes no task before it is current")
+
+	// An extension begins on the old build (its new instance takes 3 s
+	// to start); the new build becomes current meanwhile.
+	_, err = c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	ext := workflows.ManagerID(c.manager) + "/extend/web/2"
+	c.until("the extension runs", 20*time.Second, func() (bool, string) {
+		_, err := c.client.DescribeWorkflow(context.Background(), ext, "")
+		return err == nil, fmt.Sprint(err)
+	})
+	var up string
+	c.until("msm upgrade workers makes the new build current", 30*time.Second, func() (bool, string) {
+		up, err = c.msm("upgrade", "workers")
+		return err == nil, fmt.Sprint(err)
+	})
+	assert.Contains(t, up, "build "+built+" is current (was build "+oldVersion+")")
+	t.Logf("msm upgrade workers:\n%s", up)
+
+	after := c.waitFor("web at 2 on the new build", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && st.Services[0].Ready == 2 && st.Worker == built
+	})
+	assert.Equal(t, built, after.Worker)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	builds := func(id string) map[string]int {
+		h, err := fullHistory(ctx, c.client, id, "")
+		require.NoError(t, err)
+		n := map[string]int{}
+		for _, e := range h.Events {
+			if a := e.GetWorkflowTaskCompletedEventAttributes(); a != nil {
+				n[a.GetDeploymentVersion().GetBuildId()]++
+			}
+		}
+		return n
+	}
+	extBuilds := builds(ext)
+	t.Logf("the extension's workflow tasks by build: %v", extBuilds)
+	assert.Equal(t, []string{oldVersion}, keysOf(extBuilds), "the extension ended on the build that began it")
+	mgrBuilds := builds(workflows.ManagerID(c.manager))
+	t.Logf("the Manager's workflow tasks by build: %v", mgrBuilds)
+	assert.Positive(t, mgrBuilds[oldVersion])
+	assert.Positive(t, mgrBuilds[built], "the Manager moved to the new build")
+
+	out, err = c.msm("upgrade", "workers", "--wait", "30s")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "No operation runs on an older build: its workers may be stopped")
+	for _, w := range []string{"w1", "w2"} {
+		cmd := c.h.Cmd(w)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		_, _ = cmd.Process.Wait()
+	}
+	_, err = c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	c.waitFor("web at 3 with the new build's workers alone", 60*time.Second, func(st workflows.Status) bool {
+		return converged(0)(st) && st.Services[0].Ready == 3
+	})
+	next := builds(workflows.ManagerID(c.manager) + "/extend/web/3")
+	assert.Equal(t, []string{built}, keysOf(next), "the next extension began and ended on the new build")
+
+	resp, err := c.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("MsmManager = '%s'", c.manager)})
+	require.NoError(t, err)
+	for _, e := range resp.Executions {
+		h, err := fullHistory(ctx, c.client, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		require.NoError(t, err)
+		r := worker.NewWorkflowReplayer()
+		msmworker.RegisterWorkflows(r)
+		assert.NoError(t, r.ReplayWorkflowHistory(quiet{}, h), "replaying %s", e.GetExecution().GetWorkflowId())
+	}
+}
+
+func keysOf(m map[string]int) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/msm-project/msm/internal/version"
+	"github.com/msm-project/msm/worker"
+)
+
+// DeploymentOf is the Worker Deployment of a Manager's versioned workers
+// (`msm worker --versioned`): one per Manager, its versions the builds.
+func DeploymentOf(manager string) string { return "msm-" + manager }
+
+// firstVersion makes dep's version the deployment's current one when the
+// deployment has none yet (its first versioned worker: until a version is
+// current, versioned workers take no task), and otherwise says how this
+// build becomes current. The server knows a version only once its workers
+// polled: it is tried again until then, for up to a minute.
+func firstVersion(ctx context.Context, cl client.Client, dep worker.Deployment, log *slog.Logger) {
+	h := cl.WorkerDeploymentClient().GetHandle(dep.Name)
+	deadline := time.Now().Add(time.Minute)
+	for ctx.Err() == nil {
+		d, err := h.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
+		var nf *serviceerror.NotFound
+		switch {
+		case err == nil && d.Info.RoutingConfig.CurrentVersion != nil:
+			if cur := d.Info.RoutingConfig.CurrentVersion.BuildID; cur != dep.BuildID {
+				log.Info("this worker's build waits: it takes the Manager's tasks once it is the current version",
+					"deployment", dep.Name, "build", dep.BuildID, "current", cur, "make it current", "msm upgrade workers --build-id "+dep.BuildID)
+			}
+			return
+		case err != nil && !errors.As(err, &nf):
+			log.Warn("reading the worker deployment", "deployment", dep.Name, "error", err)
+		default:
+			_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: dep.BuildID})
+			if err == nil {
+				log.Info("the first version of the worker deployment is current", "deployment", dep.Name, "build", dep.BuildID)
+				return
+			}
+			if !errors.As(err, &nf) || time.Now().After(deadline) {
+				log.Error("making this build the deployment's current version", "deployment", dep.Name, "build", dep.BuildID, "error", err)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// upgrade is `msm upgrade workers`: it makes a build the current version of
+// the Manager's Worker Deployment, then says, or waits until, no operation
+// still runs on the versions before.
+func (e *env) upgrade(args []string) error {
+	if len(args) == 0 || args[0] != "workers" {
+		fmt.Fprintln(e.stderr, "msm upgrade workers [--build-id ID] [--wait DURATION]: make a build of versioned workers (msm worker --versioned) the one the Manager runs on")
+		return errUsage
+	}
+	var c common
+	fs := e.flags("upgrade workers", &c)
+	build := fs.String("build-id", version.Get(), "the build to make current: its workers must be polling (default: this msm's version)")
+	wait := fs.Duration("wait", 0, "wait up to this long until no operation runs on an older build, so its workers may be stopped (0: say how many do and return)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+*wait)
+	defer cancel()
+	cl, err := e.dial(ctx, &c, 0)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	name := DeploymentOf(c.Manager)
+	h := cl.WorkerDeploymentClient().GetHandle(name)
+	res, err := h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: *build})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no worker of build %s serves deployment %s yet: start `msm worker --versioned` of that build first (%v)", *build, name, err)
+	}
+	if err != nil {
+		return fmt.Errorf("making build %s current in deployment %s, %w", *build, name, err)
+	}
+	was := "unversioned workers"
+	if res.PreviousVersion != nil {
+		was = "build " + res.PreviousVersion.BuildID
+	}
+	fmt.Fprintf(e.stdout, "Deployment %s: build %s is current (was %s): the Manager runs on it from its next task, new operations begin on it\n", name, *build, was)
+	deadline := time.Now().Add(*wait)
+	for {
+		old, err := pinnedElsewhere(ctx, cl, name, *build)
+		if err != nil {
+			return err
+		}
+		if len(old) == 0 {
+			fmt.Fprintln(e.stdout, "No operation runs on an older build: its workers may be stopped")
+			return nil
+		}
+		if *wait <= 0 || time.Now().After(deadline) {
+			fmt.Fprintf(e.stdout, "Still running on older builds (keep their workers until they end): %s\n", strings.Join(old, ", "))
+			if *wait > 0 {
+				return &exitError{code: 1}
+			}
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// pinnedElsewhere lists the operations still running pinned to a build of
+// deployment other than build, as "build: id".
+func pinnedElsewhere(ctx context.Context, cl client.Client, deployment, build string) ([]string, error) {
+	q := fmt.Sprintf(`TemporalWorkflowVersioningBehavior = "Pinned" AND ExecutionStatus = "Running" AND TemporalWorkerDeploymentVersion != "%s:%s" AND TemporalWorkerDeploymentVersion STARTS_WITH "%s:"`,
+		deployment, build, deployment)
+	resp, err := cl.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: q})
+	if err != nil {
+		return nil, fmt.Errorf("listing the operations of older builds, %w", err)
+	}
+	var out []string
+	for _, x := range resp.Executions {
+		out = append(out, x.GetExecution().GetWorkflowId())
+	}
+	return out, nil
+}
