@@ -82,17 +82,27 @@ func (e *env) upgrade(args []string) error {
 	defer cl.Close()
 	name := DeploymentOf(c.Manager)
 	h := cl.WorkerDeploymentClient().GetHandle(name)
-	res, err := h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: *build})
+	was := "unversioned workers"
+	var token []byte
 	var nf *serviceerror.NotFound
+	d, err := h.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
+	switch {
+	case err == nil:
+		token = d.ConflictToken
+		if cur := d.Info.RoutingConfig.CurrentVersion; cur != nil {
+			was = "build " + cur.BuildID
+		}
+	case errors.As(err, &nf):
+		return fmt.Errorf("the Manager %s has no versioned workers (deployment %s): start them with `msm worker --versioned`", c.Manager, name)
+	default:
+		return fmt.Errorf("reading deployment %s, %w", name, err)
+	}
+	_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: *build, ConflictToken: token})
 	if errors.As(err, &nf) {
 		return fmt.Errorf("no worker of build %s serves deployment %s yet: start `msm worker --versioned` of that build first (%v)", *build, name, err)
 	}
 	if err != nil {
 		return fmt.Errorf("making build %s current in deployment %s, %w", *build, name, err)
-	}
-	was := "unversioned workers"
-	if res.PreviousVersion != nil {
-		was = "build " + res.PreviousVersion.BuildID
 	}
 	fmt.Fprintf(e.stdout, "Deployment %s: build %s is current (was %s): the Manager runs on it from its next task, new operations begin on it\n", name, *build, was)
 	deadline := time.Now().Add(*wait)
