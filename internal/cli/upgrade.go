@@ -46,7 +46,10 @@ func firstVersion(ctx context.Context, cl client.Client, dep worker.Deployment, 
 				log.Info("the first version of the worker deployment is current", "deployment", dep.Name, "build", dep.BuildID)
 				return
 			}
-			if !errors.As(err, &nf) || time.Now().After(deadline) {
+			// Until its pollers are seen the server knows no such
+			// deployment or version (NotFound, or FailedPrecondition
+			// "does your Worker Deployment have pollers?"): try again.
+			if time.Now().After(deadline) {
 				log.Error("making this build the deployment's current version", "deployment", dep.Name, "build", dep.BuildID, "error", err)
 				return
 			}
@@ -98,7 +101,8 @@ func (e *env) upgrade(args []string) error {
 		return fmt.Errorf("reading deployment %s, %w", name, err)
 	}
 	_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: *build, ConflictToken: token})
-	if errors.As(err, &nf) {
+	var fp *serviceerror.FailedPrecondition
+	if errors.As(err, &nf) || errors.As(err, &fp) {
 		return fmt.Errorf("no worker of build %s serves deployment %s yet: start `msm worker --versioned` of that build first (%v)", *build, name, err)
 	}
 	if err != nil {

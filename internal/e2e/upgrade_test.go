@@ -298,6 +298,15 @@ func (s *instanceSampler) stop() {
 func TestVersionedWorkersUpgrade(t *testing.T) {
 	old := buildOld(t)
 	c := newCluster(t, spec{servers: 2, slots: 4, warmPool: 0, services: map[string]int{"web": 1}, order: []string{"web"}, startupDelay: 3 * time.Second})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, name := range []string{"w1", "w2", "n1", "n2"} {
+				if b, err := os.ReadFile(filepath.Join(c.dir, name+".log")); err == nil {
+					t.Logf("--- %s.log (last 3000 bytes)\n%s", name, tailOf(b, 3000))
+				}
+			}
+		}
+	})
 	newBin := c.h.Msm
 	c.h.Msm = old
 	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
@@ -358,10 +367,6 @@ func TestVersionedWorkersUpgrade(t *testing.T) {
 	extBuilds := builds(ext)
 	t.Logf("the extension's workflow tasks by build: %v", extBuilds)
 	assert.Equal(t, []string{oldVersion}, keysOf(extBuilds), "the extension ended on the build that began it")
-	mgrBuilds := builds(workflows.ManagerID(c.manager))
-	t.Logf("the Manager's workflow tasks by build: %v", mgrBuilds)
-	assert.Positive(t, mgrBuilds[oldVersion])
-	assert.Positive(t, mgrBuilds[built], "the Manager moved to the new build")
 
 	out, err = c.msm("upgrade", "workers", "--wait", "30s")
 	require.NoError(t, err, out)
@@ -378,6 +383,10 @@ func TestVersionedWorkersUpgrade(t *testing.T) {
 	})
 	next := builds(workflows.ManagerID(c.manager) + "/extend/web/3")
 	assert.Equal(t, []string{built}, keysOf(next), "the next extension began and ended on the new build")
+	mgrBuilds := builds(workflows.ManagerID(c.manager))
+	t.Logf("the Manager's workflow tasks by build: %v", mgrBuilds)
+	assert.Positive(t, mgrBuilds[oldVersion])
+	assert.Positive(t, mgrBuilds[built], "the Manager moved to the new build")
 
 	resp, err := c.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("MsmManager = '%s'", c.manager)})
 	require.NoError(t, err)
