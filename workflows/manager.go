@@ -23,6 +23,18 @@ import (
 // as new even if the server has not suggested it yet.
 const DefaultHistoryLimit = 4000
 
+// DefaultSignalLimit is how many signals one run of the Manager takes
+// before it continues as new: half the Temporal server's default limit of
+// signals per run (10,000; limit.maximumSignalsPerExecution), past which
+// the server refuses every signal to the run.
+const DefaultSignalLimit = 5000
+
+// HandoverLimit is the history length at which a run whose history is
+// full continues as new without waiting for its running operations any
+// longer (it hands them over to the next run): a quarter past its
+// history limit.
+func HandoverLimit(historyLimit int) int { return historyLimit + historyLimit/4 }
+
 // PlanLimit caps the instances one operation starts or loads, so that the
 // history of one Provision (about ten events per instance) stays far from
 // the server's limits at fleet scale; the rest is placed by the next
