@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -31,9 +32,15 @@ const DefaultSignalLimit = 5000
 
 // HandoverLimit is the history length at which a run whose history is
 // full continues as new without waiting for its running operations any
-// longer (it hands them over to the next run): a quarter past its
-// history limit.
-func HandoverLimit(historyLimit int) int { return historyLimit + historyLimit/4 }
+// longer (it hands them over to the next run, storm.go): HandoverMargin
+// events past its history limit.
+func HandoverLimit(historyLimit int) int { return historyLimit + HandoverMargin }
+
+// HandoverMargin is how many events past its history limit a run waits
+// for its running operations to end before it hands them over: a run
+// that waits has a history of at most 5,000 events by default, half the
+// server's warning (10,240) and a tenth of its limit (51,200).
+const HandoverMargin = 1000
 
 // PlanLimit caps the instances one operation starts or loads, so that the
 // history of one Provision (about ten events per instance) stays far from
@@ -107,6 +114,15 @@ type manager struct {
 	// schedules says this run keeps the catalog's schedule rules as
 	// Temporal Schedules (schedulesChange); syncing that a sync runs.
 	schedules, syncing bool
+	// bounded says this run bounds the signals it takes and hands its
+	// running operations over when it must continue as new
+	// (signalBoundsChange, storm.go); signals counts the signals it took,
+	// signalLimit is the most it takes. childUp says, by operation, that
+	// its child workflow started.
+	bounded     bool
+	signals     int
+	signalLimit int
+	childUp     map[string]bool
 }
 
 // OperationTaskTimeout is the workflow task timeout of the operations the
@@ -122,7 +138,10 @@ const validateCatalogChange = "validate-catalog"
 func Manager(ctx workflow.Context, in ManagerInput) error {
 	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{},
 		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{},
-		watches: map[string]*watch{}}
+		watches: map[string]*watch{}, signalLimit: in.SignalLimit, childUp: map[string]bool{}}
+	if m.signalLimit <= 0 {
+		m.signalLimit = DefaultSignalLimit
+	}
 	if m.st.Suppressed == nil {
 		m.st.Suppressed = map[string]int{}
 	}
@@ -184,6 +203,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
 	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
 	errorCh := workflow.GetSignalChannel(ctx, SignalErrorReport)
+	reportsCh := workflow.GetSignalChannel(ctx, SignalReports)
 
 	m.publisher(ctx)
 	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
@@ -200,6 +220,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		m.ring = ringOf(ctx)
 	}
 	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
+	m.bounded = workflow.GetVersion(ctx, signalBoundsChange, workflow.DefaultVersion, 1) == 1
+	// Before any signal: the results of the operations handed over are
+	// theirs.
+	m.resumeHanded(ctx)
 	m.watchAll(ctx)
 	// The catalog carried in may have rules the last run did not sync.
 	m.syncSchedules(ctx)
@@ -215,13 +239,14 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, rejectedCh, h.rejected)
 	listen(ctx, usageCh, h.usage)
 	listen(ctx, errorCh, h.errors)
+	listen(ctx, reportsCh, h.reports)
 
 	for {
 		ready := func() bool {
 			// Side by side, a decision may start operations while others
 			// run, until the history is long enough to continue as new:
 			// then none starts until they have ended, so the run ends.
-			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx) && !m.overdue(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
 		}
 		// A service in back-off is looked at again when its time comes.
 		if wait := m.nextRetry(ctx); wait > 0 {
@@ -253,7 +278,11 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, rejectedCh, h.rejected)
 			takeAll(ctx, usageCh, h.usage)
 			takeAll(ctx, errorCh, h.errors)
-			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+			takeAll(ctx, reportsCh, h.reports)
+			// Operations still running go on: the next run awaits them.
+			m.st.Handed = m.handOver()
+			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength(),
+				"signals", m.signals, "handed", len(m.st.Handed))
 			return workflow.NewContinueAsNewError(ctx, Manager, m.st)
 		}
 		m.st.Pending = false
@@ -267,8 +296,15 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	}
 }
 
+// shouldContinueAsNew reports whether the run continues as new now: its
+// history is full and no operation runs, or (signalBoundsChange) it
+// cannot wait for them any longer and hands them over. A schedules sync
+// in flight is waited for, except then: the next run syncs again.
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	return m.running == 0 && !m.syncing && m.historyFull(ctx)
+	if m.running == 0 && !m.syncing && m.historyFull(ctx) {
+		return true
+	}
+	return m.overdue(ctx) && m.handable()
 }
 
 // historyFull reports whether the run's history is long enough to continue
@@ -559,24 +595,39 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 		timeout = PlacementTimeout
 	}
 	cctx := m.operation(ctx, id, kind, plan.Services(), timeout, summary(r))
+	op := runningOp{id: id, keys: keys, kind: kind, start: workflow.Now(ctx), containers: plan.ContainerIDs()}
 	m.running++
-	start := workflow.Now(ctx)
-	m.ops = append(m.ops, runningOp{id: id, keys: keys})
+	m.ops = append(m.ops, op)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer m.done(id)
 		var res ProvisionResult
-		err := workflow.ExecuteChildWorkflow(cctx, workflowType, in).Get(ctx, &res)
-		if err != nil {
-			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
-		} else {
-			m.onResults(ctx, StepResults{Steps: res.Steps})
-		}
-		m.ended(ctx, id, kind, keys.Services, start, err, fmt.Sprintf("%d started, %d loaded, %d failed", res.Started, res.Loaded, res.Failed))
-		// Whatever happened, look again: a blocked port or a failed server
-		// may leave demand that another decision can place.
-		m.st.Pending = true
+		err := m.child(ctx, cctx, id, workflowType, in).Get(ctx, &res)
+		m.placementEnded(ctx, op, res, err)
 	})
 	return keys
+}
+
+// placementEnded records the end of a placement operation: its last
+// steps, or, when it failed, what it left half done.
+func (m *manager) placementEnded(ctx workflow.Context, op runningOp, res ProvisionResult, err error) {
+	defer m.done(op.id)
+	if err != nil {
+		m.failUnfinished(op.containers, fmt.Sprintf("%s failed: %v", op.id, rootMessage(err)))
+	} else {
+		m.onResults(ctx, StepResults{Steps: res.Steps})
+	}
+	m.ended(ctx, op.id, op.kind, op.keys.Services, op.start, err, fmt.Sprintf("%d started, %d loaded, %d failed", res.Started, res.Loaded, res.Failed))
+	// Whatever happened, look again: a blocked port or a failed server
+	// may leave demand that another decision can place.
+	m.st.Pending = true
+}
+
+// child starts an operation's child workflow, and notes when it started
+// (handable).
+func (m *manager) child(ctx, cctx workflow.Context, id, workflowType string, in any) workflow.ChildWorkflowFuture {
+	f := workflow.ExecuteChildWorkflow(cctx, workflowType, in)
+	_ = f.GetChildWorkflowExecution().Get(ctx, nil)
+	m.childUp[id] = true
+	return f
 }
 
 // providerConfig is the manager section the providers of the ec2, azure
@@ -593,12 +644,14 @@ func (m *manager) providerConfig() *catalog.Manager {
 func (m *manager) done(id string) {
 	m.running--
 	m.ops = slices.DeleteFunc(m.ops, func(op runningOp) bool { return op.id == id })
+	delete(m.childUp, id)
 }
 
-// failUnfinished marks what an operation that ended early left half done.
-func (m *manager) failUnfinished(plan fleet.Plan, why string) {
-	for _, p := range slices.Concat(plan.Starts, plan.Loads) {
-		c := m.st.Inventory.Container(p.ID)
+// failUnfinished marks what an operation that ended early left half done
+// of the containers of its plan.
+func (m *manager) failUnfinished(containers []string, why string) {
+	for _, id := range containers {
+		c := m.st.Inventory.Container(id)
 		if c != nil && (c.State == fleet.Starting || (c.State == fleet.Loaded && !c.Healthy)) {
 			c.State, c.Error = fleet.Failed, fleet.Clip(why)
 		}
@@ -1202,7 +1255,14 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 	if len(services) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(services))
 	}
+	// An operation outlives a run that continues as new while it runs
+	// (signalBoundsChange): the next run awaits it (HandedOp).
+	policy := enumspb.PARENT_CLOSE_POLICY_UNSPECIFIED
+	if m.bounded {
+		policy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+	}
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		ParentClosePolicy:     policy,
 		WorkflowID:            id,
 		TaskQueue:             TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),
