@@ -48,9 +48,9 @@ func managerRuns(t *testing.T, c *cluster) []runFigures {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	id := workflows.ManagerID(c.manager)
-	d, err := c.client.DescribeWorkflowExecution(ctx, id, "")
+	d, err := c.client.DescribeWorkflow(ctx, id, "")
 	require.NoError(t, err)
-	run := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	run := d.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	var out []runFigures
 	for run != "" {
 		f := runFigures{run: run}
