@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/msm-project/msm/internal/trust"
 	"github.com/msm-project/msm/workflows"
@@ -233,4 +236,127 @@ func TestSignalStormKeepsTheManagerInBounds(t *testing.T) {
 		assert.Less(t, r.signals, workflows.DefaultSignalLimit+500, "signals of run %s", r.run)
 	}
 	c.assertAuthenticated(settled)
+}
+
+// TestStormHandsRunningOperationsOver: a Manager whose runs take at most
+// 50 signals (started by the test, before its worker) gets 150 overload
+// reports of two simulated services, old agents' signals and a node's
+// summary, while their extensions load for 8 s. The run continues as new
+// before they end, handing them over (the next run's input names them),
+// and the next run awaits them: each service extended once, the fleet
+// settled, nothing refused. With MSM_UPDATE_TESTDATA=1 it records both
+// runs for the replay test.
+func TestStormHandsRunningOperationsOver(t *testing.T) {
+	c := newCluster(t, spec{})
+	require.NoError(t, c.h.WriteCatalog(stormCatalog(2, 2, 2, 8*time.Second)))
+	ringFile := c.keyRing()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id := workflows.ManagerID(c.manager)
+	_, err := c.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue},
+		workflows.Manager, workflows.ManagerInput{Manager: c.manager, SignalLimit: 50})
+	require.NoError(t, err)
+	c.start("worker", "worker", "--catalog", c.catalog, "--key-file", ringFile)
+	settled := func(n int) func(workflows.Status) bool {
+		return func(st workflows.Status) bool {
+			if len(st.Services) != 2 || st.Operations > 0 {
+				return false
+			}
+			for _, s := range st.Services {
+				if s.Desired != n || s.Ready != n {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	st := c.waitFor("both services ready", 2*time.Minute, settled(2))
+	first := managerRuns(t, c)
+	ring, err := trust.LoadRing(ringFile)
+	require.NoError(t, err)
+	root := ring.Current()
+
+	// A node's summary of two agents' reports, then the old agents' own
+	// signals, one every 20 ms.
+	sum := workflows.ReportsSignal{Server: st.Containers[0].Server}
+	for _, ct := range st.Containers {
+		if ct.Server == sum.Server {
+			sum.Reports = append(sum.Reports, agentapi.Report{Kind: agentapi.SignalOverload, Container: ct.ID, Service: ct.Service, Reason: "cpu 97% above 80% for 1m"})
+		}
+	}
+	require.NotEmpty(t, sum.Reports)
+	sum.Auth = agentapi.Sign(trust.ServerKey(root, c.manager, sum.Server), sum.Fields())
+	require.NoError(t, c.client.SignalWorkflow(ctx, id, "", workflows.SignalReports, sum))
+	for i := range 150 {
+		ct := st.Containers[i%len(st.Containers)]
+		o := workflows.OverloadSignal{Container: ct.ID, Service: ct.Service, Reason: fmt.Sprintf("report %d", i)}
+		o.Auth = agentapi.Sign(trust.ContainerKey(trust.ServerKey(root, c.manager, ct.Server), ct.ID), o.Fields())
+		require.NoError(t, c.client.SignalWorkflow(ctx, id, "", workflows.SignalOverload, o))
+		time.Sleep(20 * time.Millisecond)
+	}
+	done := c.waitFor("each service extended once and settled", 2*time.Minute, settled(3))
+	c.assertAuthenticated(done)
+
+	runs := managerRuns(t, c)[len(first)-1:]
+	var handedOver, resumed string
+	for i, r := range runs {
+		t.Logf("run %s: %d events, %d signals, continued as new: %t", r.run, r.events, r.signals, r.continued)
+		assert.LessOrEqual(t, r.signals, 50+20, "signals of run %s", r.run)
+		if i == 0 || handedOver != "" {
+			continue
+		}
+		// The input of run i names what run i-1 handed over.
+		it := c.client.GetWorkflowHistory(ctx, id, r.run, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		e, err := it.Next()
+		require.NoError(t, err)
+		var in workflows.ManagerInput
+		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(e.GetWorkflowExecutionStartedEventAttributes().GetInput(), &in))
+		if len(in.Handed) > 0 {
+			handedOver, resumed = runs[i-1].run, r.run
+			var ids []string
+			for _, h := range in.Handed {
+				ids = append(ids, h.ID)
+			}
+			t.Logf("run %s handed over %q", handedOver, ids)
+		}
+	}
+	require.NotEmpty(t, handedOver, "no run handed its operations over")
+	for _, svc := range []string{"svc-01", "svc-02"} {
+		var page workflows.LogPage
+		v, err := c.client.QueryWorkflow(ctx, id, "", workflows.QueryLog, workflows.LogQuery{Service: svc})
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&page))
+		n := 0
+		for _, r := range page.Records {
+			if r.Kind == workflows.RecordExtend && r.Op == "" {
+				n++
+			}
+		}
+		assert.Equal(t, 1, n, "%s extended once", svc)
+	}
+	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
+		saveRunOf(t, c.client, id, handedOver, "../../workflows/testdata/manager-storm-handover.json")
+		saveRunOf(t, c.client, id, resumed, "../../workflows/testdata/manager-storm-resumed.json")
+		b, err := os.ReadFile(ringFile)
+		require.NoError(t, err)
+		for _, name := range []string{"manager-storm-handover", "manager-storm-resumed"} {
+			require.NoError(t, os.WriteFile("../../workflows/testdata/"+name+".keys", b, 0o644))
+		}
+	}
+}
+
+// saveRunOf writes the history of one run of workflow id to path.
+func saveRunOf(t *testing.T, cl client.Client, id, run, path string) {
+	t.Helper()
+	iter := cl.GetWorkflowHistory(context.Background(), id, run, false, 0)
+	var hist = &historyBuilder{}
+	for iter.HasNext() {
+		e, err := iter.Next()
+		require.NoError(t, err)
+		hist.h.Events = append(hist.h.Events, e)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist.h)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	t.Logf("wrote %s (%d events)", path, len(hist.h.Events))
 }
