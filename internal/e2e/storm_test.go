@@ -41,6 +41,9 @@ type runFigures struct {
 	events    int
 	signals   int
 	continued bool
+	// failedTasks are its workflow tasks failed (a continue-as-new that
+	// found new signals is one).
+	failedTasks int
 }
 
 // managerRuns walks the Manager's runs from the current one back to the
@@ -70,6 +73,8 @@ func managerRuns(t *testing.T, c *cluster) []runFigures {
 				f.signals++
 			case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
 				f.continued = true
+			case enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+				f.failedTasks++
 			}
 		}
 		out = append([]runFigures{f}, out...)
@@ -197,7 +202,7 @@ func TestSignalStormKeepsTheManagerInBounds(t *testing.T) {
 		reports, stormTook.Seconds(), refused.Load(), firstErr.Load(), settleTook.Seconds())
 	maxEvents, maxSignals := 0, 0
 	for _, r := range runs {
-		t.Logf("run %s: %d events, %d signals, continued as new: %t", r.run, r.events, r.signals, r.continued)
+		t.Logf("run %s: %d events, %d signals, %d workflow task(s) failed, continued as new: %t", r.run, r.events, r.signals, r.failedTasks, r.continued)
 		maxEvents, maxSignals = max(maxEvents, r.events), max(maxSignals, r.signals)
 	}
 	t.Logf("%d run(s) from the storm on (the first began before it); the longest %d events, the most signals %d",
