@@ -1173,6 +1173,9 @@ func (m *manager) status() (Status, error) {
 		CatalogSource: m.st.CatalogSource, CatalogError: m.st.CatalogError, Rejected: m.st.Rejected, Reports: m.reports(),
 		Servers: []ServerStatus{}, Containers: []ContainerStatus{}, Services: []ServiceStatus{}}
 	inv := &m.st.Inventory
+	if m.bounded {
+		st.RunSignals, st.SignalLimit = m.signals, m.signalLimit
+	}
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
 		st.WarmPool = m.st.Catalog.Manager.PoolTotal()
