@@ -73,8 +73,10 @@ type manager struct {
 	historyLimit int
 	// failedOp is, per service, the operation whose failure last counted
 	// toward its back-off: one attempt counts once, however many of the
-	// service's containers it started. It need not survive continue-as-new,
-	// which waits until no operation runs.
+	// service's containers it started. It is not carried across
+	// continue-as-new, which waits until no operation runs, unless it hands
+	// them over (storm.go): a handed-over operation's failure may then
+	// count once more.
 	failedOp map[string]string
 	// leases says this run holds server leases (runs begun before they
 	// existed do not); watches cancels each server's lease, by server.

@@ -172,14 +172,16 @@ func (m *manager) resumeHanded(ctx workflow.Context) {
 const AwaitHeartbeat = 30 * time.Second
 
 // extending reports whether an extension of service is under way: decided
-// and not yet started, or its operation still running. An overload report
-// then says what the extension is for, and is folded into it.
+// and not yet started, or an operation placing its instances still
+// running (an Extend, or a Provision, which also places the extensions
+// of services placed on a server it launches). An overload report then
+// says what the extension is for, and is folded into it.
 func (m *manager) extending(service string) bool {
 	if slices.Contains(m.st.Extending, service) {
 		return true
 	}
 	return slices.ContainsFunc(m.ops, func(op runningOp) bool {
-		return op.kind == string(fleet.KindExtend) && slices.Contains(op.keys.Services, service)
+		return (op.kind == string(fleet.KindExtend) || op.kind == string(fleet.KindProvision)) && slices.Contains(op.keys.Services, service)
 	})
 }
 
