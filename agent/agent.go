@@ -61,6 +61,10 @@ type Config struct {
 	// the window after which its silence means it is hung. "": none (a
 	// docker node, or an agent started by hand).
 	Heartbeat string
+	// Reports is the file its node takes its load reports from
+	// (agentapi.ReportsEnv): its node passes them on to the Manager, one
+	// summary per node and period. "": it signals the Manager itself.
+	Reports string
 	// Image is what the container's image runs by itself, when the
 	// container is of a service's own image (agentapi.ImageEnv, from a
 	// docker node): a service with no command runs it. Nil: none.

@@ -123,11 +123,20 @@ func (a *Agent) monitor(ctx context.Context, pid int, spec catalog.Service, metr
 				if a.cfg.Traces != nil {
 					o.Trace = span.Traceparent()
 				}
+				if a.cfg.Reports != "" {
+					a.cfg.Traces.Finish(span, a.leave(agentapi.Report{Kind: agentapi.SignalOverload, Container: o.Container,
+						Service: o.Service, Reason: o.Reason, Trace: o.Trace}))
+					continue
+				}
 				o.Auth = agentapi.Sign(a.cfg.Key, o.Fields())
 				a.cfg.Traces.Finish(span, a.report(ctx, agentapi.SignalOverload, o))
 			case "idle":
 				reason := fmt.Sprintf("cpu %d%% below %d%% for %s", pct, p.Idle, p.Stabilization)
 				o := agentapi.IdleSignal{Container: a.cfg.Container, Service: spec.Name, Reason: reason}
+				if a.cfg.Reports != "" {
+					a.leave(agentapi.Report{Kind: agentapi.SignalIdle, Container: o.Container, Service: o.Service, Reason: o.Reason})
+					continue
+				}
 				o.Auth = agentapi.Sign(a.cfg.Key, o.Fields())
 				a.report(ctx, agentapi.SignalIdle, o)
 			}
@@ -141,6 +150,20 @@ func (a *Agent) report(ctx context.Context, signal string, arg any) error {
 		return err
 	}
 	a.cfg.Log.Info("reported", "signal", signal, "service", fmt.Sprint(arg))
+	return nil
+}
+
+// leave leaves a load report for the node, which passes it on to the
+// Manager in its next summary (one signal per node and period instead of
+// one per report), signed with the container's key so the node can tell
+// it from anything else that writes the file.
+func (a *Agent) leave(r agentapi.Report) error {
+	r.Auth = agentapi.Sign(a.cfg.Key, r.Fields())
+	if err := agentapi.WriteReport(a.cfg.Reports, r); err != nil {
+		a.cfg.Log.Warn("leaving a load report for the node", "kind", r.Kind, "error", err)
+		return err
+	}
+	a.cfg.Log.Info("left for the node", "kind", r.Kind, "service", r.Service, "reason", r.Reason)
 	return nil
 }
 

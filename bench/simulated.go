@@ -57,7 +57,7 @@ func fleetScale(e *benchEnv) ([]Figure, error) {
 		return nil, err
 	}
 	defer sim.Stop()
-	defer func() { _ = e.c.TerminateWorkflow(e.ctx, workflows.ManagerID(manager), "", "bench over") }()
+	defer func() { _ = starter.TerminateManager(e.ctx, e.c, manager, "bench over") }()
 
 	desiredAll := func(st workflows.Status) bool {
 		if len(st.Services) != services {

@@ -166,6 +166,26 @@ func (p Plan) Keys() Keys {
 	return k
 }
 
+// ContainerIDs are the IDs of the containers a placement starts or loads,
+// in plan order.
+func (p Plan) ContainerIDs() []string {
+	ids := make([]string, 0, len(p.Starts)+len(p.Loads))
+	for _, c := range slices.Concat(p.Starts, p.Loads) {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// ContainerIDs are the IDs of the containers a shrink unloads or
+// destroys, in plan order.
+func (p ShrinkPlan) ContainerIDs() []string {
+	ids := make([]string, 0, len(p.Unloads)+len(p.Destroys))
+	for _, c := range slices.Concat(p.Unloads, p.Destroys) {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
 // Keys are what a shrink holds.
 func (p ShrinkPlan) Keys() Keys {
 	k := Keys{Services: p.Services(), Pool: len(p.Unloads) > 0, Servers: slices.Clone(p.Release)}

@@ -55,6 +55,10 @@ type Config struct {
 	ReportEvery time.Duration
 	// Meter measures the whole server for those reports (nil: containers only).
 	Meter ServerMeter
+	// ReportsEvery is how often the node passes on, as one summary, the
+	// load reports its agents left it (agentapi.ReportsEnv); 0: its agents
+	// signal the Manager themselves, one signal per report.
+	ReportsEvery time.Duration
 	// Key is this server's key (its join token, trust.ServerKey): when
 	// Valid, the node signs its reports with it and hands each agent its
 	// container's key (trust.ContainerKey) on a pipe.
@@ -169,6 +173,9 @@ func (n *Node) Run(ctx context.Context, c client.Client) error {
 	if n.cfg.ReportEvery > 0 {
 		go n.reportUsage(ctx, c, n.cfg.ReportEvery, n.cfg.Meter)
 	}
+	if n.cfg.ReportsEvery > 0 {
+		go n.forwardReports(ctx, c, n.cfg.ReportsEvery)
+	}
 	return serve(ctx, c, n.cfg.Log, n.cfg.Server, n.cfg.Manager, kept, activitiesOf{
 		start: n.StartContainer, stop: n.StopContainer, lease: n.Lease, reconcile: n.Reconcile,
 	}, n.cfg.Key)
@@ -267,6 +274,10 @@ func (n *Node) StartContainer(ctx context.Context, in workflows.StartContainerIn
 		return workflows.StartContainerResult{}, err
 	}
 	cmd.Env = append(cmd.Env, heartbeat.Env+"="+n.path(in.Container, ".alive"))
+	if n.cfg.ReportsEvery > 0 {
+		// Its load reports go through this node, one summary per period.
+		cmd.Env = append(cmd.Env, agentapi.ReportsEnv+"="+n.reportsPath(in.Container))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if n.cfg.Key.Valid() || len(n.cfg.CodecKeys) > 0 {
 		keyPipe, err := agentKeyPipe(n.cfg.Key, n.cfg.CodecKeys, in.Container)
@@ -478,6 +489,7 @@ func (n *Node) forget(container string) error {
 		}
 	}
 	_ = os.Remove(n.path(container, ".alive"))
+	n.forgetReport(container)
 	err := os.Remove(n.path(container, ".json"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing record of %s, %w", container, err)

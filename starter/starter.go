@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
@@ -188,6 +189,38 @@ func StartManager(ctx context.Context, c client.Client, manager string, cat *cat
 		return fmt.Errorf("starting manager %s, %w", manager, err)
 	}
 	return nil
+}
+
+// TerminateManager terminates the Manager's run and the operations it
+// started that still run: they outlive its runs (a run that continues as
+// new hands its running operations over to the next), so terminating the
+// Manager alone would leave them working for no one.
+func TerminateManager(ctx context.Context, c client.Client, manager, reason string) error {
+	err := c.TerminateWorkflow(ctx, workflows.ManagerID(manager), "", reason)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		err = nil
+	}
+	var token []byte
+	for {
+		resp, lerr := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{NextPageToken: token,
+			Query: fmt.Sprintf("MsmManager = '%s' AND ExecutionStatus = 'Running'", manager)})
+		if lerr != nil {
+			return errors.Join(err, fmt.Errorf("listing the operations of manager %s, %w", manager, lerr))
+		}
+		for _, x := range resp.Executions {
+			id := x.GetExecution().GetWorkflowId()
+			if id == workflows.ManagerID(manager) {
+				continue
+			}
+			if terr := c.TerminateWorkflow(ctx, id, "", reason); terr != nil && !errors.As(terr, &notFound) {
+				err = errors.Join(err, fmt.Errorf("terminating %s, %w", id, terr))
+			}
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return err
+		}
+	}
 }
 
 // Status queries the Manager.

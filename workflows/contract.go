@@ -182,6 +182,12 @@ type ManagerInput struct {
 	// HistoryLimit is the history length at which the Manager continues as
 	// new; 0 means DefaultHistoryLimit. Tests set it low.
 	HistoryLimit int `json:"history_limit,omitempty"`
+	// SignalLimit is how many signals a run takes before it continues as
+	// new; 0 means DefaultSignalLimit. Tests set it low.
+	SignalLimit int `json:"signal_limit,omitempty"`
+	// Handed are the operations the run before handed over, still
+	// running when it continued as new (signalBoundsChange).
+	Handed []HandedOp `json:"handed,omitempty"`
 	// Rejected counts the reports refused since the Manager began.
 	Rejected int `json:"rejected,omitempty"`
 	// Rollouts are the services' last rolls to a new revision.

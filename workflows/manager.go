@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -25,6 +26,24 @@ import (
 // DefaultHistoryLimit is the history length at which the Manager continues
 // as new even if the server has not suggested it yet.
 const DefaultHistoryLimit = 4000
+
+// DefaultSignalLimit is how many signals one run of the Manager takes
+// before it continues as new: half the Temporal server's default limit of
+// signals per run (10,000; limit.maximumSignalsPerExecution), past which
+// the server refuses every signal to the run.
+const DefaultSignalLimit = 5000
+
+// HandoverLimit is the history length at which a run whose history is
+// full continues as new without waiting for its running operations any
+// longer (it hands them over to the next run, storm.go): HandoverMargin
+// events past its history limit.
+func HandoverLimit(historyLimit int) int { return historyLimit + HandoverMargin }
+
+// HandoverMargin is how many events past its history limit a run waits
+// for its running operations to end before it hands them over: a run
+// that waits has a history of at most 5,000 events by default, half the
+// server's warning (10,240) and a tenth of its limit (51,200).
+const HandoverMargin = 1000
 
 // PlanLimit caps the instances one operation starts or loads, so that the
 // history of one Provision (about ten events per instance) stays far from
@@ -57,8 +76,10 @@ type manager struct {
 	historyLimit int
 	// failedOp is, per service, the operation whose failure last counted
 	// toward its back-off: one attempt counts once, however many of the
-	// service's containers it started. It need not survive continue-as-new,
-	// which waits until no operation runs.
+	// service's containers it started. It is not carried across
+	// continue-as-new, which waits until no operation runs, unless it hands
+	// them over (storm.go): a handed-over operation's failure may then
+	// count once more.
 	failedOp map[string]string
 	// leases says this run holds server leases (runs begun before they
 	// existed do not); watches cancels each server's lease, by server.
@@ -102,6 +123,15 @@ type manager struct {
 	// from it (nodeVersionsChange); asked are the servers it asked.
 	versions bool
 	asked    map[string]bool
+	// bounded says this run bounds the signals it takes and hands its
+	// running operations over when it must continue as new
+	// (signalBoundsChange, storm.go); signals counts the signals it took,
+	// signalLimit is the most it takes. childUp says, by operation, that
+	// its child workflow started.
+	bounded     bool
+	signals     int
+	signalLimit int
+	childUp     map[string]bool
 }
 
 // OperationTaskTimeout is the workflow task timeout of the operations the
@@ -132,7 +162,10 @@ const validateCatalogChange = "validate-catalog"
 func Manager(ctx workflow.Context, in ManagerInput) error {
 	m := &manager{st: in, historyLimit: in.HistoryLimit, failedOp: map[string]string{},
 		cpu: map[string]int{}, serverUsage: map[string]UsageSignal{}, recs: map[string][]recommendation{}, firstRec: map[string]time.Time{},
-		watches: map[string]*watch{}}
+		watches: map[string]*watch{}, signalLimit: in.SignalLimit, childUp: map[string]bool{}}
+	if m.signalLimit <= 0 {
+		m.signalLimit = DefaultSignalLimit
+	}
 	if m.st.Suppressed == nil {
 		m.st.Suppressed = map[string]int{}
 	}
@@ -194,6 +227,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	rejectedCh := workflow.GetSignalChannel(ctx, SignalCatalogRejected)
 	usageCh := workflow.GetSignalChannel(ctx, SignalUsage)
 	errorCh := workflow.GetSignalChannel(ctx, SignalErrorReport)
+	reportsCh := workflow.GetSignalChannel(ctx, SignalReports)
 
 	m.publisher(ctx)
 	m.leases = workflow.GetVersion(ctx, livenessChange, workflow.DefaultVersion, 1) == 1
@@ -212,6 +246,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
 	m.versions = m.leases && workflow.GetVersion(ctx, nodeVersionsChange, workflow.DefaultVersion, 1) == 1
 	m.asked = map[string]bool{}
+	m.bounded = workflow.GetVersion(ctx, signalBoundsChange, workflow.DefaultVersion, 1) == 1
+	// Before any signal: the results of the operations handed over are
+	// theirs.
+	m.resumeHanded(ctx)
 	m.watchAll(ctx)
 	// The catalog carried in may have rules the last run did not sync.
 	m.syncSchedules(ctx)
@@ -227,13 +265,14 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	listen(ctx, rejectedCh, h.rejected)
 	listen(ctx, usageCh, h.usage)
 	listen(ctx, errorCh, h.errors)
+	listen(ctx, reportsCh, h.reports)
 
 	for {
 		ready := func() bool {
 			// Side by side, a decision may start operations while others
 			// run, until the history is long enough to continue as new:
 			// then none starts until they have ended, so the run ends.
-			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx) && !m.overdue(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
 		}
 		// A service in back-off is looked at again when its time comes.
 		if wait := m.nextRetry(ctx); wait > 0 {
@@ -265,7 +304,11 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			takeAll(ctx, rejectedCh, h.rejected)
 			takeAll(ctx, usageCh, h.usage)
 			takeAll(ctx, errorCh, h.errors)
-			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength())
+			takeAll(ctx, reportsCh, h.reports)
+			// Operations still running go on: the next run awaits them.
+			m.st.Handed = m.handOver()
+			workflow.GetLogger(ctx).Info("continuing as new", "events", workflow.GetInfo(ctx).GetCurrentHistoryLength(),
+				"signals", m.signals, "handed", len(m.st.Handed))
 			return workflow.NewContinueAsNewError(workflow.WithWorkflowTaskTimeout(ctx, m.taskTimeout()), Manager, m.st)
 		}
 		m.st.Pending = false
@@ -279,8 +322,15 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	}
 }
 
+// shouldContinueAsNew reports whether the run continues as new now: its
+// history is full and no operation runs, or (signalBoundsChange) it
+// cannot wait for them any longer and hands them over. A schedules sync
+// in flight is waited for, except then: the next run syncs again.
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	return m.running == 0 && !m.syncing && m.historyFull(ctx)
+	if m.running == 0 && !m.syncing && m.historyFull(ctx) {
+		return true
+	}
+	return m.overdue(ctx) && m.handable()
 }
 
 // historyFull reports whether the run's history is long enough to continue
@@ -571,24 +621,39 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 		timeout = PlacementTimeout
 	}
 	cctx := m.operation(ctx, id, kind, plan.Services(), timeout, summary(r))
+	op := runningOp{id: id, keys: keys, kind: kind, start: workflow.Now(ctx), containers: plan.ContainerIDs()}
 	m.running++
-	start := workflow.Now(ctx)
-	m.ops = append(m.ops, runningOp{id: id, keys: keys})
+	m.ops = append(m.ops, op)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer m.done(id)
 		var res ProvisionResult
-		err := workflow.ExecuteChildWorkflow(cctx, workflowType, in).Get(ctx, &res)
-		if err != nil {
-			m.failUnfinished(plan, fmt.Sprintf("%s failed: %v", id, rootMessage(err)))
-		} else {
-			m.onResults(ctx, StepResults{Steps: res.Steps})
-		}
-		m.ended(ctx, id, kind, keys.Services, start, err, fmt.Sprintf("%d started, %d loaded, %d failed", res.Started, res.Loaded, res.Failed))
-		// Whatever happened, look again: a blocked port or a failed server
-		// may leave demand that another decision can place.
-		m.st.Pending = true
+		err := m.child(ctx, cctx, id, workflowType, in).Get(ctx, &res)
+		m.placementEnded(ctx, op, res, err)
 	})
 	return keys
+}
+
+// placementEnded records the end of a placement operation: its last
+// steps, or, when it failed, what it left half done.
+func (m *manager) placementEnded(ctx workflow.Context, op runningOp, res ProvisionResult, err error) {
+	defer m.done(op.id)
+	if err != nil {
+		m.failUnfinished(op.containers, fmt.Sprintf("%s failed: %v", op.id, rootMessage(err)))
+	} else {
+		m.onResults(ctx, StepResults{Steps: res.Steps})
+	}
+	m.ended(ctx, op.id, op.kind, op.keys.Services, op.start, err, fmt.Sprintf("%d started, %d loaded, %d failed", res.Started, res.Loaded, res.Failed))
+	// Whatever happened, look again: a blocked port or a failed server
+	// may leave demand that another decision can place.
+	m.st.Pending = true
+}
+
+// child starts an operation's child workflow, and notes when it started
+// (handable).
+func (m *manager) child(ctx, cctx workflow.Context, id, workflowType string, in any) workflow.ChildWorkflowFuture {
+	f := workflow.ExecuteChildWorkflow(cctx, workflowType, in)
+	_ = f.GetChildWorkflowExecution().Get(ctx, nil)
+	m.childUp[id] = true
+	return f
 }
 
 // providerConfig is the manager section the providers of the ec2, azure
@@ -605,12 +670,14 @@ func (m *manager) providerConfig() *catalog.Manager {
 func (m *manager) done(id string) {
 	m.running--
 	m.ops = slices.DeleteFunc(m.ops, func(op runningOp) bool { return op.id == id })
+	delete(m.childUp, id)
 }
 
-// failUnfinished marks what an operation that ended early left half done.
-func (m *manager) failUnfinished(plan fleet.Plan, why string) {
-	for _, p := range slices.Concat(plan.Starts, plan.Loads) {
-		c := m.st.Inventory.Container(p.ID)
+// failUnfinished marks what an operation that ended early left half done
+// of the containers of its plan.
+func (m *manager) failUnfinished(containers []string, why string) {
+	for _, id := range containers {
+		c := m.st.Inventory.Container(id)
 		if c != nil && (c.State == fleet.Starting || (c.State == fleet.Loaded && !c.Healthy)) {
 			c.State, c.Error = fleet.Failed, fleet.Clip(why)
 		}
@@ -1168,6 +1235,9 @@ func (m *manager) status() (Status, error) {
 	// one worker to the next.
 	st.Worker = version.Get() //workflowcheck:ignore
 	inv := &m.st.Inventory
+	if m.bounded {
+		st.RunSignals, st.SignalLimit = m.signals, m.signalLimit
+	}
 	if m.st.Catalog != nil {
 		st.Kind = m.st.Catalog.Manager.Kind
 		st.WarmPool = m.st.Catalog.Manager.PoolTotal()
@@ -1255,7 +1325,14 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 	if len(services) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(services))
 	}
+	// An operation outlives a run that continues as new while it runs
+	// (signalBoundsChange): the next run awaits it (HandedOp).
+	policy := enumspb.PARENT_CLOSE_POLICY_UNSPECIFIED
+	if m.bounded {
+		policy = enumspb.PARENT_CLOSE_POLICY_ABANDON
+	}
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		ParentClosePolicy:     policy,
 		WorkflowID:            id,
 		TaskQueue:             TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...),

@@ -182,6 +182,14 @@ func tmProvisioned(warm fleet.ContainerState) workflows.Status {
 func withoutEvents(st workflows.Status) workflows.Status {
 	st.Events, st.Counts, st.Durations, st.Ports = nil, nil, nil, nil
 	st.CatalogSource = ""
+	st.RunSignals, st.SignalLimit = 0, 0
+	return st
+}
+
+// withoutSignals returns st without the count of the signals its run
+// took, which every report moves.
+func withoutSignals(st workflows.Status) workflows.Status {
+	st.RunSignals = 0
 	return st
 }
 
@@ -246,7 +254,7 @@ func (s *ManagerSuite) TestCatalogSignalProvisionsServicesAndWarmPool() {
 
 	s.Require().NoError(errBefore)
 	s.Equal(workflows.Status{Manager: tfManager, Servers: []workflows.ServerStatus{},
-		Containers: []workflows.ContainerStatus{}, Services: []workflows.ServiceStatus{}}, before, "nothing happens before the catalog")
+		Containers: []workflows.ContainerStatus{}, Services: []workflows.ServiceStatus{}, SignalLimit: workflows.DefaultSignalLimit}, before, "nothing happens before the catalog")
 
 	s.Require().NoError(errAfter)
 	// The warm-pool container's agent answered Ready: it waits, unregistered.
@@ -391,6 +399,8 @@ func (s *ManagerSuite) TestNodeUpWithEveryContainerChangesNothing() {
 
 	s.Require().NoError(errBefore)
 	s.Require().NoError(errAfter)
+	s.Equal(before.RunSignals+1, after.RunSignals, "node-up counted")
+	after.RunSignals = before.RunSignals
 	s.Equal(before, after)
 	s.Len(s.provisions(), 1)
 }
@@ -517,7 +527,7 @@ func (s *ManagerSuite) TestInvalidCatalogSignalsAreRejected() {
 			s.Require().Len(msgs, len(before.Events)+1, "one event, the rejection")
 			s.True(strings.HasPrefix(msgs[len(msgs)-1], "catalog change from forged.yaml rejected, the catalog in force stays: forged.yaml: "), msgs[len(msgs)-1])
 			s.Contains(after.Counts, workflows.Count{Metric: workflows.CountCatalog, Labels: []string{"rejected"}, N: 1})
-			after.CatalogError, after.Events, after.Counts = "", before.Events, before.Counts
+			after.CatalogError, after.Events, after.Counts, after.RunSignals = "", before.Events, before.Counts, before.RunSignals
 			s.Equal(before, after, "the catalog in force, its services and containers stay")
 			s.Len(s.provisions(), 1, "no operation for the rejected catalog")
 		})

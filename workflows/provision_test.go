@@ -74,6 +74,8 @@ type tfFleet struct {
 	// server (none: a node of wire 1).
 	nodeVersion map[string]string
 	nodeWire    map[string]int
+	// awaited are the ends of the operations handed over, by ID.
+	awaited map[string]workflows.AwaitOperationResult
 	// schedules are the schedules SyncSchedules holds, by ID; syncErr
 	// fails its next calls.
 	schedules map[string]workflows.ScheduleRule
@@ -260,6 +262,19 @@ func (f *tfFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterActivityWithOptions(f.Ready, activity.RegisterOptions{Name: workflows.ActivityReady})
 	env.RegisterActivityWithOptions(f.LaunchServer, activity.RegisterOptions{Name: workflows.ActivityLaunchServer})
 	env.RegisterActivityWithOptions(f.SyncSchedules, activity.RegisterOptions{Name: workflows.ActivitySyncSchedules})
+	env.RegisterActivityWithOptions(f.AwaitOperation, activity.RegisterOptions{Name: workflows.ActivityAwaitOperation})
+}
+
+// AwaitOperation fakes awaiting an operation handed over: its end is what
+// awaited says, or a failure when it says nothing.
+func (f *tfFleet) AwaitOperation(ctx context.Context, in workflows.AwaitOperationInput) (workflows.AwaitOperationResult, error) {
+	f.record(tfCall{Activity: workflows.ActivityAwaitOperation, Queue: activity.GetInfo(ctx).TaskQueue, Key: in.ID, Input: in})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.awaited[in.ID]; ok {
+		return r, nil
+	}
+	return workflows.AwaitOperationResult{Error: "operation " + in.ID + " is not known to the fake"}, nil
 }
 
 // SyncSchedules fakes Temporal's schedules: it keeps the rules of the

@@ -184,7 +184,9 @@ func (m *manager) extend(ctx workflow.Context, service string, from, to int, tri
 }
 
 // onOverload extends the service by one instance, unless it is in its
-// cooldown or at its max: many reports at once make one decision.
+// cooldown or at its max, or (signalBoundsChange) its extension is still
+// under way: many reports at once make one decision, however long the
+// extension takes.
 func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 	s := m.service(o.Service)
 	if s == nil {
@@ -193,7 +195,8 @@ func (m *manager) onOverload(ctx workflow.Context, o OverloadSignal) {
 	}
 	from := m.desired(*s)
 	t := m.target(s.Name)
-	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max || m.room() <= 0 {
+	if (t != nil && workflow.Now(ctx).Before(t.CooldownUntil)) || from >= s.Replicas.Max || m.room() <= 0 ||
+		(m.bounded && m.extending(s.Name)) {
 		m.st.Suppressed[s.Name]++
 		return
 	}

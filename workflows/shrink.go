@@ -191,33 +191,40 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 	}
 	cctx := m.operation(ctx, id, "shrink", plan.Services(), timeout, summary(r))
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
+	op := runningOp{id: id, keys: keys, kind: "shrink", start: workflow.Now(ctx), containers: plan.ContainerIDs()}
 	m.running++
-	m.ops = append(m.ops, runningOp{id: id, keys: keys})
-	start := workflow.Now(ctx)
+	m.ops = append(m.ops, op)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer m.done(id)
 		var res ShrinkResult
-		err := workflow.ExecuteChildWorkflow(cctx, WorkflowShrink, in).Get(ctx, &res)
-		if err != nil {
-			if m.asData {
-				m.undoShrink(plan)
-			}
-		} else {
-			m.onResults(ctx, StepResults{Steps: res.Steps})
-		}
-		m.ended(ctx, id, "shrink", keys.Services, start, err, fmt.Sprintf("%d unloaded, %d destroyed, %d server(s) released, %d failed",
-			res.Unloaded, res.Destroyed, res.Released, res.Failed))
-		m.st.Pending = true
+		err := m.child(ctx, cctx, id, WorkflowShrink, in).Get(ctx, &res)
+		m.shrinkEnded(ctx, op, res, err)
 	})
 }
 
+// shrinkEnded records the end of a Shrink: its last steps, or, when it
+// failed, puts back what it left draining.
+func (m *manager) shrinkEnded(ctx workflow.Context, op runningOp, res ShrinkResult, err error) {
+	defer m.done(op.id)
+	if err != nil {
+		if m.asData {
+			m.undoShrink(op.containers)
+		}
+	} else {
+		m.onResults(ctx, StepResults{Steps: res.Steps})
+	}
+	m.ended(ctx, op.id, "shrink", op.keys.Services, op.start, err, fmt.Sprintf("%d unloaded, %d destroyed, %d server(s) released, %d failed",
+		res.Unloaded, res.Destroyed, res.Released, res.Failed))
+	m.st.Pending = true
+}
+
 // undoShrink puts back what a Shrink that ended early (its timeout, a
-// failure) left draining without a report: an instance still serving is
-// loaded again, a waiting container waiting, anything else failed as a
-// crash; the next decision removes what is still surplus.
-func (m *manager) undoShrink(plan fleet.ShrinkPlan) {
-	for _, p := range slices.Concat(plan.Unloads, plan.Destroys) {
-		c := m.st.Inventory.Container(p.ID)
+// failure) left draining without a report, of the containers of its
+// plan: an instance still serving is loaded again, a waiting container
+// waiting, anything else failed as a crash; the next decision removes
+// what is still surplus.
+func (m *manager) undoShrink(containers []string) {
+	for _, id := range containers {
+		c := m.st.Inventory.Container(id)
 		if c == nil || c.State != fleet.Draining {
 			continue
 		}

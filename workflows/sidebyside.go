@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"slices"
+	"time"
 
 	"github.com/msm-project/msm/fleet"
 )
@@ -17,10 +18,18 @@ import (
 // parallelOpsChange gates deciding while other operations run.
 const parallelOpsChange = "parallel-ops"
 
-// runningOp is an operation in flight and what it holds.
+// runningOp is an operation in flight and what it holds. kind, start
+// and containers are what its end is recorded with, and what a run that
+// continues as new while it runs hands over (HandedOp).
 type runningOp struct {
 	id   string
 	keys fleet.Keys
+	// kind is its record's kind ("extend", "shrink" …), start when it
+	// began, containers the containers of its plan: those its failure
+	// leaves half done.
+	kind       string
+	start      time.Time
+	containers []string
 }
 
 // held are the services ("" for the warm pool) and the servers the running

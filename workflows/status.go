@@ -22,6 +22,11 @@ type Status struct {
 	Events []Event `json:"events,omitempty"`
 	// Operations counts the operations in flight.
 	Operations int `json:"operations"`
+	// RunSignals are the signals the Manager's current run has taken, and
+	// SignalLimit the most it takes before it continues as new (none in
+	// runs begun before the bound).
+	RunSignals  int `json:"run_signals,omitempty"`
+	SignalLimit int `json:"signal_limit,omitempty"`
 	// CatalogSource is where the catalog in force came from; CatalogError
 	// says why the last change of it was rejected (the one in force stays).
 	CatalogSource string `json:"catalog_source,omitempty"`

@@ -175,10 +175,31 @@ type handlers struct {
 	idle     func(workflow.Context, IdleSignal)
 	usage    func(workflow.Context, UsageSignal)
 	errors   func(workflow.Context, ErrorReport)
+	reports  func(workflow.Context, ReportsSignal)
 }
 
+// handlers are the report handlers, each behind its check, and each
+// signal counted (the run's signal bound).
 func (m *manager) handlers() handlers {
+	h := m.checkedHandlers()
 	return handlers{
+		catalog: counted(m, h.catalog), rejected: counted(m, h.rejected), register: counted(m, h.register),
+		nodeUp: counted(m, h.nodeUp), result: counted(m, h.result), results: counted(m, h.results),
+		overload: counted(m, h.overload), idle: counted(m, h.idle), usage: counted(m, h.usage),
+		errors: counted(m, h.errors), reports: counted(m, h.reports),
+	}
+}
+
+func (m *manager) checkedHandlers() handlers {
+	reports := checked(m, SignalReports, func(r ReportsSignal) string { return "server " + r.Server }, m.checkReports, m.onReports)
+	return handlers{
+		// Runs begun before signalBoundsChange did not listen for
+		// summaries: they leave them unchecked and unused.
+		reports: func(ctx workflow.Context, r ReportsSignal) {
+			if m.bounded {
+				reports(ctx, r)
+			}
+		},
 		catalog: checked(m, SignalCatalog, func(s CatalogSignal) string { return "worker (" + s.Source + ")" },
 			func(s CatalogSignal) string { return m.fromWorker(s.Auth, s.Fields()) }, m.onCatalog),
 		rejected: checked(m, SignalCatalogRejected, func(s CatalogRejectedSignal) string { return "worker (" + s.Source + ")" },

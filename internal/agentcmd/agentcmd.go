@@ -118,7 +118,8 @@ func Run(name string, args []string, stderr io.Writer, getenv func(string) strin
 	spans := traces.FromEnv("msm-agent", getenv)
 	defer spans.Flush()
 	a, err := agent.New(agent.Config{Container: *container, Server: *server, Manager: t.Manager, Log: t.Logger(stderr), Key: ckey, Shim: shim,
-		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(heartbeat.Env), Image: image})
+		Cgroup: getenv(agentapi.CgroupEnv), Traces: spans, Heartbeat: getenv(heartbeat.Env), Image: image,
+		Reports: getenv(agentapi.ReportsEnv)})
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,7 @@ func (e *env) dev(args []string) error {
 			return err
 		}
 		n, err := e.newNode(&c, s.Name, filepath.Join(*state, "nodes", s.Name), e.durationOr("MSM_REPORT_EVERY", 30*time.Second),
-			trust.ServerKey(ring.Current(), c.Manager, s.Name), cg)
+			e.durationOr("MSM_REPORTS_EVERY", node.DefaultReportsEvery), trust.ServerKey(ring.Current(), c.Manager, s.Name), cg)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ func (e *env) node(args []string) error {
 	server := fs.String("server", e.getenv("MSM_SERVER"), "this server's `name` in the catalog (MSM_SERVER)")
 	state := fs.String("state-dir", e.getenv("MSM_STATE_DIR"), "`dir` for container records and logs (default .msm/nodes/SERVER)")
 	every := fs.Duration("report-every", e.durationOr("MSM_REPORT_EVERY", 30*time.Second), "how often to send the Manager a usage summary (MSM_REPORT_EVERY; 0: never)")
+	reportsEvery := fs.Duration("reports-every", e.durationOr("MSM_REPORTS_EVERY", node.DefaultReportsEvery),
+		"how often to pass the agents' overload and idle reports on to the Manager, as one summary (MSM_REPORTS_EVERY; 0: each agent signals the Manager itself)")
 	onDocker := fs.Bool("docker", false, "run this server's containers as Docker containers on the engine DOCKER_HOST names (else the local socket): the docker kind's node, which msm starts in a container on each engine")
 	image := fs.String("docker-image", catalog.DefaultDockerImage, "with --docker: the `image` the containers run (msm and the services' programs)")
 	network := fs.String("docker-network", "", "with --docker: the Docker `network` the containers join (default msm-MANAGER)")
@@ -82,7 +84,7 @@ func (e *env) node(args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := e.newNode(&c, *server, *state, *every, key, cg)
+	n, err := e.newNode(&c, *server, *state, *every, *reportsEvery, key, cg)
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,7 @@ func (e *env) agentCommand(c *common) ([]string, error) {
 }
 
 // newNode builds the node agent of server.
-func (e *env) newNode(c *common, server, state string, every time.Duration, key trust.Key, cg *cgroup.Group) (*node.Node, error) {
+func (e *env) newNode(c *common, server, state string, every, reportsEvery time.Duration, key trust.Key, cg *cgroup.Group) (*node.Node, error) {
 	if state == "" {
 		state = filepath.Join(".msm", "nodes", server)
 	}
@@ -142,6 +144,7 @@ func (e *env) newNode(c *common, server, state string, every time.Duration, key 
 		AgentEnv:     e.agentEnv(c),
 		Log:          e.logger(c),
 		ReportEvery:  every,
+		ReportsEvery: reportsEvery,
 		Meter:        node.HostMeter{},
 		Key:          key,
 		CodecKeys:    codecKeys,

@@ -302,7 +302,7 @@ func (c *Cluster) WaitFor(what string, timeout time.Duration, ok func(workflows.
 // server.
 func (c *Cluster) Close() {
 	if c.Server == nil && c.Client != nil {
-		if err := c.Client.TerminateWorkflow(context.Background(), workflows.ManagerID(c.Manager), "", "cluster closed"); err != nil {
+		if err := starter.TerminateManager(context.Background(), c.Client, c.Manager, "cluster closed"); err != nil {
 			fmt.Fprintf(os.Stderr, "terminating Manager %s: %v\n", c.Manager, err)
 		}
 	}

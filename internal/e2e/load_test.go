@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -78,6 +79,11 @@ func TestLoadExtendsThenShrinksBack(t *testing.T) {
 	}
 	assert.Contains(t, fmt.Sprint(events), "idle reported by", "%q", events)
 	c.assertFleet(st, 2)
+	// The agents left their reports to their node, which passed them on
+	// as its summaries (msm node --reports-every, 5 s by default).
+	log, err := os.ReadFile(filepath.Join(c.dir, "s1.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "passed the agents' reports on")
 }
 
 // TestRequestsInFlightExtend: a service that reports its requests in flight

@@ -79,6 +79,10 @@ var (
 		"Waiting containers the catalog asks for (msm_containers{state=\"waiting\"} is the pool).", nil, nil)
 	operationsDesc = prometheus.NewDesc("msm_operations_in_flight",
 		"Operations (Provision, Extend, Shrink, Rearrange, Recover) running.", nil, nil)
+	runSignalsDesc = prometheus.NewDesc("msm_manager_run_signals",
+		"Signals the Manager's current run has taken; it continues as new at msm_manager_signal_limit.", nil, nil)
+	signalLimitDesc = prometheus.NewDesc("msm_manager_signal_limit",
+		"The most signals one run of the Manager takes before it continues as new.", nil, nil)
 	rejectedDesc = prometheus.NewDesc("msm_rejected_reports_total",
 		"Reports the Manager refused (not signed by who may send them), by signal; msm events says which and why.", []string{"signal"}, nil)
 	authDesc = prometheus.NewDesc("msm_reports_authenticated",
@@ -127,7 +131,7 @@ func NewManager(src Statuser) *Manager {
 // Describe sends the descriptors of every metric Collect may send.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, containersDesc, serversDesc, slotsDesc, desiredDesc, readyDesc,
-		backoffDesc, failuresDesc, unplacedDesc, warmDesc, operationsDesc, rejectedDesc, authDesc, catalogErrDesc,
+		backoffDesc, failuresDesc, unplacedDesc, warmDesc, operationsDesc, runSignalsDesc, signalLimitDesc, rejectedDesc, authDesc, catalogErrDesc,
 		portsDesc, cpuDesc, memDesc, durationDesc} {
 		ch <- d
 	}
@@ -199,6 +203,10 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(warmDesc, float64(st.WarmPool))
 	gauge(operationsDesc, float64(st.Operations))
+	if st.SignalLimit > 0 {
+		gauge(runSignalsDesc, float64(st.RunSignals))
+		gauge(signalLimitDesc, float64(st.SignalLimit))
+	}
 	for _, p := range st.Ports {
 		gauge(portsDesc, float64(p.Leased), p.Server, "leased")
 		gauge(portsDesc, float64(p.Blocked), p.Server, "blocked")

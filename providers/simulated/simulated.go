@@ -195,17 +195,31 @@ func (w *World) reach(ctx context.Context, server string) error {
 	}
 }
 
+// sleep waits d, or until ctx ends. In an activity that has a heartbeat
+// timeout it heartbeats meanwhile, as a real agent's long load does: a
+// load_delay longer than the load's heartbeat timeout is a slow load,
+// not a dead agent.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+	var beat <-chan time.Time
+	if activity.IsActivity(ctx) && activity.GetInfo(ctx).HeartbeatTimeout > 0 {
+		tick := time.NewTicker(max(activity.GetInfo(ctx).HeartbeatTimeout/5, 100*time.Millisecond))
+		defer tick.Stop()
+		beat = tick.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-beat:
+			activity.RecordHeartbeat(ctx)
+		}
 	}
 }
 

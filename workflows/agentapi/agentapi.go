@@ -6,7 +6,10 @@
 package agentapi
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -273,4 +276,73 @@ type LoadServiceResult struct {
 // ReadyResult is a container agent's answer to Ready.
 type ReadyResult struct {
 	PID int `json:"pid"`
+}
+
+// ReportsEnv names the file a node gives each agent it starts for its
+// load reports, when the node passes them on (one summary per node and
+// period, instead of one signal per report): the agent writes its last
+// overload or idle report there (WriteReport) instead of signalling the
+// Manager, and the node takes it (TakeReport). An agent without it, or
+// an older agent, signals the Manager itself.
+const ReportsEnv = "MSM_AGENT_REPORTS"
+
+// Report is an agent's overload or idle report, as it leaves it for its
+// node.
+type Report struct {
+	// Kind is SignalOverload or SignalIdle.
+	Kind      string `json:"kind"`
+	Container string `json:"container"`
+	Service   string `json:"service"`
+	Reason    string `json:"reason,omitempty"`
+	// Trace is the W3C trace context of the agent's span of the report.
+	Trace string `json:"trace,omitempty"`
+	// Auth is the agent's tag of Fields under its container's key: the
+	// node passes on only what its agent signed (a MicroService that can
+	// write the file cannot sign).
+	Auth string `json:"auth,omitempty"`
+}
+
+// Fields are what a Report's tag covers.
+func (r Report) Fields() []string {
+	return []string{"report", r.Kind, r.Container, r.Service, r.Reason, r.Trace}
+}
+
+// WriteReport leaves r at path for the node, in place of the report left
+// there before and not taken yet (the last one says the most): written
+// beside it and renamed, so the node never reads half of one.
+func WriteReport(path string, r Report) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("writing the report for the node, %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing the report for the node, %w", err)
+	}
+	return nil
+}
+
+// TakeReport takes the report left at path, if there is one (ok false
+// when none): it is renamed away first, so a report written meanwhile
+// stays for the next take.
+func TakeReport(path string) (r Report, ok bool, err error) {
+	taken := path + ".taken"
+	if err := os.Rename(path, taken); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Report{}, false, nil
+		}
+		return Report{}, false, err
+	}
+	b, err := os.ReadFile(taken)
+	_ = os.Remove(taken)
+	if err != nil {
+		return Report{}, false, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Report{}, false, fmt.Errorf("reading the report at %s, %w", path, err)
+	}
+	return r, true, nil
 }
