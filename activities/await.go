@@ -56,26 +56,9 @@ func (a *Activities) AwaitOperation(ctx context.Context, in workflows.AwaitOpera
 	)
 	switch {
 	case errors.As(err, &failed), errors.As(err, &terminated), errors.As(err, &canceled):
-		return workflows.AwaitOperationResult{Error: rootMessage(err)}, nil
+		return workflows.AwaitOperationResult{Error: workflows.RootMessage(err)}, nil
 	case errors.As(err, &notFound):
 		return workflows.AwaitOperationResult{Error: fmt.Sprintf("operation %s is not known to Temporal: %v", in.ID, err)}, nil
 	}
 	return res, fmt.Errorf("awaiting operation %s, %w", in.ID, err)
-}
-
-// rootMessage is the message a user needs from a Temporal error chain:
-// the first application error's own message, else the innermost one (as
-// the Manager words an operation's failure).
-func rootMessage(err error) string {
-	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Message() != "" {
-		return app.Message()
-	}
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err.Error()
-		}
-		err = next
-	}
 }

@@ -1297,8 +1297,11 @@ func (m *manager) slotsOf(service string) int {
 	return 1
 }
 
-// rootMessage is the message a user needs from a Temporal error chain: the
-// first application error's own message, else the innermost one.
+// RootMessage is the message a user needs from a Temporal error chain: the
+// first application error's own message, else the innermost one (how the
+// Manager words an operation's failure; activities word theirs so too).
+func RootMessage(err error) string { return rootMessage(err) }
+
 func rootMessage(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) && app.Message() != "" {

@@ -45,22 +45,7 @@ func testWorkerKilledAt(t *testing.T, op, step string) {
 	before := c.waitFor("web ×2 healthy on s1", 60*time.Second, converged(0))
 	require.Len(t, before.Servers, 1)
 
-	want := 2
-	switch op {
-	case workflows.WorkflowExtend:
-		want = 3
-		_, err := c.msm("extend", "web", "--count", "1")
-		require.NoError(t, err)
-	case workflows.WorkflowRecover:
-		pid := 0
-		for _, p := range c.hostProcs() {
-			if p.container == before.Containers[0].ID && !p.agent {
-				pid = p.pid
-			}
-		}
-		require.NotZero(t, pid)
-		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	}
+	want := c.beginOp(op, before)
 	c.restartWorker(died, 60*time.Second)
 	began := time.Now()
 	st := c.waitFor(fmt.Sprintf("web at %d after the restart", want), 90*time.Second, func(st workflows.Status) bool {
@@ -88,4 +73,29 @@ func testWorkerKilledAt(t *testing.T, op, step string) {
 	require.NoError(t, err)
 	require.Len(t, resp.Executions, 1, "one %s", kind)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, resp.Executions[0].Status)
+}
+
+// beginOp sets off op on a fleet of web ×2 (before): an Extend by one (an
+// operator's extend) or a Recover (web's first instance killed -9), and
+// returns the instances of web wanted after it.
+func (c *cluster) beginOp(op string, before workflows.Status) int {
+	c.t.Helper()
+	switch op {
+	case workflows.WorkflowExtend:
+		_, err := c.msm("extend", "web", "--count", "1")
+		require.NoError(c.t, err)
+		return 3
+	case workflows.WorkflowRecover:
+		pid := 0
+		for _, p := range c.hostProcs() {
+			if p.container == before.Containers[0].ID && !p.agent {
+				pid = p.pid
+			}
+		}
+		require.NotZero(c.t, pid)
+		require.NoError(c.t, syscall.Kill(pid, syscall.SIGKILL))
+		return 2
+	}
+	c.t.Fatalf("no operation %s to begin", op)
+	return 0
 }

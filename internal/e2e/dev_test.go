@@ -307,11 +307,7 @@ func TestDevRunsTwoWorkers(t *testing.T) {
 	d.waitHealthy(r, func(workflows.Status) bool { return true })
 	// Every part says its version: the worker that answered, each node,
 	// each container's agent; all of this build.
-	out, err := d.msm("version")
-	require.NoError(t, err)
-	var built string
-	_, err = fmt.Sscanf(out, "msm %s", &built)
-	require.NoError(t, err, out)
+	built := builtVersion(t, d.msm)
 	st := d.waitFor(r, "every node and agent says its version", 10*time.Second, func(st workflows.Status) bool {
 		for _, c := range st.Containers {
 			if c.Agent == "" {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,22 +52,7 @@ func testFailOverAt(t *testing.T, op, step string) {
 	require.Len(t, before.Servers, 1)
 
 	kind := map[string]string{workflows.WorkflowExtend: "extend", workflows.WorkflowRecover: "recover"}[op]
-	want := 2
-	switch op {
-	case workflows.WorkflowExtend:
-		want = 3
-		_, err := c.msm("extend", "web", "--count", "1")
-		require.NoError(t, err)
-	case workflows.WorkflowRecover:
-		pid := 0
-		for _, p := range c.hostProcs() {
-			if p.container == before.Containers[0].ID && !p.agent {
-				pid = p.pid
-			}
-		}
-		require.NotZero(t, pid)
-		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
-	}
+	want := c.beginOp(op, before)
 
 	// The step, as the operation's history shows it, then the kill.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

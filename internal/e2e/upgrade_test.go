@@ -88,11 +88,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	for _, ct := range before.Containers {
 		assert.Equal(t, oldVersion, ct.Agent, "agent of %s", ct.ID)
 	}
-	out, err := c.msm("version")
-	require.NoError(t, err)
-	var built string
-	_, err = fmt.Sscanf(out, "msm %s", &built)
-	require.NoError(t, err, out)
+	built := builtVersion(t, c.msm)
 	require.NotEqual(t, oldVersion, built)
 
 	// Sample every instance of every service that is loaded and healthy.
@@ -100,7 +96,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	samp := sampleInstances(t, c)
 
 	// An extension and a recovery in flight while the workers change.
-	_, err = c.msm("extend", "web", "--count", "1")
+	_, err := c.msm("extend", "web", "--count", "1")
 	require.NoError(t, err)
 	replace := func(name string, args ...string) {
 		t.Helper()
@@ -316,11 +312,7 @@ func TestVersionedWorkersUpgrade(t *testing.T) {
 	c.h.Msm = newBin
 	before := c.waitFor("web on the old build", 90*time.Second, converged(0))
 	assert.Equal(t, oldVersion, before.Worker)
-	out, err := c.msm("version")
-	require.NoError(t, err)
-	var built string
-	_, err = fmt.Sscanf(out, "msm %s", &built)
-	require.NoError(t, err, out)
+	built := builtVersion(t, c.msm)
 
 	// The new build's workers wait: the old one is current.
 	c.start("n1", "worker", "--catalog", c.catalog, "--versioned")
@@ -368,7 +360,7 @@ func TestVersionedWorkersUpgrade(t *testing.T) {
 	t.Logf("the extension's workflow tasks by build: %v", extBuilds)
 	assert.Equal(t, []string{oldVersion}, keysOf(extBuilds), "the extension ended on the build that began it")
 
-	out, err = c.msm("upgrade", "workers", "--wait", "30s")
+	out, err := c.msm("upgrade", "workers", "--wait", "30s")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "No operation runs on an older build: its workers may be stopped")
 	for _, w := range []string{"w1", "w2"} {
@@ -406,4 +398,16 @@ func keysOf(m map[string]int) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// builtVersion is the version `msm version` says this build is (run by
+// msm, the test's way of running msm commands).
+func builtVersion(t *testing.T, msm func(...string) (string, error)) string {
+	t.Helper()
+	out, err := msm("version")
+	require.NoError(t, err)
+	var v string
+	_, err = fmt.Sscanf(out, "msm %s", &v)
+	require.NoError(t, err, out)
+	return v
 }
