@@ -234,7 +234,10 @@ func TestDevBringsUpTheExampleCatalog(t *testing.T) {
 	assert.Equal(t, 4.0, running)
 	assert.Equal(t, 4.0, started)
 	assert.Contains(t, sdk, "temporal_request_total", "the Temporal SDK's own metrics: %v", sdk)
-	assert.Contains(t, sdk, "temporal_workflow_completed_total", "the Temporal SDK's own metrics: %v", sdk)
+	// Its worker's own: which of msm dev's two workers runs a workflow to
+	// its end is Temporal's choice, so no workflow metric is sure to be
+	// here; that the worker started is.
+	assert.Contains(t, sdk, "temporal_worker_start_total", "the Temporal SDK's own metrics: %v", sdk)
 
 	// The Web UI's own API lists the Manager and the Provision runs.
 	for _, q := range []string{
