@@ -70,7 +70,8 @@ type Manager struct {
 	// worker that took one of the Manager's tasks and died holds it before
 	// another worker takes it over. The worker taking over replays the
 	// Manager's run within one task, so it must stay above that replay
-	// (docs/operations.md has the figures).
+	// (docs/operations.md has the figures). 0: it follows the fleet's size
+	// (Manager.ManagerTaskTimeout).
 	TaskTimeout time.Duration `yaml:"task_timeout" json:"task_timeout,omitempty"`
 	// ForgetAfter is how long a server stays lost before the Manager
 	// forgets it: its containers and their ports are released, it leaves

@@ -71,9 +71,6 @@ func (c *Catalog) Default() {
 	if c.Manager.Liveness == 0 {
 		c.Manager.Liveness = DefaultLiveness
 	}
-	if c.Manager.TaskTimeout == 0 {
-		c.Manager.TaskTimeout = DefaultTaskTimeout
-	}
 	if c.Manager.Placement == "" {
 		c.Manager.Placement = PlacementSpread
 	}
@@ -140,13 +137,21 @@ func (s *Service) defaults() {
 // worker stalls the Manager longer than any failover should.
 const MaxTaskTimeout = time.Minute
 
-// ManagerTaskTimeout is the Manager's workflow task timeout m sets, or
-// DefaultTaskTimeout (a catalog of before had none).
-func (m Manager) ManagerTaskTimeout() time.Duration {
+// TaskTimeoutStep is how many containers add a second to the Manager's
+// task timeout when the catalog sets none: a worker taking the Manager over
+// replays its run, and a run carries its fleet (measured: 0.91 s for the
+// largest run at 10,100 containers on a loaded 2-core machine, 3.6 s in a
+// test binary built with -race beside other tests).
+const TaskTimeoutStep = 2500
+
+// ManagerTaskTimeout is the Manager's workflow task timeout when it holds
+// containers: manager.task_timeout when set, else DefaultTaskTimeout and a
+// second more per TaskTimeoutStep containers (10,000: 6 s), at most 10 s.
+func (m Manager) ManagerTaskTimeout(containers int) time.Duration {
 	if m.TaskTimeout > 0 {
 		return m.TaskTimeout
 	}
-	return DefaultTaskTimeout
+	return min(DefaultTaskTimeout+time.Duration(containers/TaskTimeoutStep)*time.Second, 10*time.Second)
 }
 
 // OutageGraceFor is manager.outage_grace when the catalog sets none: three

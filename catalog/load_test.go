@@ -353,7 +353,7 @@ services:
 	require.NoError(t, err)
 	defaultScaling := Scaling{Overload: 80, Window: 10 * time.Second, Idle: 10, Stabilization: 5 * time.Minute, Cooldown: 30 * time.Second, Sample: time.Second}
 	want := &Catalog{
-		Manager: Manager{Kind: KindStandalone, Placement: PlacementSpread, Liveness: DefaultLiveness, TaskTimeout: DefaultTaskTimeout, ForgetAfter: DefaultForgetAfter, Servers: []Server{
+		Manager: Manager{Kind: KindStandalone, Placement: PlacementSpread, Liveness: DefaultLiveness, ForgetAfter: DefaultForgetAfter, Servers: []Server{
 			{Name: "local-1", Address: "127.0.0.1", Slots: 4, Ports: PortRange{21000, 21009}},
 		}},
 		Services: []Service{

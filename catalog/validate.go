@@ -115,7 +115,7 @@ func (v *validator) manager() {
 	if m.ForgetAfter < m.Liveness {
 		v.ps.add("manager.forget_after", "%s is shorter than manager.liveness (%s): a server is forgotten only once lost; set at least that, such as %q", m.ForgetAfter, m.Liveness, "10m")
 	}
-	if t := m.TaskTimeout; t < time.Second || t > MaxTaskTimeout || t%time.Second != 0 {
+	if t := m.TaskTimeout; t != 0 && (t < time.Second || t > MaxTaskTimeout || t%time.Second != 0) {
 		v.ps.add("manager.task_timeout", "%s is not a task timeout Temporal takes; set whole seconds from 1s to %s, such as %q (a worker taking the Manager over replays its run within it)", t, MaxTaskTimeout, DefaultTaskTimeout.String())
 	}
 	if m.OutageGrace != 0 && m.OutageGrace < m.Liveness {

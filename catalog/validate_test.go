@@ -745,3 +745,34 @@ func TestWarmPoolPerImage(t *testing.T) {
 	assert.Equal(t, "manager.warm_pool.images.app:1", ps[0].Field)
 	assert.Contains(t, ps[0].Message, `image "app:1" has two pools; give it one`)
 }
+
+// TestManagerTaskTimeout: the catalog's manager.task_timeout when set,
+// else 2 s and a second more per 2,500 containers the Manager holds, at
+// most 10 s; a set value must be whole seconds from 1 s to a minute.
+func TestManagerTaskTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		set        time.Duration
+		containers int
+		want       time.Duration
+	}{
+		{0, 0, 2 * time.Second},
+		{0, 2499, 2 * time.Second},
+		{0, 2500, 3 * time.Second},
+		{0, 10100, 6 * time.Second},
+		{0, 15000, 8 * time.Second},
+		{0, 100000, 10 * time.Second},
+		{5 * time.Second, 0, 5 * time.Second},
+		{5 * time.Second, 10000, 5 * time.Second},
+	} {
+		m := Manager{TaskTimeout: tc.set}
+		assert.Equal(t, tc.want, m.ManagerTaskTimeout(tc.containers), "task_timeout %s, %d containers", tc.set, tc.containers)
+	}
+	for _, bad := range []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 2 * time.Minute} {
+		c := validCatalog()
+		c.Manager.TaskTimeout = bad
+		ps := c.Validate()
+		if assert.Len(t, ps, 1, "task_timeout %s", bad) {
+			assert.Equal(t, "manager.task_timeout", ps[0].Field)
+		}
+	}
+}

@@ -180,7 +180,7 @@ func StartManager(ctx context.Context, c client.Client, manager string, cat *cat
 			TaskQueue: workflows.TaskQueue,
 			// A worker that dies in one of the Manager's tasks costs this
 			// (a running Manager keeps its own until it continues as new).
-			WorkflowTaskTimeout: cat.Manager.ManagerTaskTimeout(),
+			WorkflowTaskTimeout: cat.Manager.ManagerTaskTimeout(0),
 			// Ended runs (terminated by hand) may be started again.
 			WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		},

@@ -139,7 +139,8 @@ type manager struct {
 const OperationTaskTimeout = 2 * time.Second
 
 // taskTimeout is the Manager's workflow task timeout, the catalog's
-// manager.task_timeout (catalog.DefaultTaskTimeout): set by the worker that
+// manager.task_timeout, else one that follows the containers it holds
+// (catalog.Manager.ManagerTaskTimeout): set by the worker that
 // starts it, and again at each continue-as-new, so a changed setting holds
 // from the next run. It is how long the server waits for a worker that
 // took one of the Manager's tasks before another may take it; a worker
@@ -150,7 +151,7 @@ func (m *manager) taskTimeout() time.Duration {
 	if m.st.Catalog == nil {
 		return catalog.DefaultTaskTimeout
 	}
-	return m.st.Catalog.Manager.ManagerTaskTimeout()
+	return m.st.Catalog.Manager.ManagerTaskTimeout(len(m.st.Inventory.Containers))
 }
 
 // validateCatalogChange gates the check of every received catalog for the
