@@ -196,7 +196,9 @@ func TestDockerKindRunsAServicesOwnImage(t *testing.T) {
 	assert.Equal(t, 1, serviceOf(st, "web").Ready)
 	for _, ct := range st.Containers {
 		if ct.Service == "ghost" {
-			assert.Equal(t, "failed", ct.State, "%s", ct.ID)
+			// Failed, or its back-off's next try on its way (starting:
+			// a CI run caught one so); never loaded.
+			assert.Contains(t, []string{"failed", "starting"}, ct.State, "%s", ct.ID)
 			assert.Equal(t, ghostImage, ct.Image, "%s", ct.ID)
 		}
 	}
