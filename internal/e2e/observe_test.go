@@ -191,6 +191,10 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 	watch.Stdout, watch.Stderr = watched, watched
 	require.NoError(t, watch.Start())
 	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+	// Its first frame, before the extension (which can be done before a
+	// first query answers: a CI run drew web at 3 only).
+	require.Eventually(t, func() bool { return regexp.MustCompile(`(?m)^web +2 +2$`).MatchString(watched.String()) },
+		10*time.Second, 50*time.Millisecond, "msm status --watch drew web at 2:\n%s", watched)
 
 	// An operator's extension takes the waiting container.
 	began := time.Now()
