@@ -56,6 +56,9 @@ type State struct {
 	// (nil: none is kept); Rolls the services rolling to a new one.
 	Revision func(service string) string
 	Rolls    []Roll
+	// Agents says agents follow their node (agents.go): a waiting
+	// container whose agent is behind its node is replaced, not loaded.
+	Agents bool
 }
 
 // Hold keeps a service from new instances until a time.
@@ -349,7 +352,7 @@ func (d *decider) place(services []string, pool bool) Plan {
 	if d.view == nil {
 		d.view = newView(&d.work, slotsTable(d.s.Catalog))
 	}
-	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit, Revision: d.s.Revision})
+	plan := planScale(&d.work, d.view, d.s.Catalog, d.s.Manager, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, Limit: d.s.Limit, Revision: d.s.Revision, Agents: d.s.Agents})
 	d.tried = append(d.tried, services...)
 	if pool {
 		d.tried = append(d.tried, "")

@@ -152,6 +152,10 @@ type Options struct {
 	Rolls []Roll
 	// Now is the time of the decision (a roll's health grace).
 	Now time.Time
+	// Agents says agents follow their node (agents.go): a waiting
+	// container whose agent is behind its node is not loaded, and the
+	// shrink replaces it.
+	Agents bool
 }
 
 // PlanScale is PlanProvision with each service brought up to
@@ -181,6 +185,9 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 	desired := o.Desired
 	if desired == nil {
 		desired = func(s catalog.Service) int { return s.Replicas.Initial }
+	}
+	if o.Agents && v.nodes == nil {
+		v.nodes = inv.NodeVersions()
 	}
 	var plan Plan
 	// launch adds a new server of the kind's shape, named <manager>-s<n>,

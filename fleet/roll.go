@@ -22,6 +22,15 @@ type Roll struct {
 	Grace       time.Duration `json:"grace"`
 	// Paused: the roll neither adds nor removes until resumed.
 	Paused bool `json:"paused,omitempty"`
+	// Agents says it replaces the instances whose agent is behind their
+	// node too (`msm upgrade agents`, agents.go): of the revision or not.
+	Agents bool `json:"agents,omitempty"`
+}
+
+// fresh reports whether c runs what the roll rolls to: its revision, and
+// with Agents an agent of its node's version (nodes from NodeVersions).
+func (r Roll) fresh(c Container, nodes map[string]string) bool {
+	return c.Revision == r.Revision && !(r.Agents && AgentBehind(c, nodes))
 }
 
 // RollCount is where a roll stands in an inventory.
@@ -53,20 +62,24 @@ func CountRolls(inv *Inventory, rolls []Roll, now time.Time) []RollCount {
 		at[r.Service] = i
 	}
 	draining := inv.drainingServers()
+	var nodes map[string]string
+	if anyAgents(rolls) {
+		nodes = inv.NodeVersions()
+	}
 	for _, c := range inv.Containers {
 		if i, ok := at[c.Service]; ok {
-			out[i].add(c, rolls[i], now, draining)
+			out[i].add(c, rolls[i], now, draining, nodes)
 		}
 	}
 	return out
 }
 
 // add counts c, an instance of r's service, if it stays.
-func (n *RollCount) add(c Container, r Roll, now time.Time, draining map[string]bool) {
+func (n *RollCount) add(c Container, r Roll, now time.Time, draining map[string]bool, nodes map[string]string) {
 	if !c.stays(draining) {
 		return
 	}
-	fresh := c.Revision == r.Revision
+	fresh := r.fresh(c, nodes)
 	if fresh {
 		n.Fresh++
 	} else {
@@ -134,9 +147,13 @@ func rollStrategy(d *decider) {
 			continue
 		}
 		placed := len(plan.Starts) + len(plan.Loads)
+		what, other := "revision "+r.Revision, "of another"
+		if r.Agents {
+			what, other = what+" on agents of their node's version", "behind"
+		}
 		d.add(Op{Kind: KindRoll, Name: r.Service, Place: plan, Keys: plan.Keys(),
-			Reason: fmt.Sprintf("roll %s to revision %s: %d of %d instance(s) run it, %d of another to replace; %d new (max_surge %d, max_unavailable %d)",
-				r.Service, r.Revision, n.Fresh, desired, n.Stale, placed, r.Surge, r.Unavailable)})
+			Reason: fmt.Sprintf("roll %s to %s: %d of %d instance(s) run it, %d %s to replace; %d new (max_surge %d, max_unavailable %d)",
+				r.Service, what, n.Fresh, desired, n.Stale, other, placed, r.Surge, r.Unavailable)})
 	}
 }
 

@@ -69,6 +69,11 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 	}
 	short := func(image string) bool { return pool[image] < cat.Manager.PoolSize(image) }
 	draining := inv.drainingServers()
+	// Agents behind their node are replaced (agents.go).
+	var nodes map[string]string
+	if o.Agents || anyAgents(o.Rolls) {
+		nodes = inv.NodeVersions()
+	}
 	// One walk learns what the choices below need: each server's
 	// containers not yet draining (it shrinks as victims are picked), and
 	// each service's containers.
@@ -148,7 +153,8 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			// It returns to the pool of its image when that is short: a
 			// container of a service's own image waits only in that
 			// image's pool, else it is destroyed.
-			loaded := c.State == Loaded
+			// An agent behind its node does not go back to waiting.
+			loaded := c.State == Loaded && !AgentBehind(*c, nodes)
 			if short(c.Image) && loaded && o.PoolHeld {
 				return // it goes to the pool once the pool is free
 			}
@@ -172,10 +178,10 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			if roll.Paused && staying <= want+roll.Surge {
 				continue
 			}
-			old := func(c Container) bool { return serving(c) && c.Revision != roll.Revision }
+			old := func(c Container) bool { return serving(c) && !roll.fresh(c, nodes) }
 			var n RollCount
 			for _, i := range mine {
-				n.add(inv.Containers[i], *roll, o.Now, draining)
+				n.add(inv.Containers[i], *roll, o.Now, draining, nodes)
 			}
 			if k := n.rollRemovals(*roll, want); k > 0 && !roll.Paused {
 				for _, c := range victims(mine, old)[:k] {
@@ -239,6 +245,16 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 			plan.Destroys = append(plan.Destroys, *c)
 		}
 	}
+	// A waiting container replaced for its agent is no reason to release
+	// its server: its replacement may wait there.
+	renewed := map[string]bool{}
+	if o.Agents && !held("") {
+		shrinkAgents(inv, cat, nodes, draining, victims, func(c *Container) {
+			drain(c)
+			plan.Destroys = append(plan.Destroys, *c)
+			renewed[c.ID] = true
+		})
+	}
 	// Waiting containers of a draining server go once their image's pool
 	// is full elsewhere.
 	if len(draining) > 0 && !held("") {
@@ -263,7 +279,7 @@ func PlanShrinkWith(inv *Inventory, cat *catalog.Catalog, o Options) ShrinkPlan 
 	notCrash := map[string]bool{} // servers with a destroy that is not a crash
 	for _, d := range plan.Destroys {
 		destroyed[d.ID] = true
-		if !d.Crashed {
+		if !d.Crashed && !renewed[d.ID] {
 			notCrash[d.Server] = true
 		}
 	}
@@ -324,7 +340,7 @@ func shrinkStrategy(d *decider) {
 	if d.pool {
 		hold = append(hold, "")
 	}
-	plan := PlanShrinkWith(&d.work, d.s.Catalog, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, PoolHeld: d.pool, Rolls: d.s.Rolls, Now: d.now})
+	plan := PlanShrinkWith(&d.work, d.s.Catalog, Options{Desired: d.s.Desired, Hold: hold, Avoid: d.servers, PoolHeld: d.pool, Rolls: d.s.Rolls, Now: d.now, Agents: d.s.Agents})
 	if plan.Empty() {
 		return
 	}
@@ -342,6 +358,10 @@ func shrinkStrategy(d *decider) {
 // waiting container of a drained server.
 func shrinkReason(d *decider, plan ShrinkPlan) string {
 	draining := d.work.drainingServers()
+	var nodes map[string]string
+	if d.s.Agents || anyAgents(d.s.Rolls) {
+		nodes = d.work.NodeVersions()
+	}
 	inCatalog := map[string]bool{}
 	for _, s := range d.s.Catalog.Services {
 		inCatalog[s.Name] = true
@@ -353,6 +373,8 @@ func shrinkReason(d *decider, plan ShrinkPlan) string {
 		switch {
 		case c.Crashed:
 			why = "crashed"
+		case c.Service == "" && !draining[c.Server] && AgentBehind(c, nodes):
+			why = "waiting with an agent of another version than its node's"
 		case c.Service == "":
 			why = "waiting on a drained server"
 		case draining[c.Server]:
@@ -361,6 +383,8 @@ func shrinkReason(d *decider, plan ShrinkPlan) string {
 			why = c.Service + " gone from the catalog"
 		case rollOf(d.s.Rolls, c.Service) != nil && c.Revision != rollOf(d.s.Rolls, c.Service).Revision:
 			why = c.Service + " replaced by revision " + rollOf(d.s.Rolls, c.Service).Revision
+		case rollOf(d.s.Rolls, c.Service) != nil && !rollOf(d.s.Rolls, c.Service).fresh(c, nodes):
+			why = c.Service + " replaced on an agent of its node's version"
 		default:
 			why = c.Service + " above desired"
 		}

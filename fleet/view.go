@@ -22,6 +22,10 @@ type view struct {
 	books map[string]*PortIndex
 	// waiting are the positions of the waiting containers, in ID order.
 	waiting []int
+	// nodes are the servers' node versions when agents follow their node
+	// (Options.Agents): a waiting container whose agent is behind is not
+	// taken.
+	nodes map[string]string
 }
 
 func newView(inv *Inventory, slots map[string]int) *view {
@@ -90,7 +94,7 @@ func (v *view) staying() map[string]int {
 func (v *view) waitingFor(need int, image string, avoid []string) *Container {
 	for k, i := range v.waiting {
 		c := &v.inv.Containers[i]
-		if c.State != Waiting || c.Service != "" || c.Image != image || slices.Contains(avoid, c.Server) {
+		if c.State != Waiting || c.Service != "" || c.Image != image || slices.Contains(avoid, c.Server) || AgentBehind(*c, v.nodes) {
 			continue
 		}
 		s := v.inv.Server(c.Server)
