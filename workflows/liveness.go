@@ -469,6 +469,11 @@ func (m *manager) nodeSays(ctx workflow.Context, server string, out ReconcileRes
 		m.event(ctx, fmt.Sprintf("node %s now runs msm %s (was %s)", server, orUnknown(out.Version), s.Node))
 	}
 	s.Node = out.Version
+	if m.agents {
+		// The agents it adopted may be behind it now: what waits is
+		// replaced (fleet/agents.go).
+		m.st.Pending = true
+	}
 }
 
 // nodeVersionsChange gates asking a node its version (a Reconcile that

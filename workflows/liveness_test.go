@@ -114,13 +114,14 @@ func (s *ManagerSuite) TestNodesAndAgentsVersionsAreShown() {
 	s.at(4500*time.Millisecond, func() { s.fake.upgradeNode("s1", "v1", agentapi.Wire); s.fake.upgradeNode("s2", "v1", agentapi.Wire) })
 	s.signal(5*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: olds})
 	var ext1, ext2 tmUpdate
-	// web takes the waiting m1-c4; the pool's refill m1-c6 needs s2.
+	// s1 said v1: the waiting m1-c4 (its agent unknown) is replaced
+	// through the pool; web's extension does not take it.
 	s.updateNamed(7*time.Second, workflows.UpdateExtend, "u1", workflows.ExtendUpdate{Service: "web", Count: 1}, &ext1)
 	s.signal(8*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s2", Containers: []string{}})
 	s.snapshot(9*time.Second, &known, &err2)
 	s.at(9500*time.Millisecond, func() { s.fake.upgradeNode("s1", "v2", agentapi.Wire+1) })
 	s.signal(10*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: olds})
-	// web takes m1-c6; the refill m1-c7 starts on s2, whose node said v1.
+	// s1 says v2: what waits there is replaced on s2, whose node said v1.
 	s.updateNamed(11*time.Second, workflows.UpdateExtend, "u2", workflows.ExtendUpdate{Service: "web", Count: 1}, &ext2)
 	s.snapshot(13*time.Second, &after, &err3)
 	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
@@ -147,11 +148,11 @@ func (s *ManagerSuite) TestNodesAndAgentsVersionsAreShown() {
 	}
 	s.Equal(map[string]string{"s1": ""}, nodes(before), "not said yet")
 	s.Equal(map[string]string{"s1": "v1", "s2": "v1"}, nodes(known))
-	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c4@s1": "", "m1-c6@s2": "v1"}, agents(known),
-		"s1's were started before its node said its version; m1-c6 on s2 before s2's node did")
+	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c5@s1": "v1", "m1-c7@s2": "v1"}, agents(known),
+		"s1's loaded ones were started before its node said its version; the waiting m1-c4, its agent not s1's node's, was replaced through the pool (m1-c5, of s1's node)")
 	s.Equal(map[string]string{"s1": "v2", "s2": "v1"}, nodes(after))
-	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c4@s1": "", "m1-c6@s2": "v1", "m1-c7@s2": "v1"}, agents(after),
-		"adopted agents keep their version; m1-c7 has s2's from its start")
+	s.Equal(map[string]string{"m1-c1@s1": "", "m1-c2@s1": "", "m1-c3@s1": "", "m1-c7@s2": "v1", "m1-c8@s2": "v1", "m1-c9@s2": "v1"}, agents(after),
+		"adopted agents that serve keep their version; the waiting ones are of their node's from their start")
 	s.Contains(eventMessages(after.Events), "node s1 now runs msm v2 (was v1)")
 	s.Contains(eventMessages(after.Events), fmt.Sprintf(
 		"node s1 (msm v2) speaks wire contract %d, newer than this Manager's %d: upgrade the Manager's workers before its nodes (docs/operations.md)",

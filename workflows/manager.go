@@ -123,6 +123,9 @@ type manager struct {
 	// from it (nodeVersionsChange); asked are the servers it asked.
 	versions bool
 	asked    map[string]bool
+	// agents says agents follow their node in this run, and may be
+	// upgraded (agentUpgradesChange, agents.go).
+	agents bool
 	// bounded says this run bounds the signals it takes and hands its
 	// running operations over when it must continue as new
 	// (signalBoundsChange, storm.go); signals counts the signals it took,
@@ -211,6 +214,10 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateRollout}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateUpgradeAgents, m.agentUpgrade,
+		workflow.UpdateHandlerOptions{Validator: m.validateAgentUpgrade}); err != nil {
+		return err
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryRollout, m.rolloutStatus); err != nil {
 		return err
 	}
@@ -247,6 +254,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 	m.schedules = workflow.GetVersion(ctx, schedulesChange, workflow.DefaultVersion, 1) == 1
 	m.versions = m.leases && workflow.GetVersion(ctx, nodeVersionsChange, workflow.DefaultVersion, 1) == 1
 	m.asked = map[string]bool{}
+	m.agents = m.rolls && m.versions && workflow.GetVersion(ctx, agentUpgradesChange, workflow.DefaultVersion, 1) == 1
 	m.bounded = workflow.GetVersion(ctx, signalBoundsChange, workflow.DefaultVersion, 1) == 1
 	// Before any signal: the results of the operations handed over are
 	// theirs.
@@ -399,7 +407,7 @@ func (m *manager) decideOps(ctx workflow.Context) {
 	}
 	d := fleet.Decide(fleet.State{Inventory: &m.st.Inventory, Catalog: m.runCatalog(), Manager: m.st.Manager, Desired: m.desired,
 		Backoff: backoff, Extending: m.st.Extending, Recovering: m.st.Recovering, Running: m.runningKeys(), Limit: m.limit,
-		Revision: revision, Rolls: m.fleetRolls()},
+		Revision: revision, Rolls: m.fleetRolls(), Agents: m.agents},
 		workflow.Now(ctx))
 	var used map[string]int
 	if slices.ContainsFunc(d.Ops, func(op fleet.Op) bool { return op.Kind == fleet.KindExtend && len(op.Place.Starts) > 0 }) {

@@ -61,6 +61,10 @@ type Rollout struct {
 	Ended   time.Time `json:"ended,omitzero"`
 	// Error is why the new revision failed.
 	Error string `json:"error,omitempty"`
+	// Agents says the roll replaces the instances whose agent is behind
+	// their node too (msm upgrade agents): From and To are the same
+	// revision when that is all it does (agents.go).
+	Agents bool `json:"agents,omitempty"`
 }
 
 // active reports whether the roll still replaces instances.
@@ -161,7 +165,7 @@ func (m *manager) fleetRolls() []fleet.Roll {
 		}
 		p := s.UpdatePolicy()
 		out = append(out, fleet.Roll{Service: r.Service, Revision: r.target(), Surge: p.MaxSurge, Unavailable: p.MaxUnavailable,
-			Grace: p.HealthGrace, Paused: r.Paused})
+			Grace: p.HealthGrace, Paused: r.Paused, Agents: r.Agents})
 	}
 	return out
 }
@@ -225,7 +229,9 @@ func (m *manager) beginRolls(ctx workflow.Context, prev *catalog.Catalog) {
 		if r != nil && r.active() {
 			replaced = fmt.Sprintf(" (instead of the roll to %s, %s)", r.To, r.State)
 		}
-		nr := Rollout{Service: svc.Name, From: from, To: to, Spec: spec, State: RollRolling, Total: instances, Started: now}
+		// A roll of its agents goes on in the roll of the new revision.
+		agents := r != nil && r.active() && r.Agents
+		nr := Rollout{Service: svc.Name, From: from, To: to, Spec: spec, State: RollRolling, Total: instances, Started: now, Agents: agents}
 		if r != nil {
 			*r = nr
 		} else {
@@ -249,6 +255,19 @@ func (m *manager) rollFailed(ctx workflow.Context, c *fleet.Container, why strin
 	}
 	r := m.rollout(c.Service)
 	if r == nil || r.State != RollRolling || c.Revision != r.To {
+		return
+	}
+	if r.agentRoll() {
+		// Only the new instances on agents of their node's version tell:
+		// an old one failing is no reason, and there is nothing to roll
+		// back to.
+		if s := m.st.Inventory.Server(c.Server); s == nil || fleet.AgentBehind(*c, map[string]string{c.Server: s.Node}) {
+			return
+		}
+		r.Error = fleet.Clip(why)
+		r.State, r.Ended = RollFailed, workflow.Now(ctx)
+		m.record(ctx, Record{Kind: RecordRoll, Services: []string{c.Service},
+			Message: fmt.Sprintf("upgrade of %s's agents stopped, the instances serve on (see why, then `msm rollout resume %s`): %s %s", c.Service, c.Service, c.ID, why)})
 		return
 	}
 	r.Error = fleet.Clip(why)
@@ -276,7 +295,7 @@ func (m *manager) settleRolls(ctx workflow.Context) {
 	var at []int
 	for i, r := range m.st.Rollouts {
 		if r.active() && m.service(r.Service) != nil {
-			rolls = append(rolls, fleet.Roll{Service: r.Service, Revision: r.target()})
+			rolls = append(rolls, fleet.Roll{Service: r.Service, Revision: r.target(), Agents: r.Agents})
 			at = append(at, i)
 		}
 	}
@@ -300,6 +319,11 @@ func (m *manager) settleRolls(ctx workflow.Context) {
 			continue
 		}
 		r.State = RollDone
+		if r.agentRoll() {
+			m.record(ctx, Record{Kind: RecordRoll, Services: []string{r.Service},
+				Message: fmt.Sprintf("upgrade of %s's agents done in %s: %d instance(s) replaced, %d run their node's agent", r.Service, took, r.Total, n.Fresh)})
+			continue
+		}
 		m.record(ctx, Record{Kind: RecordRoll, Services: []string{r.Service},
 			Message: fmt.Sprintf("roll of %s to revision %s done in %s: %d instance(s) replaced, %d run it", r.Service, r.To, took, r.Total, n.Fresh)})
 	}
@@ -418,7 +442,7 @@ func (m *manager) rolloutOf(r Rollout) *RolloutStatus {
 		return nil
 	}
 	p := s.UpdatePolicy()
-	fr := fleet.Roll{Service: r.Service, Revision: r.target(), Surge: p.MaxSurge, Unavailable: p.MaxUnavailable, Grace: p.HealthGrace}
+	fr := fleet.Roll{Service: r.Service, Revision: r.target(), Surge: p.MaxSurge, Unavailable: p.MaxUnavailable, Grace: p.HealthGrace, Agents: r.Agents}
 	// A query has no clock of its own: the last decision's time will do
 	// for the grace (workflow.Now is that of the last task).
 	n := fleet.CountRoll(&m.st.Inventory, fr, m.now)
