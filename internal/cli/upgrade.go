@@ -61,14 +61,25 @@ func firstVersion(ctx context.Context, cl client.Client, dep worker.Deployment, 
 	}
 }
 
-// upgrade is `msm upgrade workers`: it makes a build the current version of
-// the Manager's Worker Deployment, then says, or waits until, no operation
-// still runs on the versions before.
+const upgradeUsage = `usage: msm upgrade workers [--build-id ID] [--wait DURATION]: make a build of versioned workers (msm worker --versioned) the one the Manager runs on
+       msm upgrade agents [SERVICE...] [--wait DURATION]: replace the instances whose agent is behind their node's version (extend, then destroy)`
+
+// upgrade is `msm upgrade workers|agents`.
 func (e *env) upgrade(args []string) error {
-	if len(args) == 0 || args[0] != "workers" {
-		fmt.Fprintln(e.stderr, "msm upgrade workers [--build-id ID] [--wait DURATION]: make a build of versioned workers (msm worker --versioned) the one the Manager runs on")
-		return errUsage
+	if len(args) > 0 && args[0] == "workers" {
+		return e.upgradeWorkers(args)
 	}
+	if len(args) > 0 && args[0] == "agents" {
+		return e.upgradeAgents(args[1:])
+	}
+	fmt.Fprintln(e.stderr, upgradeUsage)
+	return errUsage
+}
+
+// upgradeWorkers is `msm upgrade workers`: it makes a build the current
+// version of the Manager's Worker Deployment, then says, or waits until, no
+// operation still runs on the versions before.
+func (e *env) upgradeWorkers(args []string) error {
 	var c common
 	fs := e.flags("upgrade workers", &c)
 	build := fs.String("build-id", version.Get(), "the build to make current: its workers must be polling (default: this msm's version)")
