@@ -289,7 +289,8 @@ func planScale(inv *Inventory, v *view, cat *catalog.Catalog, manager string, o 
 		if err != nil {
 			return unplaced{UnplacedPortLease, fmt.Sprintf("server %s: %v", s.ID, err)}
 		}
-		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Image: image, Revision: rev}
+		// Its agent is its node's (v.nodes only when agents follow it).
+		c := Container{ID: id, Server: s.ID, Port: port, State: Starting, Service: service, Image: image, Revision: rev, Agent: v.nodes[s.ID]}
 		inv.addContainer(c)
 		v.used[s.ID] += need
 		plan.Starts = append(plan.Starts, c)

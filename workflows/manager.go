@@ -864,6 +864,11 @@ func (m *manager) onRegister(ctx workflow.Context, s RegisterSignal) {
 	}
 }
 
+// nodeRestartChange gates a new lease at once for a node that says it is
+// up while its predecessor's lease runs, for the runs begun before, which
+// waited for that lease to time out (and lost the server).
+const nodeRestartChange = "node-restart-lease"
+
 func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	var gone []string
 	for _, c := range m.st.Inventory.OnServer(s.Server) {
@@ -881,6 +886,13 @@ func (m *manager) onNodeUp(ctx workflow.Context, s NodeUpSignal) {
 	}
 	if srv := m.st.Inventory.Server(s.Server); srv != nil {
 		srv.NodeSeen = true
+		if m.watches[s.Server] != nil && srv.State != fleet.ServerLost && srv.Unheard.IsZero() &&
+			workflow.GetVersion(ctx, nodeRestartChange, workflow.DefaultVersion, 1) == 1 {
+			// A node restarted (an upgrade): the lease its predecessor
+			// held would time out a liveness window after it died and
+			// lose the server; this node takes a new one now.
+			m.unwatch(s.Server)
+		}
 	}
 	m.watch(ctx, s.Server)
 	m.collect(ctx, s.Server, s.Containers)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -25,8 +26,18 @@ func (e *env) rollout(args []string) error {
 	var c common
 	fs := e.flags("rollout "+action, &c)
 	output := fs.String("o", "text", "output `format`: text or json (status)")
-	service, rest, err := e.parseWithService(fs, args, rolloutUsage)
-	if err != nil {
+	var service string
+	var rest []string
+	var err error
+	if action == "status" && (len(args) == 0 || strings.HasPrefix(args[0], "-")) {
+		// Every service's, unless one is named after the flags.
+		if err = parse(fs, args); err != nil {
+			return err
+		}
+		if rest = fs.Args(); len(rest) > 0 {
+			service, rest = rest[0], rest[1:]
+		}
+	} else if service, rest, err = e.parseWithService(fs, args, rolloutUsage); err != nil {
 		return err
 	}
 	if len(rest) != 0 || (*output != "text" && *output != "json") {
@@ -67,8 +78,17 @@ func printRollout(out io.Writer, r workflows.RolloutStatus, now time.Time) {
 	if r.Paused {
 		state += ", paused"
 	}
-	fmt.Fprintf(out, "%s: revision %s → %s: %s\n", r.Service, r.From, r.To, state)
-	fmt.Fprintf(out, "  instances: %d of %d run revision %s, %d another; %d healthy\n", r.Fresh, r.Desired, rolloutTarget(r), r.Stale, r.Ready)
+	switch {
+	case r.Agents && r.From == r.To:
+		fmt.Fprintf(out, "%s: agents to their node's version (msm upgrade agents), revision %s: %s\n", r.Service, r.To, state)
+		fmt.Fprintf(out, "  instances: %d of %d run their node's agent, %d behind; %d healthy\n", r.Fresh, r.Desired, r.Stale, r.Ready)
+	case r.Agents:
+		fmt.Fprintf(out, "%s: revision %s → %s, and agents to their node's version: %s\n", r.Service, r.From, r.To, state)
+		fmt.Fprintf(out, "  instances: %d of %d run revision %s on their node's agent, %d to replace; %d healthy\n", r.Fresh, r.Desired, rolloutTarget(r), r.Stale, r.Ready)
+	default:
+		fmt.Fprintf(out, "%s: revision %s → %s: %s\n", r.Service, r.From, r.To, state)
+		fmt.Fprintf(out, "  instances: %d of %d run revision %s, %d another; %d healthy\n", r.Fresh, r.Desired, rolloutTarget(r), r.Stale, r.Ready)
+	}
 	ended := "running for " + now.Sub(r.Started).Round(time.Second).String()
 	if !r.Ended.IsZero() {
 		ended = "ended " + r.Ended.Local().Format("15:04:05") + " after " + r.Ended.Sub(r.Started).Round(100*time.Millisecond).String()

@@ -114,6 +114,11 @@ func printStatus(out io.Writer, st workflows.Status) {
 			if r.Waiting != "" {
 				state += " (waiting: " + r.Waiting + ")"
 			}
+			if r.Agents && r.From == r.To {
+				fmt.Fprintf(out, "\nROLLOUT %s: %s, agents to their node's version: %d of %d run it (msm rollout status %s)\n",
+					s.Name, state, r.Fresh, r.Desired, s.Name)
+				continue
+			}
 			fmt.Fprintf(out, "\nROLLOUT %s: %s, revision %s → %s: %d of %d run revision %s (msm rollout status %s)\n",
 				s.Name, state, r.From, r.To, r.Fresh, r.Desired, rolloutTarget(*r), s.Name)
 		}
