@@ -503,3 +503,33 @@ func (s *ManagerSuite) TestOutageDuringTheGraceWaitsAgain() {
 	s.NotNil(st.Servers[0].UnheardUntil)
 	s.Len(s.provisions(), 1, "no recovery")
 }
+
+// TestNodeRestartedWithinTheWindowTakesANewLease: s1's node is replaced (an
+// upgrade) 4s into its lease; its predecessor's lease would time out at
+// 10s. The new node says it is up with every container: it takes a new
+// lease at once, and s1 is never lost (before, the old lease's timeout
+// lost it, and its instances were recovered elsewhere and fenced).
+func (s *ManagerSuite) TestNodeRestartedWithinTheWindowTakesANewLease() {
+	var st workflows.Status
+	var err error
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	// s1's first lease is the old node's: it times out at 10s; the
+	// next is the new node's, and holds.
+	s.fake.mu.Lock()
+	s.fake.losing = map[string]bool{"s1": true}
+	s.fake.mu.Unlock()
+	isS1 := mock.MatchedBy(func(in workflows.LeaseInput) bool { return in.Server == "s1" })
+	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(10 * time.Second).
+		Return(temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)).Once()
+	s.env.OnActivity(workflows.ActivityLease, mock.Anything, isS1).After(tfLeaseTerm).Return(nil).Once()
+	s.signal(5*time.Second, workflows.SignalNodeUp, workflows.NodeUpSignal{Server: "s1", Containers: []string{"m1-c1", "m1-c2", "m1-c3", "m1-c4"}})
+	s.snapshot(30*time.Second, &st, &err)
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+	s.requireCancelled()
+
+	s.Require().NoError(err)
+	s.Equal(string(fleet.ServerReady), st.Servers[0].State)
+	s.NotContains(strings.Join(eventMessages(st.Events), "\n"), "lost")
+	s.Equal([]workflows.ServiceStatus{{Name: "web", Desired: 2, Ready: 2}, {Name: "api", Desired: 1, Ready: 1}}, st.Services)
+	s.Len(s.provisions(), 1, "nothing recovered")
+}
