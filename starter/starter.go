@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"time"
 
@@ -312,4 +313,37 @@ func RejectCatalog(ctx context.Context, c client.Client, manager, source string,
 	sig := workflows.CatalogRejectedSignal{Source: source, Error: why.Error()}
 	sig.Auth = agentapi.Sign(key, sig.Fields())
 	return c.SignalWorkflow(ctx, workflows.ManagerID(manager), "", workflows.SignalCatalogRejected, sig)
+}
+
+// Renew has the Manager continue as a new run once no operation runs (msm
+// upgrade manager), and returns its answer: the run that continues.
+func Renew(ctx context.Context, c client.Client, manager string) (workflows.Renewed, error) {
+	var res workflows.Renewed
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.ManagerID(manager),
+		UpdateName:   workflows.UpdateRenew,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return res, fmt.Errorf("manager %q is not running: start it with `msm worker --catalog FILE` (or `make dev`)", manager)
+	case err != nil && strings.Contains(err.Error(), "unknown update"):
+		return res, fmt.Errorf("the workers serving manager %q are of a build before `msm upgrade manager`: upgrade them first, %w", manager, err)
+	case err != nil:
+		return res, fmt.Errorf("asking manager %q to continue as new, %w", manager, err)
+	}
+	return res, nil
+}
+
+// RunID is the Manager's current run.
+func RunID(ctx context.Context, c client.Client, manager string) (string, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, workflows.ManagerID(manager), "")
+	if err != nil {
+		return "", fmt.Errorf("describing manager %q, %w", manager, err)
+	}
+	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), nil
 }

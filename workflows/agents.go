@@ -58,7 +58,7 @@ func (m *manager) validateAgentUpgrade(u AgentUpgrade) error {
 		return errors.New("the Manager has no catalog yet: start `msm worker --catalog FILE` first")
 	}
 	if !m.agents {
-		return errors.New("this run of the Manager began before agent upgrades; it continues as a new run soon, then try again")
+		return errors.New("this run of the Manager began on a build before agent upgrades: `msm upgrade manager` has it continue as a new run on its workers' build, then try again")
 	}
 	for _, name := range u.Services {
 		if m.service(name) == nil {
@@ -138,3 +138,28 @@ func (m *manager) agentUpgrade(ctx workflow.Context, u AgentUpgrade) (ProvisionA
 // agentRoll reports whether r only brings its service to agents of their
 // node's version (its revision unchanged).
 func (r Rollout) agentRoll() bool { return r.Agents && r.From == r.To }
+
+// UpdateRenew has the Manager continue as a new run once no operation runs
+// (msm upgrade manager): the new run is its workers' code from its start.
+// A run begun by an older build keeps what that build decided at its start
+// (the GetVersion gates read there: agent upgrades, node versions…) until
+// it continues as new, which otherwise waits for its history to fill.
+const UpdateRenew = "renew"
+
+// Renewed is the answer to UpdateRenew.
+type Renewed struct {
+	Message string `json:"message"`
+	// RunID is the run that continues as new.
+	RunID string `json:"run_id"`
+}
+
+func (m *manager) renewUpdate(ctx workflow.Context) (Renewed, error) {
+	run := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	if m.renew {
+		return Renewed{Message: "this run continues as new already, once its running operations end", RunID: run}, nil
+	}
+	m.renew = true
+	m.record(ctx, Record{Kind: RecordEvent, Trigger: "operator: upgrade manager",
+		Message: fmt.Sprintf("continuing as a new run on this worker's build once its %d running operation(s) end: no operation starts meanwhile", m.running)})
+	return Renewed{Message: fmt.Sprintf("the Manager continues as a new run once its %d running operation(s) end", m.running), RunID: run}, nil
+}

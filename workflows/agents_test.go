@@ -1,8 +1,14 @@
 package workflows_test
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/msm-project/msm/fleet"
 	"github.com/msm-project/msm/workflows"
@@ -96,4 +102,45 @@ func containsPrefix(list []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestRenewContinuesAsNewOnceItsOperationsEnd: msm upgrade manager asked
+// while the first Provision runs: no operation starts meanwhile, and the
+// run continues as new once it ended, with its state.
+func (s *ManagerSuite) TestRenewContinuesAsNewOnceItsOperationsEnd() {
+	start := s.env.Now()
+	s.signal(time.Second, workflows.SignalCatalog, tmCatalogSignal())
+	// m1-c1's load takes 5s: the Provision runs when the renew comes.
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.MatchedBy(func(in workflows.LoadServiceInput) bool {
+		return in.Container == "m1-c1"
+	})).After(5*time.Second).Return(workflows.LoadServiceResult{Healthy: true, PID: 7}, nil).Maybe()
+	s.env.OnActivity(workflows.ActivityLoadService, mock.Anything, mock.Anything).Return(s.fake.LoadService).Maybe()
+	var answer workflows.Renewed
+	var answerErr error
+	s.at(2*time.Second, func() {
+		s.env.UpdateWorkflow(workflows.UpdateRenew, "renew", &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) { answerErr = err },
+			OnComplete: func(res any, err error) {
+				answerErr = err
+				if r, ok := res.(workflows.Renewed); ok {
+					answer = r
+				}
+			},
+		})
+	})
+	s.run(workflows.ManagerInput{Manager: tfManager}, time.Minute)
+
+	s.Require().NoError(answerErr)
+	s.Equal("the Manager continues as a new run once its 1 running operation(s) end", answer.Message)
+	var can *workflow.ContinueAsNewError
+	s.Require().True(errors.As(s.env.GetWorkflowError(), &can), "want continue-as-new, got %v", s.env.GetWorkflowError())
+	var next workflows.ManagerInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Equal(1, next.Ops, "the Provision ran, and nothing after it")
+	s.Len(next.Inventory.Containers, 4)
+	s.Empty(next.Handed, "it waited for the Provision")
+	s.Contains(recordTexts(next.Log), "continuing as a new run on this worker's build once its 1 running operation(s) end: no operation starts meanwhile (operator: upgrade manager)")
+	s.Len(s.provisions(), 1)
+	s.GreaterOrEqual(s.env.Now().Sub(start), 6*time.Second, "it waited for the Provision")
 }

@@ -126,6 +126,10 @@ type manager struct {
 	// agents says agents follow their node in this run, and may be
 	// upgraded (agentUpgradesChange, agents.go).
 	agents bool
+	// renew says an operator asked the run to continue as new (msm upgrade
+	// manager): it starts no operation while one runs, and continues as
+	// new once none does.
+	renew bool
 	// bounded says this run bounds the signals it takes and hands its
 	// running operations over when it must continue as new
 	// (signalBoundsChange, storm.go); signals counts the signals it took,
@@ -218,6 +222,9 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 		workflow.UpdateHandlerOptions{Validator: m.validateAgentUpgrade}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandler(ctx, UpdateRenew, m.renewUpdate); err != nil {
+		return err
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryRollout, m.rolloutStatus); err != nil {
 		return err
 	}
@@ -281,7 +288,7 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 			// Side by side, a decision may start operations while others
 			// run, until the history is long enough to continue as new:
 			// then none starts until they have ended, so the run ends.
-			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx) && !m.overdue(ctx))) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
+			return (m.st.Pending && (m.running == 0 || (m.parallel && !m.historyFull(ctx) && !m.overdue(ctx) && !m.renew)) && m.st.Catalog != nil) || m.shouldContinueAsNew(ctx)
 		}
 		// A service in back-off is looked at again when its time comes.
 		if wait := m.nextRetry(ctx); wait > 0 {
@@ -332,11 +339,11 @@ func Manager(ctx workflow.Context, in ManagerInput) error {
 }
 
 // shouldContinueAsNew reports whether the run continues as new now: its
-// history is full and no operation runs, or (signalBoundsChange) it
+// history is full, or an operator asked (renew), and no operation runs, or (signalBoundsChange) it
 // cannot wait for them any longer and hands them over. A schedules sync
 // in flight is waited for, except then: the next run syncs again.
 func (m *manager) shouldContinueAsNew(ctx workflow.Context) bool {
-	if m.running == 0 && !m.syncing && m.historyFull(ctx) {
+	if m.running == 0 && !m.syncing && (m.historyFull(ctx) || m.renew) {
 		return true
 	}
 	return m.overdue(ctx) && m.handable()

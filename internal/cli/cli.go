@@ -47,6 +47,7 @@ Usage:
   msm codec-server                  decrypt payloads for the Web UI and the temporal CLI (--codec-key-file)
   msm version                       this build's msm version and the wire contract it speaks
   msm upgrade  workers [--build-id] make a build of versioned workers (msm worker --versioned) the Manager's
+  msm upgrade  manager              have the Manager continue as a new run on its workers' build
   msm upgrade  agents [SERVICE...]  replace the instances whose agent is behind their node (extend, then destroy)
 
 Common flags and their environment variables:

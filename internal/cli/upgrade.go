@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/msm-project/msm/internal/version"
+	"github.com/msm-project/msm/starter"
 	"github.com/msm-project/msm/worker"
 )
 
@@ -62,6 +63,7 @@ func firstVersion(ctx context.Context, cl client.Client, dep worker.Deployment, 
 }
 
 const upgradeUsage = `usage: msm upgrade workers [--build-id ID] [--wait DURATION]: make a build of versioned workers (msm worker --versioned) the one the Manager runs on
+       msm upgrade manager [--wait DURATION]: have the Manager continue as a new run on its workers' build, once its operations end
        msm upgrade agents [SERVICE...] [--wait DURATION]: replace the instances whose agent is behind their node's version (extend, then destroy)`
 
 // upgrade is `msm upgrade workers|agents`.
@@ -71,6 +73,9 @@ func (e *env) upgrade(args []string) error {
 	}
 	if len(args) > 0 && args[0] == "agents" {
 		return e.upgradeAgents(args[1:])
+	}
+	if len(args) > 0 && args[0] == "manager" {
+		return e.upgradeManager(args[1:])
 	}
 	fmt.Fprintln(e.stderr, upgradeUsage)
 	return errUsage
@@ -155,4 +160,53 @@ func pinnedElsewhere(ctx context.Context, cl client.Client, deployment, build st
 		out = append(out, x.GetExecution().GetWorkflowId())
 	}
 	return out, nil
+}
+
+// upgradeManager is `msm upgrade manager`: once every worker runs the new
+// build, the Manager continues as a new run, so that the whole run is the
+// new build's (a run keeps what the build that began it decided at its
+// start). It waits until the new run is there.
+func (e *env) upgradeManager(args []string) error {
+	var c common
+	fs := e.flags("upgrade manager", &c)
+	wait := fs.Duration("wait", time.Minute, "wait up to this long for the new run (its running operations end first)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(e.stderr, upgradeUsage)
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+*wait)
+	defer cancel()
+	cl, err := e.dial(ctx, &c, 0)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := starter.Renew(ctx, cl, c.Manager)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, res.Message)
+	deadline := time.Now().Add(*wait)
+	for {
+		run, err := starter.RunID(ctx, cl, c.Manager)
+		if err != nil {
+			return err
+		}
+		if run != res.RunID {
+			worker := "?"
+			if st, err := starter.Status(ctx, cl, c.Manager); err == nil {
+				worker = st.Worker
+			}
+			fmt.Fprintf(e.stdout, "The Manager runs as run %s (was %s), answered by a worker of msm %s\n", run, res.RunID, worker)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(e.stdout, "Still run %s after %s: it continues as new once its running operations end (msm status)\n", run, *wait)
+			return &exitError{code: 1}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
