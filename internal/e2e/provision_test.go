@@ -217,7 +217,14 @@ func (c *cluster) saveHistory(id, path string) {
 // saveHistoryOf writes the history of workflow id, as cl reads it, to path.
 func saveHistoryOf(t *testing.T, cl client.Client, id, path string) {
 	t.Helper()
-	iter := cl.GetWorkflowHistory(context.Background(), id, "", false, 0)
+	saveRunHistory(t, cl, id, "", path)
+}
+
+// saveRunHistory writes the history of one run of workflow id ("" its
+// current) to path.
+func saveRunHistory(t *testing.T, cl client.Client, id, run, path string) {
+	t.Helper()
+	iter := cl.GetWorkflowHistory(context.Background(), id, run, false, 0)
 	var hist = &historyBuilder{}
 	for iter.HasNext() {
 		e, err := iter.Next()

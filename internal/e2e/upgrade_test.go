@@ -23,33 +23,46 @@ import (
 	"github.com/msm-project/msm/workflows"
 )
 
-// oldVersion marks the build the upgrade test starts from: this code,
-// linked with another version, as a release before this one would be.
+// previousRelease is the commit the upgrade tests start from: msm as it
+// was before the Manager's last workflow changes (agent upgrades, a new
+// lease for a restarted node, msm upgrade manager), so an upgrade from it
+// runs a changed workflow over the histories the old build wrote. Move it
+// forward when an upgrade from it no longer says anything new.
+const previousRelease = "6cbea5c"
+
+// oldVersion marks that build (linked with it as its version).
 const oldVersion = "e2e-old"
 
-// buildOld builds msm and msm-agent of this code as version oldVersion into
-// a directory of their own (the agent beside msm, as nodes look for it).
+// buildOld builds msm and msm-agent of commit previousRelease as version
+// oldVersion into a directory of their own (the agent beside msm, as nodes
+// look for it): the source from `git archive`, the repository's history
+// being the test's to read.
 func buildOld(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)
-	dir := filepath.Join(t.TempDir(), "old")
+	src, dir := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "old")
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	archive := exec.Command("sh", "-c", "git -C \"$1\" archive \"$2\" | tar -x -C \"$3\"", "sh", root, previousRelease, src)
+	out, err := archive.CombinedOutput()
+	require.NoError(t, err, "taking the source of commit %s (the upgrade tests need the repository's history: a full clone): %s", previousRelease, out)
 	for _, b := range [][2]string{{"msm", "./cmd/msm"}, {"msm-agent", "./cmd/msm-agent"}} {
 		cmd := exec.Command("go", "build", "-ldflags", "-X github.com/msm-project/msm/internal/version.Version="+oldVersion,
 			"-o", filepath.Join(dir, b[0]), b[1])
-		cmd.Dir = root
+		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "building %s: %s", b[1], out)
+		require.NoError(t, err, "building %s of commit %s: %s", b[1], previousRelease, out)
 	}
 	return filepath.Join(dir, "msm")
 }
 
 // TestUpgradeWorkersAndNodesWhileRunning starts a Manager and its fleet
-// with an older build (two workers, two nodes, their agents), then, while
-// an extension and a recovery run, replaces the workers one by one (each
-// stopped as a deployment does, with SIGTERM, and the new one started)
-// and then the nodes (each adopting the containers and agents of the one
+// with the previous release (two workers, two nodes, their agents), then,
+// while an extension and a recovery run, replaces the workers one by one
+// (each stopped as a deployment does, with SIGTERM, and the new one
+// started), has the Manager continue as a run of the new build (msm
+// upgrade manager; msm upgrade agents refuses before), and then the nodes (each adopting the containers and agents of the one
 // before). Every MicroService instance that served keeps serving (sampled
 // every 50 ms) but the one the test crashes; every operation completes;
 // `msm status` shows which part runs which build: the new workers and
@@ -126,7 +139,19 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	require.NotEmpty(t, crashed, "web's first instance runs")
 	time.Sleep(time.Second)
 	replace("w2", "worker", "--catalog", c.catalog)
-	time.Sleep(time.Second)
+
+	// The Manager's run, begun by the old build, keeps what that build
+	// decided at its start: no agent upgrade yet. msm upgrade manager has
+	// it continue as a new run, the new build's from its start.
+	out, err := c.msm("upgrade", "agents")
+	require.Error(t, err, "the old build's run has no agent upgrades: %s", out)
+	assert.Contains(t, err.Error(), "`msm upgrade manager` has it continue as a new run")
+	firstRun, err := starter.RunID(context.Background(), c.client, c.manager)
+	require.NoError(t, err)
+	out, err = c.msm("upgrade", "manager", "--wait", "60s")
+	t.Logf("msm upgrade manager:\n%s", out)
+	require.NoError(t, err)
+	assert.Contains(t, out, "answered by a worker of msm "+built)
 	replace("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
 	time.Sleep(2 * time.Second)
 	replace("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
@@ -216,8 +241,9 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 		assert.NotContains(t, evs, "server "+srv+" lost", "msm events:\n%s", evs)
 	}
 	if os.Getenv("MSM_UPDATE_TESTDATA") != "" {
-		// Workers, nodes and agents replaced: agent rolls and the pool's
-		// replacement in the Manager's run.
+		// The run the old build began and the new one went on with, to
+		// its renewal; then the new run: nodes restarted, agents replaced.
+		saveRunHistory(t, c.client, workflows.ManagerID(c.manager), firstRun, "../../workflows/testdata/manager-upgraded-from-previous.json")
 		c.saveHistory(workflows.ManagerID(c.manager), "../../workflows/testdata/manager-upgrade-agents.json")
 	}
 
@@ -239,6 +265,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	assert.Positive(t, kinds[workflows.WorkflowExtend], "the extension ran")
 	assert.Equal(t, 1, kinds[workflows.WorkflowRecover], "the recovery of the crash ran, and no other")
 	assert.Positive(t, kinds[workflows.WorkflowRoll], "the agents' rolls ran")
+	assert.Equal(t, 2, kinds["Manager"], "the Manager's run of the old build, then the new build's")
 
 	// Every history replays against this code.
 	for _, e := range resp.Executions {
