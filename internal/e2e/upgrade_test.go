@@ -491,3 +491,102 @@ func builtVersion(t *testing.T, msm func(...string) (string, error)) string {
 	require.NoError(t, err, out)
 	return v
 }
+
+// TestNewNodesAndAgentsUnderTheOldManager is the other order: nodes and
+// agents of this build under the previous release's workers (a node
+// upgraded first, or a server launched with the new image before its
+// Manager's workers were upgraded). The old Manager provisions through
+// them, recovers a MicroService its new agent reports crashed (into a new
+// agent's waiting container) and extends the service; msm status (answered
+// by the old build) shows which part runs which build.
+func TestNewNodesAndAgentsUnderTheOldManager(t *testing.T) {
+	old := buildOld(t)
+	c := newCluster(t, spec{servers: 2, slots: 4, warmPool: 1, services: map[string]int{"web": 2, "api": 1}, order: []string{"web", "api"}})
+	built := builtVersion(t, c.msm)
+	c.start("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
+	c.start("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
+	newBin := c.h.Msm
+	c.h.Msm = old
+	c.start("w1", "worker", "--catalog", c.catalog)
+	c.h.Msm = newBin
+	before := c.waitFor("the fleet on new nodes under the old Manager", 60*time.Second, func(st workflows.Status) bool {
+		if !converged(1)(st) {
+			return false
+		}
+		for _, ct := range st.Containers {
+			if ct.Agent == "" {
+				return false
+			}
+		}
+		return true
+	})
+	assert.Equal(t, oldVersion, before.Worker)
+	for _, ct := range before.Containers {
+		assert.Equal(t, built, ct.Agent, "agent of %s", ct.ID)
+	}
+
+	// A MicroService of a new agent crashes: its report reaches the old
+	// Manager, which replaces it.
+	victim := ""
+	for _, ct := range before.Containers {
+		if ct.Service == "web" && victim == "" {
+			victim = ct.ID
+		}
+	}
+	killed := false
+	for _, p := range c.hostProcs() {
+		if !p.agent && p.container == victim {
+			require.NoError(t, syscall.Kill(p.pid, syscall.SIGKILL))
+			killed = true
+		}
+	}
+	require.True(t, killed, "web's instance %s runs", victim)
+	// And an extension loads the new agent's waiting container.
+	waiting := ""
+	for _, ct := range before.Containers {
+		if ct.Service == "" {
+			waiting = ct.ID
+		}
+	}
+	_, err := c.msm("extend", "web", "--count", "1")
+	require.NoError(t, err)
+	after := c.waitFor("web at 3, api at 1, the crash replaced", 60*time.Second, func(st workflows.Status) bool {
+		if !converged(1)(st) {
+			return false
+		}
+		for _, s := range st.Services {
+			if (s.Name == "web" && s.Ready != 3) || (s.Name == "api" && s.Ready != 1) {
+				return false
+			}
+		}
+		for _, ct := range st.Containers {
+			if ct.ID == victim && ct.State != "failed" { // its record stays, as the failure
+				return false
+			}
+		}
+		return true
+	})
+	for _, ct := range after.Containers {
+		if ct.State == "failed" {
+			continue
+		}
+		assert.Equal(t, built, ct.Agent, "agent of %s", ct.ID)
+		if ct.ID == waiting {
+			assert.Equal(t, "web", ct.Service, "the recovery or the extension took the new agent's waiting container")
+		}
+	}
+	for _, s := range after.Servers {
+		if s.State == "ready" {
+			assert.Equal(t, built, s.Node, "node of %s", s.ID)
+		}
+	}
+	c.requireInvariants(30 * time.Second)
+	evs, err := c.msm("events", "--service", "web")
+	require.NoError(t, err)
+	assert.Contains(t, evs, "container "+victim+" on ", "the old Manager took the new agent's crash report:\n%s", evs)
+	assert.Contains(t, evs, "reported web exited")
+	st, err := c.msm("status")
+	require.NoError(t, err)
+	assert.Contains(t, st, "answered by a worker of msm "+oldVersion)
+	assert.Contains(t, st, built, "msm status shows the new nodes and agents")
+}
