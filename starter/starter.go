@@ -341,9 +341,9 @@ func Renew(ctx context.Context, c client.Client, manager string) (workflows.Rene
 
 // RunID is the Manager's current run.
 func RunID(ctx context.Context, c client.Client, manager string) (string, error) {
-	d, err := c.DescribeWorkflowExecution(ctx, workflows.ManagerID(manager), "")
+	d, err := c.DescribeWorkflow(ctx, workflows.ManagerID(manager), "")
 	if err != nil {
 		return "", fmt.Errorf("describing manager %q, %w", manager, err)
 	}
-	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), nil
+	return d.WorkflowExecution.RunID, nil
 }
