@@ -311,14 +311,7 @@ func TestDevRunsTwoWorkers(t *testing.T) {
 	// Every part says its version: the worker that answered, each node,
 	// each container's agent; all of this build.
 	built := builtVersion(t, d.msm)
-	st := d.waitFor(r, "every node and agent says its version", 10*time.Second, func(st workflows.Status) bool {
-		for _, c := range st.Containers {
-			if c.Agent == "" {
-				return false
-			}
-		}
-		return true
-	})
+	st := d.waitFor(r, "every node and agent says its version", 10*time.Second, agentsKnown)
 	assert.Equal(t, built, st.Worker)
 	for _, s := range st.Servers {
 		assert.Equal(t, built, s.Node, "node of %s", s.ID)

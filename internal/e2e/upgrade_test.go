@@ -87,15 +87,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 		c.start("w2", "worker", "--catalog", c.catalog)
 	})
 	before := c.waitFor("the fleet of the old build", 60*time.Second, func(st workflows.Status) bool {
-		if !converged(1)(st) {
-			return false
-		}
-		for _, ct := range st.Containers {
-			if ct.Agent == "" {
-				return false
-			}
-		}
-		return true
+		return converged(1)(st) && agentsKnown(st)
 	})
 	assert.Equal(t, oldVersion, before.Worker)
 	for _, s := range before.Servers {
@@ -361,6 +353,17 @@ func (s *instanceSampler) stop() {
 	s.wg.Wait()
 }
 
+// agentsKnown reports whether every container's agent has said its
+// version.
+func agentsKnown(st workflows.Status) bool {
+	for _, ct := range st.Containers {
+		if ct.Agent == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // TestVersionedWorkersUpgrade runs the Manager's workers as versions of its
 // Worker Deployment (msm worker --versioned): the first build's workers
 // make their version current; a new build's workers wait beside them;
@@ -510,15 +513,7 @@ func TestNewNodesAndAgentsUnderTheOldManager(t *testing.T) {
 	c.start("w1", "worker", "--catalog", c.catalog)
 	c.h.Msm = newBin
 	before := c.waitFor("the fleet on new nodes under the old Manager", 60*time.Second, func(st workflows.Status) bool {
-		if !converged(1)(st) {
-			return false
-		}
-		for _, ct := range st.Containers {
-			if ct.Agent == "" {
-				return false
-			}
-		}
-		return true
+		return converged(1)(st) && agentsKnown(st)
 	})
 	assert.Equal(t, oldVersion, before.Worker)
 	for _, ct := range before.Containers {
