@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -33,6 +34,11 @@ func (s *ManagerSuite) TestUpgradeAgentsReplacesEveryAgentBehindItsNode() {
 	var upgrade, unknown tmUpdate
 	s.updateNamed(8*time.Second, workflows.UpdateUpgradeAgents, "u1", workflows.AgentUpgrade{}, &upgrade)
 	s.updateNamed(9*time.Second, workflows.UpdateUpgradeAgents, "u2", workflows.AgentUpgrade{Services: []string{"nope"}}, &unknown)
+	// A catalog change that leaves the revisions as they are does not end
+	// the upgrade.
+	changed := tmCatalogSignal()
+	changed.Catalog.Services[1].Replicas.Max++
+	s.signal(12*time.Second, workflows.SignalCatalog, changed)
 	// Sampled every second while it runs: the fewest healthy of each.
 	fewest := map[string]int{"web": 99, "api": 99}
 	var sampleErr error
@@ -93,6 +99,7 @@ func (s *ManagerSuite) TestUpgradeAgentsReplacesEveryAgentBehindItsNode() {
 		s.True(containsPrefix(msgs, fmt.Sprintf("upgrade of %s's agents done in ", svc)), "%s's upgrade said done: %v", svc, msgs)
 	}
 	s.Len(after.Containers, 4, "web ×2, api and the pool's one: the surplus went")
+	s.NotContains(strings.Join(msgs, "\n"), "the catalog is back at revision")
 }
 
 func containsPrefix(list []string, prefix string) bool {

@@ -210,7 +210,8 @@ func (m *manager) beginRolls(ctx workflow.Context, prev *catalog.Catalog) {
 		}
 		to := svc.Revision()
 		if to == from {
-			if r != nil && r.active() {
+			// An upgrade of its agents goes on: the revision is not its.
+			if r != nil && r.active() && !r.agentRoll() {
 				// Back at what it was rolling from (or rolled back to): the
 				// roll has nothing left to do.
 				r.State, r.Ended = RollDone, now
