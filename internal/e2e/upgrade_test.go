@@ -164,9 +164,10 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", samp.samples, len(samp.served), samp.stopped(), crashed)
+	n, served := samp.counts()
+	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", n, served, samp.stopped(), crashed)
 	assert.Empty(t, samp.stopped(), "an instance that served stopped serving during the upgrade of the workers and nodes")
-	require.Greater(t, samp.samples, 20)
+	require.Greater(t, n, 20)
 
 	// Which part runs which build.
 	agents := map[string]int{}
@@ -210,7 +211,8 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 		return true
 	})
 	samp.stop()
-	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", samp.samples, len(samp.served), samp.stopped(), crashed)
+	n, served = samp.counts()
+	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", n, served, samp.stopped(), crashed)
 	assert.Empty(t, samp.stopped(), "an instance that served stopped serving during the upgrade of the agents")
 	for _, ct := range final.Containers {
 		if ct.State != "failed" {
@@ -330,6 +332,13 @@ func (s *instanceSampler) except(id string) {
 	defer s.mu.Unlock()
 	s.skip[id] = true
 	delete(s.failed, id)
+}
+
+// counts are the samples taken so far and the instances that served.
+func (s *instanceSampler) counts() (samples, served int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples, len(s.served)
 }
 
 // stopped are the instances that served and then did not, with how many
