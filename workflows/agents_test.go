@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -150,4 +151,17 @@ func (s *ManagerSuite) TestRenewContinuesAsNewOnceItsOperationsEnd() {
 	s.Contains(recordTexts(next.Log), "continuing as a new run on this worker's build once its 1 running operation(s) end: no operation starts meanwhile (operator: upgrade manager)")
 	s.Len(s.provisions(), 1)
 	s.GreaterOrEqual(s.env.Now().Sub(start), 6*time.Second, "it waited for the Provision")
+}
+
+// TestOperationTaskTimeout: a second for the handful of instances an
+// extension or a recovery places, growing with the plan, bounded.
+func TestOperationTaskTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{0, time.Second}, {1, time.Second}, {249, time.Second}, {250, 2 * time.Second}, {workflows.PlanLimit, 3 * time.Second}, {5000, 5 * time.Second}} {
+		if got := workflows.OperationTaskTimeout(tc.n); got != tc.want {
+			t.Errorf("OperationTaskTimeout(%d) = %s, want %s", tc.n, got, tc.want)
+		}
+	}
 }

@@ -141,9 +141,16 @@ type manager struct {
 	childUp     map[string]bool
 }
 
-// OperationTaskTimeout is the workflow task timeout of the operations the
-// Manager starts (see operation).
-const OperationTaskTimeout = 2 * time.Second
+// OperationTaskTimeout is the workflow task timeout of an operation the
+// Manager starts that places or removes n instances (see operation): a
+// second, and a second more per 250 instances (PlanLimit's 500: 3 s), at
+// most 5 s. A worker killed in an operation's task costs this before
+// another worker takes it; the worker that does replays the operation's
+// history, which grows with its instances (a few milliseconds for the
+// handful an extension or a recovery places).
+func OperationTaskTimeout(n int) time.Duration {
+	return min(time.Second+time.Duration(n/250)*time.Second, 5*time.Second)
+}
 
 // taskTimeout is the Manager's workflow task timeout, the catalog's
 // manager.task_timeout, else one that follows the containers it holds
@@ -636,7 +643,7 @@ func (m *manager) startPlacement(ctx workflow.Context, kind, workflowType, id st
 	if m.asData {
 		timeout = PlacementTimeout
 	}
-	cctx := m.operation(ctx, id, kind, plan.Services(), timeout, summary(r))
+	cctx := m.operation(ctx, id, kind, plan.Services(), len(plan.Starts)+len(plan.Loads), timeout, summary(r))
 	op := runningOp{id: id, keys: keys, kind: kind, start: workflow.Now(ctx), containers: plan.ContainerIDs()}
 	m.running++
 	m.ops = append(m.ops, op)
@@ -1345,13 +1352,14 @@ func rootMessage(err error) string {
 }
 
 // operation is the context of an operation's child workflow: its readable
-// ID, and search attributes so the Web UI finds it by kind and service.
+// ID, search attributes so the Web UI finds it by kind and service, and a
+// task timeout for the instances it places or removes.
 // timeout bounds the child's run (0: none, in runs begun before
 // decide-ops).
 // summary is the run's one-line static summary: the Web UI shows it beside
 // the child's events on the Manager's History and User Metadata tabs, and
 // on the operation's own page.
-func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, timeout time.Duration, summary string) workflow.Context {
+func (m *manager) operation(ctx workflow.Context, id, kind string, services []string, instances int, timeout time.Duration, summary string) workflow.Context {
 	attrs := []temporal.SearchAttributeUpdate{AttrManager.ValueSet(m.st.Manager), AttrOperation.ValueSet(kind)}
 	if len(services) > 0 {
 		attrs = append(attrs, AttrService.ValueSet(services))
@@ -1370,10 +1378,11 @@ func (m *manager) operation(ctx workflow.Context, id, kind string, services []st
 		WorkflowRunTimeout:    timeout,
 		// A worker killed in an operation's workflow task costs this
 		// before another takes the task (the server's default is 10 s:
-		// measured 10.1-11.5 s to finish after a kill, 2.3-3.3 s with
-		// this and the worker's sticky timeout). An operation's tasks are
-		// small: its plan is capped (PlanLimit).
-		WorkflowTaskTimeout: OperationTaskTimeout,
+		// measured 10.1-11.5 s to finish after a kill; with two workers,
+		// the worker's sticky 1 s then a task timeout of 2 s cost up to
+		// 3.1 s: TestTwoWorkersFailOverAtEachStep). An operation's tasks
+		// are small, and its plan is capped (PlanLimit).
+		WorkflowTaskTimeout: OperationTaskTimeout(instances),
 		StaticSummary:       summary,
 	})
 }

@@ -189,7 +189,7 @@ func (m *manager) startShrink(ctx workflow.Context, id string, plan fleet.Shrink
 	if m.asData {
 		timeout = drain + ShrinkTimeout
 	}
-	cctx := m.operation(ctx, id, "shrink", plan.Services(), timeout, summary(r))
+	cctx := m.operation(ctx, id, "shrink", plan.Services(), len(plan.Unloads)+len(plan.Destroys), timeout, summary(r))
 	in := ShrinkInput{Op: id, Manager: m.st.Manager, Kind: m.st.Catalog.Manager.Kind, Plan: plan, Drain: drain, Config: m.providerConfig()}
 	op := runningOp{id: id, keys: keys, kind: "shrink", start: workflow.Now(ctx), containers: plan.ContainerIDs()}
 	m.running++

@@ -111,6 +111,23 @@ func testFailOverAt(t *testing.T, op, step string) {
 	figure(t, fmt.Sprintf("Manager's worker killed after %s of %s, 2 workers → fleet as asked", step, op), settled)
 	t.Logf("killed %s (pid %d, the Manager's sticky worker) after %s of %s: the operation ended %s after the kill, the fleet was as asked %s after",
 		victim, sticky, step, opID, closed.Sub(killed).Round(time.Millisecond), settled.Round(time.Millisecond))
+	// What the kill cost, as the histories say: the tasks and activities
+	// that timed out with the dead worker.
+	for _, id := range []string{opID, workflows.ManagerID(c.manager)} {
+		h, err := fullHistory(ctx, c.client, id, "")
+		require.NoError(t, err)
+		for _, e := range h.Events {
+			if at := e.GetEventTime().AsTime(); at.Before(killed.Add(-time.Second)) {
+				continue
+			}
+			switch {
+			case e.GetWorkflowTaskTimedOutEventAttributes() != nil:
+				t.Logf("%s: workflow task timed out (%s) at kill%+.3fs", id, e.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType(), e.GetEventTime().AsTime().Sub(killed).Seconds())
+			case e.GetActivityTaskTimedOutEventAttributes() != nil:
+				t.Logf("%s: activity timed out at kill%+.3fs: %v", id, e.GetEventTime().AsTime().Sub(killed).Seconds(), e.GetActivityTaskTimedOutEventAttributes().GetFailure().GetMessage())
+			}
+		}
+	}
 
 	st = c.requireInvariants(30 * time.Second)
 	var servers []string

@@ -63,8 +63,9 @@ func buildOld(t *testing.T) string {
 // (each stopped as a deployment does, with SIGTERM, and the new one
 // started), has the Manager continue as a run of the new build (msm
 // upgrade manager; msm upgrade agents refuses before), and then the nodes (each adopting the containers and agents of the one
-// before). Every MicroService instance that served keeps serving (sampled
-// every 50 ms) but the one the test crashes; every operation completes;
+// before; a second crash is recovered meanwhile). Every MicroService
+// instance that served keeps serving (sampled every 50 ms) but the two the
+// test crashes; every operation completes;
 // `msm status` shows which part runs which build: the new workers and
 // nodes, the adopted agents still of the old build, those started since of
 // the new. Then `msm upgrade agents --wait` replaces the loaded instances
@@ -145,7 +146,22 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "answered by a worker of msm "+built)
 	replace("s1", "node", "--server", "s1", "--state-dir", filepath.Join(c.dir, "s1"))
-	time.Sleep(2 * time.Second)
+	// A second crash: its recovery runs while s2's node is replaced.
+	second := ""
+	st, err := c.status()
+	require.NoError(t, err)
+	for _, ct := range st.Containers {
+		if second == "" && ct.Service == "web" && ct.State == "loaded" && ct.ID != crashed {
+			second = ct.ID
+		}
+	}
+	require.NotEmpty(t, second, "web has another instance")
+	samp.except(second)
+	for _, p := range c.hostProcs() {
+		if !p.agent && p.container == second {
+			require.NoError(t, syscall.Kill(p.pid, syscall.SIGKILL))
+		}
+	}
 	replace("s2", "node", "--server", "s2", "--state-dir", filepath.Join(c.dir, "s2"))
 
 	after := c.waitFor("web at 3, api at 1, on the new build", 90*time.Second, func(st workflows.Status) bool {
@@ -165,7 +181,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 		return true
 	})
 	n, served := samp.counts()
-	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", n, served, samp.stopped(), crashed)
+	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s, %s)", n, served, samp.stopped(), crashed, second)
 	assert.Empty(t, samp.stopped(), "an instance that served stopped serving during the upgrade of the workers and nodes")
 	require.Greater(t, n, 20)
 
@@ -176,18 +192,18 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 			continue
 		}
 		agents[ct.Agent]++
-		if ct.ID == crashed {
-			t.Errorf("the crashed instance %s is still an instance: %+v", crashed, ct)
+		if ct.ID == crashed || ct.ID == second {
+			t.Errorf("the crashed instance %s is still an instance: %+v", ct.ID, ct)
 		}
 	}
 	t.Logf("agents by version after the workers and nodes: %v", agents)
 	assert.Positive(t, agents[oldVersion], "the adopted agents still run the old build")
 	assert.Positive(t, agents[built], "the containers started since run the new build's agent")
 	assert.Zero(t, agents[""], "every agent's version is known")
-	st, err := c.msm("status")
+	text, err := c.msm("status")
 	require.NoError(t, err)
-	assert.Contains(t, st, "answered by a worker of msm "+built)
-	assert.Contains(t, st, oldVersion, "msm status shows the old agents")
+	assert.Contains(t, text, "answered by a worker of msm "+built)
+	assert.Contains(t, text, oldVersion, "msm status shows the old agents")
 
 	// Then the agents: the loaded ones of the old build are replaced, extend
 	// then destroy, while the sampler goes on.
@@ -212,16 +228,16 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	})
 	samp.stop()
 	n, served = samp.counts()
-	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s)", n, served, samp.stopped(), crashed)
+	t.Logf("%d samples of %d instance(s); stopped serving: %v (crashed on purpose: %s, %s)", n, served, samp.stopped(), crashed, second)
 	assert.Empty(t, samp.stopped(), "an instance that served stopped serving during the upgrade of the agents")
 	for _, ct := range final.Containers {
 		if ct.State != "failed" {
 			assert.Equal(t, built, ct.Agent, "agent of %s", ct.ID)
 		}
 	}
-	st, err = c.msm("status")
+	text, err = c.msm("status")
 	require.NoError(t, err)
-	assert.NotContains(t, st, oldVersion, "msm status shows no agent of the old build left")
+	assert.NotContains(t, text, oldVersion, "msm status shows no agent of the old build left")
 	rolls, err := c.msm("rollout", "status")
 	require.NoError(t, err)
 	t.Logf("msm rollout status:\n%s", rolls)
@@ -257,7 +273,7 @@ func TestUpgradeWorkersAndNodesWhileRunning(t *testing.T) {
 	}
 	t.Logf("runs: %v", kinds)
 	assert.Positive(t, kinds[workflows.WorkflowExtend], "the extension ran")
-	assert.Equal(t, 1, kinds[workflows.WorkflowRecover], "the recovery of the crash ran, and no other")
+	assert.Equal(t, 2, kinds[workflows.WorkflowRecover], "the recoveries of the two crashes ran, and no other")
 	assert.Positive(t, kinds[workflows.WorkflowRoll], "the agents' rolls ran")
 	assert.Equal(t, 2, kinds["Manager"], "the Manager's run of the old build, then the new build's")
 
