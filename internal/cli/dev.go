@@ -208,7 +208,7 @@ func (e *env) dev(args []string) error {
 	}()
 
 	if *workers > 1 {
-		spec, err := e.devWorkerSpec(&c, *path, ringFile, *state)
+		spec, err := e.devWorkerSpec(&c, *path, ringFile, *state, *metricsAddr != "")
 		if err != nil {
 			return err
 		}

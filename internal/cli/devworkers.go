@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/msm-project/msm/internal/devserver"
 	"github.com/msm-project/msm/internal/proc"
 )
 
@@ -37,12 +39,16 @@ type workerSpec struct {
 	args []string
 	env  []string
 	logs string
+	// metrics says each worker serves its own metrics, on a free port of
+	// the loopback said when it starts (what a worker counts in its own
+	// memory, such as the updates it refused, is on its page only).
+	metrics bool
 }
 
 // devWorkerSpec is the `msm worker` of this binary for msm dev's Manager:
-// the same catalog, key ring, codec keys and Temporal settings, and no
-// metrics of its own (msm dev serves the Manager's).
-func (e *env) devWorkerSpec(c *common, catalogPath, ringFile, state string) (workerSpec, error) {
+// the same catalog, key ring, codec keys and Temporal settings; metrics of
+// its own when msm dev serves some.
+func (e *env) devWorkerSpec(c *common, catalogPath, ringFile, state string, metrics bool) (workerSpec, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return workerSpec{}, fmt.Errorf("finding the msm binary to start workers with, %w", err)
@@ -50,10 +56,11 @@ func (e *env) devWorkerSpec(c *common, catalogPath, ringFile, state string) (wor
 	env := append(os.Environ(), c.Env()...)
 	env = append(env, "MSM_MANAGER="+c.Manager, "MSM_CODEC_KEY_FILE="+c.CodecKeyFile)
 	return workerSpec{
-		bin:  self,
-		args: []string{"worker", "--catalog", catalogPath, "--key-file", ringFile, "--metrics-addr="},
-		env:  env,
-		logs: state,
+		bin:     self,
+		args:    []string{"worker", "--catalog", catalogPath, "--key-file", ringFile},
+		env:     env,
+		logs:    state,
+		metrics: metrics,
 	}, nil
 }
 
@@ -83,7 +90,15 @@ func (w *extraWorkers) keep(ctx context.Context, spec workerSpec, name string, o
 			fmt.Fprintf(out, "%s: cannot open its log %s: %v; not started\n", name, logPath, err)
 			return
 		}
-		cmd := exec.Command(spec.bin, spec.args...)
+		args, served := append(slices.Clip(spec.args), "--metrics-addr="), ""
+		if spec.metrics {
+			if port, err := devserver.FreePort(); err == nil {
+				addr := "127.0.0.1:" + strconv.Itoa(port)
+				args[len(args)-1] = "--metrics-addr=" + addr
+				served = ", metrics http://" + addr + "/metrics"
+			}
+		}
+		cmd := exec.Command(spec.bin, args...)
 		cmd.Env = spec.env
 		cmd.Stdout, cmd.Stderr = logf, logf
 		done, err := proc.StartTied(cmd)
@@ -92,7 +107,7 @@ func (w *extraWorkers) keep(ctx context.Context, spec workerSpec, name string, o
 			fmt.Fprintf(out, "%s: cannot start %s: %v\n", name, spec.bin, err)
 			return
 		}
-		fmt.Fprintf(out, "Worker %s running (pid %d, log %s)\n", name, cmd.Process.Pid, logPath)
+		fmt.Fprintf(out, "Worker %s running (pid %d, log %s%s)\n", name, cmd.Process.Pid, logPath, served)
 		select {
 		case err = <-done:
 		case <-ctx.Done():

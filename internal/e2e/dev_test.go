@@ -337,6 +337,23 @@ func TestDevRunsTwoWorkers(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(d.dir, ".msm", "worker-2.log"))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "manager worker running", "worker-2 serves the Manager")
+	// It serves its own metrics, said with its start: what it counts in its
+	// own memory (the SDK's, the updates it refused) is there.
+	out := r.out.String()
+	i := strings.LastIndex(out, "Worker worker-2 running (pid ")
+	require.GreaterOrEqual(t, i, 0)
+	line, _, _ := strings.Cut(out[i:], "\n")
+	_, url, ok := strings.Cut(line, ", metrics ")
+	require.True(t, ok, "msm dev says where worker-2's metrics are: %s", line)
+	url = strings.TrimSuffix(url, ")")
+	require.Eventually(t, func() bool {
+		fams, err := metrics.Scrape(context.Background(), url)
+		if err != nil {
+			return false
+		}
+		fam := fams["temporal_worker_start_total"]
+		return fam != nil && len(fam.Metric) > 0
+	}, 20*time.Second, 200*time.Millisecond, "worker-2's metrics at %s count its start", url)
 
 	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
 	killed := time.Now()

@@ -84,7 +84,7 @@ func TestOperatorSeesCountsWhyAndEvents(t *testing.T) {
 	d := newDev(t, catalogPath)
 	// One worker: the counters of refused updates are kept by the worker
 	// that ran the validator, and msm dev's /metrics is its own worker's
-	// (a second worker process serves none; docs/observability.md).
+	// (a second worker's are on its own page; docs/observability.md).
 	d.env = append(d.env, "MSM_WORKERS=1")
 	r := d.start()
 	d.waitHealthy(r, func(workflows.Status) bool { return true })
