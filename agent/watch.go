@@ -2,11 +2,18 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/msm-project/msm/workflows/agentapi"
 )
+
+// exitNoticed is how long a health check refused waits for the exit of the
+// service to be noticed before it is reported as the failure: an exit is
+// seen within milliseconds (the process is the agent's child).
+const exitNoticed = 250 * time.Millisecond
 
 // watch reports the loaded MicroService to the Manager when it exits,
 // fails its health check FailureThreshold times in a row, or goes past its
@@ -59,10 +66,27 @@ func (a *Agent) watch(ctx context.Context, l *loaded, in agentapi.LoadServiceInp
 				continue
 			}
 			failures++
-			if failures >= max(h.FailureThreshold, 1) {
-				a.fail(in, l, agentapi.CauseHealth, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
-				return
+			if failures < max(h.FailureThreshold, 1) {
+				continue
 			}
+			// A service that just exited refuses connections before its
+			// exit is noticed: then the exit, its status and last output,
+			// is what to report.
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				select {
+				case <-l.done:
+					if ctx.Err() != nil {
+						return
+					}
+					a.fail(in, l, agentapi.CauseExit, fmt.Sprintf("%s exited (%v); its last output: %q", in.Service.Name, l.cmd.ProcessState, l.out.String()))
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(exitNoticed):
+				}
+			}
+			a.fail(in, l, agentapi.CauseHealth, fmt.Sprintf("%s failed %d health checks in a row: %v", in.Service.Name, failures, err))
+			return
 		}
 	}
 }
